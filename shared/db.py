@@ -1,0 +1,48 @@
+"""PostgreSQL access shared by the cache worker and the stats consumer: a pool with pgvector types."""
+
+from __future__ import annotations
+
+import logging
+
+from pgvector.psycopg import register_vector_async
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+
+
+async def _configure(conn: AsyncConnection) -> None:
+    await register_vector_async(conn)
+
+
+async def ensure_extension(url: str) -> None:
+    """Create the pgvector extension if it is missing (needs the right to; fails loudly if it can't)."""
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+
+async def open_pool(url: str, *, min_size: int, max_size: int, name: str, vector: bool = True) -> AsyncConnectionPool:
+    """Open a connection pool (waits for the database to come up, up to 60s)."""
+    if vector:
+        await ensure_extension(url)
+    pool = AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"autocommit": True, "application_name": name},
+        configure=_configure if vector else None,
+        open=False,
+    )
+    await pool.open(wait=True, timeout=60)
+    return pool
+
+
+async def ping(pool: AsyncConnectionPool) -> bool:
+    """True when a connection can run a query."""
+    try:
+        async with pool.connection(timeout=2) as conn:
+            await conn.execute("SELECT 1")
+        return True
+    except Exception as exc:
+        log.warning("postgres ping failed: %s", exc)
+        return False

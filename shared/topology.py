@@ -1,0 +1,104 @@
+"""The broker topology: every exchange, queue and queue argument, declared in this one place.
+
+RabbitMQ refuses to change a queue's arguments once it exists, so nothing else declares queues.
+All names start with the deployment's prefix (`BROKER_PREFIX`), which is how test runs and
+deployments that share a broker stay apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+SERVICES = ("gateway", "cache_worker", "embedder", "llm_worker", "stats_consumer")
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names of everything on the broker for one deployment prefix."""
+
+    prefix: str
+
+    @property
+    def exchange(self) -> str:
+        """Direct exchange every request and event is published to (routing key = queue name)."""
+        return f"{self.prefix}.direct"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.prefix}.dlx"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.dead_letters"
+
+    @property
+    def cache_lookup(self) -> str:
+        """Completion requests from the gateway, consumed by cache workers."""
+        return f"{self.prefix}.cache.lookup"
+
+    @property
+    def llm_request(self) -> str:
+        """Cache misses, consumed by LLM workers."""
+        return f"{self.prefix}.llm.request"
+
+    @property
+    def embed_rpc(self) -> str:
+        """Embedding requests, consumed by embedders."""
+        return f"{self.prefix}.embed.rpc"
+
+    @property
+    def cache_store(self) -> str:
+        """CompletionGenerated events (durable), consumed by cache workers."""
+        return f"{self.prefix}.cache.store"
+
+    @property
+    def usage_events(self) -> str:
+        """UsageEvents (durable), consumed by the stats consumer."""
+        return f"{self.prefix}.usage.events"
+
+    @property
+    def stats_query(self) -> str:
+        """Stats queries (RPC), consumed by the stats consumer."""
+        return f"{self.prefix}.stats.query"
+
+    def control(self, service: str) -> str:
+        """Health and model-list queries (RPC) for one service."""
+        return f"{self.prefix}.{service}.control"
+
+    def work_queues(self) -> list[str]:
+        return [self.cache_lookup, self.llm_request, self.embed_rpc, self.cache_store, self.usage_events, self.stats_query]
+
+    def all_queues(self) -> list[str]:
+        return [*self.work_queues(), *(self.control(s) for s in SERVICES), self.dead_letters]
+
+
+async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
+    """Declare the whole topology (idempotent) and return the main exchange."""
+    dlx = await channel.declare_exchange(topology.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
+    dead = await channel.declare_queue(
+        topology.dead_letters,
+        durable=True,
+        # Dead letters are for people to inspect; keep them a week and bounded in number.
+        arguments={"x-message-ttl": 7 * 24 * 3600 * 1000, "x-max-length": 100_000},
+    )
+    await dead.bind(dlx)
+
+    exchange = await channel.declare_exchange(topology.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
+    dead_lettered = {"x-dead-letter-exchange": topology.dead_letter_exchange}
+    for name in topology.work_queues():
+        queue = await channel.declare_queue(name, durable=True, arguments=dead_lettered)
+        await queue.bind(exchange, routing_key=name)
+    for service in SERVICES:
+        name = topology.control(service)
+        # Control queries are only worth answering while someone waits: no dead-lettering.
+        queue = await channel.declare_queue(name, durable=True, arguments={"x-message-ttl": 10_000})
+        await queue.bind(exchange, routing_key=name)
+    return exchange
+
+
+async def get_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
+    """A queue the topology declared (passive: never changes its arguments)."""
+    return await channel.get_queue(name, ensure=True)

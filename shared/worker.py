@@ -1,0 +1,190 @@
+"""Lifecycle of a broker-driven service: connect, declare, consume, drain on shutdown, close.
+
+Acknowledgement policy (the same for every worker): a message is acked after its handler (work
+and reply) is done; a message that can't be decoded or has an unknown schema version goes
+straight to the dead-letter queue; any other failure is retried once, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+import pydantic
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from prometheus_client import Counter, Histogram
+
+from shared.broker import connect
+from shared.contracts import CONTROL_ADAPTER, ErrorInfo, ErrorReply, HealthQuery, HealthReport, ModelsQuery, ModelsResult
+from shared.metrics import MetricsServer
+from shared.rpc import ReplyInbox, RpcClient, reply
+from shared.settings import BaseServiceSettings
+from shared.topology import Topology, declare
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+HealthChecks = Callable[[], Awaitable[dict[str, bool]]]
+ListModels = Callable[[], Awaitable[ModelsResult]]
+
+MESSAGES = Counter(
+    "llmcache_worker_messages_total",
+    "Messages handled by a worker, by queue and outcome (acked, requeued, dead_lettered).",
+    ["service", "queue", "outcome"],
+)
+HANDLING = Histogram(
+    "llmcache_worker_message_handling_seconds",
+    "Time from delivery to ack, by queue.",
+    ["service", "queue"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+POISON = (pydantic.ValidationError, orjson.JSONDecodeError, UnicodeDecodeError)
+
+
+class Worker:
+    """One service process on the broker: its connection, channels, exchange, reply inbox and consumers."""
+
+    def __init__(self, service: str, settings: BaseServiceSettings) -> None:
+        self.service = service
+        self.settings = settings
+        self.topology = Topology(settings.broker_prefix)
+        self.connection: AbstractRobustConnection | None = None
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stop = asyncio.Event()
+        self._metrics: MetricsServer | None = None
+
+    async def start(self) -> None:
+        """Connect, declare the topology and open the channels every worker uses."""
+        self.connection = await connect(self.settings.rabbitmq_url, self.service)
+        # Events must not be lost: their channel confirms every publish.
+        self.events_channel: AbstractChannel = await self.connection.channel(publisher_confirms=True)
+        self.exchange: AbstractExchange = await declare(self.events_channel, self.topology)
+        # Replies and RPC requests are transient and latency-bound: no confirms.
+        self.fast_channel: AbstractChannel = await self.connection.channel(publisher_confirms=False)
+        self.fast_exchange: AbstractExchange = await self.fast_channel.get_exchange(self.topology.exchange)
+        self.inbox = ReplyInbox(self.topology.prefix, self.service)
+        await self.inbox.start(self.fast_channel)
+        self.rpc = RpcClient(self.fast_exchange, self.inbox)
+        if self.settings.metrics_port:
+            self._metrics = MetricsServer(self.settings.metrics_host, self.settings.metrics_port, self.ready)
+            await self._metrics.start()
+
+    async def ready(self) -> bool:
+        """Ready while the broker connection is open (services add their own checks)."""
+        return self.connection is not None and not self.connection.is_closed
+
+    async def consume(self, queue_name: str, handler: Handler, *, prefetch: int) -> None:
+        """Consume one queue on its own channel; prefetch is the concurrency this worker should have."""
+        assert self.connection is not None
+        channel = await self.connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await channel.get_queue(queue_name, ensure=False)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await self._handle(queue_name, handler, message)
+
+        tag = await queue.consume(on_message)
+        self._consumers.append((queue, tag))
+        log.info("consuming %s (prefetch %d)", queue_name, prefetch)
+
+    async def _handle(self, queue_name: str, handler: Handler, message: AbstractIncomingMessage) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        started = time.perf_counter()
+        try:
+            await handler(message)
+        except POISON as exc:
+            log.warning("dead-lettering an unreadable message on %s: %s", queue_name, _first_line(exc))
+            await message.reject(requeue=False)
+            MESSAGES.labels(self.service, queue_name, "dead_lettered").inc()
+        except Exception:
+            requeue = not message.redelivered
+            log.exception("handler failed on %s (%s)", queue_name, "will retry" if requeue else "dead-lettering")
+            await message.reject(requeue=requeue)
+            MESSAGES.labels(self.service, queue_name, "requeued" if requeue else "dead_lettered").inc()
+        else:
+            await message.ack()
+            MESSAGES.labels(self.service, queue_name, "acked").inc()
+        finally:
+            HANDLING.labels(self.service, queue_name).observe(time.perf_counter() - started)
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def serve_control(self, health_checks: HealthChecks, list_models: ListModels | None = None) -> None:
+        """Answer health queries (and, for the LLM worker, model-list queries) on this service's control queue."""
+
+        async def handle(message: AbstractIncomingMessage) -> None:
+            request = CONTROL_ADAPTER.validate_json(message.body)
+            if isinstance(request, HealthQuery):
+                checks = await health_checks()
+                checks["broker"] = await self.ready()
+                answer: HealthReport | ModelsResult | ErrorReply = HealthReport(
+                    service=self.service, ok=all(checks.values()), checks=checks
+                )
+            elif isinstance(request, ModelsQuery) and list_models is not None:
+                try:
+                    answer = await list_models()
+                except Exception as exc:
+                    answer = ErrorReply(error=ErrorInfo(message=f"listing models failed: {exc}", status=502))
+            else:
+                answer = ErrorReply(error=ErrorInfo(message="unsupported control request", status=400))
+            await reply(self.fast_channel, message, answer.model_dump_json().encode())
+
+        await self.consume(self.topology.control(self.service), handle, prefetch=4)
+
+    async def run_until_stopped(self) -> None:
+        """Block until SIGTERM or SIGINT."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        log.info("%s ready", self.service)
+        await self._stop.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def close(self) -> None:
+        """Stop consuming, let in-flight messages finish within the grace period, then close."""
+        for queue, tag in self._consumers:
+            try:
+                await queue.cancel(tag)
+            except Exception as exc:  # the channel may already be gone
+                log.debug("cancel %s: %s", queue.name, exc)
+        try:
+            await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_grace_seconds)
+        except TimeoutError:
+            log.warning("%d messages still in flight after %.0fs; they will be redelivered", self._in_flight, self.settings.shutdown_grace_seconds)
+        if self._metrics is not None:
+            await self._metrics.stop()
+        if self.connection is not None:
+            await self.connection.close()
+        log.info("%s stopped", self.service)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    """Run a service's async main on uvloop when available."""
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
