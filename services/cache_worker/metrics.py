@@ -1,0 +1,35 @@
+"""The cache worker's Prometheus metrics."""
+
+from prometheus_client import Counter, Histogram
+
+LOOKUPS = Counter(
+    "llmcache_cache_lookups_total",
+    "Cache lookups by result (hit_exact, hit_semantic, miss, bypass) and reason.",
+    ["result", "reason"],
+)
+STAGE_SECONDS = Histogram(
+    "llmcache_cache_lookup_stage_seconds",
+    "Time spent per lookup stage (exact, embedding, vector_search, total).",
+    ["stage"],
+    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.125, 0.25, 0.5, 1, 2),
+)
+BEST_SIMILARITY = Histogram(
+    "llmcache_cache_best_similarity",
+    "Cosine similarity of the best semantic candidate, on hits and misses alike.",
+    ["result"],
+    buckets=(0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1.0),
+)
+DEGRADED = Counter(
+    "llmcache_cache_dependency_failures_total",
+    "Lookups or stores that went on without a dependency (redis, postgres, embedder).",
+    ["dependency", "operation"],
+)
+STORES = Counter(
+    "llmcache_cache_stores_total",
+    "Entries written, by store (redis, postgres) and outcome (ok, error).",
+    ["store", "outcome"],
+)
+EXPIRED = Counter(
+    "llmcache_cache_expired_requests_total",
+    "Requests dropped because their deadline had passed before a cache worker took them.",
+)

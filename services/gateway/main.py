@@ -1,0 +1,63 @@
+"""Gateway: the FastAPI app (routes, error format, startup and shutdown of its broker clients).
+
+Run with `python -m services.gateway.main` (uvicorn with uvloop and httptools).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.gateway import errors
+from services.gateway.routes import chat, ops
+from services.gateway.settings import Settings
+from services.gateway.state import GatewayState
+from shared.logs import setup_logging
+from shared.worker import Worker
+
+log = logging.getLogger("gateway")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway app; its broker connection opens on startup and closes on shutdown."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = Worker("gateway", settings)
+        await worker.start()
+        app.state.gateway = GatewayState(settings=settings, worker=worker)
+        log.info("gateway listening on http://%s:%d/v1", settings.host, settings.port)
+        try:
+            yield
+        finally:
+            await worker.close()
+
+    app = FastAPI(title="LLM Cache Proxy", version="0.1.0", lifespan=lifespan)
+    errors.install(app)
+    app.include_router(chat.router)
+    app.include_router(ops.router)
+    return app
+
+
+def main() -> None:
+    settings = Settings()
+    setup_logging("gateway", settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
+
+
+if __name__ == "__main__":
+    main()

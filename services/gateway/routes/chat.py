@@ -1,0 +1,208 @@
+"""POST /v1/chat/completions (and the old /api/v1/chat/completions): publish, await the reply, answer.
+
+The gateway does not touch Redis, Postgres or the upstream: it validates, publishes a
+CompletionRequest to the cache worker, and turns the replies on its reply queue into an HTTP
+response (JSON, or server-sent events for `stream: true`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pydantic
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from services.gateway import sse
+from services.gateway.errors import ApiError, error_response
+from services.gateway.metrics import IN_FLIGHT, LATENCY, REQUESTS
+from services.gateway.schemas import ChatCompletionBody
+from services.gateway.state import GatewayState
+from shared.contracts import (
+    REPLY_ADAPTER,
+    CacheControls,
+    CacheInfo,
+    ChunkReply,
+    CompletionReply,
+    CompletionRequest,
+    EndReply,
+    ErrorReply,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+CHAT_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": ChatCompletionBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/chat/completions", openapi_extra=CHAT_OPENAPI)
+@router.post("/api/v1/chat/completions", openapi_extra=CHAT_OPENAPI, include_in_schema=False)
+async def chat_completions(request: Request) -> Response:
+    """Answer a chat completion from the cache or the upstream, as OpenAI would."""
+    state: GatewayState = request.app.state.gateway
+    started = time.perf_counter()
+    body = await _read_body(request, state.settings.max_body_bytes)
+    now = time.time()
+    completion_request = CompletionRequest(
+        request_id=uuid.uuid4().hex,
+        tenant=state.settings.default_tenant,
+        received_at=now,
+        deadline=now + state.settings.request_timeout_seconds,
+        stream=bool(body.get("stream", False)),
+        body=body,
+        controls=CacheControls(),
+    )
+    stream = completion_request.stream
+    request_id = completion_request.request_id
+    replies = state.inbox.open(request_id)
+    IN_FLIGHT.inc()
+    keep_open = False
+    try:
+        try:
+            await state.rpc.send(
+                state.topology.cache_lookup,
+                completion_request.model_dump_json().encode(),
+                request_id,
+                state.settings.request_timeout_seconds,
+            )
+        except Exception as exc:
+            log.warning("publishing a request failed: %s", exc)
+            raise ApiError(
+                503, "The cache service is unavailable; retry shortly.", headers={"Retry-After": "1"}
+            ) from exc
+        first = await _next_reply(replies, state.settings.request_timeout_seconds)
+
+        if isinstance(first, ErrorReply):
+            _count(started, first.error.status, "ERROR", stream)
+            return error_response(
+                first.error.status,
+                first.error.message,
+                first.error.type,
+                first.error.code,
+                headers={"X-Request-Id": request_id},
+            )
+        if isinstance(first, CompletionReply):
+            headers = cache_headers(first.cache, request_id)
+            _count(started, 200, first.cache.status, stream)
+            if not stream:
+                return Response(orjson.dumps(first.completion), media_type="application/json", headers=headers)
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            chunks = sse.completion_to_chunks(first.completion, include_usage)
+            return StreamingResponse(_replay(chunks), media_type="text/event-stream", headers=headers)
+        if isinstance(first, ChunkReply) and stream:
+            cache = first.cache or CacheInfo(status="MISS")
+            _count(started, 200, cache.status, stream)
+            keep_open = True
+            return StreamingResponse(
+                _relay(state, request_id, first, replies),
+                media_type="text/event-stream",
+                headers=cache_headers(cache, request_id),
+            )
+        raise ApiError(502, "Unexpected reply from the cache service.")
+    except ApiError as exc:
+        _count(started, exc.status, "ERROR", stream)
+        return exc.response({"X-Request-Id": request_id})
+    finally:
+        IN_FLIGHT.dec()
+        if not keep_open:
+            state.inbox.close(request_id)
+
+
+async def _read_body(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"Request body is larger than {limit} bytes.", code="request_too_large")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise ApiError(413, f"Request body is larger than {limit} bytes.", code="request_too_large")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "The request body is not valid JSON.", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    try:
+        ChatCompletionBody.model_validate(body)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise ApiError(400, f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value") from exc
+    return body
+
+
+async def _next_reply(replies: asyncio.Queue[bytes], timeout: float) -> Any:
+    try:
+        raw = await asyncio.wait_for(replies.get(), timeout)
+    except TimeoutError as exc:
+        raise ApiError(504, f"No answer within {timeout:.0f}s.", code="timeout") from exc
+    return REPLY_ADAPTER.validate_json(raw)
+
+
+async def _replay(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield sse.event(chunk)
+    yield sse.DONE
+
+
+async def _relay(
+    state: GatewayState, request_id: str, first: ChunkReply, replies: asyncio.Queue[bytes]
+) -> AsyncIterator[bytes]:
+    """Pass the LLM worker's chunks on as they arrive; close the reply route however the stream ends."""
+    try:
+        yield sse.event(first.chunk)
+        while True:
+            try:
+                reply = await _next_reply(replies, state.settings.stream_idle_timeout_seconds)
+            except ApiError as exc:
+                yield sse.event({"error": {"message": exc.message, "type": exc.type, "code": exc.code}})
+                return
+            if isinstance(reply, ChunkReply):
+                yield sse.event(reply.chunk)
+            elif isinstance(reply, EndReply):
+                yield sse.DONE
+                return
+            elif isinstance(reply, ErrorReply):
+                error = reply.error
+                yield sse.event({"error": {"message": error.message, "type": error.type, "code": error.code}})
+                return
+    finally:
+        state.inbox.close(request_id)
+
+
+def cache_headers(cache: CacheInfo, request_id: str) -> dict[str, str]:
+    """The X-Cache* headers (and Age on hits) for a reply."""
+    headers = {"X-Cache": cache.status, "X-Request-Id": request_id}
+    if cache.match:
+        headers["X-Cache-Match"] = cache.match
+    if cache.similarity is not None:
+        headers["X-Cache-Similarity"] = f"{cache.similarity:.4f}"
+    if cache.key:
+        headers["X-Cache-Key"] = cache.key
+    if cache.status == "HIT" and cache.age_seconds is not None:
+        headers["Age"] = str(cache.age_seconds)
+    if cache.bypass_reason:
+        headers["X-Cache-Bypass-Reason"] = cache.bypass_reason
+    if cache.upstream == "mock":
+        headers["X-Upstream"] = "mock (no upstream configured)"
+    return headers
+
+
+def _count(started: float, status: int, cache: str, stream: bool) -> None:
+    streamed = "true" if stream else "false"
+    REQUESTS.labels(f"{status // 100}xx", cache, streamed).inc()
+    LATENCY.labels(cache, streamed).observe(time.perf_counter() - started)

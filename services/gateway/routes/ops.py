@@ -1,0 +1,92 @@
+"""Operational and catalogue endpoints: health, readiness, metrics, models, cache stats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.gateway.errors import ApiError
+from services.gateway.state import GatewayState
+from shared.contracts import HealthQuery, HealthReport, ModelsQuery, ModelsResult, StatsQuery, StatsResult
+from shared.rpc import RemoteError, RpcTimeout
+from shared.topology import SERVICES
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def _state(request: Request) -> GatewayState:
+    return request.app.state.gateway
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> PlainTextResponse:
+    """Alive: the process answers."""
+    return PlainTextResponse("ok\n")
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> Response:
+    """Ready: the broker connection is up and every service answers, with its Redis and Postgres up."""
+    state = _state(request)
+    timeout = state.settings.control_timeout_seconds
+
+    async def ask(service: str) -> HealthReport:
+        try:
+            return await state.rpc.call(state.topology.control(service), HealthQuery(), HealthReport, timeout)
+        except (RpcTimeout, RemoteError):
+            return HealthReport(service=service, ok=False, checks={"answers": False})
+
+    broker_ok = await state.worker.ready()
+    others = [s for s in SERVICES if s != "gateway"]
+    reports = await asyncio.gather(*(ask(s) for s in others)) if broker_ok else []
+    services = {r.service: {"ok": r.ok, "checks": r.checks} for r in reports}
+    ready = broker_ok and all(r.ok for r in reports) and len(reports) == len(others)
+    body = {"ready": ready, "broker": broker_ok, "services": services}
+    return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    """The upstream's models, in OpenAI's list format."""
+    state = _state(request)
+    try:
+        result = await state.rpc.call(
+            state.topology.control("llm_worker"),
+            ModelsQuery(),
+            ModelsResult,
+            state.settings.control_timeout_seconds * 5,
+        )
+    except RpcTimeout as exc:
+        raise ApiError(503, "The LLM worker did not answer.", headers={"Retry-After": "1"}) from exc
+    except RemoteError as exc:
+        raise ApiError(exc.error.status, exc.error.message, type=exc.error.type) from exc
+    return Response(orjson.dumps({"object": "list", "data": result.data}), media_type="application/json")
+
+
+@router.get("/api/v1/cache/stats")
+async def cache_stats(request: Request) -> Response:
+    """Requests, hits (exact, semantic), misses, hit rate, tokens and cost saved, for the caller's tenant."""
+    state = _state(request)
+    try:
+        result = await state.rpc.call(
+            state.topology.stats_query,
+            StatsQuery(tenant=state.settings.default_tenant),
+            StatsResult,
+            state.settings.control_timeout_seconds * 5,
+        )
+    except RpcTimeout as exc:
+        raise ApiError(503, "The stats service did not answer.", headers={"Retry-After": "1"}) from exc
+    except RemoteError as exc:
+        raise ApiError(exc.error.status, exc.error.message, type=exc.error.type) from exc
+    return Response(result.model_dump_json(exclude={"v", "kind"}), media_type="application/json")

@@ -1,0 +1,103 @@
+"""Fixtures of the integration tests: one whole system per test session, on real services."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import redis
+
+from tests.integration.stack import SERVICES, Stack, build_stack, dependencies
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("stack")
+    with dependencies(tmp) as urls:
+        system = build_stack(urls, tmp)
+        try:
+            for name in SERVICES:
+                system.start(name)
+            system.wait_ready()
+            yield system
+        finally:
+            for name in reversed(list(system.processes)):
+                system.stop(name)
+            asyncio.run(_delete_broker_objects(system))
+            _delete_redis_keys(system)
+
+
+async def _delete_broker_objects(system: Stack) -> None:
+    import aio_pika
+
+    from shared.topology import Topology
+
+    topology = Topology(system.prefix)
+    connection = await aio_pika.connect(system.env["RABBITMQ_URL"])
+    async with connection:
+        channel = await connection.channel()
+        for queue in topology.all_queues():
+            await channel.queue_delete(queue)
+        for exchange in (topology.exchange, topology.dead_letter_exchange):
+            await channel.exchange_delete(exchange)
+
+
+def _delete_redis_keys(system: Stack) -> None:
+    client = redis.Redis.from_url(system.env["REDIS_URL"])
+    keys = list(client.scan_iter(f"{system.env['REDIS_PREFIX']}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def client(stack: Stack) -> openai.OpenAI:
+    """The official SDK, pointed at the proxy as a user would."""
+    return openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused-until-keys-exist", max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def mock(stack: Stack) -> MockUpstream:
+    return MockUpstream(stack.mock_url)
+
+
+@pytest.fixture(scope="session")
+def redis_client(stack: Stack) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    yield client
+    client.close()
+
+
+class MockUpstream:
+    """The mock upstream's test controls: call counts and injected faults."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/_mock/stats").json()
+
+    def chat_calls(self) -> int:
+        return int(self.stats()["chat_calls"])
+
+    def fail(self, status: int, count: int = -1) -> None:
+        httpx.post(f"{self.url}/_mock/faults", json={"status": status, "count": count}).raise_for_status()
+
+    def clear_faults(self) -> None:
+        httpx.delete(f"{self.url}/_mock/faults").raise_for_status()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll until `predicate()` is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s")

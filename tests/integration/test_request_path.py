@@ -1,0 +1,287 @@
+"""The whole request path through the real services: miss, exact hit, semantic hit, streaming, errors, stats."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import openai
+import psycopg
+import pytest
+import redis
+
+from tests.integration.conftest import MockUpstream, wait_until
+from tests.integration.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+MODEL = "gpt-4o-mini"
+
+
+def ask(client: openai.OpenAI, question: str, **kwargs: Any) -> tuple[Any, httpx.Headers]:
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": question}], **kwargs
+    )
+    return raw.parse(), raw.headers
+
+
+def ask_streamed(client: openai.OpenAI, question: str, **kwargs: Any) -> tuple[str, str | None, httpx.Headers]:
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": question}], stream=True, **kwargs
+    )
+    text, finish = [], None
+    for chunk in raw.parse():
+        for choice in chunk.choices:
+            text.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    return "".join(text), finish, raw.headers
+
+
+def unique(question: str) -> str:
+    """Questions are made unique per test run so runs never share answers."""
+    return f"{question} [{uuid.uuid4().hex[:6]}]"
+
+
+@pytest.fixture
+def stored(stack: Stack, redis_client: redis.Redis):  # type: ignore[no-untyped-def]
+    """Wait until an answer is in both stores (storing is asynchronous, after the reply)."""
+
+    def wait(key: str, semantic: bool = True) -> None:
+        redis_key = f"{stack.env['REDIS_PREFIX']}:exact:{key}"
+        wait_until(lambda: redis_client.exists(redis_key))
+        if semantic:
+
+            def in_postgres() -> bool:
+                with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+                    row = conn.execute("SELECT count(*) FROM cache_entries_d384 WHERE exact_key = %s", (key,)).fetchone()
+                    return bool(row and row[0])
+
+            wait_until(in_postgres)
+
+    return wait
+
+
+def test_miss_then_exact_hit_without_calling_the_upstream(client, mock: MockUpstream, stored) -> None:
+    question = unique("What is the capital of Australia?")
+    calls = mock.chat_calls()
+    first, headers = ask(client, question)
+    assert headers["x-cache"] == "MISS"
+    assert mock.chat_calls() == calls + 1
+    assert first.choices[0].message.content
+    stored(headers["x-cache-key"], semantic=False)
+
+    second, headers2 = ask(client, question)
+    assert headers2["x-cache"] == "HIT"
+    assert headers2["x-cache-match"] == "exact"
+    assert headers2["x-cache-key"] == headers["x-cache-key"]
+    assert int(headers2["age"]) >= 0
+    assert second.choices[0].message.content == first.choices[0].message.content
+    assert second.usage.total_tokens == first.usage.total_tokens
+    assert mock.chat_calls() == calls + 1, "a hit must not call the upstream"
+
+
+def test_paraphrase_is_a_semantic_hit_and_unrelated_question_misses(client, mock: MockUpstream, stored) -> None:
+    # A namespace of its own keeps this run's water question away from any other test's.
+    tag = uuid.uuid4().hex[:6]
+    system = {"role": "system", "content": f"You are a physics tutor ({tag})."}
+
+    def ask_tutor(question: str) -> tuple[Any, httpx.Headers]:
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[system, {"role": "user", "content": question}]
+        )
+        return raw.parse(), raw.headers
+
+    original, headers = ask_tutor("What is the boiling point of water at sea level?")
+    assert headers["x-cache"] == "MISS"
+    stored(headers["x-cache-key"])
+    calls = mock.chat_calls()
+
+    paraphrase, headers = ask_tutor("At sea level, what temperature does water boil at?")
+    assert headers["x-cache"] == "HIT"
+    assert headers["x-cache-match"] == "semantic"
+    assert 0.85 <= float(headers["x-cache-similarity"]) <= 1.0
+    assert paraphrase.choices[0].message.content == original.choices[0].message.content
+    assert mock.chat_calls() == calls
+
+    _, headers = ask_tutor("How do I bake sourdough bread at home?")
+    assert headers["x-cache"] == "MISS"
+    assert mock.chat_calls() == calls + 1
+
+
+def test_a_different_system_prompt_never_hits(client, stored) -> None:
+    question = unique("Summarize the plot of Hamlet.")
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "system", "content": "Answer in French."}, {"role": "user", "content": question}]
+    )
+    stored(raw.headers["x-cache-key"])
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "system", "content": "Answer in German."}, {"role": "user", "content": question}]
+    )
+    assert raw.headers["x-cache"] == "MISS"
+
+
+def test_streamed_miss_and_streamed_hit_carry_the_non_streamed_answer(client, mock: MockUpstream, stored) -> None:
+    # Stored from a non-streamed answer, replayed to a streamed request.
+    question = unique("Name three primary colors.")
+    answer, headers = ask(client, question)
+    stored(headers["x-cache-key"])
+    text, finish, stream_headers = ask_streamed(client, question)
+    assert stream_headers["x-cache"] == "HIT"
+    assert stream_headers["content-type"].startswith("text/event-stream")
+    assert text == answer.choices[0].message.content
+    assert finish == "stop"
+
+    # Stored from a streamed miss, served to a non-streamed request.
+    question = unique("Why is the sky blue?")
+    calls = mock.chat_calls()
+    text, finish, stream_headers = ask_streamed(client, question)
+    assert stream_headers["x-cache"] == "MISS"
+    assert finish == "stop" and text
+    assert mock.chat_calls() == calls + 1
+    stored(stream_headers["x-cache-key"])
+    answer, headers = ask(client, question)
+    assert headers["x-cache"] == "HIT" and headers["x-cache-match"] == "exact"
+    assert answer.choices[0].message.content == text
+    assert mock.chat_calls() == calls + 1
+
+
+def test_stream_is_server_sent_events_ending_with_done(stack: Stack, stored) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": unique("Count to five.")}], "stream": True}
+    for expected in ("MISS", "HIT"):
+        with httpx.stream("POST", f"{stack.base_url}/v1/chat/completions", json=body, timeout=30) as response:
+            assert response.status_code == 200
+            assert response.headers["x-cache"] == expected
+            events = [line for line in response.iter_lines() if line]
+        assert all(line.startswith("data: ") for line in events)
+        assert events[-1] == "data: [DONE]"
+        assert '"object":"chat.completion.chunk"' in events[0]
+        if expected == "MISS":
+            stored(response.headers["x-cache-key"])
+
+
+def test_stream_with_include_usage_gets_a_usage_chunk_on_miss_and_hit(client, stored) -> None:
+    question = unique("List two prime numbers.")
+    for expected in ("MISS", "HIT"):
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": question}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(raw.parse())
+        assert raw.headers["x-cache"] == expected
+        assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+        if expected == "MISS":
+            stored(raw.headers["x-cache-key"])
+
+
+def test_upstream_500_is_an_openai_error_and_is_not_cached(client, mock: MockUpstream, stored) -> None:
+    question = unique("What is 2 + 2?")
+    mock.fail(500)
+    try:
+        with pytest.raises(openai.InternalServerError) as raised:
+            ask(client, question)
+    finally:
+        mock.clear_faults()
+    assert raised.value.status_code == 500
+    error = raised.value.body
+    assert isinstance(error, dict) and error.get("message") and error.get("type")
+
+    calls = mock.chat_calls()
+    _, headers = ask(client, question)
+    assert headers["x-cache"] == "MISS", "an error must never be served from the cache"
+    assert mock.chat_calls() == calls + 1
+
+
+def test_upstream_429_keeps_its_status(client, mock: MockUpstream) -> None:
+    mock.fail(429)
+    try:
+        with pytest.raises(openai.RateLimitError) as raised:
+            ask(client, unique("Tell me a joke."))
+    finally:
+        mock.clear_faults()
+    assert raised.value.status_code == 429
+
+
+def test_models_are_listed(client) -> None:
+    models = client.models.list()
+    assert any(model.id for model in models.data)
+
+
+def test_bad_input_gets_a_clear_openai_style_400(stack: Stack) -> None:
+    cases = [
+        (b"{not json", "invalid_json"),
+        (b"[]", "invalid_json"),
+        (b'{"model": "m", "messages": []}', "invalid_value"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}', "invalid_value"),
+        (b'{"messages": [{"role": "user", "content": "hi"}]}', "invalid_value"),
+    ]
+    for body, code in cases:
+        response = httpx.post(
+            f"{stack.base_url}/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, body
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert error["code"] == code
+        assert error["message"]
+
+
+def test_old_path_serves_the_same_api(stack: Stack) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": unique("Old path?")}]}
+    response = httpx.post(f"{stack.base_url}/api/v1/chat/completions", json=body, timeout=30)
+    assert response.status_code == 200
+    assert response.json()["object"] == "chat.completion"
+    assert response.headers["x-cache"] == "MISS"
+    assert response.headers["x-upstream"].startswith("mock")
+
+
+def test_every_service_exposes_metrics_and_the_gateway_health(stack: Stack) -> None:
+    assert httpx.get(f"{stack.base_url}/healthz").status_code == 200
+    ready = httpx.get(f"{stack.base_url}/readyz", timeout=10)
+    assert ready.status_code == 200
+    assert set(ready.json()["services"]) == {"cache_worker", "embedder", "llm_worker", "stats_consumer"}
+    assert "llmcache_gateway_requests_total" in httpx.get(f"{stack.base_url}/metrics").text
+    expected = {
+        "cache_worker": "llmcache_cache_lookups_total",
+        "embedder": "llmcache_embedder_requests_total",
+        "llm_worker": "llmcache_upstream_requests_total",
+        "stats_consumer": "llmcache_usage_events_written_total",
+    }
+    for service, metric in expected.items():
+        text = httpx.get(f"http://127.0.0.1:{stack.metrics_ports[service]}/metrics").text
+        assert metric in text, service
+
+
+def test_stats_count_what_was_sent(stack: Stack, client, stored) -> None:
+    def stats() -> dict[str, Any]:
+        response = httpx.get(f"{stack.base_url}/api/v1/cache/stats", timeout=10)
+        assert response.status_code == 200
+        return response.json()
+
+    # Earlier tests' usage events may still be in flight: start from a settled count.
+    wait_until(lambda: _settled(stats), timeout=15)
+    before = stats()
+    question = unique("Which planet is the largest?")
+    _, headers = ask(client, question)  # miss
+    stored(headers["x-cache-key"])
+    ask(client, question)  # exact hit
+    ask(client, question)  # exact hit
+    ask(client, unique("Which ocean is the deepest?"))  # miss
+
+    after = wait_until(lambda: (s := stats())["requests"] == before["requests"] + 4 and s, timeout=15)
+    assert after["misses"] - before["misses"] == 2
+    assert after["hits_exact"] - before["hits_exact"] == 2
+    assert after["hits"] - before["hits"] == 2
+    assert after["tokens_saved"] > before["tokens_saved"]
+    assert after["cost_saved_usd"] > before["cost_saved_usd"]
+    assert 0 < after["hit_rate"] < 1
+
+
+def _settled(stats) -> bool:  # type: ignore[no-untyped-def]
+    import time
+
+    first = stats()["requests"]
+    time.sleep(0.5)
+    return stats()["requests"] == first
