@@ -18,7 +18,7 @@ class Contract(BaseModel):
     """Base of every message: versioned, strict about unknown versions, lenient about extra fields."""
 
     model_config = ConfigDict(extra="ignore")
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1] = 1  # SCHEMA_VERSION
 
 
 # --- request path: gateway -> cache worker -> LLM worker -----------------------------------------

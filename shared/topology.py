@@ -8,6 +8,7 @@ deployments that share a broker stay apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
@@ -94,7 +95,7 @@ async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExcha
     await dead.bind(dlx)
 
     exchange = await channel.declare_exchange(topology.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
-    dead_lettered = {"x-dead-letter-exchange": topology.dead_letter_exchange}
+    dead_lettered: dict[str, Any] = {"x-dead-letter-exchange": topology.dead_letter_exchange}
     for name in topology.work_queues():
         queue = await channel.declare_queue(name, durable=True, arguments=dead_lettered)
         await queue.bind(exchange, routing_key=name)

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import orjson
 import pydantic
@@ -57,7 +58,11 @@ HANDLING = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
-POISON = (pydantic.ValidationError, orjson.JSONDecodeError, UnicodeDecodeError)
+class Unprocessable(Exception):
+    """Raised by a handler for a message that can never succeed: dead-lettered without a retry."""
+
+
+POISON = (pydantic.ValidationError, orjson.JSONDecodeError, UnicodeDecodeError, Unprocessable)
 
 
 class Worker:
@@ -192,7 +197,7 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run a service's async main on uvloop when available."""
     try:
         import uvloop

@@ -16,7 +16,7 @@ class ExactStore:
 
     async def get(self, key: str) -> CachedAnswer | None:
         raw = await self._redis.get(self._prefix + key)
-        return CachedAnswer.from_bytes(raw) if raw is not None else None
+        return CachedAnswer.from_bytes(raw) if isinstance(raw, bytes) else None
 
     async def put(self, answer: CachedAnswer, ttl_seconds: int) -> None:
         await self._redis.set(self._prefix + answer.exact_key, answer.to_bytes(), ex=ttl_seconds)

@@ -1,0 +1,91 @@
+"""Stats consumer handlers with fake broker objects: decode, call the logic, reply."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import psycopg
+import pydantic
+import pytest
+
+from services.stats_consumer import handlers
+from services.stats_consumer.repository import UnstorableEvent
+from shared.contracts import StatsQuery, StatsResult, UsageEvent
+
+
+class FakeExchange:
+    def __init__(self) -> None:
+        self.published: list[tuple[Any, str]] = []
+
+    async def publish(self, message: Any, routing_key: str) -> None:
+        self.published.append((message, routing_key))
+
+
+class FakeBatcher:
+    def __init__(self) -> None:
+        self.added: list[UsageEvent] = []
+
+    async def add(self, event: UsageEvent) -> None:
+        self.added.append(event)
+
+
+def message(body: bytes) -> Any:
+    return SimpleNamespace(body=body, reply_to="caller.inbox", correlation_id="c-1")
+
+
+def usage_body(**overrides: object) -> bytes:
+    fields = {"event_id": "e1", "request_id": "r1", "tenant": "acme", "model": "m", "result": "miss", "created_at": 1.0}
+    return orjson.dumps({**fields, **overrides})
+
+
+async def test_usage_handler_adds_the_event() -> None:
+    batcher = FakeBatcher()
+    await handlers.usage_handler(batcher)(message(usage_body()))  # type: ignore[arg-type]
+    assert [event.event_id for event in batcher.added] == ["e1"]
+
+
+async def test_usage_handler_refuses_bad_events_before_batching() -> None:
+    batcher = FakeBatcher()
+    handle = handlers.usage_handler(batcher)  # type: ignore[arg-type]
+    with pytest.raises(pydantic.ValidationError):
+        await handle(message(usage_body(result="maybe")))
+    with pytest.raises(UnstorableEvent):
+        await handle(message(usage_body(tenant="a\x00b")))
+    assert batcher.added == []
+
+
+async def test_stats_handler_replies_with_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fake_query(pool: object, tenant: str | None) -> StatsResult:
+        return StatsResult(
+            tenant=tenant, requests=4, hits=1, hits_exact=1, hits_semantic=0, misses=3, bypasses=0, errors=0,
+            hit_rate=0.25, prompt_tokens=0, completion_tokens=0, tokens_saved=0, cost_usd=0, cost_saved_usd=0,
+        )  # fmt: skip
+
+    monkeypatch.setattr(handlers, "query_stats", fake_query)
+    exchange = FakeExchange()
+    channel = SimpleNamespace(default_exchange=exchange)
+    await handlers.stats_handler(object(), channel)(message(StatsQuery(tenant="acme").model_dump_json().encode()))  # type: ignore[arg-type]
+
+    [(sent, routing_key)] = exchange.published
+    assert routing_key == "caller.inbox"
+    assert sent.correlation_id == "c-1"
+    result = StatsResult.model_validate_json(sent.body)
+    assert (result.tenant, result.requests, result.hit_rate) == ("acme", 4, 0.25)
+
+
+async def test_stats_handler_replies_503_when_the_database_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def failing_query(pool: object, tenant: str | None) -> StatsResult:
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(handlers, "query_stats", failing_query)
+    exchange = FakeExchange()
+    channel = SimpleNamespace(default_exchange=exchange)
+    await handlers.stats_handler(object(), channel)(message(StatsQuery().model_dump_json().encode()))  # type: ignore[arg-type]
+
+    [(sent, _)] = exchange.published
+    reply = orjson.loads(sent.body)
+    assert reply["kind"] == "error"
+    assert reply["error"]["type"] == "stats_unavailable"
+    assert reply["error"]["status"] == 503
