@@ -17,5 +17,14 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries that are chatty at INFO.
-    for noisy in ("aio_pika", "aiormq", "httpx", "openai", "sentence_transformers", "uvicorn.access"):
+    for noisy in (
+        "aio_pika",
+        "aiormq",
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "openai",
+        "sentence_transformers",
+        "uvicorn.access",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -58,6 +58,7 @@ HANDLING = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+
 class Unprocessable(Exception):
     """Raised by a handler for a message that can never succeed: dead-lettered without a retry."""
 
@@ -153,7 +154,9 @@ class Worker:
                 try:
                     answer = await list_models()
                 except Exception as exc:
-                    answer = ErrorReply(error=ErrorInfo(message=f"listing models failed: {exc}", status=502))
+                    # The exception text may quote upstream responses or credentials: keep it out of the reply.
+                    log.warning("listing models failed: %s", type(exc).__name__)
+                    answer = ErrorReply(error=ErrorInfo(message="listing the upstream's models failed", status=502))
             else:
                 answer = ErrorReply(error=ErrorInfo(message="unsupported control request", status=400))
             await reply(self.fast_channel, message, answer.model_dump_json().encode())

@@ -1,0 +1,101 @@
+"""What the LLM worker tells the rest of the system about an answer: pure builders of its replies' cache
+info, the CompletionGenerated to store and the UsageEvent to count."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from services.llm_worker.completions import is_cacheable, usage_tokens
+from shared.contracts import (
+    CacheInfo,
+    CompletionGenerated,
+    CompletionRequest,
+    ErrorInfo,
+    LookupContext,
+    UsageEvent,
+    UsageResult,
+)
+from shared.pricing import PriceBook
+
+NO_LOOKUP = LookupContext(status="BYPASS", bypass_reason="no_lookup")
+
+
+def lookup_of(request: CompletionRequest) -> LookupContext:
+    """What the cache worker learnt, or a bypass when the request came without a lookup."""
+    return request.lookup or NO_LOOKUP
+
+
+def cache_info(request: CompletionRequest, upstream_label: str | None) -> CacheInfo:
+    """The cache info of a reply the upstream produced (a miss or a bypass)."""
+    lookup = lookup_of(request)
+    return CacheInfo(
+        status=lookup.status, bypass_reason=lookup.bypass_reason, key=lookup.exact_key, upstream=upstream_label
+    )
+
+
+def store_event(
+    request: CompletionRequest, completion: dict[str, Any], upstream_label: str | None, cache_tool_calls: bool
+) -> tuple[CompletionGenerated | None, str | None]:
+    """The event that stores this answer in the cache, or None and why it is not stored."""
+    lookup = lookup_of(request)
+    if not request.controls.store:
+        return None, "no_store"
+    if lookup.status != "MISS":
+        return None, "bypass"
+    if not lookup.exact_key:
+        return None, "no_key"
+    cacheable, reason = is_cacheable(completion, cache_tool_calls)
+    if not cacheable:
+        return None, reason
+    event = CompletionGenerated(
+        event_id=uuid.uuid4().hex,
+        tenant=request.tenant,
+        namespace=request.controls.namespace,
+        model=str(request.body.get("model", "")),
+        exact_key=lookup.exact_key,
+        partition_key=lookup.partition_key,
+        prompt_text=lookup.prompt_text,
+        embedding=lookup.embedding,
+        embedding_model=lookup.embedding_model,
+        completion=completion,
+        upstream=upstream_label,
+        ttl_seconds=request.controls.ttl_seconds,
+        created_at=time.time(),
+    )
+    return event, None
+
+
+def usage_event(
+    request: CompletionRequest,
+    prices: PriceBook,
+    completion: dict[str, Any] | None = None,
+    error: ErrorInfo | None = None,
+) -> UsageEvent:
+    """The usage record of one request the upstream answered (or failed to answer)."""
+    lookup = lookup_of(request)
+    model = str(request.body.get("model", ""))
+    prompt_tokens, completion_tokens = usage_tokens(completion) if completion is not None else (0, 0)
+    result: UsageResult
+    reason: str | None
+    if error is not None:
+        result, reason = "error", error.type
+    elif lookup.status == "MISS":
+        result, reason = "miss", None
+    else:
+        result, reason = "bypass", lookup.bypass_reason
+    now = time.time()
+    return UsageEvent(
+        event_id=uuid.uuid4().hex,
+        request_id=request.request_id,
+        tenant=request.tenant,
+        model=model,
+        result=result,
+        reason=reason,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=prices.cost(model, prompt_tokens, completion_tokens) if prompt_tokens or completion_tokens else 0.0,
+        latency_ms=max(now - request.received_at, 0.0) * 1000,
+        created_at=now,
+    )

@@ -1,0 +1,221 @@
+"""The request handler end to end against the mock upstream, with the broker replaced by recording fakes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from services.llm_worker.handlers import LlmRequestHandler
+from services.llm_worker.metrics import EVENT_PUBLISH_FAILURES, EXPIRED
+from services.llm_worker.settings import Settings
+from services.llm_worker.upstream import Upstream, choose_target, create_client
+from shared.contracts import (
+    REPLY_ADAPTER,
+    CacheControls,
+    ChunkReply,
+    CompletionGenerated,
+    CompletionReply,
+    CompletionRequest,
+    EndReply,
+    ErrorReply,
+    LookupContext,
+    UsageEvent,
+)
+from shared.pricing import PriceBook
+from shared.topology import Topology
+
+TOPOLOGY = Topology("unit-llm")
+
+
+@dataclass
+class FakeMessage:
+    """What the handler reads of an incoming message."""
+
+    body: bytes
+    reply_to: str | None = "reply-queue"
+    correlation_id: str | None = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass
+class FakeExchange:
+    """Records what is published; can be told to fail."""
+
+    published: list[tuple[str, bytes]] = field(default_factory=list)
+    fail: bool = False
+
+    async def publish(self, message: Any, routing_key: str, **_: Any) -> None:
+        if self.fail:
+            raise ConnectionError("broker gone")
+        self.published.append((routing_key, message.body))
+
+
+@dataclass
+class FakeChannel:
+    default_exchange: FakeExchange = field(default_factory=FakeExchange)
+
+
+@dataclass
+class Harness:
+    handler: LlmRequestHandler
+    channel: FakeChannel
+    events: FakeExchange
+
+    def replies(self) -> list[Any]:
+        return [REPLY_ADAPTER.validate_json(body) for _, body in self.channel.default_exchange.published]
+
+    def stored(self) -> list[CompletionGenerated]:
+        return [
+            CompletionGenerated.model_validate_json(body)
+            for key, body in self.events.published
+            if key == TOPOLOGY.cache_store
+        ]
+
+    def usage(self) -> list[UsageEvent]:
+        return [
+            UsageEvent.model_validate_json(body) for key, body in self.events.published if key == TOPOLOGY.usage_events
+        ]
+
+
+@pytest.fixture
+async def harness(mock_url: str, control: httpx.AsyncClient) -> AsyncIterator[Harness]:
+    settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=0)
+    target = choose_target(settings)
+    upstream = Upstream(create_client(target, settings), target)
+    channel, events = FakeChannel(), FakeExchange()
+    handler = LlmRequestHandler(
+        upstream,
+        PriceBook(),
+        channel,  # type: ignore[arg-type]
+        events,  # type: ignore[arg-type]
+        TOPOLOGY,
+        upstream_timeout=10,
+        cache_tool_calls=False,
+    )
+    yield Harness(handler, channel, events)
+    await upstream.close()
+
+
+def request(content: str = "What is a cache?", *, stream: bool = False, lookup: bool = True, **body: Any) -> bytes:
+    now = time.time()
+    return (
+        CompletionRequest(
+            request_id="req-1",
+            tenant="t1",
+            received_at=now,
+            deadline=now + 30,
+            stream=stream,
+            body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], "stream": stream, **body},
+            controls=CacheControls(namespace="ns", ttl_seconds=60),
+            lookup=LookupContext(status="MISS", exact_key="k1", partition_key="p1", prompt_text=content)
+            if lookup
+            else None,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+async def test_non_stream_miss_replies_stores_and_counts(harness: Harness) -> None:
+    await harness.handler(FakeMessage(request()))  # type: ignore[arg-type]
+    [answer] = harness.replies()
+    assert isinstance(answer, CompletionReply)
+    assert (answer.cache.status, answer.cache.key, answer.cache.upstream) == ("MISS", "k1", "mock")
+    assert answer.completion["choices"][0]["finish_reason"] == "stop"
+    [stored] = harness.stored()
+    assert (stored.exact_key, stored.partition_key, stored.namespace, stored.tenant) == ("k1", "p1", "ns", "t1")
+    assert (stored.model, stored.ttl_seconds, stored.upstream) == ("gpt-4o-mini", 60, "mock")
+    assert stored.completion == answer.completion
+    [usage] = harness.usage()
+    assert (usage.result, usage.request_id, usage.model) == ("miss", "req-1", "gpt-4o-mini")
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.cost_usd > 0  # gpt-4o-mini has a price
+    assert usage.latency_ms >= 0
+
+
+async def test_stream_miss_forwards_chunks_without_usage_the_client_did_not_ask_for(harness: Harness) -> None:
+    await harness.handler(FakeMessage(request(stream=True)))  # type: ignore[arg-type]
+    replies = harness.replies()
+    chunks, end = replies[:-1], replies[-1]
+    assert all(isinstance(r, ChunkReply) for r in chunks)
+    assert isinstance(end, EndReply) and end.seq == len(chunks)
+    assert [r.seq for r in chunks] == list(range(len(chunks)))
+    assert chunks[0].cache is not None and chunks[0].cache.status == "MISS" and chunks[0].cache.upstream == "mock"
+    assert all(r.cache is None for r in chunks[1:])
+    assert all("usage" not in r.chunk and r.chunk["choices"] for r in chunks)
+    [stored] = harness.stored()
+    text = "".join(r.chunk["choices"][0]["delta"].get("content") or "" for r in chunks)
+    assert stored.completion["choices"][0]["message"]["content"] == text
+    assert stored.completion["usage"]["total_tokens"] > 0  # asked for on the client's behalf
+    assert harness.usage()[0].completion_tokens > 0
+
+
+async def test_stream_forwards_the_usage_chunk_when_the_client_asked(harness: Harness) -> None:
+    await harness.handler(FakeMessage(request(stream=True, stream_options={"include_usage": True})))  # type: ignore[arg-type]
+    replies = harness.replies()
+    assert isinstance(replies[-2], ChunkReply)
+    assert replies[-2].chunk["choices"] == [] and replies[-2].chunk["usage"]["total_tokens"] > 0
+
+
+async def test_upstream_error_replies_with_error_and_stores_nothing(
+    harness: Harness, control: httpx.AsyncClient
+) -> None:
+    await control.post("/_mock/faults", json={"status": 429, "count": 1})
+    await harness.handler(FakeMessage(request()))  # type: ignore[arg-type]
+    [answer] = harness.replies()
+    assert isinstance(answer, ErrorReply)
+    assert (answer.error.status, answer.error.code) == (429, "rate_limit_exceeded")
+    assert harness.stored() == []
+    [usage] = harness.usage()
+    assert (usage.result, usage.reason, usage.prompt_tokens) == ("error", "requests", 0)
+
+
+async def test_mid_stream_error_follows_the_chunks_already_sent(harness: Harness, control: httpx.AsyncClient) -> None:
+    await control.post("/_mock/faults", json={"status": 500, "count": 1, "after_chunks": 3})
+    await harness.handler(FakeMessage(request(stream=True)))  # type: ignore[arg-type]
+    replies = harness.replies()
+    assert [type(r) for r in replies] == [ChunkReply, ChunkReply, ChunkReply, ErrorReply]
+    assert harness.stored() == []
+    assert harness.usage()[0].result == "error"
+
+
+async def test_expired_requests_are_dropped(harness: Harness, control: httpx.AsyncClient) -> None:
+    before = EXPIRED._value.get()
+    now = time.time()
+    expired = CompletionRequest(
+        request_id="old", tenant="t1", received_at=now - 60, deadline=now - 1, body={"model": "m", "messages": []}
+    )
+    await harness.handler(FakeMessage(expired.model_dump_json().encode()))  # type: ignore[arg-type]
+    assert harness.replies() == [] and harness.events.published == []
+    assert EXPIRED._value.get() == before + 1
+    assert (await control.get("/_mock/stats")).json()["chat_calls"] == 0
+
+
+async def test_without_lookup_it_is_a_bypass_and_not_stored(harness: Harness) -> None:
+    await harness.handler(FakeMessage(request(lookup=False)))  # type: ignore[arg-type]
+    [answer] = harness.replies()
+    assert isinstance(answer, CompletionReply)
+    assert (answer.cache.status, answer.cache.bypass_reason) == ("BYPASS", "no_lookup")
+    assert harness.stored() == []
+    [usage] = harness.usage()
+    assert (usage.result, usage.reason) == ("bypass", "no_lookup")
+
+
+async def test_truncated_answers_are_not_stored(harness: Harness) -> None:
+    await harness.handler(FakeMessage(request(max_tokens=3)))  # type: ignore[arg-type]
+    assert isinstance(harness.replies()[0], CompletionReply)
+    assert harness.stored() == []
+    assert harness.usage()[0].result == "miss"
+
+
+async def test_failed_event_publish_does_not_fail_a_delivered_answer(harness: Harness) -> None:
+    before = EVENT_PUBLISH_FAILURES.labels("usage")._value.get()
+    harness.events.fail = True
+    await harness.handler(FakeMessage(request()))  # type: ignore[arg-type]
+    assert isinstance(harness.replies()[0], CompletionReply)
+    assert EVENT_PUBLISH_FAILURES.labels("usage")._value.get() == before + 1

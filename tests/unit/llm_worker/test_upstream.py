@@ -1,0 +1,209 @@
+"""The upstream module against the real mock upstream served by uvicorn: calls, streams and error mapping."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from services.llm_worker.completions import assemble, is_cacheable
+from services.llm_worker.settings import Settings
+from services.llm_worker.upstream import (
+    MOCK_LABEL,
+    OPENAI_BASE_URL,
+    Upstream,
+    UpstreamError,
+    choose_target,
+    create_client,
+    error_info,
+    redact,
+    split_body,
+)
+
+
+@pytest.fixture
+async def upstream(mock_url: str) -> AsyncIterator[Upstream]:
+    settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=0, upstream_timeout_seconds=10)
+    target = choose_target(settings)
+    client = Upstream(create_client(target, settings), target)
+    yield client
+    await client.close()
+
+
+def chat(content: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], **extra}
+
+
+async def test_complete_returns_the_upstream_json(upstream: Upstream, control: httpx.AsyncClient) -> None:
+    completion = await upstream.complete(chat("What is a cache?"))
+    direct = (await control.post("/v1/chat/completions", json=chat("What is a cache?"))).json()
+    assert completion.keys() == direct.keys()
+    assert completion["object"] == "chat.completion"
+    assert completion["choices"][0]["message"] == direct["choices"][0]["message"]
+    assert completion["usage"] == direct["usage"]
+    assert is_cacheable(completion, cache_tool_calls=False) == (True, None)
+
+
+async def test_stream_yields_chunks_ending_with_usage(upstream: Upstream, control: httpx.AsyncClient) -> None:
+    chunks = [chunk async for chunk in upstream.stream(chat("Stream a cache answer", stream=True))]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0  # always requested
+    whole = await upstream.complete(chat("Stream a cache answer"))
+    assembled = assemble(chunks)
+    assert assembled["choices"][0]["message"]["content"] == whole["choices"][0]["message"]["content"]
+    assert assembled["usage"] == whole["usage"]
+    stats = (await control.get("/_mock/stats")).json()
+    assert stats["stream_calls"] == 1
+
+
+async def test_truncated_answer_is_not_cacheable(upstream: Upstream, control: httpx.AsyncClient) -> None:
+    completion = await upstream.complete(chat("Tell me everything", max_tokens=3))
+    assert is_cacheable(completion, cache_tool_calls=False) == (False, "finish_reason_length")
+
+
+async def test_500_maps_to_error_info(upstream: Upstream, control: httpx.AsyncClient) -> None:
+    await control.post("/_mock/faults", json={"status": 500, "count": 1})
+    with pytest.raises(UpstreamError) as caught:
+        await upstream.complete(chat("Hello"))
+    assert caught.value.error.status == 500
+    assert caught.value.error.type == "server_error"
+    assert caught.value.error.message == "The server had an error while processing your request."
+    assert caught.value.outcome == "error_5xx"
+    assert (await upstream.complete(chat("Hello")))["choices"]  # recovered after the count
+
+
+async def test_429_maps_to_error_info_with_code(upstream: Upstream, control: httpx.AsyncClient) -> None:
+    await control.post("/_mock/faults", json={"status": 429, "count": 1, "retry_after": 1})
+    with pytest.raises(UpstreamError) as caught:
+        await upstream.complete(chat("Hello"))
+    assert caught.value.error.status == 429
+    assert caught.value.error.code == "rate_limit_exceeded"
+    assert caught.value.error.type == "requests"
+
+
+async def test_error_before_the_first_chunk_of_a_stream(upstream: Upstream, control: httpx.AsyncClient) -> None:
+    await control.post("/_mock/faults", json={"status": 503, "count": 1})
+    with pytest.raises(UpstreamError) as caught:
+        _ = [chunk async for chunk in upstream.stream(chat("Hello", stream=True))]
+    assert caught.value.error.status == 503
+
+
+async def test_error_in_the_middle_of_a_stream(upstream: Upstream, control: httpx.AsyncClient) -> None:
+    await control.post("/_mock/faults", json={"status": 500, "count": 1, "after_chunks": 2, "message": "boom"})
+    received = []
+    with pytest.raises(UpstreamError) as caught:
+        async for chunk in upstream.stream(chat("Hello", stream=True)):
+            received.append(chunk)
+    assert len(received) == 2
+    assert caught.value.error.status == 502
+    assert caught.value.error.message == "boom"
+    assert caught.value.outcome == "error_stream"
+
+
+async def test_retries_ride_out_a_transient_fault(mock_url: str, control: httpx.AsyncClient) -> None:
+    settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=2)
+    target = choose_target(settings)
+    retrying = Upstream(create_client(target, settings), target)
+    try:
+        await control.post("/_mock/faults", json={"status": 503, "count": 1, "retry_after": 0})
+        assert (await retrying.complete(chat("Hello")))["choices"]
+    finally:
+        await retrying.close()
+    assert (await control.get("/_mock/stats")).json()["chat_calls"] == 2
+
+
+async def test_unreachable_upstream_maps_to_502() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = Settings(mock_upstream_url=f"http://127.0.0.1:{port}/v1", upstream_max_retries=0)
+    target = choose_target(settings)
+    dead = Upstream(create_client(target, settings), target)
+    try:
+        with pytest.raises(UpstreamError) as caught:
+            await dead.complete(chat("Hello"))
+    finally:
+        await dead.close()
+    assert (caught.value.error.status, caught.value.error.type) == (502, "upstream_unreachable")
+
+
+async def test_timeout_maps_to_504(upstream: Upstream, control: httpx.AsyncClient) -> None:
+    await control.post("/_mock/faults", json={"status": 500, "count": 1, "delay_ms": 600})
+    with pytest.raises(UpstreamError) as caught:
+        await upstream.complete(chat("Hello"), timeout=0.2)
+    assert (caught.value.error.status, caught.value.error.type) == (504, "upstream_timeout")
+
+
+async def test_unknown_body_fields_go_through_extra_body(upstream: Upstream, control: httpx.AsyncClient) -> None:
+    body = chat("Hello", temperature=0.2, top_k=40, repetition_penalty=1.1, stream_options={"include_usage": True})
+    kwargs, extra = split_body(body)
+    assert set(kwargs) == {"model", "messages", "temperature"}
+    assert extra == {"top_k": 40, "repetition_penalty": 1.1}
+    # The SDK would raise TypeError on top_k as a keyword; via extra_body the call goes through.
+    completion = await upstream.complete(body)
+    assert completion["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_extra_body_reaches_the_upstream(mock_url: str) -> None:
+    # The raw response keeps the request the SDK sent: the extra field must be in its JSON body.
+    settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=0)
+    target = choose_target(settings)
+    client = create_client(target, settings)
+    try:
+        response = await client.chat.completions.with_raw_response.create(
+            **split_body(chat("Hello", top_k=40))[0], extra_body={"top_k": 40}
+        )
+        sent = response.http_request.content
+    finally:
+        await client.close()
+    assert b'"top_k":40' in sent.replace(b" ", b"")
+
+
+async def test_list_models(upstream: Upstream) -> None:
+    models = await upstream.list_models()
+    assert {"gpt-4o-mini", "gpt-4o", "mock-llm"} <= {m["id"] for m in models}
+
+
+async def test_list_models_failure_is_an_upstream_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = Settings(mock_upstream_url=f"http://127.0.0.1:{port}/v1", upstream_max_retries=0)
+    target = choose_target(settings)
+    dead = Upstream(create_client(target, settings), target)
+    try:
+        with pytest.raises(UpstreamError) as caught:
+            await dead.list_models()
+    finally:
+        await dead.close()
+    assert str(caught.value) == "Could not reach the upstream."
+
+
+def test_choose_target() -> None:
+    mock = choose_target(Settings(upstream_api_key=""))
+    assert (mock.label, mock.base_url) == (MOCK_LABEL, "http://127.0.0.1:8100/v1")
+    assert mock.is_mock
+    openai_target = choose_target(Settings(upstream_api_key="sk-real-key-123456"))
+    assert (openai_target.label, openai_target.base_url, openai_target.api_key) == (
+        None,
+        OPENAI_BASE_URL,
+        "sk-real-key-123456",
+    )
+    local = choose_target(Settings(upstream_base_url="http://vllm:8000/v1", upstream_api_key=""))
+    assert (local.label, local.base_url, local.api_key) == (None, "http://vllm:8000/v1", "not-needed")
+
+
+def test_api_keys_are_scrubbed_from_error_messages() -> None:
+    request = httpx.Request("POST", "http://upstream/v1/chat/completions")
+    response = httpx.Response(401, request=request)
+    body = {"message": "Incorrect API key provided: sk-proj-abcdef123456. Also my-secret-key-1 leaked", "type": "x"}
+    exc = openai.AuthenticationError("Error code: 401", response=response, body=body)  # type: ignore[arg-type]
+    error = error_info(exc, ["my-secret-key-1"]).error
+    assert error.status == 401
+    assert "abcdef123456" not in error.message
+    assert "my-secret-key-1" not in error.message
+    assert redact("key sk-abcdefghijkl here") == "key sk-ab*** here"
