@@ -1,0 +1,47 @@
+"""The embed RPC handler: decode an EmbedRequest, embed through the batcher, reply with vectors or an error."""
+
+from __future__ import annotations
+
+import logging
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from pydantic import BaseModel, ValidationError
+
+from services.embedder.batching import MicroBatcher
+from services.embedder.metrics import REQUESTS
+from services.embedder.providers.base import EmbeddingProvider
+from shared.contracts import EmbedRequest, EmbedResult, ErrorInfo, ErrorReply
+from shared.rpc import reply
+
+log = logging.getLogger(__name__)
+
+
+class EmbedHandler:
+    """Answers one embed request; the Worker acks the message once this returns."""
+
+    def __init__(self, batcher: MicroBatcher, provider: EmbeddingProvider, reply_channel: AbstractChannel) -> None:
+        self._batcher = batcher
+        self._provider = provider
+        self._reply_channel = reply_channel
+
+    async def __call__(self, message: AbstractIncomingMessage) -> None:
+        try:
+            request = EmbedRequest.model_validate_json(message.body)
+        except ValidationError:
+            REQUESTS.labels("invalid").inc()
+            raise  # the Worker dead-letters what it cannot read
+        limit = self._provider.max_input_chars
+        texts = [text[:limit] for text in request.texts]
+        answer: BaseModel
+        try:
+            vectors = await self._batcher.embed(texts)
+        except Exception as exc:
+            # The provider is down or refused the batch: tell the caller now (it falls back to an
+            # exact-only lookup) rather than retrying a request whose caller has a deadline.
+            log.warning("embedding failed (correlation_id=%s): %s", message.correlation_id, exc)
+            answer = ErrorReply(error=ErrorInfo(type="embedding_error", message=f"embedding failed: {exc}", status=503))
+            REQUESTS.labels("error").inc()
+        else:
+            answer = EmbedResult(model=self._provider.model, dim=self._provider.dim, vectors=vectors)
+            REQUESTS.labels("ok").inc()
+        await reply(self._reply_channel, message, answer.model_dump_json().encode())

@@ -1,0 +1,125 @@
+"""MicroBatcher against a fake provider: batching, ordering, size limit, failures, dedupe, closing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.embedder.batching import BatcherClosed, MicroBatcher
+from tests.unit.embedder.fakes import FakeProvider, vector_of
+
+
+@pytest.fixture
+async def provider() -> FakeProvider:
+    return FakeProvider()
+
+
+async def test_concurrent_callers_share_few_batches_and_get_their_own_vectors(provider: FakeProvider) -> None:
+    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.005)
+    requests = [[f"q{i}-a", f"q{i}-bb", f"q{i}-ccc"][: 1 + i % 3] for i in range(50)]
+
+    results = await asyncio.gather(*(batcher.embed(texts) for texts in requests))
+
+    assert 1 <= len(provider.calls) <= 3
+    for texts, vectors in zip(requests, results, strict=True):
+        assert vectors == [vector_of(text) for text in texts]
+    assert provider.max_in_flight == 1
+    await batcher.close()
+
+
+async def test_batches_never_exceed_max_size(provider: FakeProvider) -> None:
+    batcher = MicroBatcher(provider, max_size=16, max_wait_seconds=0.005)
+    big = [f"text {i}" for i in range(100)]
+    small = [[f"other {i}"] for i in range(30)]
+
+    results = await asyncio.gather(batcher.embed(big), *(batcher.embed(texts) for texts in small))
+
+    assert all(len(call) <= 16 for call in provider.calls)
+    assert sum(len(call) for call in provider.calls) == 130
+    assert results[0] == [vector_of(text) for text in big]
+    assert results[1:] == [[vector_of(texts[0])] for texts in small]
+    assert provider.max_in_flight == 1
+    await batcher.close()
+
+
+async def test_a_full_batch_does_not_wait_for_the_deadline(provider: FakeProvider) -> None:
+    batcher = MicroBatcher(provider, max_size=4, max_wait_seconds=30)
+
+    vectors = await asyncio.wait_for(batcher.embed(["a", "b", "c", "d"]), timeout=5)
+
+    assert vectors == [vector_of(t) for t in "abcd"]
+    await batcher.close()
+
+
+async def test_a_lone_text_goes_out_after_max_wait(provider: FakeProvider) -> None:
+    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.02)
+
+    assert await asyncio.wait_for(batcher.embed(["alone"]), timeout=5) == [vector_of("alone")]
+    assert provider.calls == [["alone"]]
+    await batcher.close()
+
+
+async def test_a_failed_batch_fails_every_caller_in_it_and_the_next_batch_works() -> None:
+    provider = FakeProvider(fail_on="poison")
+    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.02)
+
+    results = await asyncio.gather(
+        batcher.embed(["poison"]),
+        *(batcher.embed([f"innocent {i}"]) for i in range(9)),
+        return_exceptions=True,
+    )
+
+    assert len(provider.calls) == 1
+    assert all(isinstance(result, RuntimeError) for result in results)
+    assert await batcher.embed(["afterwards"]) == [vector_of("afterwards")]
+    await batcher.close()
+
+
+async def test_identical_texts_are_embedded_once(provider: FakeProvider) -> None:
+    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.005)
+
+    results = await asyncio.gather(
+        *(batcher.embed(["same question"]) for _ in range(20)),
+        batcher.embed(["x", "same question", "x"]),
+    )
+
+    assert len(provider.calls) == 1
+    assert sorted(provider.calls[0]) == ["same question", "x"]
+    assert results[:20] == [[vector_of("same question")]] * 20
+    assert results[20] == [vector_of("x"), vector_of("same question"), vector_of("x")]
+    await batcher.close()
+
+
+async def test_a_cancelled_caller_does_not_cancel_a_text_it_shares() -> None:
+    provider = FakeProvider(delay=0.05)
+    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.01)
+
+    impatient = asyncio.create_task(batcher.embed(["shared"]))
+    patient = asyncio.create_task(batcher.embed(["shared"]))
+    await asyncio.sleep(0)
+    impatient.cancel()
+
+    assert await patient == [vector_of("shared")]
+    await batcher.close()
+
+
+async def test_close_fails_waiting_callers_and_refuses_new_ones() -> None:
+    provider = FakeProvider(delay=1)
+    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0)
+    waiting = asyncio.create_task(batcher.embed(["slow"]))
+    await asyncio.sleep(0.05)  # the batch is now in flight
+
+    await batcher.close()
+
+    with pytest.raises(BatcherClosed):
+        await waiting
+    with pytest.raises(BatcherClosed):
+        await batcher.embed(["late"])
+
+
+async def test_empty_input_needs_no_provider_call(provider: FakeProvider) -> None:
+    batcher = MicroBatcher(provider)
+    assert await batcher.embed([]) == []
+    assert provider.calls == []
+    await batcher.close()
