@@ -8,7 +8,6 @@ deployments that share a broker stay apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
@@ -95,13 +94,14 @@ async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExcha
     await dead.bind(dlx)
 
     exchange = await channel.declare_exchange(topology.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
-    dead_lettered: dict[str, Any] = {"x-dead-letter-exchange": topology.dead_letter_exchange}
     for name in topology.work_queues():
-        queue = await channel.declare_queue(name, durable=True, arguments=dead_lettered)
+        # No queue-level dead-lettering: requests expire with their deadline by design; workers
+        # dead-letter explicitly what they give up on (shared.worker).
+        queue = await channel.declare_queue(name, durable=True)
         await queue.bind(exchange, routing_key=name)
     for service in SERVICES:
         name = topology.control(service)
-        # Control queries are only worth answering while someone waits: no dead-lettering.
+        # Control queries are only worth answering while someone waits.
         queue = await channel.declare_queue(name, durable=True, arguments={"x-message-ttl": 10_000})
         await queue.bind(exchange, routing_key=name)
     return exchange

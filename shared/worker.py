@@ -2,7 +2,8 @@
 
 Acknowledgement policy (the same for every worker): a message is acked after its handler (work
 and reply) is done; a message that can't be decoded or has an unknown schema version goes
-straight to the dead-letter queue; any other failure is retried once, then dead-lettered.
+straight to the dead-letter queue; any other failure is retried once, then dead-lettered. An RPC
+caller whose request is dead-lettered gets an error reply at once instead of a timeout.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import aio_pika
 import orjson
 import pydantic
 from aio_pika.abc import (
@@ -123,13 +125,17 @@ class Worker:
             await handler(message)
         except POISON as exc:
             log.warning("dead-lettering an unreadable message on %s: %s", queue_name, _first_line(exc))
-            await message.reject(requeue=False)
-            MESSAGES.labels(self.service, queue_name, "dead_lettered").inc()
-        except Exception:
-            requeue = not message.redelivered
-            log.exception("handler failed on %s (%s)", queue_name, "will retry" if requeue else "dead-lettering")
-            await message.reject(requeue=requeue)
-            MESSAGES.labels(self.service, queue_name, "requeued" if requeue else "dead_lettered").inc()
+            await self._answer_caller(message, 400, "invalid_request", "The request message could not be read.")
+            await self._dead_letter(queue_name, message, f"unreadable: {_first_line(exc)[:200]}")
+        except Exception as exc:
+            if not message.redelivered:
+                log.exception("handler failed on %s (will retry once)", queue_name)
+                await message.reject(requeue=True)
+                MESSAGES.labels(self.service, queue_name, "requeued").inc()
+            else:
+                log.exception("handler failed again on %s (dead-lettering)", queue_name)
+                await self._answer_caller(message, 500, "api_error", "The request failed in a worker.")
+                await self._dead_letter(queue_name, message, f"failed twice: {type(exc).__name__}")
         else:
             await message.ack()
             MESSAGES.labels(self.service, queue_name, "acked").inc()
@@ -138,6 +144,40 @@ class Worker:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+
+    async def _dead_letter(self, queue_name: str, message: AbstractIncomingMessage, reason: str) -> None:
+        """Park a message on the dead-letter queue with why, then ack it.
+
+        Explicit rather than queue-level dead-lettering: RPC messages expire by design and must
+        not fill the dead-letter queue, so only what a worker gave up on goes there.
+        """
+        try:
+            await self.events_channel.default_exchange.publish(
+                aio_pika.Message(
+                    message.body,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers={"x-original-queue": queue_name, "x-dead-letter-reason": reason, "x-service": self.service},
+                ),
+                routing_key=self.topology.dead_letters,
+            )
+        except Exception as exc:
+            log.error("could not dead-letter a message from %s (%s): requeueing it", queue_name, exc)
+            await message.reject(requeue=True)
+            MESSAGES.labels(self.service, queue_name, "requeued").inc()
+            return
+        await message.ack()
+        MESSAGES.labels(self.service, queue_name, "dead_lettered").inc()
+
+    async def _answer_caller(self, message: AbstractIncomingMessage, status: int, type_: str, text: str) -> None:
+        """Tell an RPC caller its request failed, so it gets an error now rather than a timeout."""
+        if not message.reply_to:
+            return
+        try:
+            body = ErrorReply(error=ErrorInfo(type=type_, message=text, status=status)).model_dump_json().encode()
+            await reply(self.fast_channel, message, body)
+        except Exception as exc:
+            log.debug("could not answer the caller: %s", exc)
 
     async def serve_control(self, health_checks: HealthChecks, list_models: ListModels | None = None) -> None:
         """Answer health queries (and, for the LLM worker, model-list queries) on this service's control queue."""

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from shared.contracts import StatsResult, UsageEvent
+from shared.worker import Unprocessable
 
 # One name for the lock that serialises schema creation across replicas starting together:
 # concurrent CREATE TABLE IF NOT EXISTS can still collide on the catalog and fail one of them.
@@ -72,7 +73,7 @@ TEXT_FIELDS = ("event_id", "request_id", "tenant", "model", "result", "reason")
 INT_FIELDS = ("prompt_tokens", "completion_tokens", "tokens_saved")
 
 
-class UnstorableEvent(ValueError):
+class UnstorableEvent(Unprocessable, ValueError):
     """A well-formed event PostgreSQL would refuse; rejected alone so it can't fail a whole batch."""
 
 

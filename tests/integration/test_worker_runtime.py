@@ -1,0 +1,98 @@
+"""The worker runtime on the real broker: poison messages are dead-lettered with a reason, and an RPC
+caller whose request can't be read gets an error at once instead of waiting out its timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from shared.contracts import EmbedRequest, EmbedResult
+from shared.rpc import RemoteError
+from shared.settings import BaseServiceSettings
+from shared.worker import Worker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def worker():  # type: ignore[no-untyped-def]
+    settings = BaseServiceSettings(broker_prefix=f"test-rt-{uuid.uuid4().hex[:8]}", shutdown_grace_seconds=2)
+    running = Worker("embedder", settings)
+    await running.start()
+    yield running
+    await running.close()
+    connection = await aio_pika.connect(settings.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in running.topology.all_queues():
+            await channel.queue_delete(queue)
+        for exchange in (running.topology.exchange, running.topology.dead_letter_exchange):
+            await channel.exchange_delete(exchange)
+
+
+async def test_an_unreadable_rpc_request_is_answered_with_an_error_and_dead_lettered(worker: Worker) -> None:
+    handled: list[bytes] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        EmbedRequest.model_validate_json(message.body)  # raises on anything but a valid request
+        handled.append(message.body)
+
+    await worker.consume(worker.topology.embed_rpc, handler, prefetch=4)
+    started = time.monotonic()
+    with pytest.raises(RemoteError) as raised:
+        # An empty text list violates the contract.
+        await worker.rpc.call(worker.topology.embed_rpc, EmbedRequest.model_construct(texts=[]), EmbedResult, 10)
+    assert time.monotonic() - started < 2, "the caller must not wait out its timeout"
+    assert raised.value.error.status == 400
+    assert handled == []
+
+    dead = await worker.events_channel.get_queue(worker.topology.dead_letters)
+    message = None
+    for _ in range(50):
+        message = await dead.get(fail=False)
+        if message:
+            break
+        await asyncio.sleep(0.05)
+    assert message is not None
+    await message.ack()
+    assert message.headers["x-original-queue"] == worker.topology.embed_rpc
+    assert str(message.headers["x-dead-letter-reason"]).startswith("unreadable")
+
+
+async def test_a_failing_handler_is_retried_once_then_dead_lettered(worker: Worker) -> None:
+    attempts: list[bool] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        attempts.append(message.redelivered)
+        raise RuntimeError("boom")
+
+    await worker.consume(worker.topology.cache_store, handler, prefetch=1)
+    await worker.exchange.publish(
+        aio_pika.Message(b'{"v": 1}', delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        routing_key=worker.topology.cache_store,
+    )
+    dead = await worker.events_channel.get_queue(worker.topology.dead_letters)
+    message = None
+    for _ in range(100):
+        message = await dead.get(fail=False)
+        if message:
+            break
+        await asyncio.sleep(0.05)
+    assert message is not None
+    await message.ack()
+    assert attempts == [False, True]
+    assert str(message.headers["x-dead-letter-reason"]).startswith("failed twice")
+
+
+async def test_expired_requests_do_not_fill_the_dead_letter_queue(worker: Worker) -> None:
+    await worker.rpc.send(worker.topology.llm_request, b"{}", "c1", timeout=0.05)
+    await asyncio.sleep(0.3)
+    queue = await worker.events_channel.get_queue(worker.topology.llm_request)
+    assert await queue.get(fail=False) is None  # expired
+    dead = await worker.events_channel.get_queue(worker.topology.dead_letters)
+    assert await dead.get(fail=False) is None
