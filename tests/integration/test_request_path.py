@@ -54,7 +54,9 @@ def stored(stack: Stack, redis_client: redis.Redis):  # type: ignore[no-untyped-
 
             def in_postgres() -> bool:
                 with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
-                    row = conn.execute("SELECT count(*) FROM cache_entries_d384 WHERE exact_key = %s", (key,)).fetchone()
+                    row = conn.execute(
+                        "SELECT count(*) FROM cache_entries_d384 WHERE exact_key = %s", (key,)
+                    ).fetchone()
                     return bool(row and row[0])
 
             wait_until(in_postgres)
@@ -112,11 +114,13 @@ def test_paraphrase_is_a_semantic_hit_and_unrelated_question_misses(client, mock
 def test_a_different_system_prompt_never_hits(client, stored) -> None:
     question = unique("Summarize the plot of Hamlet.")
     raw = client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "system", "content": "Answer in French."}, {"role": "user", "content": question}]
+        model=MODEL,
+        messages=[{"role": "system", "content": "Answer in French."}, {"role": "user", "content": question}],
     )
     stored(raw.headers["x-cache-key"])
     raw = client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "system", "content": "Answer in German."}, {"role": "user", "content": question}]
+        model=MODEL,
+        messages=[{"role": "system", "content": "Answer in German."}, {"role": "user", "content": question}],
     )
     assert raw.headers["x-cache"] == "MISS"
 

@@ -69,7 +69,8 @@ def test_messages_tenant_and_namespace_change_the_key() -> None:
 
 
 @pytest.mark.parametrize(
-    "field,value", [("stream", True), ("stream_options", {"include_usage": True}), ("user", "u-1"), ("metadata", {"a": "b"})]
+    "field,value",
+    [("stream", True), ("stream_options", {"include_usage": True}), ("user", "u-1"), ("metadata", {"a": "b"})],
 )
 def test_delivery_fields_do_not_change_the_key(field: str, value: object) -> None:
     changed = copy.deepcopy(BASE)
