@@ -46,8 +46,8 @@ def main() -> None:
             flush=True,
         )
 
-    host = env.get("HOST", "127.0.0.1")
-    port = env.get("PORT", "8000")
+    host = env.get("GATEWAY_HOST", "127.0.0.1")
+    port = env.get("GATEWAY_PORT", "8000")
     threading.Thread(target=_announce_when_ready, args=(f"http://{host}:{port}",), daemon=True).start()
 
     # Ctrl-C reaches honcho too (same process group); it stops the services, then we stop Postgres.

@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = Worker("gateway", settings)
         await worker.start()
         app.state.gateway = GatewayState(settings=settings, worker=worker)
-        log.info("gateway listening on http://%s:%d/v1", settings.host, settings.port)
+        log.info("gateway listening on http://%s:%d/v1", settings.gateway_host, settings.gateway_port)
         try:
             yield
         finally:
@@ -49,8 +49,8 @@ def main() -> None:
     setup_logging("gateway", settings.log_level)
     uvicorn.run(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
         loop="uvloop",
         http="httptools",
         log_config=None,
