@@ -43,6 +43,8 @@ class LookupContext(Contract):
 
     status: Literal["MISS", "BYPASS"] = "MISS"
     bypass_reason: str | None = None
+    store: bool = True  # False: the answer must not be stored (no-store, mode off, ...)
+    flight_leader: bool = False  # this request holds the single-flight lock of its exact key
     exact_key: str | None = None
     partition_key: str | None = None
     prompt_text: str | None = None
@@ -57,6 +59,7 @@ class CompletionRequest(Contract):
     type: Literal["completion_request"] = "completion_request"
     request_id: str
     tenant: str
+    key_id: str | None = None  # the API key that sent it (None until keys are required)
     received_at: float  # epoch seconds, set by the gateway
     deadline: float  # epoch seconds after which nobody waits for the answer
     stream: bool = False
@@ -78,6 +81,7 @@ class CacheInfo(BaseModel):
     age_seconds: int | None = None
     bypass_reason: str | None = None
     upstream: str | None = None  # "mock" when no real upstream is configured
+    coalesced: bool = False  # answered from a concurrent identical request's upstream call
 
 
 class ErrorInfo(BaseModel):
@@ -167,6 +171,18 @@ class CompletionGenerated(Contract):
     created_at: float
 
 
+class FlightEnded(Contract):
+    """The single-flight leader of an exact key finished without storing an answer: waiters go upstream."""
+
+    type: Literal["flight_ended"] = "flight_ended"
+    tenant: str
+    exact_key: str
+    reason: str
+
+
+StoreEvent = Annotated[CompletionGenerated | FlightEnded, Field(discriminator="type")]
+STORE_EVENT_ADAPTER: TypeAdapter[StoreEvent] = TypeAdapter(StoreEvent)
+
 UsageResult = Literal["hit_exact", "hit_semantic", "miss", "bypass", "error"]
 
 
@@ -177,6 +193,8 @@ class UsageEvent(Contract):
     event_id: str
     request_id: str
     tenant: str
+    key_id: str | None = None
+    namespace: str = "default"
     model: str
     result: UsageResult
     reason: str | None = None  # bypass or error reason
@@ -251,3 +269,101 @@ ControlRequest = Annotated[HealthQuery | ModelsQuery, Field(discriminator="type"
 
 
 CONTROL_ADAPTER: TypeAdapter[ControlRequest] = TypeAdapter(ControlRequest)
+
+
+# --- cache browsing and invalidation (admin RPC, gateway -> cache worker) ------------------------
+
+
+class ListEntries(Contract):
+    """A page of a tenant's entries, newest first, optionally filtered."""
+
+    type: Literal["list_entries"] = "list_entries"
+    tenant: str
+    namespace: str | None = None
+    text: str | None = None  # substring of the prompt (case-insensitive)
+    model: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
+class GetEntry(Contract):
+    """One entry, by id or exact key."""
+
+    type: Literal["get_entry"] = "get_entry"
+    tenant: str
+    entry: str
+
+
+class DeleteEntry(Contract):
+    """Delete one entry, by id or exact key."""
+
+    type: Literal["delete_entry"] = "delete_entry"
+    tenant: str
+    entry: str
+
+
+class DeleteNear(Contract):
+    """Delete every entry whose prompt is semantically near `prompt` (similarity >= min_similarity)."""
+
+    type: Literal["delete_near"] = "delete_near"
+    tenant: str
+    prompt: str = Field(min_length=1)
+    min_similarity: float = Field(ge=0, le=1)
+    namespace: str | None = None
+    model: str | None = None
+
+
+class FlushEntries(Contract):
+    """Delete every entry of a tenant, or of one namespace in it."""
+
+    type: Literal["flush_entries"] = "flush_entries"
+    tenant: str
+    namespace: str | None = None
+
+
+CacheAdminRequest = Annotated[
+    ListEntries | GetEntry | DeleteEntry | DeleteNear | FlushEntries, Field(discriminator="type")
+]
+CACHE_ADMIN_ADAPTER: TypeAdapter[CacheAdminRequest] = TypeAdapter(CacheAdminRequest)
+
+
+class EntrySummary(BaseModel):
+    """What a listing shows of an entry."""
+
+    id: str
+    key: str
+    tenant: str
+    namespace: str
+    model: str
+    prompt: str | None
+    created_at: float
+    expires_at: float
+    hit_count: int
+    last_hit_at: float | None
+
+
+class EntryDetail(EntrySummary):
+    """One entry in full: its stored completion too."""
+
+    completion: dict[str, Any]
+
+
+class EntryPage(Contract):
+    kind: Literal["entry_page"] = "entry_page"
+    items: list[EntrySummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class EntryFound(Contract):
+    kind: Literal["entry"] = "entry"
+    entry: EntryDetail
+
+
+class EntriesDeleted(Contract):
+    kind: Literal["deleted"] = "deleted"
+    deleted: int
+    keys: list[str] = Field(default_factory=list)

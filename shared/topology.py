@@ -64,12 +64,18 @@ class Topology:
         """Stats queries (RPC), consumed by the stats consumer."""
         return f"{self.prefix}.stats.query"
 
+    @property
+    def cache_admin(self) -> str:
+        """Cache browsing and invalidation (RPC), consumed by cache workers."""
+        return f"{self.prefix}.cache.admin"
+
     def control(self, service: str) -> str:
         """Health and model-list queries (RPC) for one service."""
         return f"{self.prefix}.{service}.control"
 
     def work_queues(self) -> list[str]:
         return [
+            self.cache_admin,
             self.cache_lookup,
             self.llm_request,
             self.embed_rpc,

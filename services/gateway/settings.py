@@ -18,3 +18,4 @@ class Settings(BaseServiceSettings):
     stream_idle_timeout_seconds: float = Field(default=60.0, gt=0, description="Longest gap between stream chunks.")
     control_timeout_seconds: float = Field(default=2.0, gt=0, description="Health, stats and model-list queries.")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    admin_api_key: str = Field(default="", description="Bearer token of the admin API; empty: admin API disabled.")
