@@ -13,8 +13,18 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from psycopg_pool import AsyncConnectionPool
 
 from services.stats_consumer.batching import EventBatcher
-from services.stats_consumer.repository import query_stats, usage_row
-from shared.contracts import ErrorInfo, ErrorReply, StatsQuery, StatsResult, UsageEvent
+from services.stats_consumer.cursor import InvalidCursor
+from services.stats_consumer.queries import InvalidQuery, query_stats, query_usage
+from services.stats_consumer.repository import usage_row
+from shared.contracts import (
+    STATS_REQUEST_ADAPTER,
+    ErrorInfo,
+    ErrorReply,
+    StatsQuery,
+    StatsResult,
+    UsageEvent,
+    UsagePage,
+)
 from shared.rpc import reply
 from shared.worker import Handler
 
@@ -34,15 +44,25 @@ def usage_handler(batcher: EventBatcher[UsageEvent]) -> Handler:
 
 
 def stats_handler(pool: AsyncConnectionPool, channel: AbstractChannel) -> Handler:
-    """Answer a StatsQuery with a StatsResult, or a 503 error reply when the database fails."""
+    """Answer a StatsQuery (StatsResult) or a UsageQuery (UsagePage); errors are replies too.
+
+    A query the log can't answer (a bad cursor, a time out of range) gets a 400 reply, a database
+    failure a 503.
+    """
 
     async def handle(message: AbstractIncomingMessage) -> None:
-        query = StatsQuery.model_validate_json(message.body)
-        answer: StatsResult | ErrorReply
+        query = STATS_REQUEST_ADAPTER.validate_json(message.body)
+        answer: StatsResult | UsagePage | ErrorReply
         try:
-            answer = await query_stats(pool, query.tenant)
+            if isinstance(query, StatsQuery):
+                answer = await query_stats(pool, query)
+            else:
+                answer = await query_usage(pool, query)
+        except (InvalidCursor, InvalidQuery) as exc:
+            code = "invalid_cursor" if isinstance(exc, InvalidCursor) else None
+            answer = ErrorReply(error=ErrorInfo(type="invalid_request_error", message=str(exc), status=400, code=code))
         except psycopg.Error as exc:  # includes the pool's timeout
-            log.warning("stats query failed: %s", exc)
+            log.warning("%s failed: %s", query.type, exc)
             answer = ErrorReply(
                 error=ErrorInfo(type="stats_unavailable", message="usage statistics are unavailable", status=503)
             )

@@ -18,7 +18,7 @@ from shared.logs import setup_logging
 from shared.worker import Worker, run
 
 SERVICE = "stats_consumer"
-# Stats queries are cheap aggregates but each holds a pool connection: a few at a time is plenty.
+# Stats queries and usage pages are index range scans but each holds a pool connection: a few at a time is plenty.
 STATS_QUERY_PREFETCH = 8
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The usage log in PostgreSQL: its schema, batched idempotent inserts and the stats aggregate.
+"""The usage log in PostgreSQL: its schema and batched idempotent inserts (the reads are in queries.py).
 
 Knows nothing of the broker. Every event carries a unique `event_id`, so inserting one twice (a
 redelivery after a crash between commit and ack) leaves one row: the stats never count it twice.
@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from shared.contracts import StatsResult, UsageEvent
+from shared.contracts import UsageEvent
 from shared.worker import Unprocessable
 
 # One name for the lock that serialises schema creation across replicas starting together:
@@ -37,39 +37,30 @@ CREATE TABLE IF NOT EXISTS usage_events (
 )
 """
 
-CREATE_INDEX = "CREATE INDEX IF NOT EXISTS usage_events_tenant_created_at ON usage_events (tenant, created_at)"
+# Each step is idempotent and runs on every start, so a table created by an earlier version
+# upgrades in place. Existing rows keep NULL in the new columns: nobody knows their key or namespace.
+MIGRATIONS = (
+    "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS key_id text",
+    "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS namespace text",
+    # Keyset pagination orders by (created_at, event_id), newest first: a backward scan of these
+    # serves it with the tenant fixed (tenant callers) or across tenants (admin callers). They
+    # also serve every time-window aggregate in queries.py.
+    "CREATE INDEX IF NOT EXISTS usage_events_tenant_created_event ON usage_events (tenant, created_at, event_id)",
+    "CREATE INDEX IF NOT EXISTS usage_events_created_event ON usage_events (created_at, event_id)",
+    # Superseded by usage_events_tenant_created_event, which has the same leading columns.
+    "DROP INDEX IF EXISTS usage_events_tenant_created_at",
+)
 
 INSERT_EVENT = """
 INSERT INTO usage_events (
-    event_id, request_id, tenant, model, result, reason, prompt_tokens, completion_tokens,
-    cost_usd, tokens_saved, cost_saved_usd, latency_ms, created_at
-) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    event_id, request_id, tenant, key_id, namespace, model, result, reason, prompt_tokens,
+    completion_tokens, cost_usd, tokens_saved, cost_saved_usd, latency_ms, created_at
+) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (event_id) DO NOTHING
 """
 
-SELECT_STATS = """
-SELECT
-    count(*),
-    count(*) FILTER (WHERE result = 'hit_exact'),
-    count(*) FILTER (WHERE result = 'hit_semantic'),
-    count(*) FILTER (WHERE result = 'miss'),
-    count(*) FILTER (WHERE result = 'bypass'),
-    count(*) FILTER (WHERE result = 'error'),
-    coalesce(sum(prompt_tokens), 0),
-    coalesce(sum(completion_tokens), 0),
-    coalesce(sum(tokens_saved), 0),
-    coalesce(sum(cost_usd), 0),
-    coalesce(sum(cost_saved_usd), 0)
-FROM usage_events
-"""
-
-# Two fixed statements rather than `tenant = %s OR %s IS NULL`, so the per-tenant query can use
-# the (tenant, created_at) index.
-SELECT_STATS_ALL = SELECT_STATS
-SELECT_STATS_TENANT = SELECT_STATS + "WHERE tenant = %s"
-
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
-TEXT_FIELDS = ("event_id", "request_id", "tenant", "model", "result", "reason")
+TEXT_FIELDS = ("event_id", "request_id", "tenant", "key_id", "namespace", "model", "result", "reason")
 INT_FIELDS = ("prompt_tokens", "completion_tokens", "tokens_saved")
 
 
@@ -78,11 +69,12 @@ class UnstorableEvent(Unprocessable, ValueError):
 
 
 async def ensure_schema(pool: AsyncConnectionPool) -> None:
-    """Create the usage table and its index if missing (safe with several replicas starting at once)."""
+    """Create or upgrade the usage table and its indexes (safe with several replicas starting at once)."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (SCHEMA_LOCK,))
         await conn.execute(CREATE_TABLE)
-        await conn.execute(CREATE_INDEX)
+        for statement in MIGRATIONS:
+            await conn.execute(statement)
 
 
 def usage_row(event: UsageEvent) -> tuple[Any, ...]:
@@ -102,6 +94,8 @@ def usage_row(event: UsageEvent) -> tuple[Any, ...]:
         event.event_id,
         event.request_id,
         event.tenant,
+        event.key_id,
+        event.namespace,
         event.model,
         event.result,
         event.reason,
@@ -124,33 +118,3 @@ async def insert_events(pool: AsyncConnectionPool, events: Sequence[UsageEvent])
         await cur.executemany(INSERT_EVENT, rows)
         # psycopg sums rowcount over executemany; conflicts count 0.
         return max(cur.rowcount, 0)
-
-
-async def query_stats(pool: AsyncConnectionPool, tenant: str | None) -> StatsResult:
-    """Totals over the usage log for one tenant, or for all tenants when `tenant` is None."""
-    async with pool.connection() as conn:
-        if tenant is None:
-            cur = await conn.execute(SELECT_STATS_ALL)
-        else:
-            cur = await conn.execute(SELECT_STATS_TENANT, (tenant,))
-        row = await cur.fetchone()
-    assert row is not None  # an aggregate without GROUP BY always returns one row
-    requests, hits_exact, hits_semantic, misses, bypasses, errors = row[:6]
-    prompt_tokens, completion_tokens, tokens_saved, cost_usd, cost_saved_usd = row[6:]
-    hits = hits_exact + hits_semantic
-    return StatsResult(
-        tenant=tenant,
-        requests=requests,
-        hits=hits,
-        hits_exact=hits_exact,
-        hits_semantic=hits_semantic,
-        misses=misses,
-        bypasses=bypasses,
-        errors=errors,
-        hit_rate=hits / requests if requests else 0.0,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        tokens_saved=tokens_saved,
-        cost_usd=float(cost_usd),
-        cost_saved_usd=float(cost_saved_usd),
-    )

@@ -12,7 +12,7 @@ import pytest
 
 from services.stats_consumer import handlers
 from services.stats_consumer.repository import UnstorableEvent
-from shared.contracts import StatsQuery, StatsResult, UsageEvent
+from shared.contracts import StatsQuery, StatsResult, UsageEvent, UsagePage, UsageQuery
 
 
 class FakeExchange:
@@ -57,9 +57,9 @@ async def test_usage_handler_refuses_bad_events_before_batching() -> None:
 
 
 async def test_stats_handler_replies_with_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def fake_query(pool: object, tenant: str | None) -> StatsResult:
+    async def fake_query(pool: object, query: StatsQuery) -> StatsResult:
         return StatsResult(
-            tenant=tenant, requests=4, hits=1, hits_exact=1, hits_semantic=0, misses=3, bypasses=0, errors=0,
+            tenant=query.tenant, requests=4, hits=1, hits_exact=1, hits_semantic=0, misses=3, bypasses=0, errors=0,
             hit_rate=0.25, prompt_tokens=0, completion_tokens=0, tokens_saved=0, cost_usd=0, cost_saved_usd=0,
         )  # fmt: skip
 
@@ -76,7 +76,7 @@ async def test_stats_handler_replies_with_the_result(monkeypatch: pytest.MonkeyP
 
 
 async def test_stats_handler_replies_503_when_the_database_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def failing_query(pool: object, tenant: str | None) -> StatsResult:
+    async def failing_query(pool: object, query: StatsQuery) -> StatsResult:
         raise psycopg.OperationalError("connection refused")
 
     monkeypatch.setattr(handlers, "query_stats", failing_query)
@@ -89,3 +89,55 @@ async def test_stats_handler_replies_503_when_the_database_fails(monkeypatch: py
     assert reply["kind"] == "error"
     assert reply["error"]["type"] == "stats_unavailable"
     assert reply["error"]["status"] == 503
+
+
+def replies(exchange: FakeExchange) -> list[dict[str, Any]]:
+    return [orjson.loads(sent.body) for sent, _ in exchange.published]
+
+
+async def test_stats_handler_answers_usage_queries_with_a_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[UsageQuery] = []
+
+    async def fake_usage(pool: object, query: UsageQuery) -> UsagePage:
+        asked.append(query)
+        return UsagePage(items=[], next_cursor="next")
+
+    monkeypatch.setattr(handlers, "query_usage", fake_usage)
+    exchange = FakeExchange()
+    channel = SimpleNamespace(default_exchange=exchange)
+    body = UsageQuery(tenant="acme", model="m", limit=7).model_dump_json().encode()
+    await handlers.stats_handler(object(), channel)(message(body))  # type: ignore[arg-type]
+
+    assert [(q.tenant, q.model, q.limit) for q in asked] == [("acme", "m", 7)]
+    [answer] = replies(exchange)
+    assert UsagePage.model_validate(answer).next_cursor == "next"
+
+
+async def test_a_bad_cursor_gets_a_400_reply() -> None:
+    exchange = FakeExchange()
+    channel = SimpleNamespace(default_exchange=exchange)
+    body = UsageQuery(tenant="acme", cursor="forged").model_dump_json().encode()
+    # The cursor is refused before the pool is touched.
+    await handlers.stats_handler(object(), channel)(message(body))  # type: ignore[arg-type]
+
+    [answer] = replies(exchange)
+    assert answer["kind"] == "error"
+    assert (answer["error"]["status"], answer["error"]["code"]) == (400, "invalid_cursor")
+
+
+async def test_a_time_out_of_range_gets_a_400_reply() -> None:
+    exchange = FakeExchange()
+    channel = SimpleNamespace(default_exchange=exchange)
+    body = StatsQuery(tenant="acme", since=1e20).model_dump_json().encode()
+    await handlers.stats_handler(object(), channel)(message(body))  # type: ignore[arg-type]
+
+    [answer] = replies(exchange)
+    assert (answer["error"]["status"], answer["error"]["type"]) == (400, "invalid_request_error")
+
+
+async def test_an_unknown_query_type_is_unreadable() -> None:
+    exchange = FakeExchange()
+    channel = SimpleNamespace(default_exchange=exchange)
+    with pytest.raises(pydantic.ValidationError):
+        await handlers.stats_handler(object(), channel)(message(b'{"type": "drop_tables"}'))  # type: ignore[arg-type]
+    assert exchange.published == []
