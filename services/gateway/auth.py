@@ -1,14 +1,45 @@
-"""Who is calling: the tenant behind a request's API key, and whether it may use the admin API."""
+"""Who is calling: the tenant behind a request's API key, and whether it may use the admin API.
+
+A bearer key is looked up by its SHA-256 (`api_key_hash`): first in this process's cache, which
+holds answers (valid and invalid keys alike) for a few seconds, then, on a miss, by a ResolveKey
+RPC to the tenants service; concurrent misses for one key share that RPC. Revocations reach every
+gateway process at once through the KeyRevoked fanout (`start_revocation_listener`); the cache's
+TTL bounds how long a missed notice (a broker reconnect, which also clears the cache) can matter.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import Request
+from prometheus_client import Counter
 
 from services.gateway.errors import ApiError
-from services.gateway.state import GatewayState
+from shared.contracts import KeyInfo, KeyResolution, KeyRevoked, ResolveKey, api_key_hash
+from shared.rpc import RpcClient
+from shared.topology import Topology
+from shared.worker import Worker
+
+if TYPE_CHECKING:  # the state imports this module: no import at run time
+    from services.gateway.state import GatewayState
+
+log = logging.getLogger(__name__)
+
+KEY_RESOLUTIONS = Counter(
+    "llmcache_gateway_key_resolutions_total",
+    "API key look-ups by where the answer came from (cache, tenants) and result (valid, invalid, unavailable).",
+    ["source", "result"],
+)
+KEYS_REVOKED = Counter("llmcache_gateway_key_revocations_total", "KeyRevoked notices this process acted on.")
+
+Fetch = Callable[[str], Coroutine[Any, Any, KeyInfo | None]]
 
 
 @dataclass(frozen=True)
@@ -18,13 +49,231 @@ class Principal:
     tenant: str
     key_id: str | None = None
     allowed_models: frozenset[str] = field(default_factory=frozenset)  # empty: any model
+    rpm_limit: int | None = None  # None: no limit
+    tokens_per_day: int | None = None  # None: no limit
     is_admin: bool = False
+
+    @classmethod
+    def from_key(cls, info: KeyInfo) -> Principal:
+        """The principal of a valid key, as the tenants service described it."""
+        return cls(
+            tenant=info.tenant,
+            key_id=info.key_id,
+            allowed_models=frozenset(info.allowed_models or ()),
+            rpm_limit=info.rpm_limit,
+            tokens_per_day=info.tokens_per_day,
+        )
+
+
+class KeysUnavailable(Exception):
+    """The tenants service could not say whether a key is valid."""
+
+
+@dataclass(frozen=True)
+class CachedKey:
+    """One cached answer: `info` is None for a key that is unknown or revoked."""
+
+    info: KeyInfo | None
+    expires_at: float
+
+
+class KeyCache:
+    """Answers about keys by hash, valid and invalid alike, for `ttl_seconds`; bounded in size.
+
+    Every entry lives equally long, so insertion order is expiry order: the oldest entry goes
+    first when the cache is full. `evict` bumps a generation so that a look-up which was already
+    in flight when a key was revoked does not put the key back.
+    """
+
+    def __init__(
+        self, ttl_seconds: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if ttl_seconds < 0 or max_entries < 1:
+            raise ValueError("ttl_seconds must be >= 0 and max_entries >= 1")
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, CachedKey] = OrderedDict()
+        self._pending: dict[str, asyncio.Task[KeyInfo | None]] = {}
+        self._generation = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every eviction: a look-up started before it must not cache its answer."""
+        return self._generation
+
+    def get(self, key_hash: str) -> CachedKey | None:
+        """The live entry for a key, or None (never cached, or expired)."""
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry.expires_at <= self._clock():
+            del self._entries[key_hash]
+            return None
+        return entry
+
+    def put(self, key_hash: str, info: KeyInfo | None, generation: int | None = None) -> bool:
+        """Cache an answer; skipped (False) when keys were evicted since `generation` was read."""
+        if generation is not None and generation != self._generation:
+            return False
+        self._entries.pop(key_hash, None)
+        self._entries[key_hash] = CachedKey(info, self._clock() + self.ttl_seconds)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return True
+
+    def evict(self, key_hash: str) -> None:
+        """Forget a key now (it was revoked); a look-up already in flight is not joined by later callers."""
+        self._generation += 1
+        self._entries.pop(key_hash, None)
+        self._pending.pop(key_hash, None)
+
+    def clear(self) -> None:
+        """Forget every key (notices may have been missed)."""
+        self._generation += 1
+        self._entries.clear()
+        self._pending.clear()
+
+    async def resolve(self, key_hash: str, fetch: Fetch) -> tuple[KeyInfo | None, bool]:
+        """The answer for a key and whether it came from the cache; one `fetch` per key at a time.
+
+        The fetch runs as its own task: a caller that goes away does not cancel it for the others.
+        """
+        entry = self.get(key_hash)
+        if entry is not None:
+            return entry.info, True
+        task = self._pending.get(key_hash)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(fetch(key_hash))
+            self._pending[key_hash] = task
+            task.add_done_callback(self._settled(key_hash, self._generation))
+        return await asyncio.shield(task), False
+
+    def _settled(self, key_hash: str, generation: int) -> Callable[[asyncio.Task[KeyInfo | None]], None]:
+        def done(task: asyncio.Task[KeyInfo | None]) -> None:
+            if self._pending.get(key_hash) is task:
+                del self._pending[key_hash]
+            # exception() also marks a failure as seen when every waiter has gone.
+            if not task.cancelled() and task.exception() is None:
+                self.put(key_hash, task.result(), generation)
+
+        return done
+
+
+class KeyAuthenticator:
+    """Turns bearer keys into principals: the key cache, then a ResolveKey RPC to the tenants service."""
+
+    def __init__(
+        self,
+        rpc: RpcClient,
+        topology: Topology,
+        *,
+        required: bool,
+        default_tenant: str,
+        cache_ttl_seconds: float,
+        cache_max_entries: int = 100_000,
+        timeout_seconds: float = 2.0,
+    ) -> None:
+        self.rpc = rpc
+        self.topology = topology
+        self.required = required
+        self.default_tenant = default_tenant
+        self.timeout_seconds = timeout_seconds
+        self.cache = KeyCache(cache_ttl_seconds, cache_max_entries)
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal behind a bearer token, or ApiError 401 (missing or invalid key) / 503."""
+        if not self.required:
+            return Principal(tenant=self.default_tenant)
+        if token is None:
+            raise ApiError(
+                401,
+                "Missing API key: send it as 'Authorization: Bearer <key>'.",
+                code="missing_api_key",
+            )
+        try:
+            info, cached = await self.cache.resolve(api_key_hash(token), self._fetch)
+        except KeysUnavailable as exc:
+            KEY_RESOLUTIONS.labels("tenants", "unavailable").inc()
+            raise ApiError(
+                503,
+                "API keys cannot be checked right now; retry shortly.",
+                code="auth_unavailable",
+                headers={"Retry-After": "1"},
+            ) from exc
+        KEY_RESOLUTIONS.labels("cache" if cached else "tenants", "valid" if info else "invalid").inc()
+        if info is None:
+            raise ApiError(401, "Invalid API key (unknown or revoked).", code="invalid_api_key")
+        return Principal.from_key(info)
+
+    async def _fetch(self, key_hash: str) -> KeyInfo | None:
+        try:
+            result = await self.rpc.call(
+                self.topology.tenants_rpc, ResolveKey(key_hash=key_hash), KeyResolution, self.timeout_seconds
+            )
+        except Exception as exc:  # no answer, an error answer or a broker failure: all mean "can't tell"
+            log.warning("resolving an API key failed: %s", type(exc).__name__)
+            raise KeysUnavailable(str(exc)) from exc
+        return result.key
+
+    async def on_revoked(self, body: bytes) -> None:
+        """Act on a KeyRevoked notice (an unreadable one raises and is logged by the subscriber)."""
+        notice = KeyRevoked.model_validate_json(body)
+        self.cache.evict(notice.key_hash)
+        KEYS_REVOKED.inc()
+        log.info("key %s of tenant %s revoked: dropped from the key cache", notice.key_id, notice.tenant)
+
+    def on_reconnect(self, *_: Any) -> None:
+        """The broker connection came back: notices may have been missed while it was down."""
+        self.cache.clear()
+        log.info("broker reconnected: key cache cleared")
+
+
+class AuthHost(Protocol):
+    """What the revocation listener needs of the gateway's state (GatewayState has it)."""
+
+    @property
+    def worker(self) -> Worker: ...
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def auth(self) -> KeyAuthenticator: ...
+
+
+async def start_revocation_listener(state: AuthHost) -> None:
+    """Hear KeyRevoked on a queue of this process's own (exclusive, auto-delete); call once at startup."""
+    await state.worker.subscribe(state.topology.key_revocations, state.auth.on_revoked)
+    assert state.worker.connection is not None
+    state.worker.connection.reconnect_callbacks.add(state.auth.on_reconnect)
 
 
 def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if there is one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def authenticate(request: Request) -> Principal:
+    """FastAPI dependency of the API routes: the caller's principal, or 401 / 503."""
+    authenticator: KeyAuthenticator = request.app.state.gateway.auth
+    return await authenticator.authenticate(bearer_token(request))
+
+
+def authorize_model(principal: Principal, model: str) -> None:
+    """403 when the caller's key is limited to other models."""
+    if principal.allowed_models and model not in principal.allowed_models:
+        raise ApiError(
+            403,
+            f"This API key may not use the model '{model}'.",
+            code="model_not_allowed",
+            param="model",
+        )
 
 
 async def require_admin(request: Request) -> Principal:
@@ -39,9 +288,3 @@ async def require_admin(request: Request) -> Principal:
     if not hmac.compare_digest(token.encode(), admin_key.encode()):
         raise ApiError(403, "This key may not use the admin API.", code="not_admin")
     return Principal(tenant="*", is_admin=True)
-
-
-async def authenticate(request: Request) -> Principal:
-    """The principal of an API request (until API keys exist: the configured default tenant)."""
-    state: GatewayState = request.app.state.gateway
-    return Principal(tenant=state.settings.default_tenant)

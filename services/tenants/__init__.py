@@ -1,0 +1,1 @@
+"""Tenants service: tenants and their API keys (hashed at rest), key resolution for the gateways."""

@@ -1,0 +1,292 @@
+"""Gateway authentication without a broker: key hashing, the TTL key cache, errors, revocation notices."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pydantic
+import pytest
+from starlette.requests import Request
+
+from services.gateway.auth import (
+    KeyAuthenticator,
+    KeyCache,
+    Principal,
+    authenticate,
+    authorize_model,
+    bearer_token,
+    require_admin,
+)
+from services.gateway.errors import ApiError
+from shared.contracts import KeyInfo, KeyResolution, KeyRevoked, ResolveKey, api_key_hash
+from shared.rpc import RpcTimeout
+from shared.topology import Topology
+
+KEY = "lcp-" + "k" * 40
+KEY_ID = "0b6f4c0e-8f57-4a39-9d0f-6c1f4f2b9a11"
+INFO = KeyInfo(key_id=KEY_ID, tenant="acme", rpm_limit=60, tokens_per_day=1000, allowed_models=["m1"])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeRpc:
+    """Answers ResolveKey from a dict of hashes; counts the calls; can be slow or fail."""
+
+    def __init__(self, keys: dict[str, KeyInfo] | None = None, fail: Exception | None = None) -> None:
+        self.keys = keys if keys is not None else {api_key_hash(KEY): INFO}
+        self.fail = fail
+        self.calls: list[str] = []
+        self.gate: asyncio.Event | None = None
+
+    async def call(self, routing_key: str, request: ResolveKey, result_type: type, timeout: float) -> KeyResolution:
+        assert routing_key == "t.tenants.rpc" and result_type is KeyResolution
+        self.calls.append(request.key_hash)
+        answer = KeyResolution(key=self.keys.get(request.key_hash))  # answered now, heard back after the gate
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return answer
+
+
+def authenticator(rpc: FakeRpc, *, required: bool = True, ttl: float = 5.0) -> KeyAuthenticator:
+    return KeyAuthenticator(
+        rpc,  # type: ignore[arg-type]
+        Topology("t"),
+        required=required,
+        default_tenant="default",
+        cache_ttl_seconds=ttl,
+        timeout_seconds=1.0,
+    )
+
+
+def http_request(authorization: str | None, state: Any) -> Request:
+    headers = [(b"authorization", authorization.encode())] if authorization is not None else []
+    app = SimpleNamespace(state=SimpleNamespace(gateway=state))
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": headers, "app": app})
+
+
+# --- the key cache ------------------------------------------------------------------------------
+
+
+def test_the_cache_keeps_valid_and_invalid_answers_for_its_ttl() -> None:
+    clock = Clock()
+    cache = KeyCache(5.0, clock=clock)
+    cache.put("valid", INFO)
+    cache.put("invalid", None)
+    entry = cache.get("invalid")
+    assert entry is not None and entry.info is None  # a cached "no", not a miss
+    assert cache.get("valid") is not None
+    clock.now += 4.9
+    assert cache.get("valid") is not None
+    clock.now += 0.2
+    assert cache.get("valid") is None and cache.get("invalid") is None
+    assert len(cache) == 0
+
+
+def test_the_cache_is_bounded_oldest_first() -> None:
+    cache = KeyCache(5.0, max_entries=3)
+    for name in "abcd":
+        cache.put(name, None)
+    assert [name for name in "abcd" if cache.get(name)] == ["b", "c", "d"]
+    cache.put("b", INFO)  # refreshed: now the newest
+    cache.put("e", None)
+    assert [name for name in "bcde" if cache.get(name)] == ["b", "d", "e"]
+
+
+def test_an_eviction_stops_an_older_lookup_from_putting_the_key_back() -> None:
+    cache = KeyCache(5.0)
+    generation = cache.generation
+    cache.evict("k")
+    assert cache.put("k", INFO, generation) is False
+    assert cache.get("k") is None
+    assert cache.put("k", INFO, cache.generation) is True
+    cache.clear()
+    assert cache.get("k") is None
+
+
+def test_a_bad_cache_configuration_is_refused() -> None:
+    with pytest.raises(ValueError):
+        KeyCache(-1)
+    with pytest.raises(ValueError):
+        KeyCache(5, max_entries=0)
+
+
+async def test_concurrent_misses_for_one_key_share_one_lookup() -> None:
+    rpc = FakeRpc()
+    rpc.gate = asyncio.Event()
+    auth = authenticator(rpc)
+    waiting = [asyncio.create_task(auth.authenticate(KEY)) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    rpc.gate.set()
+    principals = await asyncio.gather(*waiting)
+    assert len(rpc.calls) == 1
+    assert {p.tenant for p in principals} == {"acme"}
+
+
+async def test_a_caller_going_away_does_not_cancel_the_lookup_for_the_others() -> None:
+    rpc = FakeRpc()
+    rpc.gate = asyncio.Event()
+    auth = authenticator(rpc)
+    first = asyncio.create_task(auth.authenticate(KEY))
+    second = asyncio.create_task(auth.authenticate(KEY))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    rpc.gate.set()
+    assert (await second).tenant == "acme"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert len(rpc.calls) == 1
+    assert auth.cache.get(api_key_hash(KEY)) is not None
+
+
+async def test_a_lookup_in_flight_when_the_key_is_revoked_is_not_joined_or_cached() -> None:
+    rpc = FakeRpc()
+    rpc.gate = asyncio.Event()
+    auth = authenticator(rpc)
+    before = asyncio.create_task(auth.authenticate(KEY))
+    await asyncio.sleep(0.01)
+    rpc.keys = {}  # revoked while the first look-up is in flight
+    await auth.on_revoked(
+        KeyRevoked(key_id=KEY_ID, tenant="acme", key_hash=api_key_hash(KEY), revoked_at=1.0).model_dump_json().encode()
+    )
+    after = asyncio.create_task(auth.authenticate(KEY))
+    await asyncio.sleep(0.01)
+    rpc.gate.set()
+    assert (await before).tenant == "acme"  # asked before the revocation
+    with pytest.raises(ApiError) as raised:
+        await after
+    assert raised.value.code == "invalid_api_key"
+    assert len(rpc.calls) == 2
+    entry = auth.cache.get(api_key_hash(KEY))
+    assert entry is not None and entry.info is None
+
+
+# --- authenticate -------------------------------------------------------------------------------
+
+
+async def test_a_valid_key_is_its_tenant_and_limits_and_is_cached() -> None:
+    rpc = FakeRpc()
+    auth = authenticator(rpc)
+    principal = await auth.authenticate(KEY)
+    assert principal == Principal(
+        tenant="acme", key_id=KEY_ID, allowed_models=frozenset({"m1"}), rpm_limit=60, tokens_per_day=1000
+    )
+    assert await auth.authenticate(KEY) == principal
+    assert rpc.calls == [api_key_hash(KEY)]  # the hash crosses the broker, never the key
+
+
+async def test_a_missing_key_is_a_401() -> None:
+    with pytest.raises(ApiError) as raised:
+        await authenticator(FakeRpc()).authenticate(None)
+    assert (raised.value.status, raised.value.code) == (401, "missing_api_key")
+
+
+async def test_an_unknown_key_is_a_401_and_the_no_is_cached() -> None:
+    rpc = FakeRpc()
+    auth = authenticator(rpc)
+    for _ in range(3):
+        with pytest.raises(ApiError) as raised:
+            await auth.authenticate("lcp-wrong")
+        assert (raised.value.status, raised.value.code) == (401, "invalid_api_key")
+        assert "lcp-wrong" not in raised.value.message
+    assert len(rpc.calls) == 1
+
+
+@pytest.mark.parametrize("failure", [RpcTimeout("no reply"), ConnectionError("broker gone")])
+async def test_the_tenants_service_down_is_a_503_with_retry_after(failure: Exception) -> None:
+    rpc = FakeRpc(fail=failure)
+    auth = authenticator(rpc)
+    with pytest.raises(ApiError) as raised:
+        await auth.authenticate(KEY)
+    assert raised.value.status == 503
+    assert raised.value.headers["Retry-After"] == "1"
+    rpc.fail = None  # a failure is not cached: the next request asks again
+    assert (await auth.authenticate(KEY)).tenant == "acme"
+
+
+async def test_without_required_keys_every_request_is_the_default_tenant() -> None:
+    rpc = FakeRpc()
+    auth = authenticator(rpc, required=False)
+    assert await auth.authenticate(None) == Principal(tenant="default")
+    assert await auth.authenticate("anything") == Principal(tenant="default")
+    assert rpc.calls == []
+
+
+async def test_a_revocation_notice_evicts_the_key_at_once() -> None:
+    rpc = FakeRpc()
+    auth = authenticator(rpc)
+    await auth.authenticate(KEY)
+    rpc.keys = {}  # revoked in the tenants service
+    notice = KeyRevoked(key_id=KEY_ID, tenant="acme", key_hash=api_key_hash(KEY), revoked_at=1.0)
+    await auth.on_revoked(notice.model_dump_json().encode())
+    with pytest.raises(ApiError) as raised:
+        await auth.authenticate(KEY)
+    assert raised.value.code == "invalid_api_key"
+
+
+async def test_an_unreadable_notice_raises_for_the_subscriber_to_log() -> None:
+    auth = authenticator(FakeRpc())
+    with pytest.raises(pydantic.ValidationError):
+        await auth.on_revoked(b'{"type": "key_revoked"}')
+
+
+async def test_a_broker_reconnect_clears_the_cache() -> None:
+    rpc = FakeRpc()
+    auth = authenticator(rpc)
+    await auth.authenticate(KEY)
+    auth.on_reconnect(object())
+    await auth.authenticate(KEY)
+    assert len(rpc.calls) == 2
+
+
+async def test_the_dependency_reads_the_bearer_header() -> None:
+    rpc = FakeRpc()
+    state = SimpleNamespace(auth=authenticator(rpc))
+    assert (await authenticate(http_request(f"Bearer {KEY}", state))).tenant == "acme"
+    with pytest.raises(ApiError) as raised:
+        await authenticate(http_request(None, state))
+    assert raised.value.code == "missing_api_key"
+
+
+def test_bearer_token_parsing() -> None:
+    assert bearer_token(http_request("Bearer abc", None)) == "abc"
+    assert bearer_token(http_request("bearer   abc ", None)) == "abc"
+    assert bearer_token(http_request("Basic abc", None)) is None
+    assert bearer_token(http_request("Bearer ", None)) is None
+    assert bearer_token(http_request(None, None)) is None
+
+
+# --- models and the admin API -------------------------------------------------------------------
+
+
+def test_a_key_limited_to_some_models_may_use_only_those() -> None:
+    limited = Principal(tenant="acme", key_id=KEY_ID, allowed_models=frozenset({"m1", "m2"}))
+    authorize_model(limited, "m1")
+    with pytest.raises(ApiError) as raised:
+        authorize_model(limited, "m3")
+    assert (raised.value.status, raised.value.code, raised.value.param) == (403, "model_not_allowed", "model")
+    authorize_model(Principal(tenant="acme"), "anything")  # no list: any model
+
+
+async def test_the_admin_api_takes_the_admin_key_only() -> None:
+    state = SimpleNamespace(settings=SimpleNamespace(admin_api_key="admin-secret"))
+    assert (await require_admin(http_request("Bearer admin-secret", state))).is_admin
+    with pytest.raises(ApiError) as tenant_key:
+        await require_admin(http_request(f"Bearer {KEY}", state))
+    assert (tenant_key.value.status, tenant_key.value.code) == (403, "not_admin")
+    with pytest.raises(ApiError) as missing:
+        await require_admin(http_request(None, state))
+    assert missing.value.status == 401
+    state.settings.admin_api_key = ""
+    with pytest.raises(ApiError) as disabled:
+        await require_admin(http_request("Bearer admin-secret", state))
+    assert disabled.value.code == "admin_disabled"

@@ -1,0 +1,160 @@
+"""Per-key limits against the local Redis (127.0.0.1:6379, a unique key prefix per test): requests per
+minute in a sliding window, tokens per UTC day, shared by every limiter on the same Redis, failing open."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as redis
+from prometheus_client import REGISTRY
+
+from services.gateway.auth import Principal
+from services.gateway.errors import ApiError
+from services.gateway.limits import Admission, Limiter
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+OPERATIONS = ("admit", "check_tokens", "record_tokens")
+NOON = datetime(2025, 3, 1, 12, 0, tzinfo=UTC).timestamp()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[redis.Redis]:
+    client = redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except (redis.ConnectionError, OSError):
+        await client.aclose()
+        pytest.skip("needs Redis at 127.0.0.1:6379")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix(client: redis.Redis) -> AsyncIterator[str]:
+    prefix = f"test-limits-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+
+
+def key(**limits_: int | None) -> Principal:
+    return Principal(tenant="acme", key_id=uuid.uuid4().hex, **limits_)  # type: ignore[arg-type]
+
+
+async def refused(limiter: Limiter, principal: Principal) -> ApiError:
+    with pytest.raises(ApiError) as raised:
+        await limiter.admit(principal)
+    assert (raised.value.status, raised.value.code) == (429, "rate_limit_exceeded")
+    return raised.value
+
+
+async def test_requests_over_the_per_minute_limit_are_refused_with_retry_after(
+    client: redis.Redis, prefix: str
+) -> None:
+    limiter = Limiter(client, prefix)
+    principal = key(rpm_limit=3)
+    admitted = [await limiter.admit(principal) for _ in range(3)]
+    assert [a.remaining_requests for a in admitted] == [2, 1, 0]
+    assert admitted[0].headers() == {"x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "2"}
+    error = await refused(limiter, principal)
+    assert 59 <= int(error.headers["Retry-After"]) <= 60
+    assert error.headers["x-ratelimit-remaining-requests"] == "0"
+    await refused(limiter, principal)  # a refused request does not count: the window frees as announced
+    assert (await limiter.admit(key(rpm_limit=3))).remaining_requests == 2  # other keys are not affected
+
+
+async def test_the_window_slides(client: redis.Redis, prefix: str) -> None:
+    limiter = Limiter(client, prefix, window_seconds=1.0)
+    principal = key(rpm_limit=2)
+    await limiter.admit(principal)
+    await asyncio.sleep(0.5)
+    await limiter.admit(principal)
+    error = await refused(limiter, principal)
+    assert error.headers["Retry-After"] == "1"  # ~0.5 s from now, rounded up to whole seconds
+    await asyncio.sleep(0.65)  # the first request has left the window, the second has not
+    await limiter.admit(principal)
+    await refused(limiter, principal)
+
+
+async def test_every_replica_shares_the_limit(client: redis.Redis, prefix: str) -> None:
+    replicas = [Limiter(client, prefix) for _ in range(3)]
+    principal = key(rpm_limit=10)
+    outcomes = await asyncio.gather(*(replicas[i % 3].admit(principal) for i in range(25)), return_exceptions=True)
+    assert sum(isinstance(o, Admission) for o in outcomes) == 10
+    assert sum(isinstance(o, ApiError) and o.status == 429 for o in outcomes) == 15
+
+
+async def test_tokens_per_day_refuse_once_reached_until_midnight(client: redis.Redis, prefix: str) -> None:
+    limiter = Limiter(client, prefix, clock=lambda: NOON)
+    principal = key(tokens_per_day=100)
+    await limiter.check_tokens(principal)
+    await limiter.admit(principal)
+    await limiter.record_tokens(principal, 60)
+    await limiter.check_tokens(principal)
+    await limiter.admit(principal)  # 60 < 100: in, and may go over (a soft limit)
+    await limiter.record_tokens(principal, 60)
+    error = await refused(limiter, principal)
+    assert error.headers["Retry-After"] == str(12 * 3600)
+    with pytest.raises(ApiError) as raised:
+        await limiter.check_tokens(principal)
+    assert raised.value.status == 429
+    assert "tokens per day" in raised.value.message
+    tomorrow = Limiter(client, prefix, clock=lambda: NOON + 86_400)
+    await tomorrow.admit(principal)
+
+
+async def test_the_day_counter_expires(client: redis.Redis, prefix: str) -> None:
+    limiter = Limiter(client, prefix, clock=lambda: NOON)
+    principal = key(tokens_per_day=100)
+    await limiter.record_tokens(principal, 5)
+    [counter] = [k async for k in client.scan_iter(f"{prefix}:limits:tpd:*")]
+    assert counter.endswith(b":20250301")
+    assert 0 < await client.ttl(counter) <= 2 * 86_400
+
+
+async def test_a_request_over_its_tokens_does_not_use_up_its_requests(client: redis.Redis, prefix: str) -> None:
+    limiter = Limiter(client, prefix, clock=lambda: NOON)
+    principal = key(rpm_limit=2, tokens_per_day=10)
+    await limiter.record_tokens(principal, 10)
+    for _ in range(3):
+        await refused(limiter, principal)
+    assert await client.zcard(f"{prefix}:limits:rpm:{principal.key_id}") == 0
+
+
+def unavailable(operation: str) -> float:
+    return REGISTRY.get_sample_value("llmcache_gateway_limits_unavailable_total", {"operation": operation}) or 0.0
+
+
+async def test_keys_without_limits_never_touch_redis(prefix: str) -> None:
+    limiter = Limiter.from_url("redis://127.0.0.1:1/0", prefix)  # nothing listens there
+    before = [unavailable(op) for op in OPERATIONS]
+    try:
+        for principal in (Principal(tenant="default"), key()):
+            assert await limiter.admit(principal) == Admission()
+            await limiter.check_tokens(principal)
+            await limiter.record_tokens(principal, 100)
+    finally:
+        await limiter.close()
+    assert [unavailable(op) for op in OPERATIONS] == before
+
+
+async def test_redis_down_fails_open_and_is_counted(prefix: str) -> None:
+    limiter = Limiter.from_url("redis://127.0.0.1:1/0", prefix, timeout_seconds=0.2)
+    before = {op: unavailable(op) for op in OPERATIONS}
+    principal = key(rpm_limit=1, tokens_per_day=1)
+    try:
+        for _ in range(3):
+            assert await limiter.admit(principal) == Admission(1)
+        await limiter.check_tokens(principal)
+        await limiter.record_tokens(principal, 10)
+    finally:
+        await limiter.close()
+    after = {op: unavailable(op) for op in OPERATIONS}
+    assert after["admit"] - before["admit"] == 3
+    assert after["check_tokens"] - before["check_tokens"] == 1
+    assert after["record_tokens"] - before["record_tokens"] == 1
