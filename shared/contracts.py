@@ -7,6 +7,7 @@ the OpenAI payload (`body`), never inside it.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -48,7 +49,9 @@ class LookupContext(Contract):
     exact_key: str | None = None
     partition_key: str | None = None
     prompt_text: str | None = None
+    context_text: str | None = None  # earlier turns of a conversation, as embedded
     embedding: list[float] | None = None
+    context_embedding: list[float] | None = None
     embedding_model: str | None = None
     best_similarity: float | None = None
 
@@ -163,7 +166,9 @@ class CompletionGenerated(Contract):
     exact_key: str
     partition_key: str | None = None
     prompt_text: str | None = None
+    context_text: str | None = None
     embedding: list[float] | None = None
+    context_embedding: list[float] | None = None
     embedding_model: str | None = None
     completion: dict[str, Any]
     upstream: str | None = None
@@ -178,6 +183,13 @@ class FlightEnded(Contract):
     tenant: str
     exact_key: str
     reason: str
+
+
+class RequestCancelled(Contract):
+    """The client of a request went away (a stream closed early): stop its upstream call, store nothing."""
+
+    type: Literal["request_cancelled"] = "request_cancelled"
+    request_id: str
 
 
 StoreEvent = Annotated[CompletionGenerated | FlightEnded, Field(discriminator="type")]
@@ -215,6 +227,9 @@ class StatsQuery(Contract):
 
     type: Literal["stats_query"] = "stats_query"
     tenant: str | None = None
+    since: float | None = None  # epoch seconds, inclusive; None: from the first event
+    until: float | None = None  # epoch seconds, exclusive; None: up to the last event
+    bucket: StatsBucketSize | None = None  # None: totals and breakdowns only, no time series
 
 
 class StatsResult(Contract):
@@ -235,6 +250,13 @@ class StatsResult(Contract):
     tokens_saved: int
     cost_usd: float
     cost_saved_usd: float
+    latency_ms: LatencyPercentiles = Field(default_factory=lambda: LatencyPercentiles())
+    since: float | None = None  # the window asked for (epoch seconds)
+    until: float | None = None
+    bucket: StatsBucketSize | None = None
+    series: list[StatsBucket] = Field(default_factory=list)  # oldest first, empty buckets included
+    models: list[ModelStats] = Field(default_factory=list)  # busiest first
+    reasons: ReasonCounts = Field(default_factory=lambda: ReasonCounts())
 
 
 class HealthQuery(Contract):
@@ -367,3 +389,255 @@ class EntriesDeleted(Contract):
     kind: Literal["deleted"] = "deleted"
     deleted: int
     keys: list[str] = Field(default_factory=list)
+
+
+# --- usage statistics and the usage log (RPC, gateway -> stats consumer) ------------------------
+# StatsQuery and StatsResult (above) refer to these: they are rebuilt once these are defined.
+
+StatsBucketSize = Literal["hour", "day"]
+
+
+class LatencyPercentiles(BaseModel):
+    """Percentiles of latency_ms over a set of requests (None when the set is empty)."""
+
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+
+
+class UsageMeasures(BaseModel):
+    """What the stats report for any set of requests: the totals, a time bucket or a model."""
+
+    requests: int = 0
+    hits: int = 0
+    hits_exact: int = 0
+    hits_semantic: int = 0
+    misses: int = 0
+    bypasses: int = 0
+    errors: int = 0
+    hit_rate: float = 0.0  # hits / requests
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_saved: int = 0
+    cost_usd: float = 0.0
+    cost_saved_usd: float = 0.0
+    latency_ms: LatencyPercentiles = Field(default_factory=LatencyPercentiles)
+
+
+class StatsBucket(UsageMeasures):
+    """One bucket of the time series; `start` is the bucket's first second (epoch seconds, UTC)."""
+
+    start: float
+
+
+class ModelStats(UsageMeasures):
+    """The measures of one model's requests."""
+
+    model: str
+
+
+class ReasonCounts(BaseModel):
+    """How many bypasses and errors there were, by reason ("unknown" when none was given)."""
+
+    bypass: dict[str, int] = Field(default_factory=dict)
+    error: dict[str, int] = Field(default_factory=dict)
+
+
+class UsageQuery(Contract):
+    """Ask the stats consumer for a page of the usage log, newest first, optionally filtered."""
+
+    type: Literal["usage_query"] = "usage_query"
+    tenant: str | None = None  # None: every tenant (admin callers only)
+    model: str | None = None
+    result: UsageResult | None = None
+    key_id: str | None = None
+    since: float | None = None  # epoch seconds, inclusive
+    until: float | None = None  # epoch seconds, exclusive
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = None  # a previous page's next_cursor: continue after its last row
+
+
+class UsageRecord(BaseModel):
+    """One row of the usage log (namespace and key_id are None for rows logged before they existed)."""
+
+    event_id: str
+    request_id: str | None
+    tenant: str
+    key_id: str | None
+    namespace: str | None
+    model: str
+    result: UsageResult
+    reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    tokens_saved: int
+    cost_saved_usd: float
+    latency_ms: float | None
+    created_at: float  # epoch seconds
+
+
+class UsagePage(Contract):
+    """A page of the usage log; pass `next_cursor` back for the next one (None: this is the last)."""
+
+    kind: Literal["usage_page"] = "usage_page"
+    items: list[UsageRecord]
+    next_cursor: str | None = None
+
+
+StatsQuery.model_rebuild()
+StatsResult.model_rebuild()
+
+StatsRequest = Annotated[StatsQuery | UsageQuery, Field(discriminator="type")]
+STATS_REQUEST_ADAPTER: TypeAdapter[StatsRequest] = TypeAdapter(StatsRequest)
+
+
+# --- tenants and API keys (RPC to the tenants service; KeyRevoked on a fanout exchange) ----------
+# Keys are stored and looked up by hash only: the plain key crosses the broker once, in the
+# KeyCreated reply to the admin who made it.
+
+TENANT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # a slug: it is the tenant's id
+KEY_HASH_PATTERN = r"^[0-9a-f]{64}$"
+KEY_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+INT4_MAX = 2**31 - 1  # the limits are PostgreSQL `integer` columns
+
+ModelName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+def api_key_hash(key: str) -> str:
+    """What `ResolveKey.key_hash` and the keys table hold: the hex SHA-256 of the plain key.
+
+    Unsalted on purpose: keys are 240 random bits, so there is nothing to brute-force, and an
+    unsalted hash can be looked up by equality (one index probe per resolution).
+    """
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class CreateTenant(Contract):
+    """Create a tenant; its name is its id (a slug)."""
+
+    type: Literal["create_tenant"] = "create_tenant"
+    name: str = Field(pattern=TENANT_NAME_PATTERN)
+
+
+class ListTenants(Contract):
+    """Every tenant, oldest first."""
+
+    type: Literal["list_tenants"] = "list_tenants"
+
+
+class CreateKey(Contract):
+    """Create an API key for a tenant, with optional limits (None: unlimited) and model list (None: any)."""
+
+    type: Literal["create_key"] = "create_key"
+    tenant: str = Field(pattern=TENANT_NAME_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    rpm_limit: int | None = Field(default=None, ge=1, le=INT4_MAX)
+    tokens_per_day: int | None = Field(default=None, ge=1, le=INT4_MAX)
+    allowed_models: list[ModelName] | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class ListKeys(Contract):
+    """The keys of one tenant (None: of every tenant), newest first; revoked keys included."""
+
+    type: Literal["list_keys"] = "list_keys"
+    tenant: str | None = Field(default=None, pattern=TENANT_NAME_PATTERN)
+
+
+class RevokeKey(Contract):
+    """Revoke a key for good (idempotent: revoking a revoked key keeps its first revocation time)."""
+
+    type: Literal["revoke_key"] = "revoke_key"
+    key_id: str = Field(pattern=KEY_ID_PATTERN)
+
+
+class ResolveKey(Contract):
+    """Ask who a key belongs to, by its hash (`api_key_hash`): the gateway's question on every cache miss."""
+
+    type: Literal["resolve_key"] = "resolve_key"
+    key_hash: str = Field(pattern=KEY_HASH_PATTERN)
+
+
+TenantsRequest = Annotated[
+    CreateTenant | ListTenants | CreateKey | ListKeys | RevokeKey | ResolveKey, Field(discriminator="type")
+]
+TENANTS_ADAPTER: TypeAdapter[TenantsRequest] = TypeAdapter(TenantsRequest)
+
+
+class TenantInfo(BaseModel):
+    """A tenant as listings show it."""
+
+    name: str
+    created_at: float  # epoch seconds
+
+
+class KeySummary(BaseModel):
+    """What listings show of a key: never its hash, never the key."""
+
+    id: str
+    tenant: str
+    name: str
+    prefix: str  # the key's first characters, for people to recognise it by
+    created_at: float  # epoch seconds
+    revoked_at: float | None = None
+    last_used_at: float | None = None  # approximate: refreshed at most once a minute, on resolution
+    rpm_limit: int | None = None
+    tokens_per_day: int | None = None
+    allowed_models: list[str] | None = None
+
+
+class KeyInfo(BaseModel):
+    """What a gateway needs to admit a request made with a valid key."""
+
+    key_id: str
+    tenant: str
+    rpm_limit: int | None = None
+    tokens_per_day: int | None = None
+    allowed_models: list[str] | None = None  # None: any model
+
+
+class TenantCreated(Contract):
+    kind: Literal["tenant_created"] = "tenant_created"
+    tenant: TenantInfo
+
+
+class TenantList(Contract):
+    kind: Literal["tenant_list"] = "tenant_list"
+    items: list[TenantInfo]
+
+
+class KeyCreated(Contract):
+    """A new key: the only message that ever carries the plain key."""
+
+    kind: Literal["key_created"] = "key_created"
+    key: KeySummary
+    api_key: str
+
+
+class KeyList(Contract):
+    kind: Literal["key_list"] = "key_list"
+    items: list[KeySummary]
+
+
+class KeyRevocation(Contract):
+    """The answer to RevokeKey: the key as it now stands (revoked_at set)."""
+
+    kind: Literal["key_revocation"] = "key_revocation"
+    key: KeySummary
+
+
+class KeyResolution(Contract):
+    """The answer to ResolveKey: the key's owner and limits, or None for an unknown or revoked key."""
+
+    kind: Literal["key_resolution"] = "key_resolution"
+    key: KeyInfo | None = None
+
+
+class KeyRevoked(Contract):
+    """Broadcast on the key-revocations fanout exchange: every gateway drops the key from its cache."""
+
+    type: Literal["key_revoked"] = "key_revoked"
+    key_id: str
+    tenant: str
+    key_hash: str = Field(pattern=KEY_HASH_PATTERN)
+    revoked_at: float

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
-SERVICES = ("gateway", "cache_worker", "embedder", "llm_worker", "stats_consumer")
+SERVICES = ("gateway", "cache_worker", "embedder", "llm_worker", "stats_consumer", "tenants")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class Topology:
     @property
     def dead_letter_exchange(self) -> str:
         return f"{self.prefix}.dlx"
+
+    @property
+    def cancellations(self) -> str:
+        """Fanout exchange of RequestCancelled: every LLM worker hears of every cancelled request."""
+        return f"{self.prefix}.cancellations"
 
     @property
     def dead_letters(self) -> str:
@@ -69,6 +74,16 @@ class Topology:
         """Cache browsing and invalidation (RPC), consumed by cache workers."""
         return f"{self.prefix}.cache.admin"
 
+    @property
+    def tenants_rpc(self) -> str:
+        """Tenant and API-key requests (RPC: admin API, CLI, key resolution), consumed by the tenants service."""
+        return f"{self.prefix}.tenants.rpc"
+
+    @property
+    def key_revocations(self) -> str:
+        """Fanout exchange of KeyRevoked: every gateway process drops a revoked key from its cache at once."""
+        return f"{self.prefix}.keys.revoked"
+
     def control(self, service: str) -> str:
         """Health and model-list queries (RPC) for one service."""
         return f"{self.prefix}.{service}.control"
@@ -82,7 +97,11 @@ class Topology:
             self.cache_store,
             self.usage_events,
             self.stats_query,
+            self.tenants_rpc,
         ]
+
+    def all_exchanges(self) -> list[str]:
+        return [self.exchange, self.dead_letter_exchange, self.cancellations, self.key_revocations]
 
     def all_queues(self) -> list[str]:
         return [*self.work_queues(), *(self.control(s) for s in SERVICES), self.dead_letters]
@@ -99,6 +118,8 @@ async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExcha
     )
     await dead.bind(dlx)
 
+    await channel.declare_exchange(topology.cancellations, aio_pika.ExchangeType.FANOUT, durable=True)
+    await channel.declare_exchange(topology.key_revocations, aio_pika.ExchangeType.FANOUT, durable=True)
     exchange = await channel.declare_exchange(topology.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
     for name in topology.work_queues():
         # No queue-level dead-lettering: requests expire with their deadline by design; workers

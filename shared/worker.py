@@ -117,6 +117,24 @@ class Worker:
         self._consumers.append((queue, tag))
         log.info("consuming %s (prefetch %d)", queue_name, prefetch)
 
+    async def subscribe(self, fanout_exchange: str, callback: Callable[[bytes], Awaitable[None]]) -> None:
+        """Hear every message of a broadcast (fanout) exchange on a queue of this process's own.
+
+        For notices every replica must act on (a cancelled request, a revoked key); transient, no acks.
+        """
+        assert self.connection is not None
+        channel = await self.connection.channel(publisher_confirms=False)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(fanout_exchange)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                await callback(message.body)
+            except POISON as exc:
+                log.warning("ignoring an unreadable notice on %s: %s", fanout_exchange, _first_line(exc))
+
+        await queue.consume(on_message, no_ack=True)
+
     async def _handle(self, queue_name: str, handler: Handler, message: AbstractIncomingMessage) -> None:
         self._in_flight += 1
         self._idle.clear()

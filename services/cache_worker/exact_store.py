@@ -1,6 +1,10 @@
-"""The exact cache: answers in Redis under the request's exact key, expiring with Redis TTLs."""
+"""The exact cache in Redis: answers under their exact key (with Redis TTLs), the per-tenant LRU
+order, and the single-flight locks that make concurrent identical misses call the upstream once."""
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 import redis.asyncio as redis
 
@@ -8,18 +12,88 @@ from services.cache_worker.entries import CachedAnswer
 
 
 class ExactStore:
-    """Redis-backed map from exact key to stored answer."""
+    """Redis-backed exact cache."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
-        self._prefix = f"{prefix}:exact:"
+        self._prefix = prefix
+
+    def _entry(self, key: str) -> str:
+        return f"{self._prefix}:exact:{key}"
+
+    def _lru(self, tenant: str) -> str:
+        return f"{self._prefix}:lru:{tenant}"
+
+    def _flight(self, key: str) -> str:
+        return f"{self._prefix}:flight:{key}"
 
     async def get(self, key: str) -> CachedAnswer | None:
-        raw = await self._redis.get(self._prefix + key)
+        raw = await self._redis.get(self._entry(key))
         return CachedAnswer.from_bytes(raw) if isinstance(raw, bytes) else None
 
-    async def put(self, answer: CachedAnswer, ttl_seconds: int) -> None:
-        await self._redis.set(self._prefix + answer.exact_key, answer.to_bytes(), ex=ttl_seconds)
+    async def put(self, tenant: str, answer: CachedAnswer, ttl_seconds: int) -> None:
+        """Store the answer, mark it most recently used, and release waiters of its single flight."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._entry(answer.exact_key), answer.to_bytes(), ex=ttl_seconds)
+            pipe.zadd(self._lru(tenant), {answer.exact_key: time.time()})
+            pipe.delete(self._flight(answer.exact_key))
+            await pipe.execute()
+
+    async def delete(self, tenant: str, keys: list[str]) -> int:
+        """Delete entries; returns how many Redis still held."""
+        if not keys:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(*(self._entry(k) for k in keys))
+            pipe.zrem(self._lru(tenant), *keys)
+            deleted, _ = await pipe.execute()
+        return int(deleted)
+
+    async def touch(self, used: dict[str, dict[str, float]]) -> None:
+        """Move used entries up the LRU order (tenant -> key -> last use); only keys still tracked."""
+        if not used:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for tenant, keys in used.items():
+                pipe.zadd(self._lru(tenant), keys, xx=True)
+            await pipe.execute()
+
+    async def over_cap(self, tenant: str, cap: int) -> list[str]:
+        """Take the least recently used keys out of the tenant's LRU order until it holds `cap`."""
+        excess = int(await self._redis.zcard(self._lru(tenant))) - cap
+        if excess <= 0:
+            return []
+        popped: list[tuple[bytes, float]] = await self._redis.zpopmin(self._lru(tenant), excess)  # type: ignore[assignment]
+        return [member.decode() for member, _ in popped]
+
+    async def forget(self, tenant: str, keys: list[str]) -> None:
+        """Drop keys from the LRU order (their entries expired)."""
+        if keys:
+            await self._redis.zrem(self._lru(tenant), *keys)
+
+    async def lead_flight(self, key: str, request_id: str, ttl_seconds: float) -> bool:
+        """Become the one request that calls the upstream for this key; False if another already is."""
+        return bool(await self._redis.set(self._flight(key), request_id, nx=True, px=max(int(ttl_seconds * 1000), 1)))
+
+    async def end_flight(self, key: str) -> None:
+        await self._redis.delete(self._flight(key))
+
+    async def wait_for_flight(self, key: str, timeout: float) -> CachedAnswer | None:
+        """Wait (bounded) for the leader's answer; None if the flight ended without one or took too long."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while time.monotonic() < deadline:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._entry(key))
+                pipe.exists(self._flight(key))
+                raw, flying = await pipe.execute()
+            if isinstance(raw, bytes):
+                return CachedAnswer.from_bytes(raw)
+            if not flying:
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        return None
 
     async def ping(self) -> bool:
         try:

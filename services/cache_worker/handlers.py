@@ -1,4 +1,4 @@
-"""Broker handlers of the cache worker: decode, call the lookup or the storer, reply or forward."""
+"""Broker handlers of the cache worker: decode, call the lookup, the storer or the admin, reply or forward."""
 
 from __future__ import annotations
 
@@ -8,12 +8,21 @@ import uuid
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.lookup import Hit, Lookup
 from services.cache_worker.metrics import DEGRADED, EXPIRED
-from services.cache_worker.semantic_store import SemanticStore
 from services.cache_worker.storing import Storer
+from services.cache_worker.upkeep import HitRecorder
 from shared.broker import json_message, publish_event
-from shared.contracts import CacheInfo, CompletionGenerated, CompletionReply, CompletionRequest, UsageEvent
+from shared.contracts import (
+    CACHE_ADMIN_ADAPTER,
+    STORE_EVENT_ADAPTER,
+    CacheInfo,
+    CompletionGenerated,
+    CompletionReply,
+    CompletionRequest,
+    UsageEvent,
+)
 from shared.pricing import PriceBook
 from shared.rpc import reply
 from shared.worker import Worker
@@ -22,13 +31,22 @@ log = logging.getLogger(__name__)
 
 
 class CacheHandlers:
-    """The two consumers of the cache worker: lookups (request path) and store events."""
+    """The consumers of the cache worker: lookups (request path), store events and admin requests."""
 
-    def __init__(self, worker: Worker, lookup: Lookup, storer: Storer, semantic: SemanticStore, prices: PriceBook):
+    def __init__(
+        self,
+        worker: Worker,
+        lookup: Lookup,
+        storer: Storer,
+        admin: CacheAdmin,
+        hits: HitRecorder,
+        prices: PriceBook,
+    ) -> None:
         self._worker = worker
         self._lookup = lookup
         self._storer = storer
-        self._semantic = semantic
+        self._admin = admin
+        self._hits = hits
         self._prices = prices
 
     async def on_lookup(self, message: AbstractIncomingMessage) -> None:
@@ -60,17 +78,22 @@ class CacheHandlers:
             key=answer.exact_key,
             age_seconds=answer.age_seconds(),
             upstream=answer.upstream,
+            coalesced=hit.coalesced,
         )
         body = CompletionReply(cache=cache, completion=answer.served_completion()).model_dump_json().encode()
         await reply(self._worker.fast_channel, message, body)
+        self._hits.record(request.tenant, answer.exact_key)
 
         prompt_tokens, completion_tokens = answer.usage()
         event = UsageEvent(
             event_id=uuid.uuid4().hex,
             request_id=request.request_id,
             tenant=request.tenant,
+            key_id=request.key_id,
+            namespace=request.controls.namespace,
             model=str(request.body.get("model", answer.model)),
-            result=f"hit_{hit.match}",  # type: ignore[arg-type]
+            result="hit_exact" if hit.match == "exact" else "hit_semantic",
+            reason="coalesced" if hit.coalesced else None,
             tokens_saved=prompt_tokens + completion_tokens,
             cost_saved_usd=self._prices.cost(answer.model, prompt_tokens, completion_tokens),
             latency_ms=(time.time() - request.received_at) * 1000,
@@ -83,12 +106,15 @@ class CacheHandlers:
         except Exception as exc:
             log.warning("publishing a usage event failed: %s", exc)
             DEGRADED.labels("broker", "usage_event").inc()
-        if hit.embedding_dim is not None:
-            try:
-                await self._semantic.record_hit(answer.entry_id, hit.embedding_dim)
-            except Exception as exc:
-                log.debug("recording a hit failed: %s", exc)
 
-    async def on_generated(self, message: AbstractIncomingMessage) -> None:
-        event = CompletionGenerated.model_validate_json(message.body)
-        await self._storer.store(event)
+    async def on_store_event(self, message: AbstractIncomingMessage) -> None:
+        event = STORE_EVENT_ADAPTER.validate_json(message.body)
+        if isinstance(event, CompletionGenerated):
+            await self._storer.store(event)
+        else:
+            await self._storer.end_flight(event)
+
+    async def on_admin(self, message: AbstractIncomingMessage) -> None:
+        request = CACHE_ADMIN_ADAPTER.validate_json(message.body)
+        answer = await self._admin.handle(request)
+        await reply(self._worker.fast_channel, message, answer.model_dump_json().encode())

@@ -9,6 +9,7 @@ embedding model); the prompt text is what the embedding compares.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -59,19 +60,61 @@ def semantic_prompt(body: dict[str, Any]) -> str | None:
     return text.strip()
 
 
-def partition_key(tenant: str, namespace: str, body: dict[str, Any], embedding_model: str) -> str:
-    """SHA-256 (hex) of everything that must be equal for a semantic hit: all but the last user message's wording.
+CONTEXT_ROLES = frozenset({"user", "assistant"})
+MAX_CONTEXT_CHARS = 1500  # the embedder reads ~256 tokens: keep the most recent turns
 
-    System prompts and earlier turns are part of it, so "yes, cancel it" in two different
-    conversations never matches.
+
+@dataclass(frozen=True)
+class Conversation:
+    """How a request's earlier turns take part in semantic matching.
+
+    `context_text` (embedded and compared with its own threshold) when every earlier turn is a
+    plain user or assistant text; otherwise the earlier turns are hashed into the partition, so
+    only byte-identical histories can match.
+    """
+
+    context_text: str | None
+    history_hash: str | None
+
+
+def conversation(body: dict[str, Any]) -> Conversation:
+    """The earlier turns of a chat (everything before the last message, system prompts aside)."""
+    earlier = [m for m in (body.get("messages") or [])[:-1] if not _is_system(m)]
+    if not earlier:
+        return Conversation(context_text=None, history_hash=None)
+    lines = []
+    for message in earlier:
+        text = text_of(message.get("content")) if isinstance(message, dict) else None
+        if message.get("role") not in CONTEXT_ROLES or text is None or message.get("tool_calls"):
+            return Conversation(context_text=None, history_hash=hashlib.sha256(canonical_json(earlier)).hexdigest())
+        lines.append(f"{message['role']}: {text.strip()}")
+    context = "\n".join(lines)
+    return Conversation(context_text=context[-MAX_CONTEXT_CHARS:], history_hash=None)
+
+
+def _is_system(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") in SYSTEM_ROLES
+
+
+def partition_key(tenant: str, namespace: str, body: dict[str, Any], embedding_model: str) -> str:
+    """SHA-256 (hex) of everything that must be equal for a semantic hit.
+
+    Tenant, namespace, embedding model, every output-affecting parameter and the system prompts;
+    for conversations, whether there are earlier turns at all, and (when they can't be compared
+    by meaning) their exact hash. The last user message's wording and a plain-text history are
+    compared by embedding instead.
     """
     request = answer_affecting(body)
     messages = request.pop("messages", [])
+    history = conversation(body)
     material = {
         "tenant": tenant,
         "namespace": namespace,
         "embedding_model": embedding_model,
         "params": request,  # model, temperature, max_tokens, tools, response_format, ...
-        "earlier_messages": messages[:-1],
+        "system": [m for m in messages if _is_system(m)],
+        "history": "none"
+        if history.context_text is None and history.history_hash is None
+        else (history.history_hash or "by_meaning"),
     }
     return hashlib.sha256(canonical_json(material)).hexdigest()

@@ -1,4 +1,5 @@
-"""The lookup decision: exact hit, semantic hit, or a miss carrying what the store will need.
+"""The lookup decision: exact hit, semantic hit, a coalesced wait on an identical request in flight,
+or a miss (or bypass) carrying what the store will need.
 
 Knows nothing of the broker. Dependencies fail open: a Redis, Postgres or embedder failure turns
 into a miss (counted), never into an error for the user.
@@ -14,14 +15,15 @@ from typing import Literal
 
 from services.cache_worker import keys
 from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.entry_store import EntryStore
 from services.cache_worker.exact_store import ExactStore
-from services.cache_worker.metrics import BEST_SIMILARITY, DEGRADED, LOOKUPS, STAGE_SECONDS
-from services.cache_worker.semantic_store import SemanticStore
+from services.cache_worker.metrics import BEST_SIMILARITY, COALESCED, DEGRADED, LOOKUPS, REFUSED, STAGE_SECONDS
 from shared.contracts import CompletionRequest, LookupContext
 
 log = logging.getLogger(__name__)
 
-Embed = Callable[[str], Awaitable[tuple[list[float], str]]]
+# Texts in, unit vectors (one per text) and the embedding model's name out.
+Embed = Callable[[list[str]], Awaitable[tuple[list[list[float]], str]]]
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Hit:
     answer: CachedAnswer
     match: Literal["exact", "semantic"]
     similarity: float | None = None
-    embedding_dim: int | None = None  # semantic hits: which table the entry lives in
+    coalesced: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,21 +39,32 @@ class Miss:
     lookup: LookupContext
 
 
-class Lookup:
-    """Runs one request through the exact cache, then the semantic cache."""
+@dataclass(frozen=True)
+class LookupPolicy:
+    """Settings that shape every lookup."""
 
-    def __init__(self, exact: ExactStore, semantic: SemanticStore, embed: Embed, default_threshold: float) -> None:
+    similarity_threshold: float
+    context_similarity_threshold: float
+    max_cacheable_temperature: float
+    flight_wait_seconds: float
+    candidates: int = 5  # nearest prompts checked for a matching conversation context
+
+
+class Lookup:
+    """Runs one request through the exact cache, the semantic cache and the single-flight gate."""
+
+    def __init__(self, exact: ExactStore, entries: EntryStore, embed: Embed, policy: LookupPolicy) -> None:
         self._exact = exact
-        self._semantic = semantic
+        self._entries = entries
         self._embed = embed
-        self._default_threshold = default_threshold
+        self._policy = policy
 
     async def run(self, request: CompletionRequest) -> Hit | Miss:
         started = time.perf_counter()
         outcome = await self._decide(request)
         STAGE_SECONDS.labels("total").observe(time.perf_counter() - started)
         if isinstance(outcome, Hit):
-            LOOKUPS.labels(f"hit_{outcome.match}", "").inc()
+            LOOKUPS.labels(f"hit_{outcome.match}", "coalesced" if outcome.coalesced else "").inc()
         else:
             result = "bypass" if outcome.lookup.status == "BYPASS" else "miss"
             LOOKUPS.labels(result, outcome.lookup.bypass_reason or "").inc()
@@ -59,63 +72,141 @@ class Lookup:
 
     async def _decide(self, request: CompletionRequest) -> Hit | Miss:
         controls = request.controls
-        if controls.mode == "off":
-            return Miss(LookupContext(status="BYPASS", bypass_reason="cache_mode_off"))
         key = keys.exact_key(request.tenant, controls.namespace, request.body)
+        context = LookupContext(status="MISS", exact_key=key, store=controls.store)
 
+        bypass = self._bypass_reason(request)
+        if bypass is not None:
+            # Neither read nor stored: the answer is not one the cache should hold.
+            return Miss(context.model_copy(update={"status": "BYPASS", "bypass_reason": bypass, "store": False}))
+        if not controls.read:
+            context = context.model_copy(update={"status": "BYPASS", "bypass_reason": "cache_control_no_cache"})
+
+        if controls.read:
+            answer = await self._exact_get(key)
+            if answer is not None and _fresh(answer, controls.max_age_seconds):
+                return Hit(answer, "exact")
+
+        if controls.mode == "semantic" and (controls.read or controls.store):
+            semantic = await self._semantic(request, context)
+            if isinstance(semantic, Hit):
+                return semantic
+            context = semantic.lookup
+
+        if controls.read and controls.store:
+            return await self._single_flight(request, context)
+        return Miss(context)
+
+    def _bypass_reason(self, request: CompletionRequest) -> str | None:
+        if request.controls.mode == "off":
+            return "cache_mode_off"
+        temperature = request.body.get("temperature")
+        if isinstance(temperature, int | float) and temperature > self._policy.max_cacheable_temperature:
+            return "temperature_above_limit"
+        return None
+
+    async def _exact_get(self, key: str) -> CachedAnswer | None:
         started = time.perf_counter()
         try:
-            answer = await self._exact.get(key)
+            return await self._exact.get(key)
         except Exception as exc:
             log.warning("exact lookup failed, going on without Redis: %s", exc)
             DEGRADED.labels("redis", "lookup").inc()
-            answer = None
-        STAGE_SECONDS.labels("exact").observe(time.perf_counter() - started)
-        if answer is not None and _fresh(answer, controls.max_age_seconds):
-            return Hit(answer, "exact")
+            return None
+        finally:
+            STAGE_SECONDS.labels("exact").observe(time.perf_counter() - started)
 
-        miss = LookupContext(status="MISS", exact_key=key)
-        prompt = keys.semantic_prompt(request.body) if controls.mode == "semantic" else None
+    async def _semantic(self, request: CompletionRequest, context: LookupContext) -> Hit | Miss:
+        """Embed the prompt and the conversation's context (needed to store them too); when reading, search."""
+        controls = request.controls
+        prompt = keys.semantic_prompt(request.body)
         if prompt is None:
-            return Miss(miss)
-
+            return Miss(context)
+        context_text = keys.conversation(request.body).context_text
         started = time.perf_counter()
         try:
-            vector, embedding_model = await self._embed(prompt)
+            vectors, embedding_model = await self._embed([prompt] if context_text is None else [prompt, context_text])
         except Exception as exc:
             log.warning("embedding failed, semantic lookup skipped: %s", exc)
             DEGRADED.labels("embedder", "lookup").inc()
-            return Miss(miss)
+            return Miss(context)
         STAGE_SECONDS.labels("embedding").observe(time.perf_counter() - started)
-
+        vector = vectors[0]
+        context_vector = vectors[1] if context_text is not None else None
         partition = keys.partition_key(request.tenant, controls.namespace, request.body, embedding_model)
-        miss = miss.model_copy(
+        context = context.model_copy(
             update={
                 "partition_key": partition,
                 "prompt_text": prompt,
+                "context_text": context_text,
                 "embedding": vector,
+                "context_embedding": context_vector,
                 "embedding_model": embedding_model,
             }
         )
+        if not controls.read:
+            return Miss(context)
+
         started = time.perf_counter()
         try:
-            candidate = await self._semantic.nearest(partition, vector, controls.max_age_seconds)
+            candidates = await self._entries.nearest(
+                partition,
+                vector,
+                controls.max_age_seconds,
+                context_vector,
+                limit=self._policy.candidates if context_vector is not None else 1,
+            )
         except Exception as exc:
             log.warning("vector search failed, going on without Postgres: %s", exc)
             DEGRADED.labels("postgres", "lookup").inc()
-            return Miss(miss)
+            return Miss(context)
         STAGE_SECONDS.labels("vector_search").observe(time.perf_counter() - started)
-        if candidate is None:
-            return Miss(miss)
+        if not candidates:
+            return Miss(context)
+        threshold = controls.similarity_threshold
+        if threshold is None:
+            threshold = self._policy.similarity_threshold
+        for candidate in candidates:  # nearest prompt first
+            if candidate.similarity < threshold:
+                break
+            if context_vector is None or (
+                candidate.context_similarity is not None
+                and candidate.context_similarity >= self._policy.context_similarity_threshold
+            ):
+                BEST_SIMILARITY.labels("hit").observe(candidate.similarity)
+                return Hit(candidate.answer, "semantic", candidate.similarity)
+            REFUSED.labels("conversation_context").inc()
+        best = candidates[0].similarity
+        BEST_SIMILARITY.labels("miss").observe(best)
+        return Miss(context.model_copy(update={"best_similarity": best}))
 
-        threshold = (
-            controls.similarity_threshold if controls.similarity_threshold is not None else self._default_threshold
-        )
-        if candidate.similarity >= threshold:
-            BEST_SIMILARITY.labels("hit").observe(candidate.similarity)
-            return Hit(candidate.answer, "semantic", candidate.similarity, len(vector))
-        BEST_SIMILARITY.labels("miss").observe(candidate.similarity)
-        return Miss(miss.model_copy(update={"best_similarity": candidate.similarity}))
+    async def _single_flight(self, request: CompletionRequest, context: LookupContext) -> Hit | Miss:
+        """Let one of several concurrent identical misses call the upstream; the others wait for its answer."""
+        key = context.exact_key
+        assert key is not None
+        remaining = request.deadline - time.time()
+        try:
+            if await self._exact.lead_flight(key, request.request_id, remaining):
+                # The previous leader may have stored its answer (and released the flight) since our
+                # exact lookup: check once more, so a finished flight is never flown twice.
+                answer = await self._exact.get(key)
+                if answer is None or not _fresh(answer, request.controls.max_age_seconds):
+                    return Miss(context.model_copy(update={"flight_leader": True}))
+                await self._exact.end_flight(key)
+                COALESCED.labels("served").inc()
+                return Hit(answer, "exact", coalesced=True)
+            answer = await self._exact.wait_for_flight(key, min(remaining, self._policy.flight_wait_seconds))
+            if answer is not None and not _fresh(answer, request.controls.max_age_seconds):
+                answer = None
+        except Exception as exc:
+            log.warning("single flight unavailable, going upstream: %s", exc)
+            DEGRADED.labels("redis", "single_flight").inc()
+            return Miss(context)
+        if answer is not None:
+            COALESCED.labels("served").inc()
+            return Hit(answer, "exact", coalesced=True)
+        COALESCED.labels("released").inc()
+        return Miss(context)
 
 
 def _fresh(answer: CachedAnswer, max_age_seconds: int | None) -> bool:

@@ -1,21 +1,26 @@
 """Cache worker: wiring, startup and shutdown.
 
 Consumes lookups (exact in Redis, then semantic in pgvector; hits answered here, misses passed to
-the LLM worker) and CompletionGenerated events (stored in both).
+the LLM worker), store events (CompletionGenerated stored in both; FlightEnded releases waiters)
+and admin requests (browse, invalidate); runs the hit recorder and the expiry sweeper.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import redis.asyncio as redis
 
+from services.cache_worker.admin import CacheAdmin
+from services.cache_worker.entry_store import EntryStore
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.handlers import CacheHandlers
-from services.cache_worker.lookup import Lookup
-from services.cache_worker.semantic_store import SemanticStore
+from services.cache_worker.lookup import Lookup, LookupPolicy
 from services.cache_worker.settings import Settings
 from services.cache_worker.storing import Storer
+from services.cache_worker.upkeep import HitRecorder, Sweeper
 from shared.contracts import EmbedRequest, EmbedResult
 from shared.db import open_pool, ping
 from shared.logs import setup_logging
@@ -36,34 +41,56 @@ async def main() -> None:
         max_size=settings.database_pool_max,
         name="cache_worker",
     )
+    background: list[asyncio.Task[None]] = []
+    hits: HitRecorder | None = None
     try:
         await worker.start()
 
-        async def embed(text: str) -> tuple[list[float], str]:
+        async def embed(texts: list[str]) -> tuple[list[list[float]], str]:
             result = await worker.rpc.call(
-                worker.topology.embed_rpc, EmbedRequest(texts=[text]), EmbedResult, settings.embed_timeout_seconds
+                worker.topology.embed_rpc, EmbedRequest(texts=texts), EmbedResult, settings.embed_timeout_seconds
             )
-            return result.vectors[0], result.model
+            return result.vectors, result.model
 
         exact = ExactStore(redis_client, settings.redis_prefix)
-        semantic = SemanticStore(pool, settings.hnsw_ef_search)
+        entries = EntryStore(pool, settings.hnsw_ef_search)
+        await entries.ensure_schema()
+        policy = LookupPolicy(
+            similarity_threshold=settings.similarity_threshold,
+            context_similarity_threshold=settings.context_similarity_threshold,
+            max_cacheable_temperature=settings.max_cacheable_temperature,
+            flight_wait_seconds=settings.flight_wait_seconds,
+        )
+        hits = HitRecorder(exact, entries)
         handlers = CacheHandlers(
             worker,
-            Lookup(exact, semantic, embed, settings.similarity_threshold),
-            Storer(exact, semantic, embed, settings.cache_ttl_seconds),
-            semantic,
+            Lookup(exact, entries, embed, policy),
+            Storer(exact, entries, embed, settings.cache_ttl_seconds, settings.max_entries_per_tenant),
+            CacheAdmin(exact, entries, embed),
+            hits,
             PriceBook(settings.prices_file or None),
         )
+        background = [
+            asyncio.create_task(hits.run()),
+            asyncio.create_task(Sweeper(exact, entries, settings.sweep_interval_seconds).run()),
+        ]
 
         async def health() -> dict[str, bool]:
             return {"redis": await exact.ping(), "postgres": await ping(pool)}
 
         await worker.consume(worker.topology.cache_lookup, handlers.on_lookup, prefetch=settings.lookup_prefetch)
-        await worker.consume(worker.topology.cache_store, handlers.on_generated, prefetch=settings.store_prefetch)
+        await worker.consume(worker.topology.cache_store, handlers.on_store_event, prefetch=settings.store_prefetch)
+        await worker.consume(worker.topology.cache_admin, handlers.on_admin, prefetch=4)
         await worker.serve_control(health)
         await worker.run_until_stopped()
     finally:
         await worker.close()
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if hits is not None:
+            await hits.flush()
         await pool.close()
         await redis_client.aclose()
 

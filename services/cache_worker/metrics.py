@@ -33,3 +33,17 @@ EXPIRED = Counter(
     "llmcache_cache_expired_requests_total",
     "Requests dropped because their deadline had passed before a cache worker took them.",
 )
+COALESCED = Counter(
+    "llmcache_cache_coalesced_total",
+    "Requests that waited on an identical request in flight: served from its answer, or released to go upstream.",
+    ["outcome"],
+)
+SWEPT = Counter("llmcache_cache_swept_entries_total", "Expired entries deleted from PostgreSQL by the sweeper.")
+EVICTED = Counter(
+    "llmcache_cache_evicted_entries_total", "Entries evicted (least recently used) by the per-tenant cap."
+)
+REFUSED = Counter(
+    "llmcache_cache_refused_candidates_total",
+    "Semantic candidates above the similarity threshold refused by a further check, by reason.",
+    ["reason"],
+)

@@ -1,4 +1,5 @@
-"""Storing a generated answer: Redis under its exact key, and a pgvector row for semantic search."""
+"""Storing a generated answer: Redis under its exact key, the catalogue row and (for semantic search)
+its prompt vector in PostgreSQL; then the tenant's cap is enforced, least recently used first."""
 
 from __future__ import annotations
 
@@ -6,23 +7,26 @@ import logging
 import uuid
 
 from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.entry_store import EntryStore, NewEntry
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.lookup import Embed
-from services.cache_worker.metrics import DEGRADED, STORES
-from services.cache_worker.semantic_store import NewEntry, SemanticStore
-from shared.contracts import CompletionGenerated
+from services.cache_worker.metrics import DEGRADED, EVICTED, STORES
+from shared.contracts import CompletionGenerated, FlightEnded
 
 log = logging.getLogger(__name__)
 
 
 class Storer:
-    """Writes CompletionGenerated events into both stores."""
+    """Writes CompletionGenerated events into both stores and releases single flights."""
 
-    def __init__(self, exact: ExactStore, semantic: SemanticStore, embed: Embed, default_ttl_seconds: int) -> None:
+    def __init__(
+        self, exact: ExactStore, entries: EntryStore, embed: Embed, default_ttl_seconds: int, max_entries: int
+    ) -> None:
         self._exact = exact
-        self._semantic = semantic
+        self._entries = entries
         self._embed = embed
         self._default_ttl = default_ttl_seconds
+        self._max_entries = max_entries
 
     async def store(self, event: CompletionGenerated) -> None:
         """Store one answer. A Redis failure is logged and counted; a Postgres failure raises (so it is retried)."""
@@ -36,35 +40,57 @@ class Storer:
             upstream=event.upstream,
         )
         try:
-            await self._exact.put(answer, ttl)
+            await self._exact.put(event.tenant, answer, ttl)
             STORES.labels("redis", "ok").inc()
         except Exception as exc:
             log.warning("storing in Redis failed: %s", exc)
             STORES.labels("redis", "error").inc()
             DEGRADED.labels("redis", "store").inc()
 
-        if not event.partition_key or not event.prompt_text:
-            return  # not eligible for semantic matching (exact-only request)
-        embedding, embedding_model = event.embedding, event.embedding_model
-        if embedding is None or embedding_model is None:
-            embedding, embedding_model = await self._embed(event.prompt_text)
+        embedding, context_embedding = event.embedding, event.context_embedding
+        embedding_model = event.embedding_model
+        if event.partition_key and event.prompt_text and (embedding is None or embedding_model is None):
+            texts = [event.prompt_text] + ([event.context_text] if event.context_text else [])
+            vectors, embedding_model = await self._embed(texts)
+            embedding, context_embedding = vectors[0], (vectors[1] if event.context_text else None)
         try:
-            await self._semantic.put(
+            await self._entries.put(
                 NewEntry(
                     answer=answer,
                     tenant=event.tenant,
                     namespace=event.namespace,
+                    ttl_seconds=ttl,
+                    prompt_text=event.prompt_text,
                     partition_key=event.partition_key,
                     embedding_model=embedding_model,
-                    prompt_text=event.prompt_text,
-                    embedding=embedding,
-                    ttl_seconds=ttl,
+                    embedding=embedding if event.partition_key else None,
+                    context_embedding=context_embedding if event.partition_key else None,
                 )
             )
         except Exception:
             STORES.labels("postgres", "error").inc()
             raise
         STORES.labels("postgres", "ok").inc()
+        await self._enforce_cap(event.tenant)
+
+    async def end_flight(self, event: FlightEnded) -> None:
+        """The leader stored nothing: let the requests waiting on it go upstream themselves."""
+        try:
+            await self._exact.end_flight(event.exact_key)
+        except Exception as exc:
+            log.warning("releasing a single flight failed (it expires on its own): %s", exc)
+            DEGRADED.labels("redis", "single_flight").inc()
+
+    async def _enforce_cap(self, tenant: str) -> None:
+        try:
+            evicted = await self._exact.over_cap(tenant, self._max_entries)
+            if evicted:
+                await self._exact.delete(tenant, evicted)
+                await self._entries.delete_keys(tenant, evicted)
+                EVICTED.inc(len(evicted))
+        except Exception as exc:
+            log.warning("enforcing the entry cap failed: %s", exc)
+            DEGRADED.labels("redis", "evict").inc()
 
 
 def _is_uuid_hex(value: str) -> bool:

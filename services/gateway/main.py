@@ -13,7 +13,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.gateway import errors
-from services.gateway.routes import chat, ops
+from services.gateway.auth import KeyAuthenticator, start_revocation_listener
+from services.gateway.limits import Limiter
+from services.gateway.routes import admin_cache, admin_keys, chat, ops, stats
 from services.gateway.settings import Settings
 from services.gateway.state import GatewayState
 from shared.logs import setup_logging
@@ -30,17 +32,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = Worker("gateway", settings)
         await worker.start()
-        app.state.gateway = GatewayState(settings=settings, worker=worker)
+        auth = KeyAuthenticator(
+            worker.rpc,
+            worker.topology,
+            required=settings.auth_required,
+            default_tenant=settings.default_tenant,
+            cache_ttl_seconds=settings.key_cache_ttl_seconds,
+            cache_max_entries=settings.key_cache_max_entries,
+            timeout_seconds=settings.control_timeout_seconds,
+        )
+        limiter = Limiter.from_url(
+            settings.redis_url, settings.redis_prefix, timeout_seconds=settings.limits_timeout_seconds
+        )
+        state = GatewayState(settings=settings, worker=worker, auth=auth, limiter=limiter)
+        app.state.gateway = state
+        await start_revocation_listener(state)
         log.info("gateway listening on http://%s:%d/v1", settings.gateway_host, settings.gateway_port)
         try:
             yield
         finally:
             await worker.close()
+            await limiter.close()
 
     app = FastAPI(title="LLM Cache Proxy", version="0.1.0", lifespan=lifespan)
     errors.install(app)
     app.include_router(chat.router)
     app.include_router(ops.router)
+    app.include_router(admin_cache.router)
+    app.include_router(stats.router)
+    app.include_router(admin_keys.router)
     return app
 
 

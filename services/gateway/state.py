@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+from dataclasses import dataclass, field
 
+from services.gateway.auth import KeyAuthenticator
+from services.gateway.limits import Limiter
 from services.gateway.settings import Settings
+from shared.broker import json_message
+from shared.contracts import RequestCancelled
 from shared.rpc import ReplyInbox, RpcClient
 from shared.topology import Topology
 from shared.worker import Worker
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class GatewayState:
     settings: Settings
     worker: Worker
+    auth: KeyAuthenticator
+    limiter: Limiter
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def topology(self) -> Topology:
@@ -26,3 +37,17 @@ class GatewayState:
     @property
     def rpc(self) -> RpcClient:
         return self.worker.rpc
+
+    def announce_cancelled(self, request_id: str) -> None:
+        """Tell every LLM worker that a request's client went away (fire and forget: we may be cancelled)."""
+        task = asyncio.get_running_loop().create_task(self._publish_cancelled(request_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _publish_cancelled(self, request_id: str) -> None:
+        try:
+            exchange = await self.worker.fast_channel.get_exchange(self.topology.cancellations, ensure=False)
+            body = RequestCancelled(request_id=request_id).model_dump_json().encode()
+            await exchange.publish(json_message(body, expiration_seconds=60), routing_key="")
+        except Exception as exc:
+            log.warning("announcing a cancelled request failed: %s", exc)

@@ -13,6 +13,7 @@ from shared.contracts import (
     CompletionGenerated,
     CompletionRequest,
     ErrorInfo,
+    FlightEnded,
     LookupContext,
     UsageEvent,
     UsageResult,
@@ -40,10 +41,8 @@ def store_event(
 ) -> tuple[CompletionGenerated | None, str | None]:
     """The event that stores this answer in the cache, or None and why it is not stored."""
     lookup = lookup_of(request)
-    if not request.controls.store:
+    if not request.controls.store or not lookup.store:
         return None, "no_store"
-    if lookup.status != "MISS":
-        return None, "bypass"
     if not lookup.exact_key:
         return None, "no_key"
     cacheable, reason = is_cacheable(completion, cache_tool_calls)
@@ -57,7 +56,9 @@ def store_event(
         exact_key=lookup.exact_key,
         partition_key=lookup.partition_key,
         prompt_text=lookup.prompt_text,
+        context_text=lookup.context_text,
         embedding=lookup.embedding,
+        context_embedding=lookup.context_embedding,
         embedding_model=lookup.embedding_model,
         completion=completion,
         upstream=upstream_label,
@@ -65,6 +66,14 @@ def store_event(
         created_at=time.time(),
     )
     return event, None
+
+
+def flight_ended(request: CompletionRequest, reason: str) -> FlightEnded | None:
+    """Tells the cache worker that this request's single flight ended without an answer to store."""
+    lookup = lookup_of(request)
+    if not lookup.flight_leader or not lookup.exact_key:
+        return None
+    return FlightEnded(tenant=request.tenant, exact_key=lookup.exact_key, reason=reason)
 
 
 def usage_event(
@@ -90,6 +99,8 @@ def usage_event(
         event_id=uuid.uuid4().hex,
         request_id=request.request_id,
         tenant=request.tenant,
+        key_id=request.key_id,
+        namespace=request.controls.namespace,
         model=model,
         result=result,
         reason=reason,

@@ -11,7 +11,7 @@ import logging
 from services.llm_worker.handlers import LlmRequestHandler
 from services.llm_worker.settings import Settings
 from services.llm_worker.upstream import Upstream, choose_target, create_client
-from shared.contracts import ModelsResult
+from shared.contracts import ModelsResult, RequestCancelled
 from shared.logs import setup_logging
 from shared.pricing import PriceBook
 from shared.worker import Worker, run
@@ -48,6 +48,11 @@ async def main() -> None:
             cache_tool_calls=settings.cache_tool_calls,
         )
         await worker.consume(worker.topology.llm_request, handler, prefetch=settings.llm_concurrency)
+
+        async def on_cancelled(body: bytes) -> None:
+            handler.cancel(RequestCancelled.model_validate_json(body).request_id)
+
+        await worker.subscribe(worker.topology.cancellations, on_cancelled)
 
         async def health_checks() -> dict[str, bool]:
             # Not the upstream: a health probe per second must not become an upstream call per second.

@@ -27,6 +27,7 @@ from services.mock_upstream.state import FaultSpec, MockState
 log = logging.getLogger(__name__)
 
 LATENCY_HEADER = "x-mock-latency-ms"
+SLOW_STREAM_MARKER = "[mock:slow-stream]"
 
 
 class MockHeaderMiddleware:
@@ -146,8 +147,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not stream:
             return json_response(answers.completion(body, planned, completion_id, created))
         chunks = answers.chunks(body, planned, completion_id, created)
+        chunk_delay = settings.chunk_delay_ms / 1000
+        if SLOW_STREAM_MARKER in answers.last_user_text(body["messages"]):
+            chunk_delay = 0.2  # lets a test leave mid-stream (clients can't send the mock headers through the proxy)
         return StreamingResponse(
-            stream_events(chunks, settings.chunk_delay_ms / 1000, fault if mid_stream else None),
+            stream_events(chunks, chunk_delay, fault if mid_stream else None),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )

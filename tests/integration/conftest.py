@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import openai
+import psycopg
 import pytest
 import redis
 
@@ -43,7 +44,7 @@ async def _delete_broker_objects(system: Stack) -> None:
         channel = await connection.channel()
         for queue in topology.all_queues():
             await channel.queue_delete(queue)
-        for exchange in (topology.exchange, topology.dead_letter_exchange):
+        for exchange in topology.all_exchanges():
             await channel.exchange_delete(exchange)
 
 
@@ -58,7 +59,7 @@ def _delete_redis_keys(system: Stack) -> None:
 @pytest.fixture(scope="session")
 def client(stack: Stack) -> openai.OpenAI:
     """The official SDK, pointed at the proxy as a user would."""
-    return openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key="unused-until-keys-exist", max_retries=0)
+    return openai.OpenAI(base_url=f"{stack.base_url}/v1", api_key=stack.env["DEV_API_KEY"], max_retries=0)
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +102,26 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) ->
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def stored(stack: Stack, redis_client: redis.Redis):  # type: ignore[no-untyped-def]
+    """Wait until an answer is in both stores (storing is asynchronous, after the reply)."""
+
+    def wait(key: str, semantic: bool = True) -> None:
+        redis_key = f"{stack.env['REDIS_PREFIX']}:exact:{key}"
+        wait_until(lambda: redis_client.exists(redis_key))
+        if semantic:
+
+            def in_postgres() -> bool:
+                with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+                    row = conn.execute(
+                        "SELECT count(*) FROM cache_entries e JOIN cache_vectors_d384 v ON v.entry_id = e.id"
+                        " WHERE e.exact_key = %s",
+                        (key,),
+                    ).fetchone()
+                    return bool(row and row[0])
+
+            wait_until(in_postgres)
+
+    return wait

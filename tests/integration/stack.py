@@ -22,8 +22,8 @@ import httpx
 
 from scripts.stack import ROOT, check_dependencies, start_embedded_postgres
 
-SERVICES = ["mock_upstream", "embedder", "cache_worker", "llm_worker", "stats_consumer", "gateway"]
-METRICS_SERVICES = ["embedder", "cache_worker", "llm_worker", "stats_consumer"]
+SERVICES = ["mock_upstream", "embedder", "cache_worker", "llm_worker", "stats_consumer", "tenants", "gateway"]
+METRICS_SERVICES = ["embedder", "cache_worker", "llm_worker", "stats_consumer", "tenants"]
 
 
 def free_port() -> int:
@@ -44,6 +44,16 @@ class Stack:
     @property
     def prefix(self) -> str:
         return self.env["BROKER_PREFIX"]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers of a request sent with the development tenant's API key."""
+        return {"Authorization": f"Bearer {self.env['DEV_API_KEY']}"}
+
+    @property
+    def tenant(self) -> str:
+        """The tenant of the development key (the tenants service creates it from DEV_API_KEY)."""
+        return "dev"
 
     def start(self, name: str) -> None:
         env = dict(self.env)
@@ -155,6 +165,9 @@ def build_stack(urls: dict[str, str], log_dir: Path) -> Stack:
             "MOCK_UPSTREAM_URL": f"http://127.0.0.1:{mock_port}/v1",
             "UPSTREAM_MAX_RETRIES": "0",
             "REQUEST_TIMEOUT_SECONDS": "30",
+            "ADMIN_API_KEY": f"admin-{uuid.uuid4().hex}",
+            "DEV_API_KEY": f"lcp-test-{uuid.uuid4().hex}",
+            "SWEEP_INTERVAL_SECONDS": "1",
         }
     )
     return Stack(

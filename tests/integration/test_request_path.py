@@ -7,9 +7,7 @@ from typing import Any
 
 import httpx
 import openai
-import psycopg
 import pytest
-import redis
 
 from tests.integration.conftest import MockUpstream, wait_until
 from tests.integration.stack import Stack
@@ -41,27 +39,6 @@ def ask_streamed(client: openai.OpenAI, question: str, **kwargs: Any) -> tuple[s
 def unique(question: str) -> str:
     """Questions are made unique per test run so runs never share answers."""
     return f"{question} [{uuid.uuid4().hex[:6]}]"
-
-
-@pytest.fixture
-def stored(stack: Stack, redis_client: redis.Redis):  # type: ignore[no-untyped-def]
-    """Wait until an answer is in both stores (storing is asynchronous, after the reply)."""
-
-    def wait(key: str, semantic: bool = True) -> None:
-        redis_key = f"{stack.env['REDIS_PREFIX']}:exact:{key}"
-        wait_until(lambda: redis_client.exists(redis_key))
-        if semantic:
-
-            def in_postgres() -> bool:
-                with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
-                    row = conn.execute(
-                        "SELECT count(*) FROM cache_entries_d384 WHERE exact_key = %s", (key,)
-                    ).fetchone()
-                    return bool(row and row[0])
-
-            wait_until(in_postgres)
-
-    return wait
 
 
 def test_miss_then_exact_hit_without_calling_the_upstream(client, mock: MockUpstream, stored) -> None:
@@ -153,7 +130,9 @@ def test_streamed_miss_and_streamed_hit_carry_the_non_streamed_answer(client, mo
 def test_stream_is_server_sent_events_ending_with_done(stack: Stack, stored) -> None:
     body = {"model": MODEL, "messages": [{"role": "user", "content": unique("Count to five.")}], "stream": True}
     for expected in ("MISS", "HIT"):
-        with httpx.stream("POST", f"{stack.base_url}/v1/chat/completions", json=body, timeout=30) as response:
+        with httpx.stream(
+            "POST", f"{stack.base_url}/v1/chat/completions", json=body, headers=stack.auth, timeout=30
+        ) as response:
             assert response.status_code == 200
             assert response.headers["x-cache"] == expected
             events = [line for line in response.iter_lines() if line]
@@ -223,7 +202,9 @@ def test_bad_input_gets_a_clear_openai_style_400(stack: Stack) -> None:
     ]
     for body, code in cases:
         response = httpx.post(
-            f"{stack.base_url}/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+            f"{stack.base_url}/v1/chat/completions",
+            content=body,
+            headers={**stack.auth, "content-type": "application/json"},
         )
         assert response.status_code == 400, body
         error = response.json()["error"]
@@ -234,7 +215,7 @@ def test_bad_input_gets_a_clear_openai_style_400(stack: Stack) -> None:
 
 def test_old_path_serves_the_same_api(stack: Stack) -> None:
     body = {"model": MODEL, "messages": [{"role": "user", "content": unique("Old path?")}]}
-    response = httpx.post(f"{stack.base_url}/api/v1/chat/completions", json=body, timeout=30)
+    response = httpx.post(f"{stack.base_url}/api/v1/chat/completions", json=body, headers=stack.auth, timeout=30)
     assert response.status_code == 200
     assert response.json()["object"] == "chat.completion"
     assert response.headers["x-cache"] == "MISS"
@@ -245,7 +226,7 @@ def test_every_service_exposes_metrics_and_the_gateway_health(stack: Stack) -> N
     assert httpx.get(f"{stack.base_url}/healthz").status_code == 200
     ready = httpx.get(f"{stack.base_url}/readyz", timeout=10)
     assert ready.status_code == 200
-    assert set(ready.json()["services"]) == {"cache_worker", "embedder", "llm_worker", "stats_consumer"}
+    assert set(ready.json()["services"]) == {"cache_worker", "embedder", "llm_worker", "stats_consumer", "tenants"}
     assert "llmcache_gateway_requests_total" in httpx.get(f"{stack.base_url}/metrics").text
     expected = {
         "cache_worker": "llmcache_cache_lookups_total",
@@ -260,7 +241,7 @@ def test_every_service_exposes_metrics_and_the_gateway_health(stack: Stack) -> N
 
 def test_stats_count_what_was_sent(stack: Stack, client, stored) -> None:
     def stats() -> dict[str, Any]:
-        response = httpx.get(f"{stack.base_url}/api/v1/cache/stats", timeout=10)
+        response = httpx.get(f"{stack.base_url}/api/v1/cache/stats", headers=stack.auth, timeout=10)
         assert response.status_code == 200
         return response.json()
 

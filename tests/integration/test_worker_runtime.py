@@ -31,7 +31,7 @@ async def worker():  # type: ignore[no-untyped-def]
         channel = await connection.channel()
         for queue in running.topology.all_queues():
             await channel.queue_delete(queue)
-        for exchange in (running.topology.exchange, running.topology.dead_letter_exchange):
+        for exchange in running.topology.all_exchanges():
             await channel.exchange_delete(exchange)
 
 

@@ -20,13 +20,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from services.gateway import sse
+from services.gateway.auth import authenticate, authorize_model
+from services.gateway.cache_controls import parse_cache_controls
 from services.gateway.errors import ApiError, error_response
 from services.gateway.metrics import IN_FLIGHT, LATENCY, REQUESTS
 from services.gateway.schemas import ChatCompletionBody
 from services.gateway.state import GatewayState
 from shared.contracts import (
     REPLY_ADAPTER,
-    CacheControls,
     CacheInfo,
     ChunkReply,
     CompletionReply,
@@ -56,16 +57,21 @@ async def chat_completions(request: Request) -> Response:
     """Answer a chat completion from the cache or the upstream, as OpenAI would."""
     state: GatewayState = request.app.state.gateway
     started = time.perf_counter()
+    principal = await authenticate(request)
     body = await _read_body(request, state.settings.max_body_bytes)
+    authorize_model(principal, body["model"])
+    admission = await state.limiter.admit(principal)
+    controls = parse_cache_controls(request.headers)
     now = time.time()
     completion_request = CompletionRequest(
         request_id=uuid.uuid4().hex,
-        tenant=state.settings.default_tenant,
+        tenant=principal.tenant,
+        key_id=principal.key_id,
         received_at=now,
         deadline=now + state.settings.request_timeout_seconds,
         stream=bool(body.get("stream", False)),
         body=body,
-        controls=CacheControls(),
+        controls=controls,
     )
     stream = completion_request.stream
     request_id = completion_request.request_id
@@ -97,7 +103,10 @@ async def chat_completions(request: Request) -> Response:
                 headers={"X-Request-Id": request_id},
             )
         if isinstance(first, CompletionReply):
-            headers = cache_headers(first.cache, request_id)
+            headers = {**cache_headers(first.cache, request_id), **admission.headers()}
+            if first.cache.status != "HIT":
+                usage = first.completion.get("usage") or {}
+                await state.limiter.record_tokens(principal, int(usage.get("total_tokens") or 0))
             _count(started, 200, first.cache.status, stream)
             if not stream:
                 return Response(orjson.dumps(first.completion), media_type="application/json", headers=headers)
@@ -162,26 +171,36 @@ async def _replay(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
 async def _relay(
     state: GatewayState, request_id: str, first: ChunkReply, replies: asyncio.Queue[bytes]
 ) -> AsyncIterator[bytes]:
-    """Pass the LLM worker's chunks on as they arrive; close the reply route however the stream ends."""
+    """Pass the LLM worker's chunks on as they arrive; close the reply route however the stream ends.
+
+    A client that goes away mid-stream is announced to the LLM workers, which stop the upstream
+    call and store nothing.
+    """
+    finished = False
     try:
         yield sse.event(first.chunk)
         while True:
             try:
                 reply = await _next_reply(replies, state.settings.stream_idle_timeout_seconds)
             except ApiError as exc:
+                finished = True
                 yield sse.event({"error": {"message": exc.message, "type": exc.type, "code": exc.code}})
                 return
             if isinstance(reply, ChunkReply):
                 yield sse.event(reply.chunk)
             elif isinstance(reply, EndReply):
+                finished = True
                 yield sse.DONE
                 return
             elif isinstance(reply, ErrorReply):
+                finished = True
                 error = reply.error
                 yield sse.event({"error": {"message": error.message, "type": error.type, "code": error.code}})
                 return
     finally:
         state.inbox.close(request_id)
+        if not finished:
+            state.announce_cancelled(request_id)
 
 
 def cache_headers(cache: CacheInfo, request_id: str) -> dict[str, str]:
@@ -197,6 +216,8 @@ def cache_headers(cache: CacheInfo, request_id: str) -> dict[str, str]:
         headers["Age"] = str(cache.age_seconds)
     if cache.bypass_reason:
         headers["X-Cache-Bypass-Reason"] = cache.bypass_reason
+    if cache.coalesced:
+        headers["X-Cache-Coalesced"] = "true"
     if cache.upstream == "mock":
         headers["X-Upstream"] = "mock (no upstream configured)"
     return headers

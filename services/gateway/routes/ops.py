@@ -1,4 +1,4 @@
-"""Operational and catalogue endpoints: health, readiness, metrics, models, cache stats."""
+"""Operational and catalogue endpoints: health, readiness, metrics, models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.gateway.errors import ApiError
 from services.gateway.state import GatewayState
-from shared.contracts import HealthQuery, HealthReport, ModelsQuery, ModelsResult, StatsQuery, StatsResult
+from shared.contracts import HealthQuery, HealthReport, ModelsQuery, ModelsResult
 from shared.rpc import RemoteError, RpcTimeout
 from shared.topology import SERVICES
 
@@ -72,21 +72,3 @@ async def list_models(request: Request) -> Response:
     except RemoteError as exc:
         raise ApiError(exc.error.status, exc.error.message, type=exc.error.type) from exc
     return Response(orjson.dumps({"object": "list", "data": result.data}), media_type="application/json")
-
-
-@router.get("/api/v1/cache/stats")
-async def cache_stats(request: Request) -> Response:
-    """Requests, hits (exact, semantic), misses, hit rate, tokens and cost saved, for the caller's tenant."""
-    state = _state(request)
-    try:
-        result = await state.rpc.call(
-            state.topology.stats_query,
-            StatsQuery(tenant=state.settings.default_tenant),
-            StatsResult,
-            state.settings.control_timeout_seconds * 5,
-        )
-    except RpcTimeout as exc:
-        raise ApiError(503, "The stats service did not answer.", headers={"Retry-After": "1"}) from exc
-    except RemoteError as exc:
-        raise ApiError(exc.error.status, exc.error.message, type=exc.error.type) from exc
-    return Response(result.model_dump_json(exclude={"v", "kind"}), media_type="application/json")

@@ -92,20 +92,48 @@ def test_partition_ignores_only_the_last_user_message_wording() -> None:
     assert keys.partition_key("t1", "default", hotter, "all-MiniLM-L6-v2") != part
 
 
-def test_earlier_turns_are_part_of_the_partition() -> None:
-    def chat(history: str) -> dict:
-        return {
-            "model": "m",
-            "messages": [
-                {"role": "user", "content": history},
-                {"role": "assistant", "content": "Sure."},
-                {"role": "user", "content": "Yes, cancel it."},
-            ],
-        }
+def chat(history: str, last: str = "Yes, cancel it.") -> dict:
+    return {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "Be helpful."},
+            {"role": "user", "content": history},
+            {"role": "assistant", "content": "Sure."},
+            {"role": "user", "content": last},
+        ],
+    }
 
-    a = keys.partition_key("t", "default", chat("Can you cancel my gym membership?"), "e")
-    b = keys.partition_key("t", "default", chat("Can you cancel my flight to Rome?"), "e")
-    assert a != b
+
+def test_a_plain_text_history_is_compared_by_meaning_not_by_partition() -> None:
+    gym, rome = chat("Can you cancel my gym membership?"), chat("Can you cancel my flight to Rome?")
+    assert keys.partition_key("t", "default", gym, "e") == keys.partition_key("t", "default", rome, "e")
+    assert keys.conversation(gym).context_text == "user: Can you cancel my gym membership?\nassistant: Sure."
+    assert keys.conversation(gym).context_text != keys.conversation(rome).context_text
+
+
+def test_single_turn_and_multi_turn_requests_never_share_a_partition() -> None:
+    single = {"model": "m", "messages": [{"role": "system", "content": "Be helpful."}, chat("x")["messages"][-1]]}
+    assert keys.conversation(single).context_text is None
+    assert keys.partition_key("t", "default", single, "e") != keys.partition_key("t", "default", chat("x"), "e")
+
+
+def test_a_history_with_tool_turns_is_matched_exactly() -> None:
+    def with_tool(result: str) -> dict:
+        body = chat("What's the weather?")
+        body["messages"].insert(3, {"role": "tool", "tool_call_id": "c1", "content": result})
+        return body
+
+    sunny, rainy = with_tool("sunny"), with_tool("rainy")
+    assert keys.conversation(sunny).context_text is None
+    assert keys.partition_key("t", "default", sunny, "e") != keys.partition_key("t", "default", rainy, "e")
+    assert keys.partition_key("t", "default", sunny, "e") == keys.partition_key("t", "default", with_tool("sunny"), "e")
+
+
+def test_long_histories_keep_their_most_recent_turns() -> None:
+    body = chat("old " * 2000 + "RECENT")
+    context = keys.conversation(body).context_text
+    assert context is not None and len(context) <= keys.MAX_CONTEXT_CHARS and context.endswith("assistant: Sure.")
+    assert "RECENT" in context
 
 
 def test_semantic_prompt_is_the_last_user_text() -> None:

@@ -1,0 +1,381 @@
+"""Entries in PostgreSQL: the catalogue of every stored answer, and prompt vectors for semantic search.
+
+`cache_entries` holds every entry (browsing, invalidation, hit counts, expiry); `cache_vectors_d<N>`
+holds the prompt embedding of each semantically searchable entry, one table per embedding
+dimension (an HNSW index needs a fixed dimension), searched by cosine distance within the
+request's partition and among live entries only. Deleting an entry deletes its vector (cascade).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from services.cache_worker.entries import CachedAnswer
+
+log = logging.getLogger(__name__)
+
+CATALOGUE_DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS cache_entries (
+        id uuid PRIMARY KEY,
+        tenant text NOT NULL,
+        namespace text NOT NULL,
+        model text NOT NULL,
+        exact_key text NOT NULL UNIQUE,
+        partition_key text,
+        embedding_model text,
+        embedding_dim int,
+        prompt_text text,
+        completion jsonb NOT NULL,
+        upstream text,
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        hit_count bigint NOT NULL DEFAULT 0,
+        last_hit_at timestamptz
+    )""",
+    "CREATE INDEX IF NOT EXISTS cache_entries_tenant ON cache_entries (tenant, namespace, created_at DESC)",
+    "CREATE INDEX IF NOT EXISTS cache_entries_expiry ON cache_entries (expires_at)",
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A live entry near the query: its prompt's cosine similarity, and its context's when both have one."""
+
+    answer: CachedAnswer
+    similarity: float
+    context_similarity: float | None = None
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to store: the answer, where it belongs, and (for semantic search) its prompt vector."""
+
+    answer: CachedAnswer
+    tenant: str
+    namespace: str
+    ttl_seconds: int
+    prompt_text: str | None = None
+    partition_key: str | None = None
+    embedding_model: str | None = None
+    embedding: list[float] | None = None
+    context_embedding: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    """Which of a tenant's entries a listing, search or flush is about."""
+
+    tenant: str
+    namespace: str | None = None
+    text: str | None = None
+    model: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+
+
+def vector_table(dim: int) -> str:
+    return f"cache_vectors_d{int(dim)}"
+
+
+def _ts(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+class EntryStore:
+    """The PostgreSQL side of the cache."""
+
+    def __init__(self, pool: AsyncConnectionPool, ef_search: int) -> None:
+        self._pool = pool
+        self._ef_search = int(ef_search)
+        self._vector_tables: set[int] = set()
+
+    async def ensure_schema(self) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            # Replicas start together: serialize the DDL.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('cache_entries'))")
+            for statement in CATALOGUE_DDL:
+                await conn.execute(statement)
+
+    async def _ensure_vector_table(self, dim: int) -> str:
+        name = vector_table(dim)
+        if dim in self._vector_tables:
+            return name
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+            await conn.execute(
+                f"""
+                CREATE TABLE IF NOT EXISTS {name} (
+                    entry_id uuid PRIMARY KEY REFERENCES cache_entries (id) ON DELETE CASCADE,
+                    partition_key text NOT NULL,
+                    expires_at timestamptz NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    embedding vector({int(dim)}) NOT NULL,
+                    context_embedding vector({int(dim)})
+                )"""
+            )
+            await conn.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS context_embedding vector({int(dim)})")
+            await conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {name}_hnsw ON {name} USING hnsw (embedding vector_cosine_ops)"
+            )
+            await conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_partition ON {name} (partition_key, expires_at)")
+        self._vector_tables.add(dim)
+        return name
+
+    # --- the request path ---------------------------------------------------------------------
+
+    async def nearest(
+        self,
+        partition_key: str,
+        embedding: list[float],
+        max_age_seconds: int | None,
+        context_embedding: list[float] | None = None,
+        limit: int = 1,
+    ) -> list[Candidate]:
+        """The nearest live entries in the partition by prompt (whatever their similarity), nearest first."""
+        table = await self._ensure_vector_table(len(embedding))
+        vector = np.asarray(embedding, dtype=np.float32)
+        context = np.asarray(context_embedding, dtype=np.float32) if context_embedding is not None else None
+        min_created = datetime.now(UTC) - timedelta(seconds=max_age_seconds) if max_age_seconds is not None else None
+        async with self._pool.connection() as conn, conn.transaction():
+            # Iterative scans keep a filtered HNSW search from coming back empty in a big table.
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {self._ef_search}")
+            await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+            cursor = await conn.execute(
+                f"""
+                SELECT e.id, e.exact_key, e.model, e.completion, e.upstream, e.created_at,
+                       1 - (v.embedding <=> %(v)s) AS similarity,
+                       1 - (v.context_embedding <=> %(c)s::vector) AS context_similarity
+                FROM {table} v JOIN cache_entries e ON e.id = v.entry_id
+                WHERE v.partition_key = %(p)s AND v.expires_at > now()
+                  AND (%(min_created)s::timestamptz IS NULL OR v.created_at >= %(min_created)s::timestamptz)
+                ORDER BY v.embedding <=> %(v)s
+                LIMIT %(limit)s
+                """,
+                {"v": vector, "c": context, "p": partition_key, "min_created": min_created, "limit": limit},
+            )
+            rows = await cursor.fetchall()
+        candidates = []
+        for entry_id, key, model, completion, upstream, created_at, similarity, context_similarity in rows:
+            answer = CachedAnswer(
+                entry_id=str(entry_id),
+                exact_key=key,
+                model=model,
+                completion=completion,
+                created_at=created_at.timestamp(),
+                upstream=upstream,
+            )
+            candidates.append(
+                Candidate(
+                    answer=answer,
+                    similarity=float(similarity),
+                    context_similarity=float(context_similarity) if context_similarity is not None else None,
+                )
+            )
+        return candidates
+
+    async def put(self, entry: NewEntry) -> None:
+        """Store an entry, replacing the one stored under the same exact key (and its vector)."""
+        answer = entry.answer
+        created = datetime.fromtimestamp(answer.created_at, UTC)
+        expires = created + timedelta(seconds=entry.ttl_seconds)
+        dim = len(entry.embedding) if entry.embedding is not None else None
+        table = await self._ensure_vector_table(dim) if dim is not None and entry.partition_key else None
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM cache_entries WHERE exact_key = %s", (answer.exact_key,))
+            await conn.execute(
+                """
+                INSERT INTO cache_entries (id, tenant, namespace, model, exact_key, partition_key, embedding_model,
+                                           embedding_dim, prompt_text, completion, upstream, created_at, expires_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    uuid.UUID(answer.entry_id),
+                    entry.tenant,
+                    entry.namespace,
+                    answer.model,
+                    answer.exact_key,
+                    entry.partition_key,
+                    entry.embedding_model,
+                    dim,
+                    entry.prompt_text,
+                    Jsonb(answer.completion),
+                    answer.upstream,
+                    created,
+                    expires,
+                ),
+            )
+            if table is not None and entry.embedding is not None:
+                await conn.execute(
+                    f"INSERT INTO {table} (entry_id, partition_key, expires_at, created_at, embedding,"
+                    " context_embedding) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (
+                        uuid.UUID(answer.entry_id),
+                        entry.partition_key,
+                        expires,
+                        created,
+                        np.asarray(entry.embedding, dtype=np.float32),
+                        np.asarray(entry.context_embedding, dtype=np.float32)
+                        if entry.context_embedding is not None
+                        else None,
+                    ),
+                )
+
+    async def record_hits(self, hits: dict[str, tuple[int, float]]) -> None:
+        """Add hit counts and last-hit times, by exact key, in one statement."""
+        if not hits:
+            return
+        keys = list(hits)
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                """
+                UPDATE cache_entries e
+                SET hit_count = e.hit_count + v.n, last_hit_at = greatest(e.last_hit_at, to_timestamp(v.t))
+                FROM unnest(%s::text[], %s::int[], %s::float8[]) AS v(k, n, t)
+                WHERE e.exact_key = v.k
+                """,
+                (keys, [hits[k][0] for k in keys], [hits[k][1] for k in keys]),
+            )
+
+    # --- lifetime -----------------------------------------------------------------------------
+
+    async def sweep_expired(self, batch: int) -> list[tuple[str, str]]:
+        """Delete up to `batch` expired entries (one sweeper at a time); returns their (tenant, key)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtext('cache_entries_sweep'))")
+            row = await cursor.fetchone()
+            if not row or not row[0]:
+                return []
+            cursor = await conn.execute(
+                """
+                DELETE FROM cache_entries WHERE id IN (
+                    SELECT id FROM cache_entries WHERE expires_at < now() ORDER BY expires_at LIMIT %s
+                ) RETURNING tenant, exact_key
+                """,
+                (batch,),
+            )
+            return [(tenant, key) for tenant, key in await cursor.fetchall()]
+
+    async def delete_keys(self, tenant: str, keys: list[str]) -> int:
+        if not keys:
+            return 0
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM cache_entries WHERE tenant = %s AND exact_key = ANY(%s)", (tenant, keys)
+            )
+            return cursor.rowcount
+
+    # --- browsing and invalidation ------------------------------------------------------------
+
+    async def page(self, where: EntryFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of entries, newest first, and how many match in all."""
+        clause, params = _where(where)
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(f"SELECT count(*) FROM cache_entries WHERE {clause}", params)
+            total_row = await cursor.fetchone()
+            cursor = await conn.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM cache_entries WHERE {clause}"
+                " ORDER BY created_at DESC, id LIMIT %(limit)s OFFSET %(offset)s",
+                {**params, "limit": limit, "offset": offset},
+            )
+            rows = await cursor.fetchall()
+        return [_summary(row) for row in rows], int(total_row[0]) if total_row else 0
+
+    async def find(self, tenant: str, entry: str) -> dict[str, Any] | None:
+        """One entry (with its completion) by id or exact key."""
+        column, value = _id_or_key(entry)
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"SELECT {SUMMARY_COLUMNS}, completion FROM cache_entries WHERE tenant = %s AND {column} = %s",
+                (tenant, value),
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return {**_summary(row[:-1]), "completion": row[-1]}
+
+    async def delete_one(self, tenant: str, entry: str) -> list[str]:
+        column, value = _id_or_key(entry)
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"DELETE FROM cache_entries WHERE tenant = %s AND {column} = %s RETURNING exact_key", (tenant, value)
+            )
+            return [row[0] for row in await cursor.fetchall()]
+
+    async def delete_matching(self, where: EntryFilter) -> list[str]:
+        clause, params = _where(where)
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(f"DELETE FROM cache_entries WHERE {clause} RETURNING exact_key", params)
+            return [row[0] for row in await cursor.fetchall()]
+
+    async def delete_near(self, where: EntryFilter, embedding: list[float], min_similarity: float) -> list[str]:
+        """Delete the tenant's entries whose prompt vector is at least `min_similarity` to `embedding`."""
+        table = await self._ensure_vector_table(len(embedding))
+        clause, params = _where(where, alias="e.")
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"""
+                DELETE FROM cache_entries WHERE id IN (
+                    SELECT e.id FROM {table} v JOIN cache_entries e ON e.id = v.entry_id
+                    WHERE {clause} AND 1 - (v.embedding <=> %(v)s) >= %(min_similarity)s
+                ) RETURNING exact_key
+                """,
+                {**params, "v": np.asarray(embedding, dtype=np.float32), "min_similarity": min_similarity},
+            )
+            return [row[0] for row in await cursor.fetchall()]
+
+
+SUMMARY_COLUMNS = "id, exact_key, tenant, namespace, model, prompt_text, created_at, expires_at, hit_count, last_hit_at"
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    entry_id, key, tenant, namespace, model, prompt, created, expires, hits, last_hit = row
+    return {
+        "id": str(entry_id),
+        "key": key,
+        "tenant": tenant,
+        "namespace": namespace,
+        "model": model,
+        "prompt": prompt,
+        "created_at": created.timestamp(),
+        "expires_at": expires.timestamp(),
+        "hit_count": int(hits),
+        "last_hit_at": last_hit.timestamp() if last_hit else None,
+    }
+
+
+def _id_or_key(entry: str) -> tuple[str, Any]:
+    try:
+        return "id", uuid.UUID(entry)
+    except ValueError:
+        return "exact_key", entry
+
+
+def _where(where: EntryFilter, alias: str = "") -> tuple[str, dict[str, Any]]:
+    """A parameterized WHERE clause for a filter (column names are fixed; values are parameters)."""
+    parts = [f"{alias}tenant = %(tenant)s"]
+    params: dict[str, Any] = {"tenant": where.tenant}
+    if where.namespace is not None:
+        parts.append(f"{alias}namespace = %(namespace)s")
+        params["namespace"] = where.namespace
+    if where.model is not None:
+        parts.append(f"{alias}model = %(model)s")
+        params["model"] = where.model
+    if where.text:
+        parts.append(f"{alias}prompt_text ILIKE %(text)s")
+        params["text"] = "%" + where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if where.created_after is not None:
+        parts.append(f"{alias}created_at >= %(after)s")
+        params["after"] = _ts(where.created_after)
+    if where.created_before is not None:
+        parts.append(f"{alias}created_at < %(before)s")
+        params["before"] = _ts(where.created_before)
+    return " AND ".join(parts), params
