@@ -1,13 +1,15 @@
 """`make run`: start the whole system in the foreground; Ctrl-C stops everything.
 
 Checks RabbitMQ and Redis, starts embedded PostgreSQL+pgvector when DATABASE_URL is unset (data in
-.data/postgres), starts the mock upstream when no upstream is configured, then runs every
-service with honcho (see Procfile) and prints where the proxy answers once it is ready.
+.data/postgres), starts the mock upstream when no upstream is configured, makes (or reuses) the
+development tenant's API key and prints it, then runs every service with honcho (see Procfile)
+and prints where the proxy answers once it is ready.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import urllib.request
 
 from scripts.stack import ROOT, check_dependencies, fail, start_embedded_postgres
 
-PROCESSES = ["embedder", "cache_worker", "llm_worker", "stats_consumer", "gateway"]
+PROCESSES = ["embedder", "cache_worker", "llm_worker", "stats_consumer", "tenants", "gateway"]
 
 
 def main() -> None:
@@ -46,6 +48,11 @@ def main() -> None:
             flush=True,
         )
 
+    env["DEV_API_KEY"] = dev_api_key(env)
+    print("Development tenant 'dev' (created or reused by the tenants service). Use this key:")
+    print(f"API key: {env['DEV_API_KEY']}", flush=True)
+    if not env.get("ADMIN_API_KEY"):
+        print("The admin API is off: set ADMIN_API_KEY to manage tenants, keys and cache entries over HTTP.")
     host = env.get("GATEWAY_HOST", "127.0.0.1")
     port = env.get("GATEWAY_PORT", "8000")
     threading.Thread(target=_announce_when_ready, args=(f"http://{host}:{port}",), daemon=True).start()
@@ -62,6 +69,20 @@ def main() -> None:
     if postgres is not None:
         postgres.cleanup()
     sys.exit(code)
+
+
+def dev_api_key(env: dict[str, str]) -> str:
+    """The development key: DEV_API_KEY if set, else the one made on the first run (kept in .data/)."""
+    if env.get("DEV_API_KEY"):
+        return env["DEV_API_KEY"]
+    path = ROOT / ".data" / "dev_api_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = "lcp-" + secrets.token_urlsafe(30)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
 
 
 def _announce_when_ready(base_url: str) -> None:

@@ -118,6 +118,7 @@ class EndReply(Contract):
 
     kind: Literal["end"] = "end"
     seq: int
+    usage: dict[str, Any] | None = None  # the upstream's token usage, for per-key token limits
 
 
 class ErrorReply(Contract):

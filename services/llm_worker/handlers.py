@@ -123,8 +123,9 @@ class LlmRequestHandler:
             self._log_error(request, exc.error, chunks_sent=seq)
             await self._reply(message, ErrorReply(error=exc.error))
             return None, exc.error
-        await self._reply(message, EndReply(seq=seq))
-        return assemble(chunks), None
+        completion = assemble(chunks)
+        await self._reply(message, EndReply(seq=seq, usage=completion.get("usage")))
+        return completion, None
 
     async def _reply(self, message: AbstractIncomingMessage, answer: BaseModel) -> None:
         await reply(self.reply_channel, message, answer.model_dump_json().encode())

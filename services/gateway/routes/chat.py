@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from services.gateway import sse
-from services.gateway.auth import authenticate, authorize_model
+from services.gateway.auth import Principal, authenticate, authorize_model
 from services.gateway.cache_controls import parse_cache_controls
 from services.gateway.errors import ApiError, error_response
 from services.gateway.metrics import IN_FLIGHT, LATENCY, REQUESTS
@@ -118,7 +118,7 @@ async def chat_completions(request: Request) -> Response:
             _count(started, 200, cache.status, stream)
             keep_open = True
             return StreamingResponse(
-                _relay(state, request_id, first, replies),
+                _relay(state, principal, request_id, first, replies),
                 media_type="text/event-stream",
                 headers=cache_headers(cache, request_id),
             )
@@ -169,7 +169,7 @@ async def _replay(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
 
 
 async def _relay(
-    state: GatewayState, request_id: str, first: ChunkReply, replies: asyncio.Queue[bytes]
+    state: GatewayState, principal: Principal, request_id: str, first: ChunkReply, replies: asyncio.Queue[bytes]
 ) -> AsyncIterator[bytes]:
     """Pass the LLM worker's chunks on as they arrive; close the reply route however the stream ends.
 
@@ -191,6 +191,8 @@ async def _relay(
             elif isinstance(reply, EndReply):
                 finished = True
                 yield sse.DONE
+                if reply.usage:
+                    await state.limiter.record_tokens(principal, int(reply.usage.get("total_tokens") or 0))
                 return
             elif isinstance(reply, ErrorReply):
                 finished = True
