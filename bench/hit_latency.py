@@ -1,7 +1,8 @@
 """Latency of exact and semantic hits through the whole path (gateway -> broker -> cache worker -> reply).
 
 Sequential requests over one keep-alive HTTP connection against a running proxy (`make run`):
-    .venv/bin/python -m bench.hit_latency [--base-url http://127.0.0.1:8000] [-n 200]
+    .venv/bin/python -m bench.hit_latency [--base-url http://127.0.0.1:8000] [-n 200] [--api-key KEY]
+(the key defaults to the one `make run` keeps in .data/dev_api_key)
 Semantic hits use the paraphrase with trailing spaces added: a new exact key each time, the same
 meaning, so every request takes the embedding + vector search path.
 """
@@ -12,6 +13,7 @@ import argparse
 import statistics
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 
@@ -28,14 +30,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base-url", default="http://127.0.0.1:8000")
     parser.add_argument("-n", type=int, default=200)
+    parser.add_argument("--api-key", default=None)
     args = parser.parse_args()
+    key_file = Path(__file__).resolve().parent.parent / ".data" / "dev_api_key"
+    api_key = args.api_key or (key_file.read_text().strip() if key_file.exists() else "")
     run = uuid.uuid4().hex[:6]
     system = {"role": "system", "content": f"bench {run}"}  # a partition of this run's own
 
     def body(text: str) -> dict:
         return {"model": "gpt-4o-mini", "messages": [system, {"role": "user", "content": text}]}
 
-    with httpx.Client(base_url=args.base_url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with httpx.Client(base_url=args.base_url, headers=headers, timeout=30) as client:
         first = client.post("/v1/chat/completions", json=body(QUESTION))
         first.raise_for_status()
         time.sleep(0.5)  # storing is asynchronous

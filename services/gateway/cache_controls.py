@@ -58,7 +58,7 @@ def parse_cache_controls(headers: Headers) -> CacheControls:
 
 def _int(raw: str, header: str, what: str, low: int, high: int) -> int:
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise _invalid(header, f"{what} must be a whole number of seconds from {low} to {high}")
+        raise _invalid(header, f"{what} as a whole number of seconds from {low} to {high}")
     return int(raw)
 
 
@@ -73,4 +73,6 @@ def _threshold(raw: str) -> float:
 
 
 def _invalid(header: str, expected: str) -> ApiError:
-    return ApiError(400, f"Invalid {header} header: expected {expected}.", code="invalid_header", param=header)
+    return ApiError(
+        400, f"Invalid {header} header: expected {expected}, got an invalid value.", code="invalid_header", param=header
+    )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.gateway.auth import authenticate
 from services.gateway.errors import ApiError
 from services.gateway.state import GatewayState
 from shared.contracts import HealthQuery, HealthReport, ModelsQuery, ModelsResult
@@ -58,7 +59,8 @@ async def metrics() -> Response:
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
-    """The upstream's models, in OpenAI's list format."""
+    """The upstream's models, in OpenAI's list format (a key is needed, as with OpenAI)."""
+    await authenticate(request)
     state = _state(request)
     try:
         result = await state.rpc.call(
