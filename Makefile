@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha256sum | cut -c1-12)
 
-.PHONY: run test unit integration lint fmt typecheck install clean
+.PHONY: run test unit integration fuzz lint fmt typecheck install clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ unit: install
 
 integration: install
 	$(PY) -m pytest tests/integration
+
+# Fuzz the gateway's OpenAPI description much harder than CI does (no 5xx, ever).
+fuzz: install
+	FUZZ_EXAMPLES=300 $(PY) -m pytest tests/integration/test_fuzz_api.py
 
 lint: install
 	$(PY) -m ruff check .

@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 
+import psycopg
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.cache_worker.admin import CacheAdmin
@@ -21,6 +22,11 @@ from shared.contracts import (
     CompletionGenerated,
     CompletionReply,
     CompletionRequest,
+    EntriesDeleted,
+    EntryFound,
+    EntryPage,
+    ErrorInfo,
+    ErrorReply,
     UsageEvent,
 )
 from shared.pricing import PriceBook
@@ -116,5 +122,14 @@ class CacheHandlers:
 
     async def on_admin(self, message: AbstractIncomingMessage) -> None:
         request = CACHE_ADMIN_ADAPTER.validate_json(message.body)
-        answer = await self._admin.handle(request)
+        answer: EntryPage | EntryFound | EntriesDeleted | ErrorReply
+        try:
+            answer = await self._admin.handle(request)
+        except psycopg.DataError:
+            # Values PostgreSQL refuses (text with NUL bytes, ...) are the caller's to fix, not a retry's.
+            answer = ErrorReply(
+                error=ErrorInfo(
+                    type="invalid_request_error", message="A value in the request is not valid.", status=400
+                )
+            )
         await reply(self._worker.fast_channel, message, answer.model_dump_json().encode())

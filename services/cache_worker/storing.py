@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+import psycopg
+
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.entry_store import EntryStore, NewEntry
 from services.cache_worker.exact_store import ExactStore
@@ -67,6 +69,12 @@ class Storer:
                     context_embedding=context_embedding if event.partition_key else None,
                 )
             )
+        except psycopg.DataError as exc:
+            # Never transient (e.g. NUL bytes, which PostgreSQL text and jsonb refuse): the entry stays
+            # exact-only, in Redis, rather than failing the event twice into the dead-letter queue.
+            log.warning("entry not storable in PostgreSQL, kept in Redis only: %s", type(exc).__name__)
+            STORES.labels("postgres", "unstorable").inc()
+            return
         except Exception:
             STORES.labels("postgres", "error").inc()
             raise

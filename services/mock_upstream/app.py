@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 LATENCY_HEADER = "x-mock-latency-ms"
 SLOW_STREAM_MARKER = "[mock:slow-stream]"
+SLOW_MARKER = "[mock:slow]"
 
 
 class MockHeaderMiddleware:
@@ -133,7 +134,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         answers.validate_chat_request(body)
         stream = bool(body.get("stream"))
         state.count_chat(answers.last_user_text(body["messages"]), stream)
-        await asyncio.sleep(latency_seconds(request, settings.latency_ms))
+        latency = latency_seconds(request, settings.latency_ms)
+        if SLOW_MARKER in answers.last_user_text(body["messages"]):
+            latency = max(latency, 2.0)  # lets a test act while a request is in flight
+        await asyncio.sleep(latency)
 
         fault = state.take_fault()
         mid_stream = fault is not None and stream and fault.after_chunks is not None

@@ -86,8 +86,8 @@ class MockUpstream:
     def chat_calls(self) -> int:
         return int(self.stats()["chat_calls"])
 
-    def fail(self, status: int, count: int = -1) -> None:
-        httpx.post(f"{self.url}/_mock/faults", json={"status": status, "count": count}).raise_for_status()
+    def fail(self, status: int, count: int = -1, **spec: Any) -> None:
+        httpx.post(f"{self.url}/_mock/faults", json={"status": status, "count": count, **spec}).raise_for_status()
 
     def clear_faults(self) -> None:
         httpx.delete(f"{self.url}/_mock/faults").raise_for_status()

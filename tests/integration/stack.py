@@ -168,7 +168,7 @@ def build_stack(urls: dict[str, str], log_dir: Path) -> Stack:
             "MOCK_PORT": str(mock_port),
             "MOCK_LATENCY_MS": "20",
             "MOCK_UPSTREAM_URL": f"http://127.0.0.1:{mock_port}/v1",
-            "UPSTREAM_MAX_RETRIES": "0",
+            "UPSTREAM_MAX_RETRIES": "2",
             "REQUEST_TIMEOUT_SECONDS": "30",
             "ADMIN_API_KEY": f"admin-{uuid.uuid4().hex}",
             "DEV_API_KEY": f"lcp-test-{uuid.uuid4().hex}",

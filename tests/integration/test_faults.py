@@ -1,0 +1,139 @@
+"""Failures as users meet them, on the running system: upstream errors retried then passed on, a
+worker killed mid-request, the embedder down, poison messages, and nothing secret in the logs."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import signal
+import time
+import uuid
+
+import aio_pika
+import httpx
+import pytest
+
+from shared.topology import Topology
+from tests.integration.conftest import MockUpstream, wait_until
+from tests.integration.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+MODEL = "gpt-4o-mini"
+
+
+def ask(stack: Stack, question: str, timeout: float = 30, **body: object) -> httpx.Response:
+    return httpx.post(
+        f"{stack.base_url}/v1/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": question}], **body},
+        headers=stack.auth,
+        timeout=timeout,
+    )
+
+
+def unique(text: str) -> str:
+    return f"{text} [{uuid.uuid4().hex[:6]}]"
+
+
+def test_a_transient_upstream_error_is_retried_and_answered(stack: Stack, mock: MockUpstream) -> None:
+    calls = mock.chat_calls()
+    mock.fail(503, count=1, retry_after=0.1)
+    response = ask(stack, unique("Retry me"))
+    assert response.status_code == 200 and response.headers["x-cache"] == "MISS"
+    assert mock.chat_calls() == calls + 2  # the failure, then the retry
+
+
+def test_a_persistent_429_is_passed_on_with_its_status_after_the_retry_budget(stack: Stack, mock: MockUpstream) -> None:
+    calls = mock.chat_calls()
+    mock.fail(429, count=-1, retry_after=0.1)
+    try:
+        response = ask(stack, unique("Rate limited"))
+    finally:
+        mock.clear_faults()
+    assert response.status_code == 429
+    assert response.json()["error"]["message"]
+    assert mock.chat_calls() == calls + 3  # the call and its two retries (UPSTREAM_MAX_RETRIES=2)
+
+
+def test_a_worker_killed_mid_request_is_replaced_and_the_request_answered(stack: Stack, mock: MockUpstream) -> None:
+    question = unique("A slow question [mock:slow]")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        pending = pool.submit(ask, stack, question, 60)
+        wait_until(lambda: mock.stats()["calls_by_prompt"].get(question), timeout=10)
+        victim = stack.processes["llm_worker"]
+        os.kill(victim.pid, signal.SIGKILL)  # mid-request: the upstream call is in flight, nothing acked
+        victim.wait()
+        stack.processes.pop("llm_worker")
+        stack.start("llm_worker")  # the replacement picks the redelivered request up
+        response = pending.result(timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"]
+    assert mock.stats()["calls_by_prompt"][question] == 2
+    assert time.monotonic() - started < 30
+    stack.wait_ready()
+
+
+def test_with_the_embedder_down_exact_hits_and_misses_still_work(stack: Stack, mock: MockUpstream, stored) -> None:
+    question = unique("Which element has atomic number 6?")
+    first = ask(stack, question)
+    stored(first.headers["x-cache-key"])
+    stack.stop("embedder")
+    try:
+        ready = httpx.get(f"{stack.base_url}/readyz", timeout=15)
+        assert ready.status_code == 503 and ready.json()["services"]["embedder"]["ok"] is False
+        hit = ask(stack, question)
+        assert (hit.headers["x-cache"], hit.headers["x-cache-match"]) == ("HIT", "exact")
+        calls = mock.chat_calls()
+        miss = ask(stack, unique("Which element has atomic number 7?"))
+        assert miss.status_code == 200 and miss.headers["x-cache"] in ("MISS", "BYPASS")
+        assert mock.chat_calls() == calls + 1
+        lookups = httpx.get(f"http://127.0.0.1:{stack.metrics_ports['cache_worker']}/metrics").text
+        assert 'llmcache_cache_dependency_failures_total{dependency="embedder",operation="lookup"}' in lookups
+    finally:
+        stack.start("embedder")
+        stack.wait_ready()
+
+
+def test_poison_messages_are_dead_lettered_and_the_worker_keeps_serving(stack: Stack) -> None:
+    topology = Topology(stack.prefix)
+
+    async def poison_and_collect() -> list[aio_pika.abc.AbstractIncomingMessage]:
+        connection = await aio_pika.connect(stack.env["RABBITMQ_URL"])
+        async with connection:
+            channel = await connection.channel()
+            for body in (b"{not json", b'{"v": 99, "type": "completion_request"}', b"\xff\xfe"):
+                await channel.default_exchange.publish(aio_pika.Message(body), routing_key=topology.cache_lookup)
+            dead = await channel.get_queue(topology.dead_letters)
+            found = []
+            deadline = time.monotonic() + 10
+            while len(found) < 3 and time.monotonic() < deadline:
+                message = await dead.get(fail=False)
+                if message is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                await message.ack()
+                if message.headers.get("x-original-queue") == topology.cache_lookup:
+                    found.append(message)
+            return found
+
+    dead = asyncio.run(poison_and_collect())
+    assert len(dead) == 3
+    assert all(str(m.headers["x-dead-letter-reason"]).startswith("unreadable") for m in dead)
+    assert stack.processes["cache_worker"].poll() is None
+    assert ask(stack, unique("Still there?")).status_code == 200
+
+
+def test_prompts_answers_and_keys_never_reach_the_logs(stack: Stack) -> None:
+    secret_prompt = unique("My secret prompt is blue-elephant-42")
+    response = ask(stack, secret_prompt)
+    answer = response.json()["choices"][0]["message"]["content"]
+    time.sleep(1)
+    for name in stack.processes:
+        logs = stack.logs(name)
+        assert "blue-elephant-42" not in logs, name
+        assert answer not in logs, name
+        assert stack.env["DEV_API_KEY"] not in logs, name
+        assert stack.env["ADMIN_API_KEY"] not in logs, name
+        assert "Traceback" not in logs, name
