@@ -137,3 +137,29 @@ def test_prompts_answers_and_keys_never_reach_the_logs(stack: Stack) -> None:
         assert stack.env["DEV_API_KEY"] not in logs, name
         assert stack.env["ADMIN_API_KEY"] not in logs, name
         assert "Traceback" not in logs, name
+
+
+def test_bad_bodies_get_clear_4xx_in_openai_format(stack: Stack) -> None:
+    url = f"{stack.base_url}/v1/chat/completions"
+    headers = {**stack.auth, "content-type": "application/json"}
+    huge = b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * (5 * 1024 * 1024) + b'"}]}'
+    too_many = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}] * 10_001}
+    cases = [
+        (huge, 413),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "\xff\xfe"}]}', 400),  # invalid UTF-8
+        (httpx.Request("POST", url, json=too_many).content, 400),
+        (b'{"model": "m", "messages": [{"role": "wizard", "content": "hi"}]}', 400),
+        (b'{"model": "m", "messages": [{"role": "user", "content": 42}]}', 400),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}', 400),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 0}', 400),
+    ]
+    for body, status in cases:
+        response = httpx.post(url, content=body, headers=headers, timeout=30)
+        assert response.status_code == status, (body[:80], response.text[:200])
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["message"]
+
+
+def test_unknown_fields_are_passed_through_to_the_upstream(stack: Stack) -> None:
+    response = ask(stack, unique("Unknown fields?"), some_future_parameter={"a": 1})
+    assert response.status_code == 200
