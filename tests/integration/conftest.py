@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,33 +26,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             system.wait_ready()
             yield system
         finally:
-            for name in reversed(list(system.processes)):
-                system.stop(name)
-            asyncio.run(_delete_broker_objects(system))
-            _delete_redis_keys(system)
-
-
-async def _delete_broker_objects(system: Stack) -> None:
-    import aio_pika
-
-    from shared.topology import Topology
-
-    topology = Topology(system.prefix)
-    connection = await aio_pika.connect(system.env["RABBITMQ_URL"])
-    async with connection:
-        channel = await connection.channel()
-        for queue in topology.all_queues():
-            await channel.queue_delete(queue)
-        for exchange in topology.all_exchanges():
-            await channel.exchange_delete(exchange)
-
-
-def _delete_redis_keys(system: Stack) -> None:
-    client = redis.Redis.from_url(system.env["REDIS_URL"])
-    keys = list(client.scan_iter(f"{system.env['REDIS_PREFIX']}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+            system.stop_all()
+            system.clean_up()
 
 
 @pytest.fixture(scope="session")

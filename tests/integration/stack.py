@@ -7,6 +7,7 @@ engine, RabbitMQ, Redis and pgvector/pgvector come from testcontainers instead o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -18,9 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aio_pika
 import httpx
+import redis
 
 from scripts.stack import ROOT, check_dependencies, start_embedded_postgres
+from shared.topology import Topology
 
 SERVICES = ["mock_upstream", "embedder", "cache_worker", "llm_worker", "stats_consumer", "tenants", "gateway"]
 METRICS_SERVICES = ["embedder", "cache_worker", "llm_worker", "stats_consumer", "tenants"]
@@ -74,6 +78,31 @@ class Stack:
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop(name)
+
+    def clean_up(self) -> None:
+        """Delete this run's queues, exchanges and Redis keys (its Postgres goes with `dependencies`)."""
+        asyncio.run(self._delete_broker_objects())
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        try:
+            keys = list(client.scan_iter(f"{self.env['REDIS_PREFIX']}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+    async def _delete_broker_objects(self) -> None:
+        topology = Topology(self.prefix)
+        connection = await aio_pika.connect(self.env["RABBITMQ_URL"])
+        async with connection:
+            channel = await connection.channel()
+            for queue in topology.all_queues():
+                await channel.queue_delete(queue)
+            for exchange in topology.all_exchanges():
+                await channel.exchange_delete(exchange)
 
     def logs(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"

@@ -1,0 +1,110 @@
+"""Soak: a bounded load at a steady rate on loopback, mixing hits and misses, for several minutes.
+
+Starts the whole system the way the integration tests do (its own broker prefix, Redis prefix
+and embedded PostgreSQL), sends `--rate` requests per second for `--seconds`, then reports:
+errors by status, requests answered vs usage rows recorded, and each service's resident memory
+at the start and at the end.
+    .venv/bin/python -m bench.soak --seconds 300 --rate 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from tests.integration.stack import SERVICES, build_stack, dependencies
+
+WORDS = (
+    "apple bridge carbon dragon engine forest guitar harbor island jungle kettle lemon marble needle orbit "
+    "pepper quartz river saddle tunnel umbrella violin walnut yacht zebra anchor biscuit canyon dolphin "
+    "eclipse falcon glacier hammer igloo jacket kayak lantern meadow nectar oyster puzzle quiver rocket "
+    "salmon tractor unicorn volcano whistle xylophone yogurt zeppelin"
+).split()
+
+
+def fresh_question() -> str:
+    """A question unlike the others (random ids alone would look alike to the embedding model)."""
+    return "How does a " + " ".join(random.sample(WORDS, 4)) + f" relate to a {random.choice(WORDS)}?"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def load(base_url: str, headers: dict[str, str], rate: float, seconds: float, hit_share: float) -> Counter:
+    pool = [f"Soak question {i}: what is {i} squared?" for i in range(200)]
+    outcomes: Counter = Counter()
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+
+        async def one(question: str) -> None:
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
+            try:
+                response = await client.post("/v1/chat/completions", json=body)
+                outcomes[response.headers.get("x-cache", str(response.status_code))] += 1
+                if response.status_code != 200:
+                    outcomes[f"status {response.status_code}"] += 1
+            except httpx.HTTPError as exc:
+                outcomes[f"exception {type(exc).__name__}"] += 1
+
+        tasks = []
+        started = time.monotonic()
+        sent = 0
+        while (elapsed := time.monotonic() - started) < seconds:
+            due = int(elapsed * rate)
+            while sent < due:
+                fresh = random.random() >= hit_share
+                question = fresh_question() if fresh else random.choice(pool)
+                tasks.append(asyncio.create_task(one(question)))
+                sent += 1
+            if sent % max(int(rate * 10), 1) == 0:
+                print(f"  {elapsed:6.0f}s sent {sent} {dict(outcomes)}", flush=True)
+            await asyncio.sleep(1 / rate)
+        await asyncio.gather(*tasks)
+    outcomes["sent"] = sent
+    return outcomes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--rate", type=float, default=40)
+    parser.add_argument("--hit-share", type=float, default=0.7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, dependencies(Path(tmp)) as urls:
+        stack = build_stack(urls, Path(tmp))
+        stack.env["MOCK_LATENCY_MS"] = "100"
+        try:
+            for name in SERVICES:
+                stack.start(name)
+            stack.wait_ready()
+            before = {name: rss_mib(p.pid) for name, p in stack.processes.items()}
+            print(f"soak: {args.rate}/s for {args.seconds:.0f}s, {args.hit_share:.0%} from a pool of 200", flush=True)
+            outcomes = asyncio.run(load(stack.base_url, stack.auth, args.rate, args.seconds, args.hit_share))
+            after = {name: rss_mib(p.pid) for name, p in stack.processes.items()}
+            time.sleep(2)  # the last usage batches
+            stats = httpx.get(f"{stack.base_url}/api/v1/cache/stats", headers=stack.auth, timeout=30).json()
+            print("\noutcomes:", dict(outcomes))
+            print(
+                f"requests sent {outcomes['sent']}, usage rows {stats['requests']}, "
+                f"hits {stats['hits']}, misses {stats['misses']}, errors {stats['errors']}"
+            )
+            print(f"{'service':<16} {'RSS start MiB':>14} {'RSS end MiB':>12}")
+            for name in before:
+                print(f"{name:<16} {before[name]:>14.1f} {after[name]:>12.1f}")
+        finally:
+            stack.stop_all()
+            stack.clean_up()
+
+
+if __name__ == "__main__":
+    main()
