@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha256sum | cut -c1-12)
 
-.PHONY: run test unit integration fuzz lint fmt typecheck install clean
+.PHONY: run test tools unit integration fuzz lint fmt typecheck install clean
 
 install: $(STAMP)
 
@@ -23,8 +23,16 @@ $(STAMP): requirements/base.txt requirements/embedder.txt requirements/dev.txt
 run: install
 	@PYTHONPATH=. $(PY) -m scripts.run
 
-test: install
+test: install tools
 	$(PY) -m pytest
+
+# promtool checks the alert rules (tests/deploy); Debian's prometheus package has it. Best effort:
+# without root or apt the promtool checks skip and say so.
+tools:
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& echo "Installing promtool (Debian package prometheus)..." \
+		&& apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends prometheus >/dev/null 2>&1; } || echo "promtool unavailable: its checks will skip"
 
 unit: install
 	$(PY) -m pytest tests/unit
@@ -47,5 +55,31 @@ fmt: install
 typecheck: install
 	$(PY) -m mypy shared services
 
+# Semantic match quality on the held-out half of ../shared/eval (2,000 sampled Quora pairs): the
+# real decision path in-process (embedder, embedded pgvector, hit verifier); chart in eval/results/.
+eval: install
+	PYTHONPATH=. $(PY) -m eval.harness
+
+# The same pairs through a running gateway (`make run`): make eval-http API_KEY=lcp-...
+BASE_URL ?= http://127.0.0.1:8000
+eval-http: install
+	PYTHONPATH=. $(PY) -m eval.harness --http $(BASE_URL) --api-key "$(API_KEY)"
+
+# Retrain the verifier on the train half: writes services/cache_worker/verifier/model.json.
+eval-train: install
+	PYTHONPATH=. $(PY) -m eval.train
+
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache
+
+# Container images (needs a Docker engine): IMAGE=registry.example.com/llm-cache-proxy TAG=0.1.0 make images
+IMAGE ?= llm-cache-proxy
+TAG ?= latest
+images:
+	@docker info > /dev/null 2>&1 || { echo "make images needs a running Docker engine"; exit 1; }
+	DOCKER_BUILDKIT=1 docker build -f deploy/Dockerfile --target service -t $(IMAGE):$(TAG) .
+	DOCKER_BUILDKIT=1 docker build -f deploy/Dockerfile --target embedder -t $(IMAGE)-embedder:$(TAG) .
+
+# Kubernetes manifests, compose file, alert rules and dashboard checked offline (tests/deploy).
+deploy-check: install
+	$(PY) -m pytest tests/deploy

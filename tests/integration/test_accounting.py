@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import wait_until
+from tests.conftest import wait_until
 from tests.integration.stack import Stack
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.integration.conftest import MockUpstream, wait_until
+from tests.conftest import MockUpstream, wait_until
 from tests.integration.stack import Stack
 
 pytestmark = pytest.mark.integration

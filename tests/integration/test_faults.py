@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from shared.topology import Topology
-from tests.integration.conftest import MockUpstream, wait_until
+from tests.conftest import MockUpstream, wait_until
 from tests.integration.stack import Stack
 
 pytestmark = pytest.mark.integration

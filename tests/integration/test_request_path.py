@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.conftest import MockUpstream, wait_until
+from tests.conftest import MockUpstream, wait_until
 from tests.integration.stack import Stack
 
 pytestmark = pytest.mark.integration

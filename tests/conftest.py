@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests: one whole system per test session, on real services."""
+"""Fixtures of the tests that need the running system: one whole stack per test session, on real services
+(shared by tests/integration and tests/deploy; unit tests never start it)."""
 
 from __future__ import annotations
 
