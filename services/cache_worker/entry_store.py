@@ -53,6 +53,7 @@ class Candidate:
     answer: CachedAnswer
     similarity: float
     context_similarity: float | None = None
+    prompt_text: str | None = None  # the stored prompt, for the hit verifier
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class EntryStore:
             await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
             cursor = await conn.execute(
                 f"""
-                SELECT e.id, e.exact_key, e.model, e.completion, e.upstream, e.created_at,
+                SELECT e.id, e.exact_key, e.model, e.completion, e.upstream, e.created_at, e.prompt_text,
                        1 - (v.embedding <=> %(v)s) AS similarity,
                        1 - (v.context_embedding <=> %(c)s::vector) AS context_similarity
                 FROM {table} v JOIN cache_entries e ON e.id = v.entry_id
@@ -164,7 +165,7 @@ class EntryStore:
             )
             rows = await cursor.fetchall()
         candidates = []
-        for entry_id, key, model, completion, upstream, created_at, similarity, context_similarity in rows:
+        for entry_id, key, model, completion, upstream, created_at, prompt_text, similarity, context_similarity in rows:
             answer = CachedAnswer(
                 entry_id=str(entry_id),
                 exact_key=key,
@@ -178,6 +179,7 @@ class EntryStore:
                     answer=answer,
                     similarity=float(similarity),
                     context_similarity=float(context_similarity) if context_similarity is not None else None,
+                    prompt_text=prompt_text,
                 )
             )
         return candidates

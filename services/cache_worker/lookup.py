@@ -15,9 +15,18 @@ from typing import Literal
 
 from services.cache_worker import keys
 from services.cache_worker.entries import CachedAnswer
-from services.cache_worker.entry_store import EntryStore
+from services.cache_worker.entry_store import Candidate, EntryStore
 from services.cache_worker.exact_store import ExactStore
-from services.cache_worker.metrics import BEST_SIMILARITY, COALESCED, DEGRADED, LOOKUPS, REFUSED, STAGE_SECONDS
+from services.cache_worker.metrics import (
+    BEST_SIMILARITY,
+    COALESCED,
+    DEGRADED,
+    LOOKUPS,
+    REFUSED,
+    STAGE_SECONDS,
+    VERIFIER_SCORE,
+)
+from services.cache_worker.verifier import HitVerifier, ThresholdVerifier
 from shared.contracts import CompletionRequest, LookupContext
 
 log = logging.getLogger(__name__)
@@ -47,17 +56,74 @@ class LookupPolicy:
     context_similarity_threshold: float
     max_cacheable_temperature: float
     flight_wait_seconds: float
-    candidates: int = 5  # nearest prompts checked for a matching conversation context
+    candidates: int = 5  # nearest prompts checked (conversation context, then the hit verifier)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The outcome of checking the nearest candidates: the one served, if any, and why the others were not."""
+
+    candidate: Candidate | None
+    refusals: list[str]
+
+
+async def choose_candidate(
+    candidates: list[Candidate],
+    prompt: str,
+    threshold: float,
+    verifier: HitVerifier,
+    context_threshold: float | None = None,
+) -> Choice:
+    """The first candidate (nearest first) above the similarity pre-filter that passes the checks.
+
+    In a conversation (`context_threshold` given) the earlier turns must be similar too; then the
+    verifier compares the two prompts. Each refused candidate's reason is returned (and counted).
+    """
+    refusals = []
+    for candidate in candidates:
+        if candidate.similarity < threshold:
+            break
+        if context_threshold is not None and (
+            candidate.context_similarity is None or candidate.context_similarity < context_threshold
+        ):
+            refusals.append("conversation_context")
+            continue
+        if candidate.prompt_text is None:
+            refusals.append("prompt_unknown")
+            continue
+        started = time.perf_counter()
+        verdict = await verifier.verify(prompt, candidate.prompt_text, candidate.similarity)
+        STAGE_SECONDS.labels("verifier").observe(time.perf_counter() - started)
+        VERIFIER_SCORE.labels("accepted" if verdict.accept else "refused").observe(verdict.score)
+        if verdict.accept:
+            _count_refusals(refusals)
+            return Choice(candidate, refusals)
+        refusals.append(verdict.reason or "verifier")
+    _count_refusals(refusals)
+    return Choice(None, refusals)
+
+
+def _count_refusals(refusals: list[str]) -> None:
+    for reason in refusals:
+        REFUSED.labels(reason).inc()
 
 
 class Lookup:
     """Runs one request through the exact cache, the semantic cache and the single-flight gate."""
 
-    def __init__(self, exact: ExactStore, entries: EntryStore, embed: Embed, policy: LookupPolicy) -> None:
+    def __init__(
+        self,
+        exact: ExactStore,
+        entries: EntryStore,
+        embed: Embed,
+        policy: LookupPolicy,
+        verifier: HitVerifier | None = None,
+    ) -> None:
         self._exact = exact
         self._entries = entries
         self._embed = embed
         self._policy = policy
+        self._verifier = verifier if verifier is not None else ThresholdVerifier()
 
     async def run(self, request: CompletionRequest) -> Hit | Miss:
         started = time.perf_counter()
@@ -154,7 +220,7 @@ class Lookup:
                 vector,
                 controls.max_age_seconds,
                 context_vector,
-                limit=self._policy.candidates if context_vector is not None else 1,
+                limit=self._policy.candidates,
             )
         except Exception as exc:
             log.warning("vector search failed, going on without Postgres: %s", exc)
@@ -166,16 +232,11 @@ class Lookup:
         threshold = controls.similarity_threshold
         if threshold is None:
             threshold = self._policy.similarity_threshold
-        for candidate in candidates:  # nearest prompt first
-            if candidate.similarity < threshold:
-                break
-            if context_vector is None or (
-                candidate.context_similarity is not None
-                and candidate.context_similarity >= self._policy.context_similarity_threshold
-            ):
-                BEST_SIMILARITY.labels("hit").observe(candidate.similarity)
-                return Hit(candidate.answer, "semantic", candidate.similarity)
-            REFUSED.labels("conversation_context").inc()
+        context_threshold = self._policy.context_similarity_threshold if context_vector is not None else None
+        choice = await choose_candidate(candidates, prompt, threshold, self._verifier, context_threshold)
+        if choice.candidate is not None:
+            BEST_SIMILARITY.labels("hit").observe(choice.candidate.similarity)
+            return Hit(choice.candidate.answer, "semantic", choice.candidate.similarity)
         best = candidates[0].similarity
         BEST_SIMILARITY.labels("miss").observe(best)
         return Miss(context.model_copy(update={"best_similarity": best}))

@@ -21,6 +21,7 @@ from services.cache_worker.lookup import Lookup, LookupPolicy
 from services.cache_worker.settings import Settings
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder, Sweeper
+from services.cache_worker.verifier import HitVerifier, build_verifier
 from shared.contracts import EmbedRequest, EmbedResult
 from shared.db import open_pool, ping
 from shared.logs import setup_logging
@@ -43,6 +44,7 @@ async def main() -> None:
     )
     background: list[asyncio.Task[None]] = []
     hits: HitRecorder | None = None
+    verifier: HitVerifier | None = None
     try:
         await worker.start()
 
@@ -61,10 +63,20 @@ async def main() -> None:
             max_cacheable_temperature=settings.max_cacheable_temperature,
             flight_wait_seconds=settings.flight_wait_seconds,
         )
+        verifier = build_verifier(
+            settings.verifier,
+            min_probability=settings.verifier_min_probability,
+            model_file=settings.verifier_model_file,
+            judge_base_url=settings.llm_judge_base_url,
+            judge_api_key=settings.llm_judge_api_key,
+            judge_model=settings.llm_judge_model,
+            judge_timeout_seconds=settings.llm_judge_timeout_seconds,
+        )
+        log.info("hit verifier: %s", settings.verifier)
         hits = HitRecorder(exact, entries)
         handlers = CacheHandlers(
             worker,
-            Lookup(exact, entries, embed, policy),
+            Lookup(exact, entries, embed, policy, verifier),
             Storer(exact, entries, embed, settings.cache_ttl_seconds, settings.max_entries_per_tenant),
             CacheAdmin(exact, entries, embed),
             hits,
@@ -91,6 +103,8 @@ async def main() -> None:
                 await task
         if hits is not None:
             await hits.flush()
+        if verifier is not None:
+            await verifier.close()
         await pool.close()
         await redis_client.aclose()
 

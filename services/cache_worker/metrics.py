@@ -9,7 +9,7 @@ LOOKUPS = Counter(
 )
 STAGE_SECONDS = Histogram(
     "llmcache_cache_lookup_stage_seconds",
-    "Time spent per lookup stage (exact, embedding, vector_search, total).",
+    "Time spent per lookup stage (exact, embedding, vector_search, verifier: per candidate, total).",
     ["stage"],
     buckets=(0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.125, 0.25, 0.5, 1, 2),
 )
@@ -44,6 +44,14 @@ EVICTED = Counter(
 )
 REFUSED = Counter(
     "llmcache_cache_refused_candidates_total",
-    "Semantic candidates above the similarity threshold refused by a further check, by reason.",
+    "Semantic candidates above the similarity threshold refused by a further check, by reason "
+    "(conversation_context, number_mismatch, negation_mismatch, polarity_mismatch, entity_mismatch, "
+    "unit_mismatch, differing_words, low_similarity, low_confidence, judge_refused, judge_timeout, judge_error).",
     ["reason"],
+)
+VERIFIER_SCORE = Histogram(
+    "llmcache_cache_verifier_score",
+    "The hit verifier's score (the calibrated model's probability) of each candidate it judged, by verdict.",
+    ["verdict"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )

@@ -12,7 +12,13 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
 
     metrics_port: int = 9101
     cache_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0, description="Default lifetime of an entry.")
-    similarity_threshold: float = Field(default=0.88, ge=0, le=1, description="Cosine similarity a semantic hit needs.")
+    similarity_threshold: float = Field(
+        default=0.70,
+        ge=0,
+        le=1,
+        description="Cosine similarity a semantic candidate needs before the hit verifier looks at it "
+        "(a pre-filter: the verifier decides; chosen on the train split by eval/train.py).",
+    )
     context_similarity_threshold: float = Field(
         default=0.85,
         ge=0,
@@ -33,3 +39,20 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
     lookup_prefetch: int = 64
     store_prefetch: int = 32
     prices_file: str = ""
+    verifier: str = Field(
+        default="calibrated",
+        description="Hit verifier chain, run in order: calibrated, threshold (similarity alone), llm_judge; "
+        "e.g. `calibrated,llm_judge`.",
+    )
+    verifier_min_probability: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The calibrated verifier's operating point: higher serves fewer hits and fewer wrong ones "
+        "(default: the model file's, chosen for at most 2% wrong hits).",
+    )
+    verifier_model_file: str = Field(default="", description="Calibrated model JSON (default: the shipped one).")
+    llm_judge_base_url: str = Field(default="", description="OpenAI-compatible endpoint of the LLM judge.")
+    llm_judge_api_key: str = ""
+    llm_judge_model: str = "gpt-4o-mini"
+    llm_judge_timeout_seconds: float = Field(default=2.0, gt=0, description="A slower judge counts as a refusal.")

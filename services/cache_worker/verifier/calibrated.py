@@ -1,0 +1,118 @@
+"""The calibrated verifier: hard rules for what must agree, then a small logistic model.
+
+Numbers, dates, IDs and versions must agree, and so must negation: a pair that differs there is
+refused outright (the reason says which); so is a pair whose few differing words are a swapped
+name, antonym or unit. Every other signal goes into a logistic regression over
+the features of `features.py`, trained by `eval/train.py` on a split of the development data and
+shipped as `model.json` (coefficients, standardization, word weights and the default operating
+point). `min_probability` is the one setting that trades hits for safety: higher serves fewer
+paraphrases and fewer wrong answers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.cache_worker.verifier.base import HitVerifier, Verdict
+from services.cache_worker.verifier.features import FEATURE_NAMES, FEATURE_REASONS, PairFeatures, pair_features
+
+MODEL_FILE = Path(__file__).with_name("model.json")
+HARD_RULES = ("number_mismatch", "negation_mismatch")
+# When the texts differ in at most this many content words, a name, antonym, unit or number that
+# differs is the whole difference: "the same question about something else".
+SMALL_DIFFERENCE = 3
+SWAP_RULES = ("polarity_mismatch", "entity_mismatch", "unit_mismatch", "number_one_side")
+SWAP_REASONS = {"number_one_side": "number_mismatch"}
+
+
+def hard_refusal(features: PairFeatures) -> str | None:
+    """The reason a pair is refused whatever the model says, or None."""
+    for rule in HARD_RULES:
+        if getattr(features, rule):
+            return rule
+    if features.only_query + features.only_candidate <= SMALL_DIFFERENCE:
+        for rule in SWAP_RULES:
+            if getattr(features, rule):
+                return SWAP_REASONS.get(rule, rule)
+    return None
+
+
+@dataclass(frozen=True)
+class CalibratedModel:
+    """Logistic regression on standardized features, as written by eval/train.py."""
+
+    weights: tuple[float, ...]
+    intercept: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    default_min_probability: float
+    idf: dict[str, float]
+    reference: tuple[float, ...]  # standardized features of a typical right hit, to attribute refusals
+
+    @classmethod
+    def load(cls, path: Path | str = MODEL_FILE) -> CalibratedModel:
+        data = json.loads(Path(path).read_text())
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalibratedModel:
+        if tuple(data["features"]) != FEATURE_NAMES:
+            raise ValueError(f"model features {data['features']} do not match this code's {FEATURE_NAMES}")
+        return cls(
+            weights=tuple(data["weights"]),
+            intercept=float(data["intercept"]),
+            mean=tuple(data["mean"]),
+            scale=tuple(data["scale"]),
+            default_min_probability=float(data["default_min_probability"]),
+            idf=dict(data.get("idf", {})),
+            reference=tuple(data.get("reference", [0.0] * len(FEATURE_NAMES))),
+        )
+
+    def standardized(self, features: PairFeatures) -> list[float]:
+        return [(x - m) / s for x, m, s in zip(features.vector(), self.mean, self.scale, strict=True)]
+
+    def probability(self, features: PairFeatures) -> float:
+        """The model's probability that one answer serves both texts (before the hard rules)."""
+        z = self.intercept + sum(w * x for w, x in zip(self.weights, self.standardized(features), strict=True))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def features(self, query: str, candidate: str, similarity: float) -> PairFeatures:
+        return pair_features(query, candidate, similarity, self.idf)
+
+    def verdict(self, features: PairFeatures, min_probability: float) -> Verdict:
+        """Refuse on a hard rule, else on a probability below `min_probability` (naming the main cause)."""
+        probability = self.probability(features)
+        refusal = hard_refusal(features)
+        if refusal is not None:
+            return Verdict(False, probability, refusal)
+        if probability >= min_probability:
+            return Verdict(True, probability)
+        return Verdict(False, probability, self._main_cause(features))
+
+    def _main_cause(self, features: PairFeatures) -> str:
+        """The reason of the feature that pulled the probability down the most from a typical right hit."""
+        pulls = [
+            (w * (x - r), name)
+            for w, x, r, name in zip(
+                self.weights, self.standardized(features), self.reference, FEATURE_NAMES, strict=True
+            )
+        ]
+        pull, name = min(pulls)
+        return FEATURE_REASONS.get(name, "differing_words") if pull < 0 else "low_confidence"
+
+
+class CalibratedVerifier(HitVerifier):
+    """Hard rules plus the logistic model, at an operating point (`VERIFIER_MIN_PROBABILITY`)."""
+
+    def __init__(self, model: CalibratedModel, min_probability: float | None = None) -> None:
+        self.model = model
+        self.min_probability = model.default_min_probability if min_probability is None else min_probability
+
+    async def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
+        if query == candidate:
+            return Verdict(True, 1.0)
+        return self.model.verdict(self.model.features(query, candidate, similarity), self.min_probability)

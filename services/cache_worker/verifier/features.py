@@ -1,0 +1,396 @@
+"""Cheap, explainable signals that two similar texts still ask different things.
+
+Pure functions over two strings (and their cosine similarity): numbers, dates, IDs and versions,
+negation, polarity (antonym swaps), named entities, products, languages and units, and the content
+words that differ between the texts. Everything is regexes and set arithmetic on a few dozen
+tokens: well under a millisecond per pair, so it runs on every semantic candidate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019]*(?:[.+#][A-Za-z+#]+)*[+#]*|\d+(?:[.,]\d+)*")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_NUMBER = re.compile(r"\d+(?:\.\d+)*(?:\s*(?:am|pm)\b)?", re.IGNORECASE)
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)\W*([A-Za-z][\w'\u2019.+#-]*)")
+_APOSTROPHE = str.maketrans({"\u2019": "'"})  # a typographic apostrophe is an apostrophe
+
+NUMBER_WORDS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13",
+    "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18",
+    "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "hundred": "100",
+    "thousand": "1000", "million": "1000000", "billion": "1000000000", "dozen": "12", "half": "0.5",
+}  # fmt: skip
+DATE_WORDS = frozenset(
+    "january february march april may june july august september october november december jan feb mar apr jun"
+    " jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday yesterday today"
+    " tomorrow tonight".split()
+)
+# "May" and "second" are also ordinary words: a date word counts only when capitalized or beside a number.
+AMBIGUOUS_DATE_WORDS = frozenset({"may", "mar", "jan", "jun", "jul", "aug", "sep", "oct", "nov", "dec"})
+
+NEGATIONS = frozenset(
+    "not no non never none nothing nobody nowhere neither nor cannot cant dont doesnt didnt isnt arent wasnt werent"
+    " wont wouldnt shouldnt couldnt mustnt hasnt havent hadnt aint".split()
+)
+NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "il", "ir", "dis", "anti-", "anti")
+
+# Words whose swap turns a question into its opposite (either order); compared after light stemming.
+ANTONYMS = [
+    ("increase", "decrease"), ("raise", "lower"), ("rise", "fall"), ("start", "stop"), ("begin", "end"),
+    ("enable", "disable"), ("import", "export"), ("upload", "download"), ("max", "min"),
+    ("maximum", "minimum"), ("encrypt", "decrypt"), ("encode", "decode"), ("compress", "decompress"),
+    ("more", "less"), ("more", "fewer"), ("most", "least"), ("upgrade", "downgrade"), ("heat", "cool"),
+    ("warm", "cool"), ("hot", "cold"), ("tighten", "loosen"), ("in", "out"), ("on", "off"), ("up", "down"),
+    ("push", "pull"), ("to", "from"), ("into", "from"), ("first", "last"), ("earliest", "latest"),
+    ("early", "late"), ("before", "after"), ("cheap", "expensive"), ("cheapest", "expensive"),
+    ("cheapest", "fastest"), ("fast", "slow"), ("fastest", "slowest"), ("best", "worst"), ("good", "bad"),
+    ("add", "remove"), ("add", "delete"), ("include", "exclude"), ("allow", "deny"), ("allow", "block"),
+    ("accept", "reject"), ("open", "close"), ("buy", "sell"), ("borrow", "lend"), ("win", "lose"),
+    ("gain", "lose"), ("input", "output"), ("above", "below"), ("over", "under"), ("high", "low"),
+    ("higher", "lower"), ("big", "small"), ("large", "small"), ("long", "short"), ("positive", "negative"),
+    ("true", "false"), ("pro", "con"), ("advantage", "disadvantage"), ("benefit", "drawback"),
+    ("benefit", "risk"), ("safe", "dangerous"), ("legal", "illegal"), ("with", "without"),
+    ("plus", "minus"), ("add", "subtract"), ("multiply", "divide"), ("north", "south"), ("east", "west"),
+    ("left", "right"), ("top", "bottom"), ("front", "back"), ("inside", "outside"), ("lock", "unlock"),
+    ("show", "hide"), ("expand", "collapse"), ("send", "receive"), ("strong", "weak"), ("heavy", "light"),
+    ("dark", "light"), ("wet", "dry"), ("full", "empty"), ("young", "old"), ("new", "old"),
+    ("arrive", "depart"), ("arrival", "departure"), ("enter", "exit"), ("login", "logout"),
+    ("morning", "evening"), ("day", "night"), ("am", "pm"), ("minimize", "maximize"), ("shrink", "grow"),
+    ("expand", "shrink"), ("attach", "detach"), ("mount", "unmount"), ("install", "uninstall"),
+    ("connect", "disconnect"), ("subscribe", "unsubscribe"), ("follow", "unfollow"), ("like", "dislike"),
+    ("agree", "disagree"), ("approve", "reject"), ("pass", "fail"), ("success", "failure"),
+    ("profit", "loss"), ("asset", "liability"), ("debit", "credit"), ("income", "expense"),
+    ("increase", "reduce"), ("speed", "slow"), ("zoom", "pan"), ("majority", "minority"),
+    ("all", "one"), ("all", "first"), ("all", "some"), ("always", "never"), ("sync", "async"),
+    ("synchronous", "asynchronous"), ("public", "private"), ("internal", "external"), ("client", "server"),
+    ("read", "write"), ("get", "set"), ("encrypted", "plaintext"), ("static", "dynamic"),
+]  # fmt: skip
+_ANTONYM_KEYS = {frozenset(pair) for pair in ANTONYMS}
+
+UNITS: dict[str, str] = {
+    "km": "km", "kilometer": "km", "kilometre": "km", "mile": "mi", "mi": "mi", "meter": "m", "metre": "m",
+    "cm": "cm", "centimeter": "cm", "centimetre": "cm", "mm": "mm", "millimeter": "mm", "inch": "in",
+    "foot": "ft", "feet": "ft", "ft": "ft", "yard": "yd", "kg": "kg", "kilogram": "kg", "kilo": "kg",
+    "gram": "g", "g": "g", "lb": "lb", "lbs": "lb", "pound": "lb", "ounce": "oz", "oz": "oz", "ml": "ml",
+    "milliliter": "ml", "millilitre": "ml", "liter": "l", "litre": "l", "gallon": "gal", "cup": "cup",
+    "tablespoon": "tbsp", "tbsp": "tbsp", "teaspoon": "tsp", "tsp": "tsp", "celsius": "C", "c": "C",
+    "fahrenheit": "F", "f": "F", "kelvin": "K", "second": "s", "sec": "s", "minute": "min", "min": "min",
+    "hour": "h", "hr": "h", "day": "d", "week": "wk", "month": "mo", "year": "yr", "decade": "decade",
+    "byte": "B", "kb": "KB", "mb": "MB", "gb": "GB", "tb": "TB", "watt": "W", "kw": "kW", "kwh": "kWh",
+    "amp": "A", "volt": "V", "mph": "mph", "kph": "kph", "percent": "%", "dollar": "$", "euro": "EUR",
+    "usd": "$", "eur": "EUR", "gbp": "GBP", "yen": "JPY", "calorie": "kcal", "kcal": "kcal",
+    "annual": "yr", "annually": "yr", "monthly": "mo", "weekly": "wk", "daily": "d", "hourly": "h",
+    "yearly": "yr",
+}  # fmt: skip
+_UNIT_SYMBOLS = {"%": "%", "$": "$", "€": "EUR", "£": "GBP", "°c": "C", "°f": "F"}
+
+# Products, languages, platforms and tools that users write in lower case as often as not.
+KNOWN_NAMES = frozenset(
+    "python java javascript js typescript ts rust golang go c c++ c# cpp csharp ruby php swift kotlin scala haskell"
+    " perl lua r julia matlab bash zsh powershell sql nosql html css sass react vue angular svelte nextjs next.js"
+    " node node.js nodejs deno django flask fastapi rails spring laravel express jquery numpy pandas matplotlib"
+    " plotly seaborn scipy tensorflow pytorch keras sklearn excel word powerpoint outlook gmail docker kubernetes"
+    " k8s terraform ansible git github gitlab bitbucket postgres postgresql mysql sqlite mongodb redis"
+    " elasticsearch kafka rabbitmq nginx apache aws gcp azure s3 ec2 lambda linux ubuntu debian fedora centos"
+    " arch windows mac macos osx ios android iphone ipad pixel samsung galaxy chromebook chrome firefox safari"
+    " edge vscode vim emacs intellij pycharm slack zoom teams spotify netflix youtube amazon google apple"
+    " microsoft facebook instagram whatsapp tiktok twitter paypal venmo visa mastercard amex shopify"
+    " squarespace wordpress wix stripe openai chatgpt gpt claude llama".split()
+)
+
+STOPWORDS = frozenset(
+    "a an the and or but if then so of to in on at by for with from as into onto about over after before"
+    " is are was were be been being am do does did done doing have has had having i me my mine myself we us our"
+    " you your yours he him his she her it its they them their this that these those there here what which who"
+    " whom whose when where why how can could would should will shall may might must also just really very"
+    " much many any some such than too own same other each every all both few more most s t ll re ve d m"
+    " o y let lets get got way ways thing things something anything one ones it's i'm i've what's whats"
+    " that's how's where's who's there's isn't don't"
+    # conversational filler a near-repeat adds or drops
+    " hi hey hello please pls plz thanks thank thx ok okay quick question quickly help tell explain know"
+    " want need like wondering curious someone anyone best good exactly actually basically possible"
+    " way using use used via able go going try trying between".split()
+)
+
+_STEM_SUFFIXES = ("ing", "ies", "ied", "es", "ed", "ly", "s")
+
+
+def stem(word: str) -> str:
+    """A light stemmer: enough to match "rises"/"rise", "tracked"/"track", "bananas"/"banana"."""
+    for suffix in _STEM_SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= (2 if suffix in ("ies", "ied") else 3):
+            base = word[: -len(suffix)]
+            if suffix in ("ies", "ied"):
+                return base + "y"
+            return base
+    return word
+
+
+def _root(word: str) -> str:
+    """Stem without a final "e", so "include", "includes" and "included" meet."""
+    return stem(word).removesuffix("e")
+
+
+_ANTONYM_STEMS = {frozenset((_root(x), _root(y))) for x, y in ANTONYMS}
+
+
+def _normalize(text: str) -> str:
+    return _THOUSANDS.sub("", text.translate(_APOSTROPHE)).replace("%", " percent ").replace("cannot", "cant")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens (numbers kept as tokens; apostrophes dropped: "don't" -> "dont")."""
+    return [w.lower().replace("'", "") for w in _WORD.findall(_normalize(text))]
+
+
+# --- the signals ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextFacts:
+    """What the signals need from one text, extracted once."""
+
+    tokens: tuple[str, ...]
+    token_set: frozenset[str]
+    stems: frozenset[str]
+    numbers: frozenset[str]
+    negations: int
+    entities: frozenset[str]
+    units: frozenset[str]
+    content: frozenset[str]  # stemmed content words
+
+
+def facts(text: str) -> TextFacts:
+    normalized = _normalize(text)
+    tokens = tuple(words(normalized))
+    numbers = {m.group(0).lower().replace(" ", "") for m in _NUMBER.finditer(normalized)}
+    numbers |= {NUMBER_WORDS[t] for t in tokens if t in NUMBER_WORDS}
+    sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(normalized)}
+    raw_words = _WORD.findall(normalized)
+    for raw in raw_words:
+        low = raw.lower()
+        if low in DATE_WORDS and (low not in AMBIGUOUS_DATE_WORDS or raw[0].isupper()):
+            numbers.add(low[:3])
+    entities = {
+        raw.lower().replace("'", "")
+        for raw in raw_words
+        if raw[0].isupper() and raw not in sentence_starts and raw.lower() not in STOPWORDS and raw != "I"
+    }
+    entities |= {t for t in tokens if t in KNOWN_NAMES}
+    entities -= DATE_WORDS
+    units = {UNITS[stem(t)] if stem(t) in UNITS else UNITS[t] for t in tokens if t in UNITS or stem(t) in UNITS}
+    lowered = normalized.lower()
+    units |= {unit for symbol, unit in _UNIT_SYMBOLS.items() if symbol in lowered}
+    units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
+    negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
+    content = frozenset(
+        stem(t)
+        for t in tokens
+        if t not in STOPWORDS and t not in NEGATIONS and not t[0].isdigit() and t not in NUMBER_WORDS
+    )
+    return TextFacts(
+        tokens=tokens,
+        token_set=frozenset(tokens),
+        stems=frozenset(stem(t) for t in tokens),
+        numbers=frozenset(numbers),
+        negations=negations,
+        entities=frozenset(entities),
+        units=frozenset(units),
+        content=content,
+    )
+
+
+def _damerau_at_most(a: str, b: str, limit: int) -> bool:
+    """Whether the optimal-string-alignment distance of a and b is at most `limit` (small words only)."""
+    if abs(len(a) - len(b)) > limit:
+        return False
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return False
+        previous2, previous = previous, current
+    return previous[-1] <= limit
+
+
+def is_typo(a: str, b: str) -> bool:
+    """A misspelling or spelling variant ("instal"/"install", "tyre"/"tire"), not another word."""
+    if a[0] != b[0] or min(len(a), len(b)) < 4:
+        return False
+    if _damerau_at_most(a, b, 1):
+        return True
+    return min(len(a), len(b)) >= 5 and abs(len(a) - len(b)) <= 1 and a[:2] == b[:2] and _damerau_at_most(a, b, 2)
+
+
+def _negated_form(word: str, others: Iterable[str]) -> bool:
+    """`word` is a prefix negation ("unsafe", "non-toxic", "immutable") of one of `others`."""
+    for prefix in NEGATING_PREFIXES:
+        if word.startswith(prefix) and len(word) - len(prefix) >= 3:
+            rest = word[len(prefix) :].lstrip("-")
+            if rest in others:
+                return True
+    return False
+
+
+def _antonym_swap(only_a: set[str], only_b: set[str]) -> bool:
+    for x in only_a:
+        for y in only_b:
+            if frozenset((x, y)) in _ANTONYM_KEYS or frozenset((_root(x), _root(y))) in _ANTONYM_STEMS:
+                return True
+    return False
+
+
+def _same_family(a: str, b: str) -> bool:
+    """ "differ"/"difference", "dehydrat"/"dehydration": a long shared beginning."""
+    shorter = min(len(a), len(b))
+    prefix = 0
+    while prefix < shorter and a[prefix] == b[prefix]:
+        prefix += 1
+    return prefix >= 5 and prefix >= 0.75 * shorter
+
+
+def _unmatched(
+    mine: frozenset[str], theirs: frozenset[str], my_tokens: tuple[str, ...], their_tokens: tuple[str, ...]
+) -> set[str]:
+    """My content words the other text lacks: not the same stem, not a typo of one, not a split compound."""
+    joined = {their_tokens[i] + their_tokens[i + 1] for i in range(len(their_tokens) - 1)}
+    split_compound = set()
+    for i in range(len(my_tokens) - 1):
+        if my_tokens[i] + my_tokens[i + 1] in their_tokens:
+            split_compound |= {stem(my_tokens[i]), stem(my_tokens[i + 1])}
+    left = set()
+    for word in mine - theirs:
+        if word in joined or word in split_compound:
+            continue
+        if any(is_typo(word, other) or _same_family(word, other) for other in theirs - mine):
+            continue
+        left.add(word)
+    return left
+
+
+def _missing(entities: frozenset[str], other: TextFacts) -> set[str]:
+    """The entities the other text does not mention (nor misspell)."""
+    return {
+        e
+        for e in entities
+        if e not in other.token_set
+        and stem(e) not in other.stems
+        and not any(is_typo(e, t) for t in other.token_set if t[:1] == e[:1])
+    }
+
+
+@dataclass(frozen=True)
+class PairFeatures:
+    """Every signal of one (query, candidate) pair; `vector` is what the calibrated model weighs."""
+
+    similarity: float
+    number_mismatch: bool  # both mention numbers, dates or IDs and they differ
+    number_one_side: bool  # only one of them does
+    negation_mismatch: bool
+    polarity_mismatch: bool  # an antonym swap or a prefix negation ("safe"/"unsafe")
+    entity_mismatch: bool
+    unit_mismatch: bool
+    only_query: int  # content words the query has and the candidate lacks
+    only_candidate: int
+    content_jaccard: float
+    weighted_difference: float  # share of the content words' weight (IDF) that differs
+    max_difference_weight: float  # IDF of the rarest differing word, scaled to 0..1
+    differing: tuple[str, ...] = field(default=())
+
+    def vector(self) -> list[float]:
+        diff = self.only_query + self.only_candidate
+        swap = 1.0 if self.only_query >= 1 and self.only_candidate >= 1 and diff <= 3 else 0.0
+        added = 1.0 if (self.only_query == 0) != (self.only_candidate == 0) else 0.0
+        return [
+            self.similarity,
+            float(self.number_mismatch),
+            float(self.number_one_side),
+            float(self.negation_mismatch),
+            float(self.polarity_mismatch),
+            float(self.entity_mismatch),
+            float(self.unit_mismatch),
+            swap,
+            added,
+            self.weighted_difference,
+            self.max_difference_weight,
+        ]
+
+
+FEATURE_NAMES = (
+    "similarity",
+    "number_mismatch",
+    "number_one_side",
+    "negation_mismatch",
+    "polarity_mismatch",
+    "entity_mismatch",
+    "unit_mismatch",
+    "one_for_one_swap",
+    "words_added",
+    "weighted_difference",
+    "max_difference_weight",
+)
+# The refusal reason each feature stands for, when it is what pulled the probability down.
+FEATURE_REASONS = {
+    "similarity": "low_similarity",
+    "number_mismatch": "number_mismatch",
+    "number_one_side": "number_mismatch",
+    "negation_mismatch": "negation_mismatch",
+    "polarity_mismatch": "polarity_mismatch",
+    "entity_mismatch": "entity_mismatch",
+    "unit_mismatch": "unit_mismatch",
+}
+DEFAULT_IDF = 8.0  # a word unseen in the training corpus: rare, so it matters
+MAX_IDF = 10.0
+
+
+def pair_features(
+    query: str, candidate: str, similarity: float, idf: Mapping[str, float] | None = None
+) -> PairFeatures:
+    """All signals of a pair; `idf` (stemmed word -> inverse document frequency) weighs the differing words."""
+    q, c = facts(query), facts(candidate)
+    only_q = _unmatched(q.content, c.content, q.tokens, c.tokens)
+    only_c = _unmatched(c.content, q.content, c.tokens, q.tokens)
+    q_diff_tokens = set(q.tokens) - set(c.tokens)
+    c_diff_tokens = set(c.tokens) - set(q.tokens)
+    polarity = (
+        _antonym_swap(q_diff_tokens, c_diff_tokens)
+        or any(_negated_form(w, c.token_set) for w in q_diff_tokens)
+        or any(_negated_form(w, q.token_set) for w in c_diff_tokens)
+    )
+    entity_mismatch = bool(_missing(q.entities, c)) or bool(_missing(c.entities, q))
+    weights = idf or {}
+
+    def weight(word: str) -> float:
+        return min(weights.get(word, DEFAULT_IDF), MAX_IDF)
+
+    total = sum(weight(w) for w in q.content | c.content)
+    differing = only_q | only_c
+    union = len(q.content | c.content)
+    return PairFeatures(
+        similarity=similarity,
+        number_mismatch=bool(q.numbers) and bool(c.numbers) and q.numbers != c.numbers,
+        number_one_side=bool(q.numbers) != bool(c.numbers),
+        negation_mismatch=(q.negations > 0) != (c.negations > 0),
+        polarity_mismatch=polarity,
+        entity_mismatch=entity_mismatch,
+        unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
+        only_query=len(only_q),
+        only_candidate=len(only_c),
+        content_jaccard=len(q.content & c.content) / union if union else 1.0,
+        weighted_difference=sum(weight(w) for w in differing) / total if total else 0.0,
+        max_difference_weight=max((weight(w) for w in differing), default=0.0) / MAX_IDF,
+        differing=tuple(sorted(differing)),
+    )

@@ -1,0 +1,166 @@
+"""The hit verifier on small handwritten pairs: the signals, the hard rules and the shipped model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.cache_worker.verifier import ChainVerifier, HitVerifier, ThresholdVerifier, Verdict, build_verifier
+from services.cache_worker.verifier.calibrated import CalibratedModel, CalibratedVerifier, hard_refusal
+from services.cache_worker.verifier.features import facts, is_typo, pair_features
+from services.cache_worker.verifier.llm_judge import LlmJudgeVerifier
+
+
+@pytest.fixture(scope="module")
+def verifier() -> CalibratedVerifier:
+    return CalibratedVerifier(CalibratedModel.load())
+
+
+def verify(verifier: HitVerifier, query: str, candidate: str, similarity: float) -> Verdict:
+    return asyncio.run(verifier.verify(query, candidate, similarity))
+
+
+# --- features -----------------------------------------------------------------------------------
+
+
+def test_numbers_dates_and_ids_are_extracted() -> None:
+    assert facts("Convert 5 miles to km").numbers == {"5"}
+    assert facts("a $250,000 mortgage at 6%").numbers == {"250000", "6"}
+    assert facts("What day was July 4, 1976?").numbers == {"4", "1976", "jul"}
+    assert facts("status of invoice INV-20431").numbers == {"20431"}
+    assert facts("a party of eight").numbers == {"8"}
+
+
+def test_number_mismatch_only_when_both_sides_have_numbers() -> None:
+    assert pair_features("convert 50 miles to km", "convert 5 miles to km", 0.97).number_mismatch
+    one_side = pair_features("calories in a banana", "calories in 2 bananas", 0.9)
+    assert not one_side.number_mismatch and one_side.number_one_side
+    assert not pair_features("tip of 15 percent", "tip of 15%", 0.98).number_mismatch
+
+
+def test_negation_and_polarity() -> None:
+    assert pair_features("Which items are not allowed?", "Which items are allowed?", 0.95).negation_mismatch
+    assert not pair_features("I can't log in", "I cannot log in", 0.99).negation_mismatch
+    assert pair_features("Which foods are unsafe for dogs?", "Which foods are safe for dogs?", 0.97).polarity_mismatch
+    assert pair_features("How do I decrease the font size?", "How do I increase the font size?", 0.95).polarity_mismatch
+    assert pair_features("a query that excludes rows", "a query that includes rows", 0.96).polarity_mismatch
+
+
+def test_entities_units_and_typos() -> None:
+    assert pair_features("reverse a list in Rust", "reverse a list in Python", 0.8).entity_mismatch
+    assert not pair_features("what is a roth ira", "What is a Roth IRA?", 0.99).entity_mismatch
+    assert pair_features("height in inches", "height in centimeters", 0.9).unit_mismatch
+    assert is_typo("instal", "install") and is_typo("tyre", "tire")
+    assert not is_typo("ethanol", "methanol") and not is_typo("austria", "australia")
+
+
+def test_differing_words_ignore_filler_case_and_typos() -> None:
+    near = pair_features("hey, how do i instal node.js on windows pls", "How do I install Node.js on Windows?", 0.95)
+    assert (near.only_query, near.only_candidate) == (0, 0)
+    swap = pair_features("side effects of acetaminophen", "side effects of ibuprofen", 0.72)
+    assert (swap.only_query, swap.only_candidate) == (1, 1)
+
+
+# --- the calibrated verifier ---------------------------------------------------------------------
+
+
+def test_a_changed_number_is_refused(verifier: CalibratedVerifier) -> None:
+    verdict = verify(verifier, "convert 50 miles to km", "convert 5 miles to km", 0.97)
+    assert (verdict.accept, verdict.reason) == (False, "number_mismatch")
+
+
+def test_a_negation_is_refused(verifier: CalibratedVerifier) -> None:
+    verdict = verify(verifier, "Which vitamins are not water-soluble?", "Which vitamins are water-soluble?", 0.98)
+    assert (verdict.accept, verdict.reason) == (False, "negation_mismatch")
+
+
+def test_a_swapped_name_or_antonym_is_refused(verifier: CalibratedVerifier) -> None:
+    pixel = verify(verifier, "How do I factory reset my Pixel?", "How do I factory reset my iPhone?", 0.9)
+    assert (pixel.accept, pixel.reason) == (False, "entity_mismatch")
+    assert (
+        verify(verifier, "How do I stop the service?", "How do I start the service?", 0.9).reason == "polarity_mismatch"
+    )
+
+
+def test_paraphrases_and_near_repeats_are_accepted(verifier: CalibratedVerifier) -> None:
+    water = "What is the boiling point of water at sea level?"
+    assert verify(verifier, "At sea level, what temperature does water boil at?", water, 0.909).accept
+    assert verify(verifier, "how do i reset my router??", "How do I reset my router?", 0.97).accept
+    assert verify(verifier, "Can you please explain recursion?", "Can you explain recursion?", 0.99).accept
+    assert verify(verifier, water, water, 1.0) == Verdict(True, 1.0)
+
+
+def test_unrelated_text_is_refused(verifier: CalibratedVerifier) -> None:
+    # (their real cosine is about 0.1: the pre-filter never even asks the verifier)
+    verdict = verify(
+        verifier, "How do I bake sourdough bread?", "What is the boiling point of water at sea level?", 0.1
+    )
+    assert (verdict.accept, verdict.reason) == (False, "low_similarity")
+
+
+def test_the_setting_trades_hits_for_safety() -> None:
+    model = CalibratedModel.load()
+    pair = ("What makes the sky appear blue during the day?", "Why is the sky blue?", 0.86)
+    score = verify(CalibratedVerifier(model), *pair).score
+    assert verify(CalibratedVerifier(model, min_probability=max(score - 0.01, 0)), *pair).accept
+    strict = verify(CalibratedVerifier(model, min_probability=min(score + 0.01, 1)), *pair)
+    assert not strict.accept and strict.reason
+
+
+def test_hard_rules_name_the_reason() -> None:
+    assert hard_refusal(pair_features("calories in a dozen bananas", "calories in a banana", 0.88)) == "number_mismatch"
+    assert hard_refusal(pair_features("cost per year", "cost per month", 0.9)) == "unit_mismatch"
+    assert hard_refusal(pair_features("Why is the sky blue?", "why is the sky blue", 0.99)) is None
+
+
+# --- the chain, the factory and the judge -----------------------------------------------------------
+
+
+class Refuse(HitVerifier):
+    async def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
+        return Verdict(False, 0.0, "nope")
+
+
+def test_chain_stops_at_the_first_refusal() -> None:
+    assert verify(ChainVerifier([ThresholdVerifier(), Refuse()]), "a", "b", 0.9).reason == "nope"
+    assert verify(ChainVerifier([ThresholdVerifier(), ThresholdVerifier()]), "a", "b", 0.9).accept
+
+
+def test_factory_builds_from_settings() -> None:
+    assert isinstance(build_verifier("calibrated"), CalibratedVerifier)
+    assert isinstance(build_verifier("threshold"), ThresholdVerifier)
+    assert isinstance(build_verifier("calibrated,llm_judge", judge_base_url="http://127.0.0.1:9/v1"), ChainVerifier)
+    with pytest.raises(ValueError, match="unknown verifier"):
+        build_verifier("magic")
+
+
+class FakeCompletions:
+    def __init__(self, reply: str | None, delay: float = 0.0, error: Exception | None = None) -> None:
+        self.reply, self.delay, self.error = reply, delay, error
+
+    async def create(self, **_: object) -> object:
+        await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        message = type("M", (), {"content": self.reply})()
+        return type("R", (), {"choices": [type("C", (), {"message": message})()]})()
+
+
+class FakeClient:
+    def __init__(self, completions: FakeCompletions) -> None:
+        self.chat = type("Chat", (), {"completions": completions})()
+
+    async def close(self) -> None:
+        pass
+
+
+def judge(completions: FakeCompletions, timeout: float = 0.5) -> LlmJudgeVerifier:
+    return LlmJudgeVerifier(FakeClient(completions), "judge", timeout)  # type: ignore[arg-type]
+
+
+def test_llm_judge_accepts_only_a_clear_yes_in_time() -> None:
+    assert verify(judge(FakeCompletions("YES")), "a", "b", 0.9).accept
+    assert verify(judge(FakeCompletions("No.")), "a", "b", 0.9).reason == "judge_refused"
+    assert verify(judge(FakeCompletions("YES", delay=0.2), timeout=0.05), "a", "b", 0.9).reason == "judge_timeout"
+    assert verify(judge(FakeCompletions(None, error=RuntimeError("down"))), "a", "b", 0.9).reason == "judge_error"
