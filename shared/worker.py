@@ -2,8 +2,9 @@
 
 Acknowledgement policy (the same for every worker): a message is acked after its handler (work
 and reply) is done; a message that can't be decoded or has an unknown schema version goes
-straight to the dead-letter queue; any other failure is retried once, then dead-lettered. An RPC
-caller whose request is dead-lettered gets an error reply at once instead of a timeout.
+straight to the dead-letter queue; a dependency outage (`Retryable`) is retried until it ends; any
+other failure is retried once, then dead-lettered. An RPC caller whose request is dead-lettered
+gets an error reply at once instead of a timeout.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ HANDLING = Histogram(
 
 class Unprocessable(Exception):
     """Raised by a handler for a message that can never succeed: dead-lettered without a retry."""
+
+
+class Retryable(Exception):
+    """Raised by a handler when a dependency is down (a database outage): the message waits and is
+    retried for as long as it takes, never dead-lettered, so durable events outlive the outage."""
+
+
+RETRY_DELAY_SECONDS = 1.0
 
 
 POISON = (pydantic.ValidationError, orjson.JSONDecodeError, UnicodeDecodeError, Unprocessable)
@@ -141,6 +150,11 @@ class Worker:
         started = time.perf_counter()
         try:
             await handler(message)
+        except Retryable as exc:
+            log.warning("%s on %s: retrying in %.0fs", _first_line(exc), queue_name, RETRY_DELAY_SECONDS)
+            await asyncio.sleep(RETRY_DELAY_SECONDS)  # holds the prefetch slot: no hot redelivery loop
+            await message.reject(requeue=True)
+            MESSAGES.labels(self.service, queue_name, "retried_later").inc()
         except POISON as exc:
             log.warning("dead-lettering an unreadable message on %s: %s", queue_name, _first_line(exc))
             await self._answer_caller(message, 400, "invalid_request", "The request message could not be read.")

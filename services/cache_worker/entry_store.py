@@ -94,9 +94,12 @@ def _ts(epoch: float | None) -> datetime | None:
 class EntryStore:
     """The PostgreSQL side of the cache."""
 
-    def __init__(self, pool: AsyncConnectionPool, ef_search: int) -> None:
+    def __init__(self, pool: AsyncConnectionPool, ef_search: int, lookup_timeout_seconds: float = 1.0) -> None:
         self._pool = pool
         self._ef_search = int(ef_search)
+        # A lookup waits this long at most for a connection and for its query: past it, the request
+        # goes upstream without the semantic cache (fail-open) instead of hanging on a sick database.
+        self._lookup_timeout = lookup_timeout_seconds
         self._vector_tables: set[int] = set()
 
     async def ensure_schema(self) -> None:
@@ -106,11 +109,11 @@ class EntryStore:
             for statement in CATALOGUE_DDL:
                 await conn.execute(statement)
 
-    async def _ensure_vector_table(self, dim: int) -> str:
+    async def _ensure_vector_table(self, dim: int, timeout: float | None = None) -> str:
         name = vector_table(dim)
         if dim in self._vector_tables:
             return name
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection(timeout=timeout) as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
             await conn.execute(
                 f"""
@@ -142,14 +145,19 @@ class EntryStore:
         limit: int = 1,
     ) -> list[Candidate]:
         """The nearest live entries in the partition by prompt (whatever their similarity), nearest first."""
-        table = await self._ensure_vector_table(len(embedding))
+        table = await self._ensure_vector_table(len(embedding), self._lookup_timeout)
         vector = np.asarray(embedding, dtype=np.float32)
         context = np.asarray(context_embedding, dtype=np.float32) if context_embedding is not None else None
         min_created = datetime.now(UTC) - timedelta(seconds=max_age_seconds) if max_age_seconds is not None else None
-        async with self._pool.connection() as conn, conn.transaction():
-            # Iterative scans keep a filtered HNSW search from coming back empty in a big table.
-            await conn.execute(f"SET LOCAL hnsw.ef_search = {self._ef_search}")
-            await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        async with self._pool.connection(timeout=self._lookup_timeout) as conn, conn.transaction():
+            # One round trip for the transaction's settings. Iterative scans keep a filtered HNSW
+            # search from coming back empty in a big table.
+            await conn.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true),"
+                " set_config('hnsw.iterative_scan', 'strict_order', true),"
+                " set_config('statement_timeout', %s, true)",
+                (str(self._ef_search), f"{int(self._lookup_timeout * 1000)}ms"),
+            )
             cursor = await conn.execute(
                 f"""
                 SELECT e.id, e.exact_key, e.model, e.completion, e.upstream, e.created_at, e.prompt_text,

@@ -149,8 +149,10 @@ class Lookup:
             context = context.model_copy(update={"status": "BYPASS", "bypass_reason": "cache_control_no_cache"})
 
         if controls.read:
-            answer = await self._exact_get(key)
-            if answer is not None and _fresh(answer, controls.max_age_seconds):
+            answer, redis_up = await self._exact_get(key)
+            if not redis_up:
+                context = _degraded(context, "redis")
+            elif answer is not None and _fresh(answer, controls.max_age_seconds):
                 return Hit(answer, "exact")
 
         if controls.mode == "semantic" and (controls.read or controls.store):
@@ -171,14 +173,15 @@ class Lookup:
             return "temperature_above_limit"
         return None
 
-    async def _exact_get(self, key: str) -> CachedAnswer | None:
+    async def _exact_get(self, key: str) -> tuple[CachedAnswer | None, bool]:
+        """The stored answer (or None), and whether Redis answered at all."""
         started = time.perf_counter()
         try:
-            return await self._exact.get(key)
+            return await self._exact.get(key), True
         except Exception as exc:
             log.warning("exact lookup failed, going on without Redis: %s", exc)
             DEGRADED.labels("redis", "lookup").inc()
-            return None
+            return None, False
         finally:
             STAGE_SECONDS.labels("exact").observe(time.perf_counter() - started)
 
@@ -195,7 +198,7 @@ class Lookup:
         except Exception as exc:
             log.warning("embedding failed, semantic lookup skipped: %s", exc)
             DEGRADED.labels("embedder", "lookup").inc()
-            return Miss(context)
+            return Miss(_degraded(context, "embedder"))
         STAGE_SECONDS.labels("embedding").observe(time.perf_counter() - started)
         vector = vectors[0]
         context_vector = vectors[1] if context_text is not None else None
@@ -225,7 +228,7 @@ class Lookup:
         except Exception as exc:
             log.warning("vector search failed, going on without Postgres: %s", exc)
             DEGRADED.labels("postgres", "lookup").inc()
-            return Miss(context)
+            return Miss(_degraded(context, "postgres"))
         STAGE_SECONDS.labels("vector_search").observe(time.perf_counter() - started)
         if not candidates:
             return Miss(context)
@@ -262,12 +265,19 @@ class Lookup:
         except Exception as exc:
             log.warning("single flight unavailable, going upstream: %s", exc)
             DEGRADED.labels("redis", "single_flight").inc()
-            return Miss(context)
+            return Miss(_degraded(context, "redis"))
         if answer is not None:
             COALESCED.labels("served").inc()
             return Hit(answer, "exact", coalesced=True)
         COALESCED.labels("released").inc()
         return Miss(context)
+
+
+def _degraded(context: LookupContext, dependency: str) -> LookupContext:
+    """A lookup that went on without a dependency answers as a bypass that says which (fail-open)."""
+    if context.status == "BYPASS":
+        return context
+    return context.model_copy(update={"status": "BYPASS", "bypass_reason": f"{dependency}_unavailable"})
 
 
 def _fresh(answer: CachedAnswer, max_age_seconds: int | None) -> bool:

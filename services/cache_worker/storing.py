@@ -14,6 +14,7 @@ from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.lookup import Embed
 from services.cache_worker.metrics import DEGRADED, EVICTED, STORES
 from shared.contracts import CompletionGenerated, FlightEnded
+from shared.worker import Retryable
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ class Storer:
             log.warning("entry not storable in PostgreSQL, kept in Redis only: %s", type(exc).__name__)
             STORES.labels("postgres", "unstorable").inc()
             return
+        except psycopg.OperationalError as exc:
+            STORES.labels("postgres", "error").inc()
+            raise Retryable(f"storing an entry in PostgreSQL failed ({type(exc).__name__})") from exc
         except Exception:
             STORES.labels("postgres", "error").inc()
             raise

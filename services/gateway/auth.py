@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 KEY_RESOLUTIONS = Counter(
     "llmcache_gateway_key_resolutions_total",
-    "API key look-ups by where the answer came from (cache, tenants) and result (valid, invalid, unavailable).",
+    "API key look-ups by where the answer came from (cache, tenants, stale) and result (valid, invalid, unavailable).",
     ["source", "result"],
 )
 KEYS_REVOKED = Counter("llmcache_gateway_key_revocations_total", "KeyRevoked notices this process acted on.")
@@ -108,12 +108,19 @@ class KeyCache:
     def get(self, key_hash: str) -> CachedKey | None:
         """The live entry for a key, or None (never cached, or expired)."""
         entry = self._entries.get(key_hash)
-        if entry is None:
-            return None
-        if entry.expires_at <= self._clock():
-            del self._entries[key_hash]
+        if entry is None or entry.expires_at <= self._clock():
             return None
         return entry
+
+    def stale(self, key_hash: str, max_stale_seconds: float) -> KeyInfo | None:
+        """A valid key's expired answer, at most `max_stale_seconds` past its TTL (stale-if-error).
+
+        Expired entries stay until pushed out by newer ones; a revoked key is evicted, never stale.
+        """
+        entry = self._entries.get(key_hash)
+        if entry is None or entry.info is None or entry.expires_at + max_stale_seconds <= self._clock():
+            return None
+        return entry.info
 
     def put(self, key_hash: str, info: KeyInfo | None, generation: int | None = None) -> bool:
         """Cache an answer; skipped (False) when keys were evicted since `generation` was read."""
@@ -176,12 +183,14 @@ class KeyAuthenticator:
         cache_ttl_seconds: float,
         cache_max_entries: int = 100_000,
         timeout_seconds: float = 2.0,
+        stale_if_error_seconds: float = 3600.0,
     ) -> None:
         self.rpc = rpc
         self.topology = topology
         self.required = required
         self.default_tenant = default_tenant
         self.timeout_seconds = timeout_seconds
+        self.stale_if_error_seconds = stale_if_error_seconds
         self.cache = KeyCache(cache_ttl_seconds, cache_max_entries)
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -194,9 +203,16 @@ class KeyAuthenticator:
                 "Missing API key: send it as 'Authorization: Bearer <key>'.",
                 code="missing_api_key",
             )
+        key_hash = api_key_hash(token)
         try:
-            info, cached = await self.cache.resolve(api_key_hash(token), self._fetch)
+            info, cached = await self.cache.resolve(key_hash, self._fetch)
         except KeysUnavailable as exc:
+            # A key this gateway knew to be valid stays usable while keys can't be checked (the tenants
+            # service or its database down): the proxy keeps answering, as it does without Redis.
+            known = self.cache.stale(key_hash, self.stale_if_error_seconds)
+            if known is not None:
+                KEY_RESOLUTIONS.labels("stale", "valid").inc()
+                return Principal.from_key(known)
             KEY_RESOLUTIONS.labels("tenants", "unavailable").inc()
             raise ApiError(
                 503,

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache_ttl_seconds=settings.key_cache_ttl_seconds,
             cache_max_entries=settings.key_cache_max_entries,
             timeout_seconds=settings.control_timeout_seconds,
+            stale_if_error_seconds=settings.key_stale_if_error_seconds,
         )
         limiter = Limiter.from_url(
             settings.redis_url, settings.redis_prefix, timeout_seconds=settings.limits_timeout_seconds

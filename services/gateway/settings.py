@@ -22,4 +22,7 @@ class Settings(BaseServiceSettings, RedisSettings):
     auth_required: bool = Field(default=True, description="Require an API key; false: all is DEFAULT_TENANT's.")
     key_cache_ttl_seconds: float = Field(default=5.0, ge=0, description="How long a key look-up is trusted.")
     key_cache_max_entries: int = Field(default=100_000, ge=1)
+    key_stale_if_error_seconds: float = Field(
+        default=3600.0, ge=0, description="How long a known-valid key keeps working while keys can't be checked."
+    )
     limits_timeout_seconds: float = Field(default=0.5, gt=0, description="Redis timeout of limit checks (fail open).")

@@ -1,7 +1,8 @@
 """Message handlers of the stats consumer: decode, call the logic, reply.
 
 Acks follow the shared worker's policy: a handler that returns is acked, an unreadable message is
-dead-lettered, any other exception is retried once and then dead-lettered.
+dead-lettered, a usage event whose batch could not be written waits for the database (Retryable),
+any other exception is retried once and then dead-lettered.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import psycopg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from psycopg_pool import AsyncConnectionPool
 
-from services.stats_consumer.batching import EventBatcher
+from services.stats_consumer.batching import BatchWriteError, EventBatcher
 from services.stats_consumer.cursor import InvalidCursor
 from services.stats_consumer.queries import InvalidQuery, query_stats, query_usage
 from services.stats_consumer.repository import usage_row
@@ -26,7 +27,7 @@ from shared.contracts import (
     UsagePage,
 )
 from shared.rpc import reply
-from shared.worker import Handler
+from shared.worker import Handler, Retryable
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,11 @@ def usage_handler(batcher: EventBatcher[UsageEvent]) -> Handler:
         event = UsageEvent.model_validate_json(message.body)
         # Refuse an event the table can't hold here, alone, rather than failing its whole batch.
         usage_row(event)
-        await batcher.add(event)
+        try:
+            await batcher.add(event)
+        except BatchWriteError as exc:
+            # The database is down or failing: the event waits for it (durable, never dead-lettered).
+            raise Retryable(f"writing usage events failed ({type(exc.__cause__).__name__})") from exc
 
     return handle
 

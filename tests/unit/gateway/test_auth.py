@@ -89,7 +89,20 @@ def test_the_cache_keeps_valid_and_invalid_answers_for_its_ttl() -> None:
     assert cache.get("valid") is not None
     clock.now += 0.2
     assert cache.get("valid") is None and cache.get("invalid") is None
-    assert len(cache) == 0
+
+
+def test_a_known_valid_key_outlives_its_ttl_only_as_a_stale_fallback() -> None:
+    clock = Clock()
+    cache = KeyCache(5.0, clock=clock)
+    cache.put("valid", INFO)
+    cache.put("invalid", None)
+    clock.now += 60
+    assert cache.get("valid") is None  # never served as fresh
+    assert cache.stale("valid", max_stale_seconds=3600) == INFO
+    assert cache.stale("invalid", max_stale_seconds=3600) is None  # a "no" is never a fallback
+    assert cache.stale("valid", max_stale_seconds=30) is None
+    cache.evict("valid")  # revoked: not even stale
+    assert cache.stale("valid", max_stale_seconds=3600) is None
 
 
 def test_the_cache_is_bounded_oldest_first() -> None:
@@ -211,6 +224,17 @@ async def test_the_tenants_service_down_is_a_503_with_retry_after(failure: Excep
     assert raised.value.headers["Retry-After"] == "1"
     rpc.fail = None  # a failure is not cached: the next request asks again
     assert (await auth.authenticate(KEY)).tenant == "acme"
+
+
+async def test_a_key_known_to_be_valid_keeps_working_while_keys_cannot_be_checked() -> None:
+    rpc = FakeRpc()
+    auth = authenticator(rpc, ttl=0.0)  # every request asks the tenants service
+    assert (await auth.authenticate(KEY)).tenant == "acme"
+    rpc.fail = RpcTimeout("tenants down")
+    assert (await auth.authenticate(KEY)).tenant == "acme"  # stale-if-error
+    with pytest.raises(ApiError) as raised:  # a key never seen is still refused
+        await auth.authenticate("lcp-" + "z" * 40)
+    assert raised.value.status == 503
 
 
 async def test_without_required_keys_every_request_is_the_default_tenant() -> None:
