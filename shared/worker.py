@@ -117,7 +117,9 @@ class Worker:
         assert self.connection is not None
         channel = await self.connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=prefetch)
-        queue = await channel.get_queue(queue_name, ensure=False)
+        # A passive declare (not get_queue(ensure=False)): the robust channel then knows the queue and
+        # restores it, with this consumer, after the broker comes back.
+        queue = await channel.declare_queue(queue_name, passive=True)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             await self._handle(queue_name, handler, message)
