@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha256sum | cut -c1-12)
 
-.PHONY: run test tools unit integration fuzz lint fmt typecheck install clean
+.PHONY: run test tools unit integration fuzz lint fmt typecheck install clean bench
 
 install: $(STAMP)
 
@@ -68,6 +68,18 @@ eval-http: install
 # Retrain the verifier on the train half: writes services/cache_worker/verifier/model.json.
 eval-train: install
 	PYTHONPATH=. $(PY) -m eval.train
+
+# Cache hit latency and throughput over HTTP, side by side with LiteLLM and GPTCache (installed from
+# PyPI into .data/bench-venvs/), replicas, a py-spy profile and pgvector at scale: bench-results/.
+# `make bench BENCH_ARGS=--quick` is a short smoke. wrk (Debian package) is the load generator;
+# without it (and without root to install it) the benchmark falls back to httpx and says so.
+BENCH_ARGS ?=
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& echo "Installing wrk (Debian package wrk)..." \
+		&& apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends wrk >/dev/null 2>&1; } || echo "wrk unavailable: the httpx load generator will be used"
+	PYTHONPATH=. $(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -71,7 +71,9 @@ def test_a_worker_killed_mid_request_is_replaced_and_the_request_answered(stack:
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"]
     assert mock.stats()["calls_by_prompt"][question] == 2
-    assert time.monotonic() - started < 30
+    took = time.monotonic() - started
+    assert took < 30
+    print(f"\nllm_worker SIGKILLed mid-request: answered after {took:.1f} s (2 upstream calls)")
     stack.wait_ready()
 
 
