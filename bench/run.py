@@ -35,8 +35,8 @@ import httpx
 
 from bench import profiling, report, scale
 from bench.loadgen import LoadResult, have_wrk, run_load
+from bench.questions import distinct_questions, fresh_question
 from bench.rivals import GPTCache, LiteLLM, Rival, Unavailable
-from bench.soak import fresh_question
 from scripts.stack import ROOT
 from tests.integration.stack import SERVICES, Stack, build_stack, dependencies, free_port
 
@@ -100,20 +100,6 @@ class Workload:
             self._questions = distinct_questions()
         taken = [self._questions.pop() for _ in range(min(count, len(self._questions)))]
         return [self.body(q) for q in taken] + [self.body(fresh_question()) for _ in range(count - len(taken))]
-
-
-def distinct_questions() -> list[str]:
-    """One side of each Quora pair in ../shared/eval (real, varied questions), shuffled; [] without it.
-
-    Generated questions from a template ("How does a ... relate to a ...?") look alike to the
-    embedding model: about one in six was served as a semantic hit, which is no miss to time.
-    """
-    path = EVAL_DIR / "qqp_pairs_dev.jsonl"
-    if not path.exists():
-        return []
-    questions = sorted({json.loads(line)["a"].strip() for line in path.read_text().splitlines() if line.strip()})
-    random.shuffle(questions)
-    return questions
 
 
 def mock_calls(stack: Stack) -> int:

@@ -19,19 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.questions import distinct_questions, fresh_question
 from tests.integration.stack import SERVICES, build_stack, dependencies
-
-WORDS = (
-    "apple bridge carbon dragon engine forest guitar harbor island jungle kettle lemon marble needle orbit "
-    "pepper quartz river saddle tunnel umbrella violin walnut yacht zebra anchor biscuit canyon dolphin "
-    "eclipse falcon glacier hammer igloo jacket kayak lantern meadow nectar oyster puzzle quiver rocket "
-    "salmon tractor unicorn volcano whistle xylophone yogurt zeppelin"
-).split()
-
-
-def fresh_question() -> str:
-    """A question unlike the others (random ids alone would look alike to the embedding model)."""
-    return "How does a " + " ".join(random.sample(WORDS, 4)) + f" relate to a {random.choice(WORDS)}?"
 
 
 def rss_mib(pid: int) -> float:
@@ -43,6 +32,8 @@ def rss_mib(pid: int) -> float:
 
 async def load(base_url: str, headers: dict[str, str], rate: float, seconds: float, hit_share: float) -> Counter:
     pool = [f"Soak question {i}: what is {i} squared?" for i in range(200)]
+    # Misses are distinct real questions: generated ones look alike and would be served as hits.
+    unseen = distinct_questions()
     outcomes: Counter = Counter()
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
 
@@ -63,7 +54,7 @@ async def load(base_url: str, headers: dict[str, str], rate: float, seconds: flo
             due = int(elapsed * rate)
             while sent < due:
                 fresh = random.random() >= hit_share
-                question = fresh_question() if fresh else random.choice(pool)
+                question = (unseen.pop() if unseen else fresh_question()) if fresh else random.choice(pool)
                 tasks.append(asyncio.create_task(one(question)))
                 sent += 1
             if sent % max(int(rate * 10), 1) == 0:
