@@ -43,7 +43,6 @@ from tests.integration.stack import SERVICES, Stack, build_stack, dependencies, 
 QUESTION = "What is the boiling point of water at sea level?"
 PARAPHRASE = "At sea level, what temperature does water boil at?"
 RESULTS = ROOT / "bench-results"
-EVAL_DIR = ROOT.parent / "shared" / "eval"
 STARTED = time.monotonic()
 
 
