@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractExchange
 
 SERVICES = ("gateway", "cache_worker", "embedder", "llm_worker", "stats_consumer", "tenants")
 
@@ -132,8 +132,3 @@ async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExcha
         queue = await channel.declare_queue(name, durable=True, arguments={"x-message-ttl": 10_000})
         await queue.bind(exchange, routing_key=name)
     return exchange
-
-
-async def get_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
-    """A queue the topology declared (passive: never changes its arguments)."""
-    return await channel.get_queue(name, ensure=True)
