@@ -8,11 +8,24 @@ from pgvector.psycopg import register_vector_async
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from shared.settings import DatabaseSettings
+
 log = logging.getLogger(__name__)
 
 
 async def _configure(conn: AsyncConnection) -> None:
     await register_vector_async(conn)
+
+
+async def open_service_pool(settings: DatabaseSettings, service: str, *, vector: bool = True) -> AsyncConnectionPool:
+    """The pool a service's settings describe (DATABASE_URL, DATABASE_POOL_MIN/MAX), named after it."""
+    return await open_pool(
+        settings.database_url,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        name=service,
+        vector=vector,
+    )
 
 
 async def ensure_extension(url: str) -> None:

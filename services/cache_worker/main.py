@@ -23,7 +23,7 @@ from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder, Sweeper
 from services.cache_worker.verifier import HitVerifier, build_verifier
 from shared.contracts import EmbedRequest, EmbedResult
-from shared.db import open_pool, ping
+from shared.db import open_service_pool, ping
 from shared.logs import setup_logging
 from shared.pricing import PriceBook
 from shared.worker import Worker, run
@@ -36,12 +36,7 @@ async def main() -> None:
     setup_logging("cache_worker", settings.log_level)
     worker = Worker("cache_worker", settings)
     redis_client = redis.from_url(settings.redis_url)
-    pool = await open_pool(
-        settings.database_url,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-        name="cache_worker",
-    )
+    pool = await open_service_pool(settings, "cache_worker")
     background: list[asyncio.Task[None]] = []
     hits: HitRecorder | None = None
     verifier: HitVerifier | None = None

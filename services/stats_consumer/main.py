@@ -13,7 +13,7 @@ from services.stats_consumer.handlers import stats_handler, usage_handler
 from services.stats_consumer.repository import ensure_schema, insert_events
 from services.stats_consumer.settings import Settings
 from shared.contracts import UsageEvent
-from shared.db import open_pool, ping
+from shared.db import open_service_pool, ping
 from shared.logs import setup_logging
 from shared.worker import Worker, run
 
@@ -28,13 +28,7 @@ async def main() -> None:
     """Start the stats consumer and serve until SIGTERM/SIGINT, then drain and close."""
     settings = Settings()
     setup_logging(SERVICE, settings.log_level)
-    pool = await open_pool(
-        settings.database_url,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-        name=SERVICE,
-        vector=False,
-    )
+    pool = await open_service_pool(settings, SERVICE, vector=False)
     try:
         await ensure_schema(pool)
         batcher: EventBatcher[UsageEvent] = EventBatcher(

@@ -13,7 +13,7 @@ from services.tenants.handlers import TenantsHandlers
 from services.tenants.registry import Registry
 from services.tenants.repository import ensure_schema
 from services.tenants.settings import Settings
-from shared.db import open_pool, ping
+from shared.db import open_service_pool, ping
 from shared.logs import setup_logging
 from shared.worker import Worker, run
 
@@ -26,13 +26,7 @@ async def main() -> None:
     """Start the tenants service and serve until SIGTERM/SIGINT, then drain and close."""
     settings = Settings()
     setup_logging(SERVICE, settings.log_level)
-    pool = await open_pool(
-        settings.database_url,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-        name=SERVICE,
-        vector=False,
-    )
+    pool = await open_service_pool(settings, SERVICE, vector=False)
     try:
         await ensure_schema(pool)
         registry = Registry(pool)
