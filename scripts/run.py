@@ -32,6 +32,9 @@ def main() -> None:
     if problems:
         fail("Cannot start:\n*** " + "\n*** ".join(problems))
 
+    # Redis entries belong with the database they were catalogued in: a fresh .data/ gets a fresh
+    # key prefix, so `make clean` can't leave exact entries behind that the admin API can't see.
+    env.setdefault("REDIS_PREFIX", f"llmcache-{instance_id()}")
     postgres = None
     if not env.get("DATABASE_URL"):
         postgres = start_embedded_postgres(ROOT / ".data" / "postgres")
@@ -69,6 +72,15 @@ def main() -> None:
     if postgres is not None:
         postgres.cleanup()
     sys.exit(code)
+
+
+def instance_id() -> str:
+    """A random id made with this checkout's .data/ folder (and gone with it)."""
+    path = ROOT / ".data" / "instance_id"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(4) + "\n")
+    return path.read_text().strip()
 
 
 def dev_api_key(env: dict[str, str]) -> str:
