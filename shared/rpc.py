@@ -71,10 +71,6 @@ class ReplyInbox:
         finally:
             self.close(correlation_id)
 
-    @property
-    def pending(self) -> int:
-        return len(self._waiting)
-
 
 class RpcClient:
     """Publishes requests to a work queue and waits for the answer on the process's reply inbox."""

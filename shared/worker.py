@@ -245,9 +245,6 @@ class Worker:
         log.info("%s ready", self.service)
         await self._stop.wait()
 
-    def stop(self) -> None:
-        self._stop.set()
-
     async def close(self) -> None:
         """Stop consuming, let in-flight messages finish within the grace period, then close."""
         for queue, tag in self._consumers:

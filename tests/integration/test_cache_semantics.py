@@ -202,7 +202,7 @@ def test_an_invalid_control_is_a_400_naming_the_header(stack: Stack, header: str
     assert error["type"] == "invalid_request_error" and error["param"] == header and header in error["message"]
 
 
-def test_the_openai_sdk_sends_controls_with_extra_headers(client, stored) -> None:
+def test_the_openai_sdk_sends_controls_with_extra_headers(client) -> None:
     question = unique("Name a noble gas.")
     raw = client.chat.completions.with_raw_response.create(
         model=MODEL,

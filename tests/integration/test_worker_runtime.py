@@ -35,6 +35,19 @@ async def worker():  # type: ignore[no-untyped-def]
             await channel.exchange_delete(exchange)
 
 
+async def next_dead_letter(worker: Worker, timeout: float = 5.0) -> AbstractIncomingMessage:
+    """The next message on the dead-letter queue (acked), or fail after `timeout`."""
+    dead = await worker.events_channel.get_queue(worker.topology.dead_letters)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = await dead.get(fail=False)
+        if message is not None:
+            await message.ack()
+            return message
+        await asyncio.sleep(0.05)
+    pytest.fail("nothing was dead-lettered")
+
+
 async def test_an_unreadable_rpc_request_is_answered_with_an_error_and_dead_lettered(worker: Worker) -> None:
     handled: list[bytes] = []
 
@@ -51,15 +64,7 @@ async def test_an_unreadable_rpc_request_is_answered_with_an_error_and_dead_lett
     assert raised.value.error.status == 400
     assert handled == []
 
-    dead = await worker.events_channel.get_queue(worker.topology.dead_letters)
-    message = None
-    for _ in range(50):
-        message = await dead.get(fail=False)
-        if message:
-            break
-        await asyncio.sleep(0.05)
-    assert message is not None
-    await message.ack()
+    message = await next_dead_letter(worker)
     assert message.headers["x-original-queue"] == worker.topology.embed_rpc
     assert str(message.headers["x-dead-letter-reason"]).startswith("unreadable")
 
@@ -76,15 +81,7 @@ async def test_a_failing_handler_is_retried_once_then_dead_lettered(worker: Work
         aio_pika.Message(b'{"v": 1}', delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
         routing_key=worker.topology.cache_store,
     )
-    dead = await worker.events_channel.get_queue(worker.topology.dead_letters)
-    message = None
-    for _ in range(100):
-        message = await dead.get(fail=False)
-        if message:
-            break
-        await asyncio.sleep(0.05)
-    assert message is not None
-    await message.ack()
+    message = await next_dead_letter(worker)
     assert attempts == [False, True]
     assert str(message.headers["x-dead-letter-reason"]).startswith("failed twice")
 
