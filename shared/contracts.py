@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 SCHEMA_VERSION = 1
 
@@ -199,6 +199,9 @@ STORE_EVENT_ADAPTER: TypeAdapter[StoreEvent] = TypeAdapter(StoreEvent)
 UsageResult = Literal["hit_exact", "hit_semantic", "miss", "bypass", "error"]
 
 
+MAX_USAGE_BATCH = 1000  # events per UsageEventBatch message
+
+
 class UsageEvent(Contract):
     """One answered request, for the usage log and the stats."""
 
@@ -218,6 +221,31 @@ class UsageEvent(Contract):
     cost_saved_usd: float = 0.0  # hits: what the upstream would have charged
     latency_ms: float = 0.0
     created_at: float
+
+
+class UsageEventBatch(Contract):
+    """The usage events of several requests in one message: the cache worker sends its hits' events so.
+
+    One persistent, confirmed message for many hits instead of one each: the broker's and the stats
+    consumer's cost per hit falls with the batch size.
+    """
+
+    type: Literal["usage_batch"] = "usage_batch"
+    events: list[UsageEvent] = Field(min_length=1, max_length=MAX_USAGE_BATCH)
+
+
+def _usage_message_type(value: Any) -> str:
+    # A single event may come without its `type` (it has a default): it is a plain UsageEvent then.
+    if isinstance(value, dict):
+        return str(value.get("type", "usage"))
+    return str(getattr(value, "type", "usage"))
+
+
+UsageMessage = Annotated[
+    Annotated[UsageEvent, Tag("usage")] | Annotated[UsageEventBatch, Tag("usage_batch")],
+    Discriminator(_usage_message_type),
+]
+USAGE_MESSAGE_ADAPTER: TypeAdapter[UsageMessage] = TypeAdapter(UsageMessage)
 
 
 # --- queries and control (RPC) ------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 import psycopg
 from aio_pika.abc import AbstractIncomingMessage
@@ -14,7 +13,8 @@ from services.cache_worker.lookup import Hit, Lookup
 from services.cache_worker.metrics import DEGRADED, EXPIRED
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder
-from shared.broker import json_message, publish_event
+from services.cache_worker.usage import UsagePublisher
+from shared.broker import json_message
 from shared.contracts import (
     CACHE_ADMIN_ADAPTER,
     STORE_EVENT_ADAPTER,
@@ -46,6 +46,7 @@ class CacheHandlers:
         storer: Storer,
         admin: CacheAdmin,
         hits: HitRecorder,
+        usage: UsagePublisher,
         prices: PriceBook,
     ) -> None:
         self._worker = worker
@@ -53,6 +54,7 @@ class CacheHandlers:
         self._storer = storer
         self._admin = admin
         self._hits = hits
+        self._usage = usage
         self._prices = prices
 
     async def on_lookup(self, message: AbstractIncomingMessage) -> None:
@@ -92,7 +94,8 @@ class CacheHandlers:
 
         prompt_tokens, completion_tokens = answer.usage()
         event = UsageEvent(
-            event_id=uuid.uuid4().hex,
+            # From the request: a lookup redelivered after a crash sends the same event, stored once.
+            event_id=f"hit-{request.request_id}",
             request_id=request.request_id,
             tenant=request.tenant,
             key_id=request.key_id,
@@ -106,9 +109,8 @@ class CacheHandlers:
             created_at=time.time(),
         )
         try:
-            await publish_event(
-                self._worker.exchange, self._worker.topology.usage_events, event.model_dump_json().encode()
-            )
+            # The reply is already on its way; the lookup is acked once the event's batch is confirmed.
+            await self._usage.publish(event)
         except Exception as exc:
             log.warning("publishing a usage event failed: %s", exc)
             DEGRADED.labels("broker", "usage_event").inc()

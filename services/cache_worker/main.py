@@ -21,7 +21,9 @@ from services.cache_worker.lookup import Lookup, LookupPolicy
 from services.cache_worker.settings import Settings
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder, Sweeper
+from services.cache_worker.usage import UsagePublisher
 from services.cache_worker.verifier import HitVerifier, build_verifier
+from shared.broker import publish_event
 from shared.contracts import EmbedRequest, EmbedResult
 from shared.db import open_service_pool, ping
 from shared.logs import setup_logging
@@ -40,6 +42,7 @@ async def main() -> None:
     background: list[asyncio.Task[None]] = []
     hits: HitRecorder | None = None
     verifier: HitVerifier | None = None
+    usage: UsagePublisher | None = None
     try:
         await worker.start()
 
@@ -69,12 +72,18 @@ async def main() -> None:
         )
         log.info("hit verifier: %s", settings.verifier)
         hits = HitRecorder(exact, entries)
+
+        async def publish_usage(body: bytes) -> None:
+            await publish_event(worker.exchange, worker.topology.usage_events, body)
+
+        usage = UsagePublisher(publish_usage)
         handlers = CacheHandlers(
             worker,
             Lookup(exact, entries, embed, policy, verifier),
             Storer(exact, entries, embed, settings.cache_ttl_seconds, settings.max_entries_per_tenant),
             CacheAdmin(exact, entries, embed),
             hits,
+            usage,
             PriceBook(settings.prices_file or None),
         )
         background = [
@@ -91,7 +100,9 @@ async def main() -> None:
         await worker.serve_control(health)
         await worker.run_until_stopped()
     finally:
-        await worker.close()
+        await worker.close()  # in-flight lookups finish first, their usage events confirmed
+        if usage is not None:
+            await usage.close()
         for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

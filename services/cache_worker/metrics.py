@@ -55,3 +55,8 @@ VERIFIER_SCORE = Histogram(
     ["verdict"],
     buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
+USAGE_BATCH_SIZE = Histogram(
+    "llmcache_cache_usage_batch_size",
+    "Usage events of hits per published UsageEventBatch message.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)

@@ -7,6 +7,7 @@ any other exception is retried once and then dead-lettered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import psycopg
@@ -15,15 +16,18 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.stats_consumer.batching import BatchWriteError, EventBatcher
 from services.stats_consumer.cursor import InvalidCursor
+from services.stats_consumer.metrics import EVENTS_DROPPED
 from services.stats_consumer.queries import InvalidQuery, query_stats, query_usage
-from services.stats_consumer.repository import usage_row
+from services.stats_consumer.repository import UnstorableEvent, usage_row
 from shared.contracts import (
     STATS_REQUEST_ADAPTER,
+    USAGE_MESSAGE_ADAPTER,
     ErrorInfo,
     ErrorReply,
     StatsQuery,
     StatsResult,
     UsageEvent,
+    UsageEventBatch,
     UsagePage,
 )
 from shared.rpc import reply
@@ -33,19 +37,38 @@ log = logging.getLogger(__name__)
 
 
 def usage_handler(batcher: EventBatcher[UsageEvent]) -> Handler:
-    """Handle one UsageEvent: returns (and so acks) only once its batch is committed."""
+    """Handle a UsageEvent or a UsageEventBatch: returns (and so acks) only once its events are committed."""
 
     async def handle(message: AbstractIncomingMessage) -> None:
-        event = UsageEvent.model_validate_json(message.body)
-        # Refuse an event the table can't hold here, alone, rather than failing its whole batch.
-        usage_row(event)
+        decoded = USAGE_MESSAGE_ADAPTER.validate_json(message.body)
+        if isinstance(decoded, UsageEventBatch):
+            events = storable(decoded.events)
+        else:
+            # Refuse an event the table can't hold here, alone, rather than failing its whole batch.
+            usage_row(decoded)
+            events = [decoded]
         try:
-            await batcher.add(event)
+            await asyncio.gather(*(batcher.add(event) for event in events))
         except BatchWriteError as exc:
-            # The database is down or failing: the event waits for it (durable, never dead-lettered).
+            # The database is down or failing: the events wait for it (durable, never dead-lettered);
+            # inserts are idempotent, so the ones already written are not counted twice.
             raise Retryable(f"writing usage events failed ({type(exc.__cause__).__name__})") from exc
 
     return handle
+
+
+def storable(events: list[UsageEvent]) -> list[UsageEvent]:
+    """The events of a batch the table can hold; one it can't is dropped (logged, counted), not the batch."""
+    kept = []
+    for event in events:
+        try:
+            usage_row(event)
+        except UnstorableEvent as exc:
+            log.warning("dropping usage event %s of a batch: %s", event.event_id[:64], exc)
+            EVENTS_DROPPED.inc()
+            continue
+        kept.append(event)
+    return kept
 
 
 def stats_handler(pool: AsyncConnectionPool, channel: AbstractChannel) -> Handler:

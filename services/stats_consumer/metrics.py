@@ -22,3 +22,7 @@ WRITE_FAILURES = Counter(
     "llmcache_usage_write_failures_total",
     "Usage-log batch writes that failed (their messages are retried once, then dead-lettered).",
 )
+EVENTS_DROPPED = Counter(
+    "llmcache_usage_events_dropped_total",
+    "Usage events of a batch message dropped because the usage log can't hold them (NUL bytes, out of range).",
+)

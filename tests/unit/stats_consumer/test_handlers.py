@@ -56,6 +56,19 @@ async def test_usage_handler_refuses_bad_events_before_batching() -> None:
     assert batcher.added == []
 
 
+async def test_usage_handler_adds_every_event_of_a_batch_and_drops_only_the_unstorable_one() -> None:
+    batcher = FakeBatcher()
+    events = [orjson.loads(usage_body(event_id=f"e{i}")) for i in range(3)]
+    events[1]["tenant"] = "a\x00b"  # the usage log can't hold it: dropped alone, not the batch
+    await handlers.usage_handler(batcher)(message(orjson.dumps({"type": "usage_batch", "events": events})))  # type: ignore[arg-type]
+    assert [event.event_id for event in batcher.added] == ["e0", "e2"]
+
+
+async def test_usage_handler_refuses_an_empty_batch() -> None:
+    with pytest.raises(pydantic.ValidationError):
+        await handlers.usage_handler(FakeBatcher())(message(b'{"type": "usage_batch", "events": []}'))  # type: ignore[arg-type]
+
+
 async def test_stats_handler_replies_with_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     async def fake_query(pool: object, query: StatsQuery) -> StatsResult:
         return StatsResult(
