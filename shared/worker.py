@@ -10,6 +10,7 @@ gets an error reply at once instead of a timeout.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -242,6 +243,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        freeze_startup_objects()
         log.info("%s ready", self.service)
         await self._stop.wait()
 
@@ -265,6 +267,17 @@ class Worker:
         if self.connection is not None:
             await self.connection.close()
         log.info("%s stopped", self.service)
+
+
+def freeze_startup_objects() -> None:
+    """Move everything built at startup (modules, pydantic schemas, the app) out of the collector's sight.
+
+    A full collection walks every tracked object: with the ~100k objects of a started service that
+    took 100-250 ms here, a pause that landed on whichever requests were in flight and set the tail
+    latency. Frozen objects are never scanned again; what requests allocate is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _first_line(exc: BaseException) -> str:

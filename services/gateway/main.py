@@ -19,7 +19,7 @@ from services.gateway.routes import admin_cache, admin_keys, chat, ops, stats
 from services.gateway.settings import Settings
 from services.gateway.state import GatewayState
 from shared.logs import setup_logging
-from shared.worker import Worker
+from shared.worker import Worker, freeze_startup_objects
 
 log = logging.getLogger("gateway")
 
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = GatewayState(settings=settings, worker=worker, auth=auth, limiter=limiter)
         app.state.gateway = state
         await start_revocation_listener(state)
+        freeze_startup_objects()
         log.info("gateway listening on http://%s:%d/v1", settings.gateway_host, settings.gateway_port)
         try:
             yield
