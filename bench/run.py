@@ -131,6 +131,18 @@ def measure(
     return result
 
 
+def settle(target: Target, workload: Workload) -> None:
+    """Wait until the requests a load run left in flight are served: one more request (a warmed
+    hit) queues behind them. A server that answers one request at a time (GPTCache's) is still
+    working through up to `connections` of them when the load generator stops, and would else eat
+    into the next run's seconds."""
+    started = time.monotonic()
+    with httpx.Client(headers=target.headers, timeout=600) as client:
+        client.post(target.url, json=workload.body(QUESTION)).raise_for_status()
+    if time.monotonic() - started > 1:
+        progress(f"{target.name:<9} settled after {time.monotonic() - started:.0f}s (requests left in flight)")
+
+
 def warm(target: Target, workload: Workload, semantic: bool) -> None:
     """Store the question's answer, then wait until it is served from the cache (storing is asynchronous)."""
     with httpx.Client(headers=target.headers, timeout=60) as client:
@@ -305,6 +317,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         target.results[key] = {"skipped": target.semantic_skip}
                         continue
                     measure(stack, target, key, bodies(), mode, connections, seconds)
+                    settle(target, workload)
                 if key == "miss_c1":
                     measure(stack, mock, "direct_c1", bodies(), mode, connections, seconds)
             out["mock_direct"] = mock.results["direct_c1"]
