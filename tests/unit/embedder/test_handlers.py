@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from services.embedder.batching import MicroBatcher
 from services.embedder.handlers import EmbedHandler
-from shared.contracts import EmbedRequest
+from shared.contracts import EmbedRequest, EmbedResult
 from tests.unit.embedder.fakes import FakeProvider, vector_of
 
 
@@ -37,7 +37,7 @@ class FakeChannel:
 
 def handler_with(provider: FakeProvider) -> tuple[EmbedHandler, FakeChannel]:
     channel = FakeChannel()
-    batcher = MicroBatcher(provider, max_size=8, max_wait_seconds=0)
+    batcher = MicroBatcher(provider, max_size=8)
     return EmbedHandler(batcher, provider, channel), channel  # type: ignore[arg-type]
 
 
@@ -59,6 +59,7 @@ async def test_replies_with_the_vectors() -> None:
     assert body["model"] == "fake"
     assert body["dim"] == 2
     assert body["vectors"] == [vector_of("a"), vector_of("bb")]
+    assert EmbedResult.model_validate(body).vectors == [vector_of("a"), vector_of("bb")]
 
 
 async def test_overlong_texts_are_cut_to_the_provider_limit() -> None:

@@ -5,23 +5,42 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.embedder.providers import LocalEmbeddingProvider, OpenAIEmbeddingProvider, make_provider
+from services.embedder.providers import (
+    LocalEmbeddingProvider,
+    OnnxEmbeddingProvider,
+    OpenAIEmbeddingProvider,
+    make_provider,
+)
 from services.embedder.settings import Settings
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("EMBEDDING_PROVIDER", "EMBEDDING_API_KEY", "OPENAI_API_KEY", "EMBEDDING_BASE_URL", "ENVIRONMENT"):
+    for name in (
+        "EMBEDDING_PROVIDER",
+        "EMBEDDER_RUNTIME",
+        "EMBEDDING_API_KEY",
+        "OPENAI_API_KEY",
+        "EMBEDDING_BASE_URL",
+        "ENVIRONMENT",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_defaults_are_the_local_model() -> None:
+def test_defaults_are_the_local_model_on_onnx_runtime() -> None:
     settings = Settings()
 
     assert settings.embedding_provider == "local"
+    assert settings.embedder_runtime == "onnx"
     assert settings.metrics_port == 9102
     assert settings.batch_max_size == 64
-    assert isinstance(make_provider(settings), LocalEmbeddingProvider)
+    assert isinstance(make_provider(settings), OnnxEmbeddingProvider)
+
+
+def test_the_local_model_can_still_run_on_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMBEDDER_RUNTIME", "torch")
+
+    assert isinstance(make_provider(Settings()), LocalEmbeddingProvider)
 
 
 def test_the_api_key_falls_back_to_openai_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
