@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 QUESTION = "What is the boiling point of water at sea level?"
-PARAPHRASE = "At sea level, what temperature does water boil at?"
+PARAPHRASE = "What is water's boiling point at sea level?"
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -41,7 +41,7 @@ from scripts.stack import ROOT
 from tests.integration.stack import SERVICES, Stack, build_stack, dependencies, free_port
 
 QUESTION = "What is the boiling point of water at sea level?"
-PARAPHRASE = "At sea level, what temperature does water boil at?"
+PARAPHRASE = "What is water's boiling point at sea level?"
 RESULTS = ROOT / "bench-results"
 STARTED = time.monotonic()
 

@@ -11,6 +11,10 @@ Prints, per file and per category, the share of should-hit pairs served and of s
 pairs served (wrong answers), the decision latency, and writes eval/results/summary.json and a chart
 of served against wrong across the verifier's setting (min_probability) to eval/results/.
 
+The lookup passes the verifier the two prompts' texts and similarity; the verifier's model that
+also weighs both prompt vectors is scored beside it on the same candidates (same pre-filter,
+context check and hard rules), as the lookup would decide once it passes the vectors too.
+
     PYTHONPATH=. .venv/bin/python -m eval.harness                  # held-out split, 2,000 Quora pairs
     PYTHONPATH=. .venv/bin/python -m eval.harness --http http://127.0.0.1:8000 --api-key lcp-...
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -53,6 +58,7 @@ class Outcome:
     # For the sweep: everything above the pre-filter and the context check except the probability cut.
     eligible: bool = False
     probability: float = 0.0
+    probability_with_embeddings: float | None = None  # the model that also weighs both prompt vectors
 
 
 def body_of(side: Any) -> dict[str, Any]:
@@ -94,9 +100,8 @@ async def run_local(pairs: list[Pair], model: CalibratedModel, min_probability: 
 
     settings = Settings(database_url="postgresql://unused")
     verifier = CalibratedVerifier(model, min_probability)
-    print(
-        f"verifier: calibrated, min_probability {verifier.min_probability}; pre-filter {settings.similarity_threshold}"
-    )
+    setting = verifier.min_probability if verifier.min_probability is not None else model.default_min_probability
+    print(f"verifier: calibrated, min_probability {setting}; pre-filter {settings.similarity_threshold}")
     print("starting embedded PostgreSQL (pgvector) and the local embedding model...", flush=True)
     postgres = start_embedded_postgres(ROOT / ".data" / "eval-postgres")
     pool = await open_pool(postgres.get_uri(), min_size=1, max_size=2, name="eval")
@@ -160,6 +165,7 @@ async def run_local(pairs: list[Pair], model: CalibratedModel, min_probability: 
                     vectors[b_prompt],
                     vectors[b_context] if b_context is not None else None,
                     settings,
+                    vectors[a_prompt],
                 )
             )
             if (i + 1) % 50 == 0 or i + 1 == len(pairs):
@@ -182,6 +188,7 @@ async def decide_local(
     vector: list[float],
     context_vector: list[float] | None,
     settings: Any,
+    stored_vector: list[float],
 ) -> Outcome:
     """One lookup's semantic decision, timed: the vector search and the checks, as in Lookup."""
     started = time.perf_counter()
@@ -207,6 +214,9 @@ async def decide_local(
         hard = prompt != best.prompt_text and hard_refusal(features) is not None
         outcome.eligible = context_ok and not hard
         outcome.probability = 1.0 if prompt == best.prompt_text else verifier.model.probability(features)
+        if verifier.model.with_embeddings is not None:
+            with_vectors = verifier.model.with_embeddings.probability(features, (vector, stored_vector))
+            outcome.probability_with_embeddings = 1.0 if prompt == best.prompt_text else with_vectors
     return outcome
 
 
@@ -276,7 +286,7 @@ def group_rows(outcomes: list[Outcome]) -> list[tuple[str, list[Outcome]]]:
     return rows
 
 
-def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
+def summarize(outcomes: list[Outcome], latency: bool = True) -> dict[str, Any]:
     table = []
     print(f"\n{'file / category':38} {'pairs':>6} {'should hit: served':>20} {'should not: served (wrong)':>28}")
     for label, members in group_rows(outcomes):
@@ -303,6 +313,8 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
     precision = sum(o.pair.same_answer for o in qqp_served) / len(qqp_served) if qqp_served else float("nan")
     recall = sum(o.served for o in qqp if o.pair.same_answer) / max(sum(o.pair.same_answer for o in qqp), 1)
     print(f"\nQuora pairs: precision {precision:.3f} (served {len(qqp_served)}), recall {recall:.3f}")
+    if not latency:
+        return {"table": table, "qqp_precision": precision, "qqp_recall": recall}
     decision = [o.seconds * 1000 for o in outcomes]
     verifier = [o.verifier_seconds * 1000 for o in outcomes if o.verifier_seconds]
     latency = {
@@ -325,11 +337,25 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
     return {"table": table, "qqp_precision": precision, "qqp_recall": recall, "latency": latency, "refusals": refusals}
 
 
+def with_embeddings(outcomes: list[Outcome], min_probability: float) -> list[Outcome]:
+    """The outcomes had the lookup passed both prompt vectors: the embedding model decides the eligible pairs."""
+    return [
+        dataclasses.replace(
+            o,
+            served=o.eligible and (o.probability_with_embeddings or 0.0) >= min_probability,
+            probability=o.probability_with_embeddings or 0.0,
+        )
+        for o in outcomes
+    ]
+
+
 def sweep(outcomes: list[Outcome]) -> list[dict[str, float]]:
     """Served and wrong shares across min_probability (what the one setting trades)."""
     genuine = [o for o in outcomes if o.pair.file == "traps_dev" and o.pair.same_answer]
     look_alikes = [o for o in outcomes if is_look_alike(o.pair)]
+    categories = sorted({o.pair.category for o in look_alikes})
     qqp = [o for o in outcomes if o.pair.file == "qqp_pairs_dev"]
+    qqp_duplicates = max(sum(o.pair.same_answer for o in qqp), 1)
     points = []
     for p in PROBABILITY_SWEEP:
 
@@ -337,15 +363,28 @@ def sweep(outcomes: list[Outcome]) -> list[dict[str, float]]:
             return o.eligible and o.probability >= p
 
         qqp_served = [o for o in qqp if hit(o)]
+        by_category = [[o for o in look_alikes if o.pair.category == c] for c in categories]
+        worst = max((sum(map(hit, group)) / len(group) for group in by_category), default=0.0)
         points.append(
             {
                 "min_probability": p,
                 "served": sum(map(hit, genuine)) / max(len(genuine), 1),
                 "wrong": sum(map(hit, look_alikes)) / max(len(look_alikes), 1),
+                "worst_category_wrong": worst,
                 "qqp_precision": sum(o.pair.same_answer for o in qqp_served) / max(len(qqp_served), 1),
+                "qqp_recall": sum(o.pair.same_answer for o in qqp_served) / qqp_duplicates,
             }
         )
     return points
+
+
+def print_sweep(points: list[dict[str, float]]) -> None:
+    print("  min_probability -> genuine served / look-alikes served (worst category) / QQP precision, recall")
+    for point in points[::5]:
+        print(
+            f"  {point['min_probability']:.2f}: {100 * point['served']:5.1f}% / {100 * point['wrong']:5.1f}%"
+            f" ({100 * point['worst_category_wrong']:5.1f}%) / {point['qqp_precision']:.3f}, {point['qqp_recall']:.3f}"
+        )
 
 
 def cosine_only(outcomes: list[Outcome]) -> list[dict[str, float]]:
@@ -364,7 +403,13 @@ def cosine_only(outcomes: list[Outcome]) -> list[dict[str, float]]:
     return points
 
 
-def chart(points: list[dict[str, float]], baseline: list[dict[str, float]], chosen: float, path: Path) -> None:
+def chart(
+    points: list[dict[str, float]],
+    baseline: list[dict[str, float]],
+    chosen: float,
+    path: Path,
+    embedding_points: list[dict[str, float]] | None = None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -375,6 +420,9 @@ def chart(points: list[dict[str, float]], baseline: list[dict[str, float]], chos
             label="cosine threshold only (0.70-1.00)")  # fmt: skip
     ax.plot([100 * p["wrong"] for p in points], [100 * p["served"] for p in points], "o-", ms=3,
             label="verifier, across min_probability")  # fmt: skip
+    if embedding_points:
+        ax.plot([100 * p["wrong"] for p in embedding_points], [100 * p["served"] for p in embedding_points], "o-",
+                ms=3, color="tab:green", label="verifier with prompt vectors, across min_probability")  # fmt: skip
     at = min(points, key=lambda p: abs(p["min_probability"] - chosen))
     ax.plot([100 * at["wrong"]], [100 * at["served"]], "r*", ms=14, label=f"default min_probability {chosen}")
     ax.axvline(2, color="red", lw=0.8, ls="--")
@@ -424,16 +472,25 @@ def main() -> None:
     summary["cosine_only"] = cosine_only(outcomes)
     summary["min_probability"] = chosen
     summary["split"] = args.split
-    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    chart(summary["sweep"], summary["cosine_only"], chosen, RESULTS / "served_vs_wrong.png")
-    print(
-        "\nacross the setting (held-out traps): min_probability -> genuine served / look-alikes served / QQP precision"
-    )
-    for point in summary["sweep"][::5]:
-        print(
-            f"  {point['min_probability']:.2f}: {100 * point['served']:5.1f}% / {100 * point['wrong']:5.1f}%"
-            f" / {point['qqp_precision']:.3f}"
+    print(f"\nacross the setting ({args.split} split):")
+    print_sweep(summary["sweep"])
+    embedding_points = None
+    if model.with_embeddings is not None:
+        chosen_e = (
+            args.min_probability if args.min_probability is not None else model.with_embeddings.default_min_probability
         )
+        print(
+            f"\n--- the verifier given both prompt vectors (once the lookup passes them), min_probability {chosen_e};"
+            " same candidates, latency not measured ---"
+        )
+        summary["with_embeddings"] = summarize(with_embeddings(outcomes, chosen_e), latency=False)
+        embedding_points = sweep(with_embeddings(outcomes, chosen_e))
+        summary["with_embeddings"]["sweep"] = embedding_points
+        summary["with_embeddings"]["min_probability"] = chosen_e
+        print(f"across the setting ({args.split} split), given both prompt vectors:")
+        print_sweep(embedding_points)
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    chart(summary["sweep"], summary["cosine_only"], chosen, RESULTS / "served_vs_wrong.png", embedding_points)
     print(f"wrote {RESULTS / 'summary.json'} and {RESULTS / 'served_vs_wrong.png'}")
 
 

@@ -51,5 +51,8 @@ class Embeddings:
         keys = list(self._vectors)
         np.savez(self._path, keys=np.array(keys), vectors=np.stack([self._vectors[k] for k in keys]))
 
+    def vector(self, text: str) -> np.ndarray:
+        return self._vectors[self._key(text)]
+
     def cosine(self, a: str, b: str) -> float:
-        return float(self._vectors[self._key(a)] @ self._vectors[self._key(b)])
+        return float(self.vector(a) @ self.vector(b))

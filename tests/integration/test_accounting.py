@@ -45,10 +45,10 @@ def test_tenants_never_get_each_others_entries(stack: Stack, stored) -> None:
     question = "What is the boiling point of water at sea level?"
     first = ask(stack, alice, question)
     stored(first.headers["x-cache-key"])
-    assert ask(stack, alice, "At sea level, what temperature does water boil at?").headers["x-cache"] == "HIT"
+    assert ask(stack, alice, "What is water's boiling point at sea level?").headers["x-cache"] == "HIT"
 
     # Bob asks the paraphrase, then the very same question: neither may come from Alice's entries.
-    assert ask(stack, bob, "At sea level, what temperature does water boil at?").headers["x-cache"] == "MISS"
+    assert ask(stack, bob, "What is water's boiling point at sea level?").headers["x-cache"] == "MISS"
     bobs = ask(stack, bob, question, temperature=1.0)  # same prompt, other parameters: a new exact key
     assert bobs.headers["x-cache"] == "MISS"
     again = ask(stack, bob, question)

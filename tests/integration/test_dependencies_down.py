@@ -180,7 +180,7 @@ def test_postgres_down_keeps_exact_hits_and_loses_no_usage(system: tuple[Stack, 
     stored = ask(stack, f"What is the boiling point of water at sea level? ({tag})")
     assert stored.headers["x-cache"] in ("MISS", "BYPASS")
     wait_until(
-        lambda: ask(stack, f"At sea level, what temperature does water boil at? ({tag})").headers["x-cache"] == "HIT",
+        lambda: ask(stack, f"What is water's boiling point at sea level? ({tag})").headers["x-cache"] == "HIT",
         timeout=30,
         interval=1,
     )

@@ -76,7 +76,7 @@ def test_paraphrase_is_a_semantic_hit_and_unrelated_question_misses(client, mock
     stored(headers["x-cache-key"])
     calls = mock.chat_calls()
 
-    paraphrase, headers = ask_tutor("At sea level, what temperature does water boil at?")
+    paraphrase, headers = ask_tutor("What is water's boiling point at sea level?")
     assert headers["x-cache"] == "HIT"
     assert headers["x-cache-match"] == "semantic"
     assert 0.85 <= float(headers["x-cache-similarity"]) <= 1.0

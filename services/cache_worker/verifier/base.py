@@ -8,7 +8,11 @@ candidate or refuses it with a reason (counted in `llmcache_cache_refused_candid
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+# The unit vectors of the two prompts, when the caller has them: (query's, candidate's).
+PromptVectors = tuple[Sequence[float], Sequence[float]]
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,14 @@ class HitVerifier(abc.ABC):
     """Decides whether the answer stored for `candidate` may answer `query`."""
 
     @abc.abstractmethod
-    async def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
-        """The verdict on one candidate; must not raise (a failure is a refusal)."""
+    async def verify(
+        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
+    ) -> Verdict:
+        """The verdict on one candidate; must not raise (a failure is a refusal).
+
+        `vectors` (the query's and the candidate's prompt vectors) lets a verifier look past the
+        cosine at where the two meanings differ; verifiers work without them.
+        """
 
     async def close(self) -> None:  # noqa: B027 - most verifiers hold nothing
         """Release clients (an HTTP client for the LLM judge)."""
@@ -34,7 +44,9 @@ class HitVerifier(abc.ABC):
 class ThresholdVerifier(HitVerifier):
     """Accepts every candidate the similarity pre-filter let through: the cache before the verifier."""
 
-    async def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
+    async def verify(
+        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
+    ) -> Verdict:
         return Verdict(True, similarity)
 
 
@@ -44,10 +56,12 @@ class ChainVerifier(HitVerifier):
     def __init__(self, verifiers: list[HitVerifier]) -> None:
         self._verifiers = verifiers
 
-    async def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
+    async def verify(
+        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
+    ) -> Verdict:
         verdict = Verdict(True, similarity)
         for verifier in self._verifiers:
-            verdict = await verifier.verify(query, candidate, similarity)
+            verdict = await verifier.verify(query, candidate, similarity, vectors)
             if not verdict.accept:
                 return verdict
         return verdict

@@ -2,11 +2,12 @@
 
 Numbers, dates, IDs and versions must agree, and so must negation: a pair that differs there is
 refused outright (the reason says which); so is a pair whose few differing words are a swapped
-name, antonym or unit. Every other signal goes into a logistic regression over
-the features of `features.py`, trained by `eval/train.py` on a split of the development data and
-shipped as `model.json` (coefficients, standardization, word weights and the default operating
-point). `min_probability` is the one setting that trades hits for safety: higher serves fewer
-paraphrases and fewer wrong answers.
+name, antonym, scope word or unit. Every other signal goes into a logistic regression over the
+features of `features.py` and, when the caller passes both prompts' vectors, |u - v| of them too
+(where in the embedding space the two meanings differ). Both are trained by `eval/train.py` on a
+split of the development data and shipped as `model.json` (coefficients, standardization, word
+weights and each model's default operating point). `min_probability` is the one setting that
+trades hits for safety: higher serves fewer paraphrases and fewer wrong answers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.cache_worker.verifier.base import HitVerifier, Verdict
+import numpy as np
+
+from services.cache_worker.verifier.base import HitVerifier, PromptVectors, Verdict
 from services.cache_worker.verifier.features import FEATURE_NAMES, FEATURE_REASONS, PairFeatures, pair_features
 
 MODEL_FILE = Path(__file__).with_name("model.json")
@@ -25,8 +28,8 @@ HARD_RULES = ("number_mismatch", "negation_mismatch")
 # When the texts differ in at most this many content words, a name, antonym, unit or number that
 # differs is the whole difference: "the same question about something else".
 SMALL_DIFFERENCE = 3
-SWAP_RULES = ("polarity_mismatch", "entity_mismatch", "unit_mismatch", "number_one_side")
-SWAP_REASONS = {"number_one_side": "number_mismatch"}
+SWAP_RULES = ("polarity_mismatch", "scope_swap", "entity_mismatch", "unit_mismatch", "number_one_side")
+SWAP_REASONS = {"number_one_side": "number_mismatch", "scope_swap": "scope_mismatch"}
 
 
 def hard_refusal(features: PairFeatures) -> str | None:
@@ -42,6 +45,38 @@ def hard_refusal(features: PairFeatures) -> str | None:
 
 
 @dataclass(frozen=True)
+class EmbeddingModel:
+    """Logistic regression on the standardized features followed by |u - v| of the two prompt vectors."""
+
+    weights: np.ndarray
+    intercept: float
+    mean: np.ndarray
+    scale: np.ndarray
+    embedding_dim: int
+    default_min_probability: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EmbeddingModel:
+        return cls(
+            weights=np.asarray(data["weights"], dtype=np.float64),
+            intercept=float(data["intercept"]),
+            mean=np.asarray(data["mean"], dtype=np.float64),
+            scale=np.asarray(data["scale"], dtype=np.float64),
+            embedding_dim=int(data["embedding_dim"]),
+            default_min_probability=float(data["default_min_probability"]),
+        )
+
+    def probability(self, features: PairFeatures, vectors: PromptVectors) -> float | None:
+        """None when the vectors are not of this model's embedding (another dimension)."""
+        query, candidate = (np.asarray(v, dtype=np.float64) for v in vectors)
+        if query.shape != (self.embedding_dim,) or candidate.shape != (self.embedding_dim,):
+            return None
+        x = np.concatenate([features.vector(), np.abs(query - candidate)])
+        z = self.intercept + float(((x - self.mean) / self.scale) @ self.weights)
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+
+@dataclass(frozen=True)
 class CalibratedModel:
     """Logistic regression on standardized features, as written by eval/train.py."""
 
@@ -52,6 +87,7 @@ class CalibratedModel:
     default_min_probability: float
     idf: dict[str, float]
     reference: tuple[float, ...]  # standardized features of a typical right hit, to attribute refusals
+    with_embeddings: EmbeddingModel | None = None  # used when the caller passes both prompt vectors
 
     @classmethod
     def load(cls, path: Path | str = MODEL_FILE) -> CalibratedModel:
@@ -70,22 +106,37 @@ class CalibratedModel:
             default_min_probability=float(data["default_min_probability"]),
             idf=dict(data.get("idf", {})),
             reference=tuple(data.get("reference", [0.0] * len(FEATURE_NAMES))),
+            with_embeddings=EmbeddingModel.from_dict(data["with_embeddings"]) if "with_embeddings" in data else None,
         )
 
     def standardized(self, features: PairFeatures) -> list[float]:
         return [(x - m) / s for x, m, s in zip(features.vector(), self.mean, self.scale, strict=True)]
 
     def probability(self, features: PairFeatures) -> float:
-        """The model's probability that one answer serves both texts (before the hard rules)."""
+        """The explainable model's probability that one answer serves both texts (before the hard rules)."""
         z = self.intercept + sum(w * x for w, x in zip(self.weights, self.standardized(features), strict=True))
         return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def scored(self, features: PairFeatures, vectors: PromptVectors | None) -> tuple[float, float]:
+        """(probability, the default min_probability of the model that gave it): with the vectors when it can."""
+        if vectors is not None and self.with_embeddings is not None:
+            probability = self.with_embeddings.probability(features, vectors)
+            if probability is not None:
+                return probability, self.with_embeddings.default_min_probability
+        return self.probability(features), self.default_min_probability
 
     def features(self, query: str, candidate: str, similarity: float) -> PairFeatures:
         return pair_features(query, candidate, similarity, self.idf)
 
-    def verdict(self, features: PairFeatures, min_probability: float) -> Verdict:
-        """Refuse on a hard rule, else on a probability below `min_probability` (naming the main cause)."""
-        probability = self.probability(features)
+    def verdict(
+        self, features: PairFeatures, min_probability: float | None = None, vectors: PromptVectors | None = None
+    ) -> Verdict:
+        """Refuse on a hard rule, else on a probability below `min_probability` (naming the main cause).
+
+        `min_probability` None: the default operating point of the model that scored the pair.
+        """
+        probability, default = self.scored(features, vectors)
+        min_probability = default if min_probability is None else min_probability
         refusal = hard_refusal(features)
         if refusal is not None:
             return Verdict(False, probability, refusal)
@@ -106,13 +157,19 @@ class CalibratedModel:
 
 
 class CalibratedVerifier(HitVerifier):
-    """Hard rules plus the logistic model, at an operating point (`VERIFIER_MIN_PROBABILITY`)."""
+    """Hard rules plus the logistic model, at an operating point (`VERIFIER_MIN_PROBABILITY`).
+
+    Without a setting, each model (with or without the prompt vectors) runs at its own trained default.
+    """
 
     def __init__(self, model: CalibratedModel, min_probability: float | None = None) -> None:
         self.model = model
-        self.min_probability = model.default_min_probability if min_probability is None else min_probability
+        self.min_probability = min_probability
 
-    async def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
+    async def verify(
+        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
+    ) -> Verdict:
         if query == candidate:
             return Verdict(True, 1.0)
-        return self.model.verdict(self.model.features(query, candidate, similarity), self.min_probability)
+        features = self.model.features(query, candidate, similarity)
+        return self.model.verdict(features, self.min_probability, vectors)

@@ -1,9 +1,10 @@
 """Cheap, explainable signals that two similar texts still ask different things.
 
 Pure functions over two strings (and their cosine similarity): numbers, dates, IDs and versions,
-negation, polarity (antonym swaps), named entities, products, languages and units, and the content
-words that differ between the texts. Everything is regexes and set arithmetic on a few dozen
-tokens: well under a millisecond per pair, so it runs on every semantic candidate.
+negation, polarity (antonym swaps), scope (first/last, adults/children, all/some, superlatives),
+named entities, products, languages and units, and the content words that differ between the texts.
+Everything is regexes and set arithmetic on a few dozen tokens: well under a millisecond per pair,
+so it runs on every semantic candidate.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # --- tokens ---------------------------------------------------------------------------------------
 
@@ -73,6 +75,37 @@ ANTONYMS = [
     ("read", "write"), ("get", "set"), ("encrypted", "plaintext"), ("static", "dynamic"),
 ]  # fmt: skip
 _ANTONYM_KEYS = {frozenset(pair) for pair in ANTONYMS}
+# WordNet's direct antonyms (written by eval/wordnet_antonyms.py): the long tail of the list above.
+ANTONYM_FILE = Path(__file__).with_name("antonyms.txt")
+
+# Words that narrow or widen what a question asks about, by kind: which one (first, last, before),
+# who (adults, children) and how much of it (all, some, only). A pair with such a word on one side
+# only asks about a part of the other's subject; a pair that swaps one word of a kind for another of
+# the same kind ("first"/"last", "adults"/"children", "fastest"/"cheapest") asks another question.
+_AUDIENCES = {
+    "adult": "adult adults grownup grownups", "child": "child children kid kids", "teen": "teen teens teenager"
+    " teenagers", "baby": "baby babies infant infants toddler toddlers newborn newborns", "senior": "senior"
+    " seniors elderly", "male": "man men boy boys male males", "female": "woman women girl girls female females",
+    "pregnant": "pregnant", "beginner": "beginner beginners novice novices", "expert": "expert experts",
+    "student": "student students", "dog": "dog dogs puppy puppies", "cat": "cat cats kitten kittens",
+}  # fmt: skip
+SCOPE_KINDS: dict[str, dict[str, str]] = {  # kind -> word -> what it picks (its class)
+    "order": {w: w for w in "first last next previous earliest latest initial final before after during until"
+              " since".split()},
+    "audience": {w: audience for audience, members in _AUDIENCES.items() for w in members.split()},
+    # Quora's "some"/"any"/"all" are interchangeable: a swap among these is no new question.
+    "amount": {w: w for w in "all every each any some none only both either neither whole entire single"
+               " multiple several many few except excluding including ignoring besides alone per always never"
+               " ever sometimes usually often rarely".split()},
+}  # fmt: skip
+SWAPPABLE_SCOPE_KINDS = ("order", "audience", "superlative")
+# Superlatives ("fastest", "cheapest", "tallest") pick one of many ("best" and "most" are loose).
+_SUPERLATIVE = re.compile(r"^[a-z]{3,}est$")
+NOT_SUPERLATIVES = frozenset(
+    "interest request test contest protest harvest invest digest suggest guest forest honest modest manifest"
+    " arrest chest crest nest pest rest west quest vest zest attest detest ingest infest conquest inquest"
+    " priest earnest".split()
+)
 
 UNITS: dict[str, str] = {
     "km": "km", "kilometer": "km", "kilometre": "km", "mile": "mi", "mi": "mi", "meter": "m", "metre": "m",
@@ -138,7 +171,29 @@ def _root(word: str) -> str:
     return stem(word).removesuffix("e")
 
 
-_ANTONYM_STEMS = {frozenset((_root(x), _root(y))) for x, y in ANTONYMS}
+def _antonym_stems(path: Path) -> frozenset[frozenset[str]]:
+    """Root pairs of the handwritten antonyms and of the WordNet lexicon."""
+    pairs = list(ANTONYMS)
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            first, second = line.split()
+            pairs.append((first, second))
+    return frozenset(frozenset((_root(x), _root(y))) for x, y in pairs if _root(x) != _root(y))
+
+
+_ANTONYM_STEMS = _antonym_stems(ANTONYM_FILE)
+
+
+def scope_of(tokens: Iterable[str]) -> set[tuple[str, str]]:
+    """The (kind, class) of each scope word in a text: ("audience", "child") for "kids"."""
+    found = set()
+    for word in tokens:
+        for kind, members in SCOPE_KINDS.items():
+            if word in members:
+                found.add((kind, members[word]))
+        if _SUPERLATIVE.match(word) and word not in NOT_SUPERLATIVES:
+            found.add(("superlative", word))
+    return found
 
 
 def _normalize(text: str) -> str:
@@ -301,6 +356,8 @@ class PairFeatures:
     number_one_side: bool  # only one of them does
     negation_mismatch: bool
     polarity_mismatch: bool  # an antonym swap or a prefix negation ("safe"/"unsafe")
+    scope_mismatch: bool  # a quantifier, order word, audience or superlative on one side only
+    scope_swap: bool  # one on each side ("first"/"last", "adults"/"children", "fastest"/"cheapest")
     entity_mismatch: bool
     unit_mismatch: bool
     only_query: int  # content words the query has and the candidate lacks
@@ -320,6 +377,8 @@ class PairFeatures:
             float(self.number_one_side),
             float(self.negation_mismatch),
             float(self.polarity_mismatch),
+            float(self.scope_mismatch),
+            float(self.scope_swap),
             float(self.entity_mismatch),
             float(self.unit_mismatch),
             swap,
@@ -335,6 +394,8 @@ FEATURE_NAMES = (
     "number_one_side",
     "negation_mismatch",
     "polarity_mismatch",
+    "scope_mismatch",
+    "scope_swap",
     "entity_mismatch",
     "unit_mismatch",
     "one_for_one_swap",
@@ -349,6 +410,8 @@ FEATURE_REASONS = {
     "number_one_side": "number_mismatch",
     "negation_mismatch": "negation_mismatch",
     "polarity_mismatch": "polarity_mismatch",
+    "scope_mismatch": "scope_mismatch",
+    "scope_swap": "scope_mismatch",
     "entity_mismatch": "entity_mismatch",
     "unit_mismatch": "unit_mismatch",
 }
@@ -370,6 +433,9 @@ def pair_features(
         or any(_negated_form(w, c.token_set) for w in q_diff_tokens)
         or any(_negated_form(w, q.token_set) for w in c_diff_tokens)
     )
+    q_scope_all, c_scope_all = scope_of(q.tokens), scope_of(c.tokens)
+    q_scope = {kind for kind, _ in q_scope_all - c_scope_all}
+    c_scope = {kind for kind, _ in c_scope_all - q_scope_all}
     entity_mismatch = bool(_missing(q.entities, c)) or bool(_missing(c.entities, q))
     weights = idf or {}
 
@@ -385,6 +451,8 @@ def pair_features(
         number_one_side=bool(q.numbers) != bool(c.numbers),
         negation_mismatch=(q.negations > 0) != (c.negations > 0),
         polarity_mismatch=polarity,
+        scope_mismatch=bool(q_scope) != bool(c_scope),
+        scope_swap=any(kind in q_scope and kind in c_scope for kind in SWAPPABLE_SCOPE_KINDS),
         entity_mismatch=entity_mismatch,
         unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
         only_query=len(only_q),

@@ -12,7 +12,7 @@ import logging
 
 import openai
 
-from services.cache_worker.verifier.base import HitVerifier, Verdict
+from services.cache_worker.verifier.base import HitVerifier, PromptVectors, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ class LlmJudgeVerifier(HitVerifier):
         self._model = model
         self._timeout = timeout_seconds
 
-    async def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
+    async def verify(
+        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
+    ) -> Verdict:
         try:
             response = await asyncio.wait_for(
                 self._client.chat.completions.create(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from services.cache_worker.verifier import ChainVerifier, HitVerifier, ThresholdVerifier, Verdict, build_verifier
+from services.cache_worker.verifier.base import PromptVectors
 from services.cache_worker.verifier.calibrated import CalibratedModel, CalibratedVerifier, hard_refusal
-from services.cache_worker.verifier.features import facts, is_typo, pair_features
+from services.cache_worker.verifier.features import FEATURE_NAMES, facts, is_typo, pair_features
 from services.cache_worker.verifier.llm_judge import LlmJudgeVerifier
 
 
@@ -17,8 +19,10 @@ def verifier() -> CalibratedVerifier:
     return CalibratedVerifier(CalibratedModel.load())
 
 
-def verify(verifier: HitVerifier, query: str, candidate: str, similarity: float) -> Verdict:
-    return asyncio.run(verifier.verify(query, candidate, similarity))
+def verify(
+    verifier: HitVerifier, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
+) -> Verdict:
+    return asyncio.run(verifier.verify(query, candidate, similarity, vectors))
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -45,6 +49,27 @@ def test_negation_and_polarity() -> None:
     assert pair_features("Which foods are unsafe for dogs?", "Which foods are safe for dogs?", 0.97).polarity_mismatch
     assert pair_features("How do I decrease the font size?", "How do I increase the font size?", 0.95).polarity_mismatch
     assert pair_features("a query that excludes rows", "a query that includes rows", 0.96).polarity_mismatch
+
+
+def test_antonyms_from_the_wordnet_lexicon() -> None:
+    # Neither pair is in the handwritten list: they come from antonyms.txt.
+    assert pair_features(
+        "Is the lake deep near the dock?", "Is the lake shallow near the dock?", 0.93
+    ).polarity_mismatch
+    assert pair_features("why do planes ascend slowly", "why do planes descend slowly", 0.95).polarity_mismatch
+    assert not pair_features("why do planes climb slowly", "why do planes ascend slowly", 0.95).polarity_mismatch
+
+
+def test_scope_words() -> None:
+    order = pair_features("first item of a list in Go", "last item of a list in Go", 0.93)
+    assert order.scope_swap and not order.scope_mismatch
+    assert pair_features("vitamin D dose for adults", "vitamin D dose for children", 0.9).scope_swap
+    assert pair_features("the fastest route to the airport", "the cheapest route to the airport", 0.9).scope_swap
+    # Words for the same audience, or a plural, are no swap; a scope word on one side only is a narrower question.
+    assert not pair_features("vitamin D dose for kids", "vitamin D dose for children", 0.95).scope_swap
+    assert not pair_features("haircuts for man", "haircuts for men", 0.97).scope_swap
+    added = pair_features("average of a column", "average of a column excluding blanks", 0.85)
+    assert added.scope_mismatch and not added.scope_swap
 
 
 def test_entities_units_and_typos() -> None:
@@ -83,9 +108,15 @@ def test_a_swapped_name_or_antonym_is_refused(verifier: CalibratedVerifier) -> N
     )
 
 
+def test_a_swapped_scope_is_refused(verifier: CalibratedVerifier) -> None:
+    verdict = verify(verifier, "Flu vaccine dose for adults", "Flu vaccine dose for children", 0.93)
+    assert (verdict.accept, verdict.reason) == (False, "scope_mismatch")
+
+
 def test_paraphrases_and_near_repeats_are_accepted(verifier: CalibratedVerifier) -> None:
     water = "What is the boiling point of water at sea level?"
-    assert verify(verifier, "At sea level, what temperature does water boil at?", water, 0.909).accept
+    reworded = verify(verifier, "At sea level, what temperature does water boil at?", water, 0.909)
+    assert reworded.score > 0.8  # likely the same; served unless the setting asks for more certainty
     assert verify(verifier, "how do i reset my router??", "How do I reset my router?", 0.97).accept
     assert verify(verifier, "Can you please explain recursion?", "Can you explain recursion?", 0.99).accept
     assert verify(verifier, water, water, 1.0) == Verdict(True, 1.0)
@@ -118,13 +149,68 @@ def test_hard_rules_name_the_reason() -> None:
 
 
 class Refuse(HitVerifier):
-    async def verify(self, query: str, candidate: str, similarity: float) -> Verdict:
+    def __init__(self) -> None:
+        self.seen: list[PromptVectors | None] = []
+
+    async def verify(
+        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
+    ) -> Verdict:
+        self.seen.append(vectors)
         return Verdict(False, 0.0, "nope")
 
 
 def test_chain_stops_at_the_first_refusal() -> None:
-    assert verify(ChainVerifier([ThresholdVerifier(), Refuse()]), "a", "b", 0.9).reason == "nope"
+    refuse = Refuse()
+    vectors = ([1.0, 0.0], [0.0, 1.0])
+    assert verify(ChainVerifier([ThresholdVerifier(), refuse]), "a", "b", 0.9, vectors).reason == "nope"
+    assert refuse.seen == [vectors]  # the prompt vectors reach every verifier in the chain
     assert verify(ChainVerifier([ThresholdVerifier(), ThresholdVerifier()]), "a", "b", 0.9).accept
+
+
+# --- the model that also weighs the prompt vectors ----------------------------------------------------
+
+
+def tiny_model(embedding_weights: list[float]) -> CalibratedModel:
+    """A hand-made model over 2-dimensional vectors: the explainable part accepts anything similar."""
+    n = len(FEATURE_NAMES)
+    explainable: dict[str, Any] = {"weights": [0.0] * n, "intercept": 3.0, "mean": [0.0] * n, "scale": [1.0] * n}
+    with_vectors = {
+        "weights": [0.0] * n + embedding_weights,
+        "intercept": 3.0,
+        "mean": [0.0] * (n + 2),
+        "scale": [1.0] * (n + 2),
+        "embedding_dim": 2,
+        "default_min_probability": 0.5,
+    }
+    return CalibratedModel.from_dict(
+        {
+            "features": list(FEATURE_NAMES),
+            **explainable,
+            "default_min_probability": 0.5,
+            "with_embeddings": with_vectors,
+        }
+    )
+
+
+def test_the_prompt_vectors_are_weighed_when_given() -> None:
+    # A pair that differs along the first dimension is refused, but only by the model that sees the vectors.
+    verifier = CalibratedVerifier(tiny_model([-10.0, 0.0]))
+    pair = ("How do I make cold brew?", "How do I make cold brew coffee?", 0.95)
+    assert verify(verifier, *pair).accept
+    assert verify(verifier, *pair, ([0.6, 0.8], [0.6, 0.8])).accept
+    refused = verify(verifier, *pair, ([1.0, 0.0], [0.0, 1.0]))
+    assert not refused.accept and refused.score < 0.5
+    # Vectors of another embedding model (another dimension) fall back to the explainable model.
+    assert verify(verifier, *pair, ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0])).accept
+
+
+def test_the_shipped_model_has_both_parts() -> None:
+    model = CalibratedModel.load()
+    assert model.with_embeddings is not None and model.with_embeddings.embedding_dim == 384
+    assert 0 < model.default_min_probability < 1 and 0 < model.with_embeddings.default_min_probability < 1
+    same = [1.0] + [0.0] * 383
+    verdict = verify(CalibratedVerifier(model), "Why is the sky blue?", "why is the sky blue", 0.99, (same, same))
+    assert verdict.accept
 
 
 def test_factory_builds_from_settings() -> None:
