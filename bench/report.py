@@ -144,7 +144,7 @@ def table(results: dict[str, Any]) -> str:
         for size, s in scale.items():
             lines.append(
                 f"| {int(size):,} | {_fmt(s['load_seconds'], 1)} | {_fmt(s['hnsw_build_seconds'], 1)} | "
-                f"{_fmt(s['index_mib'], 0)} | {_fmt(s['table_mib'], 0)} | {_fmt(s['nearest_p50_ms'])} | "
+                f"{_fmt(s['index_mib'], 0)} | {_fmt(s['vector_table_mib'], 0)} | {_fmt(s['nearest_p50_ms'])} | "
                 f"{_fmt(s['nearest_p99_ms'])} | {_fmt(s['recall_at_1'], 3)} |"
             )
     verdicts = results.get("verdicts", [])

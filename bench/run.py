@@ -362,7 +362,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stack.clean_up()
     sizes = [] if args.quick else [int(x) for x in args.scale_sizes.split(",") if x]
     if sizes:
-        out["scale"] = scale.run_sizes(sizes, progress)
+        out["scale"] = scale.run_sizes(sizes, scale.options([]), progress)
     return out
 
 

@@ -140,3 +140,81 @@ async def test_nearest_respects_max_age(stores: tuple[ExactStore, EntryStore]) -
     assert found.similarity == pytest.approx(1.0, abs=1e-5) and found.context_similarity is None
     assert await entries.nearest(partition, vector(2), max_age_seconds=10) == []
     assert await entries.nearest(f"other-{partition}", vector(2), None) == []
+
+
+async def _put_vector(
+    entries: EntryStore, partition: str, embedding: list[float], context: list[float] | None = None
+) -> str:
+    answer = CachedAnswer(
+        entry_id=str(uuid.uuid4()), exact_key=f"k-{uuid.uuid4().hex}", model="m", completion={}, created_at=time.time()
+    )
+    await entries.put(
+        NewEntry(
+            answer=answer,
+            tenant="t",
+            namespace="default",
+            ttl_seconds=3600,
+            prompt_text="q",
+            partition_key=partition,
+            embedding_model="e",
+            embedding=embedding,
+            context_embedding=context,
+        )
+    )
+    return answer.entry_id
+
+
+async def test_nearest_ranks_by_full_precision_similarity(stores: tuple[ExactStore, EntryStore]) -> None:
+    """The index orders by half precision; the candidates come back by full-precision similarity, nearest first."""
+    _, entries = stores
+    partition = f"p-{uuid.uuid4().hex[:6]}"
+    query = np.asarray(vector(3, dim=16))
+    ids = []
+    for step in (0.0, 0.05, 0.1, 0.5):
+        v = query + step * np.asarray(vector(4, dim=16))
+        ids.append(await _put_vector(entries, partition, (v / np.linalg.norm(v)).tolist(), vector(5, dim=16)))
+    for _ in range(40):  # other partitions' entries are not candidates, however near
+        await _put_vector(entries, f"other-{partition}", vector(3, dim=16))
+
+    found = await entries.nearest(partition, query.tolist(), None, context_embedding=vector(5, dim=16), limit=5)
+    assert [c.answer.entry_id for c in found] == ids
+    assert [c.similarity for c in found] == sorted((c.similarity for c in found), reverse=True)
+    assert found[0].similarity == pytest.approx(1.0, abs=1e-6)
+    assert all(c.context_similarity == pytest.approx(1.0, abs=1e-6) for c in found)
+
+
+async def test_a_new_vector_table_gets_the_half_precision_index(stores: tuple[ExactStore, EntryStore]) -> None:
+    _, entries = stores
+    await _put_vector(entries, "p", vector(6, dim=17))
+    async with entries._pool.connection() as conn:
+        cursor = await conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'cache_vectors_d17'")
+        names = {row[0] for row in await cursor.fetchall()}
+    assert "cache_vectors_d17_hnsw_half" in names and "cache_vectors_d17_hnsw" not in names
+
+
+async def test_a_table_with_the_old_full_precision_index_keeps_working(stores: tuple[ExactStore, EntryStore]) -> None:
+    """A database from before the half-precision index is searched through the index it has; none is built."""
+    _, entries = stores
+    async with entries._pool.connection() as conn:
+        await conn.execute(
+            """
+            CREATE TABLE cache_vectors_d13 (
+                entry_id uuid PRIMARY KEY REFERENCES cache_entries (id) ON DELETE CASCADE,
+                partition_key text NOT NULL,
+                expires_at timestamptz NOT NULL,
+                created_at timestamptz NOT NULL,
+                embedding vector(13) NOT NULL
+            )"""
+        )
+        await conn.execute(
+            "CREATE INDEX cache_vectors_d13_hnsw ON cache_vectors_d13 USING hnsw (embedding vector_cosine_ops)"
+        )
+    near = await _put_vector(entries, "p", vector(7, dim=13))
+    await _put_vector(entries, "p", vector(8, dim=13))
+
+    found = await entries.nearest("p", vector(7, dim=13), None, limit=5)
+    assert found[0].answer.entry_id == near and found[0].similarity == pytest.approx(1.0, abs=1e-6)
+    assert len(found) == 2
+    async with entries._pool.connection() as conn:
+        cursor = await conn.execute("SELECT to_regclass('cache_vectors_d13_hnsw_half')")
+        assert (await cursor.fetchone()) == (None,)
