@@ -134,7 +134,7 @@ def table(results: dict[str, Any]) -> str:
         for name, ms in cpu["cpu_ms_per_request"].items():
             if ms >= 0.005:
                 lines.append(f"| {name} | {ms:.3f} | {cpu['cores_busy'][name]:.2f} |")
-    scale = results.get("scale")
+    scale = _sizes(results)
     if scale:
         lines += [
             "",
@@ -156,6 +156,11 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _sizes(results: dict[str, Any]) -> dict[str, Any]:
+    """The scale runs by stored-vector count (the scale results also hold the server's settings)."""
+    return {k: v for k, v in (results.get("scale") or {}).items() if k.isdigit()}
+
+
 def chart(results: dict[str, Any], path: Path) -> None:
     """Latency at c=1 and throughput at c=64 per system and workload; the scale curve if measured."""
     import matplotlib
@@ -164,7 +169,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     systems = {n: r for n, r in results.get("targets", {}).items() if "skipped" not in r}
-    scale = results.get("scale") or {}
+    scale = _sizes(results)
     fig, axes = plt.subplots(1, 3 if scale else 2, figsize=(16 if scale else 11, 4.5))
     width = 0.8 / max(len(systems), 1)
     latency_keys = ["exact_c1", "semantic_c1", "miss overhead"]
