@@ -121,21 +121,7 @@ async def test_expired_entries_are_never_candidates_and_get_swept(stores: tuple[
 async def test_nearest_respects_max_age(stores: tuple[ExactStore, EntryStore]) -> None:
     _, entries = stores
     partition = f"p-{uuid.uuid4().hex[:6]}"
-    answer = CachedAnswer(
-        entry_id=str(uuid.uuid4()), exact_key=f"k-{partition}", model="m", completion={}, created_at=time.time() - 30
-    )
-    await entries.put(
-        NewEntry(
-            answer=answer,
-            tenant="t",
-            namespace="default",
-            ttl_seconds=3600,
-            prompt_text="q",
-            partition_key=partition,
-            embedding_model="e",
-            embedding=vector(2),
-        )
-    )
+    await _put_vector(entries, partition, vector(2), created_at=time.time() - 30)
     [found] = await entries.nearest(partition, vector(2), None)
     assert found.similarity == pytest.approx(1.0, abs=1e-5) and found.context_similarity is None
     assert await entries.nearest(partition, vector(2), max_age_seconds=10) == []
@@ -143,10 +129,18 @@ async def test_nearest_respects_max_age(stores: tuple[ExactStore, EntryStore]) -
 
 
 async def _put_vector(
-    entries: EntryStore, partition: str, embedding: list[float], context: list[float] | None = None
+    entries: EntryStore,
+    partition: str,
+    embedding: list[float],
+    context: list[float] | None = None,
+    created_at: float | None = None,
 ) -> str:
     answer = CachedAnswer(
-        entry_id=str(uuid.uuid4()), exact_key=f"k-{uuid.uuid4().hex}", model="m", completion={}, created_at=time.time()
+        entry_id=str(uuid.uuid4()),
+        exact_key=f"k-{uuid.uuid4().hex}",
+        model="m",
+        completion={},
+        created_at=created_at if created_at is not None else time.time(),
     )
     await entries.put(
         NewEntry(

@@ -5,29 +5,24 @@ weights with torch (onnx_export.py) into the model cache, keyed by a fingerprint
 files, and reused by every later start; after that neither torch nor sentence-transformers is
 imported. Texts are tokenized by the model's own fast tokenizer (tokenizer.json) with the
 settings sentence-transformers uses: truncation to max_seq_length, padding to the longest text.
-
-Like the torch provider, the model runs in one worker thread (ONNX Runtime releases the GIL while
-it computes): one batch in flight at a time, as the micro-batcher assumes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import re
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from services.embedder.providers.base import EmbeddingProvider
-from services.embedder.providers.local import CHARS_PER_TOKEN_BOUND, PACKAGED_MODEL, model_directory
+from services.embedder.providers.base import CHARS_PER_TOKEN_BOUND, ModelOnOneThread
+from services.embedder.providers.local import PACKAGED_MODEL, model_directory
 
 log = logging.getLogger(__name__)
 
@@ -39,46 +34,25 @@ GRAPH_FORMAT = "sentence-embedding-v1"
 BUCKET_SIZE = 8
 
 
-class OnnxEmbeddingProvider(EmbeddingProvider):
+class OnnxEmbeddingProvider(ModelOnOneThread):
     """A sentence-transformers model (mean pooling) exported to ONNX and run by ONNX Runtime on the CPU."""
+
+    runtime = "ONNX Runtime"
 
     def __init__(
         self, model_name: str = PACKAGED_MODEL, *, threads: int = 1, cache_dir: Path, bucket_size: int = BUCKET_SIZE
     ) -> None:
-        self._model_name = model_name
-        self._threads = threads
+        super().__init__(model_name, threads=threads)
         self._cache_dir = cache_dir
         self._session: Any = None
         self._tokenizer: Any = None
         self._lowercase = False
         self._pad_id = 0
         self._bucket_size = bucket_size
-        self._dim = 0
-        self._max_input_chars = 256 * CHARS_PER_TOKEN_BOUND
-        # One thread: the model is not run concurrently with itself (see the module docstring).
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-model")
-
-    @property
-    def model(self) -> str:
-        return self._model_name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def max_input_chars(self) -> int:
-        return self._max_input_chars
 
     @property
     def loaded(self) -> bool:
         return self._session is not None
-
-    async def start(self) -> None:
-        """Export the graph unless cached, load it and the tokenizer, and warm up (first runs are slower)."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._load)
-        log.info("loaded %s on ONNX Runtime (dim %d, %d thread(s))", self._model_name, self._dim, self._threads)
 
     def _load(self) -> None:
         import onnxruntime
@@ -108,12 +82,6 @@ class OnnxEmbeddingProvider(EmbeddingProvider):
         self._encode([f"warm up sentence number {i}" for i in range(8)])
         self._max_input_chars = config.max_seq_length * CHARS_PER_TOKEN_BOUND
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        if self._session is None:
-            raise RuntimeError("the local embedding model is not loaded")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._encode, texts)
-
     def _encode(self, texts: list[str]) -> list[list[float]]:
         if self._lowercase:
             texts = [text.lower() for text in texts]
@@ -135,12 +103,11 @@ class OnnxEmbeddingProvider(EmbeddingProvider):
             if vectors is None:
                 vectors = np.empty((len(texts), embedded.shape[1]), dtype=np.float32)
             vectors[bucket] = embedded
-        # Converting to Python floats is CPU work too: keep it off the event loop.
         return vectors.tolist()  # type: ignore[no-any-return]
 
-    async def close(self) -> None:
+    def _unload(self) -> None:
         self._session = None
-        self._executor.shutdown(wait=True)
+        self._tokenizer = None
 
 
 @dataclass(frozen=True)
