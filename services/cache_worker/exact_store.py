@@ -1,5 +1,9 @@
 """The exact cache in Redis: answers under their exact key (with Redis TTLs), the per-tenant LRU
-order, and the single-flight locks that make concurrent identical misses call the upstream once."""
+order, and the single-flight locks that make concurrent identical misses call the upstream once.
+
+Lookups that arrive together share one MGET: under load a round trip per hit, each on its own
+pooled connection, was a sixth of the cache worker's time.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ class ExactStore:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
+        self._gets = _GetBatcher(client)
 
     def _entry(self, key: str) -> str:
         return f"{self._prefix}:exact:{key}"
@@ -28,7 +33,7 @@ class ExactStore:
         return f"{self._prefix}:flight:{key}"
 
     async def get(self, key: str) -> CachedAnswer | None:
-        raw = await self._redis.get(self._entry(key))
+        raw = await self._gets.get(self._entry(key))
         return CachedAnswer.from_bytes(raw) if isinstance(raw, bytes) else None
 
     async def put(self, tenant: str, answer: CachedAnswer, ttl_seconds: int) -> None:
@@ -100,3 +105,40 @@ class ExactStore:
             return bool(await self._redis.ping())
         except Exception:
             return False
+
+
+class _GetBatcher:
+    """GETs asked for in the same turn of the event loop, sent as one MGET at the end of that turn."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._waiting: dict[str, list[asyncio.Future[bytes | None]]] = {}
+
+    def get(self, name: str) -> asyncio.Future[bytes | None]:
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            loop.call_soon(self._send)
+        future: asyncio.Future[bytes | None] = loop.create_future()
+        self._waiting.setdefault(name, []).append(future)
+        return future
+
+    def _send(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        asyncio.get_running_loop().create_task(self._mget(waiting))
+
+    async def _mget(self, waiting: dict[str, list[asyncio.Future[bytes | None]]]) -> None:
+        names = list(waiting)
+        try:
+            values = await self._redis.mget(names)
+        except BaseException as exc:
+            for futures in waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for name, value in zip(names, values, strict=True):
+            for future in waiting[name]:
+                if not future.done():  # its caller may have been cancelled
+                    future.set_result(value if isinstance(value, bytes) else None)

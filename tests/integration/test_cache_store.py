@@ -3,6 +3,7 @@ recently used entries, expired rows are swept, and an expired entry is never a s
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -212,3 +213,40 @@ async def test_a_table_with_the_old_full_precision_index_keeps_working(stores: t
     async with entries._pool.connection() as conn:
         cursor = await conn.execute("SELECT to_regclass('cache_vectors_d13_hnsw_half')")
         assert (await cursor.fetchone()) == (None,)
+
+
+async def test_lookups_that_arrive_together_share_one_redis_round_trip(
+    stores: tuple[ExactStore, EntryStore],
+) -> None:
+    exact, _ = stores
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    answers = {
+        f"k{i}": CachedAnswer(f"e{i}", f"k{i}", "m", {"choices": [{"message": {"content": str(i)}}]}, time.time())
+        for i in range(5)
+    }
+    for answer in answers.values():
+        await exact.put(tenant, answer, 60)
+    wanted = ["k0", "k1", "k1", "missing", "k4", "k0"]
+    probe = redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        before = (await probe.info("commandstats")).get("cmdstat_mget", {}).get("calls", 0)
+        found = await asyncio.gather(*(exact.get(key) for key in wanted))
+        after = (await probe.info("commandstats")).get("cmdstat_mget", {}).get("calls", 0)
+    finally:
+        await probe.aclose()
+    assert [a.exact_key if a else None for a in found] == ["k0", "k1", "k1", None, "k4", "k0"]
+    assert found[0] is not None and found[0].completion == answers["k0"].completion
+    assert after - before == 1  # one MGET for all six (nobody else on this Redis sends MGETs in the suite)
+
+
+async def test_a_cancelled_lookup_does_not_disturb_the_others(stores: tuple[ExactStore, EntryStore]) -> None:
+    exact, _ = stores
+    answer = CachedAnswer("e", "k", "m", {"choices": []}, time.time())
+    await exact.put("t", answer, 60)
+    cancelled = asyncio.ensure_future(exact.get("k"))
+    kept = asyncio.ensure_future(exact.get("k"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    assert (await kept) == answer
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
