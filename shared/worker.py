@@ -29,6 +29,7 @@ from aio_pika.abc import (
 )
 from prometheus_client import Counter, Histogram
 
+from shared.acks import CoalescedAcks
 from shared.broker import connect
 from shared.contracts import (
     CONTROL_ADAPTER,
@@ -92,6 +93,7 @@ class Worker:
         self._idle.set()
         self._stop = asyncio.Event()
         self._metrics: MetricsServer | None = None
+        self._acks = CoalescedAcks()
 
     async def start(self) -> None:
         """Connect, declare the topology and open the channels every worker uses."""
@@ -150,13 +152,14 @@ class Worker:
     async def _handle(self, queue_name: str, handler: Handler, message: AbstractIncomingMessage) -> None:
         self._in_flight += 1
         self._idle.clear()
+        self._acks.delivered(message)
         started = time.perf_counter()
         try:
             await handler(message)
         except Retryable as exc:
             log.warning("%s on %s: retrying in %.0fs", _first_line(exc), queue_name, RETRY_DELAY_SECONDS)
             await asyncio.sleep(RETRY_DELAY_SECONDS)  # holds the prefetch slot: no hot redelivery loop
-            await message.reject(requeue=True)
+            await self._reject(message)
             MESSAGES.labels(self.service, queue_name, "retried_later").inc()
         except POISON as exc:
             log.warning("dead-lettering an unreadable message on %s: %s", queue_name, _first_line(exc))
@@ -165,14 +168,14 @@ class Worker:
         except Exception as exc:
             if not message.redelivered:
                 log.exception("handler failed on %s (will retry once)", queue_name)
-                await message.reject(requeue=True)
+                await self._reject(message)
                 MESSAGES.labels(self.service, queue_name, "requeued").inc()
             else:
                 log.exception("handler failed again on %s (dead-lettering)", queue_name)
                 await self._answer_caller(message, 500, "api_error", "The request failed in a worker.")
                 await self._dead_letter(queue_name, message, f"failed twice: {type(exc).__name__}")
         else:
-            await message.ack()
+            self._acks.done(message)  # sent at the end of this turn of the loop, with the others done in it
             MESSAGES.labels(self.service, queue_name, "acked").inc()
         finally:
             HANDLING.labels(self.service, queue_name).observe(time.perf_counter() - started)
@@ -198,11 +201,21 @@ class Worker:
             )
         except Exception as exc:
             log.error("could not dead-letter a message from %s (%s): requeueing it", queue_name, exc)
-            await message.reject(requeue=True)
+            await self._reject(message)
             MESSAGES.labels(self.service, queue_name, "requeued").inc()
             return
-        await message.ack()
+        try:
+            await message.ack()
+        finally:
+            self._acks.settled_elsewhere(message)
         MESSAGES.labels(self.service, queue_name, "dead_lettered").inc()
+
+    async def _reject(self, message: AbstractIncomingMessage) -> None:
+        """Put a message back on its queue for another try."""
+        try:
+            await message.reject(requeue=True)
+        finally:
+            self._acks.settled_elsewhere(message)
 
     async def _answer_caller(self, message: AbstractIncomingMessage, status: int, type_: str, text: str) -> None:
         """Tell an RPC caller its request failed, so it gets an error now rather than a timeout."""
@@ -262,6 +275,7 @@ class Worker:
                 self._in_flight,
                 self.settings.shutdown_grace_seconds,
             )
+        await self._acks.drain()
         if self._metrics is not None:
             await self._metrics.stop()
         if self.connection is not None:

@@ -93,3 +93,49 @@ async def test_expired_requests_do_not_fill_the_dead_letter_queue(worker: Worker
     assert await queue.get(fail=False) is None  # expired
     dead = await worker.events_channel.get_queue(worker.topology.dead_letters)
     assert await dead.get(fail=False) is None
+
+
+async def test_coalesced_acks_never_ack_a_message_still_in_hand(worker: Worker) -> None:
+    """Fast messages finish around a slow one and are acked together; if the worker dies, only the
+    slow one comes back."""
+    release = asyncio.Event()
+    fast_ones_done = asyncio.Event()
+    handled: list[bytes] = []
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        if message.body == b"slow" and not message.redelivered:
+            await release.wait()
+        handled.append(message.body)
+        if len(handled) == 39:
+            fast_ones_done.set()
+
+    # A second worker on the same queues, which dies below (the fixture's worker closes normally).
+    dying = Worker("cache_worker", worker.settings)
+    await dying.start()
+    await dying.consume(worker.topology.cache_store, handler, prefetch=50)
+    bodies = [b"fast"] * 10 + [b"slow"] + [b"fast"] * 29
+    for body in bodies:
+        await worker.exchange.publish(aio_pika.Message(body), routing_key=worker.topology.cache_store)
+    await asyncio.wait_for(fast_ones_done.wait(), 5)
+    await asyncio.sleep(0.2)  # the acks are out
+
+    # The worker dies with the slow message in hand: the broker must give back exactly that one.
+    assert dying.connection is not None
+    await dying.connection.close()
+    connection = await aio_pika.connect(worker.settings.rabbitmq_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(worker.topology.cache_store, passive=True)
+        left: list[bytes] = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            message = await queue.get(fail=False)
+            if message is None:
+                if left:
+                    break
+                await asyncio.sleep(0.05)
+                continue
+            left.append(message.body)
+            await message.ack()
+    assert left == [b"slow"]
+    release.set()
