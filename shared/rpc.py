@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 import orjson
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import BaseModel
 
-from shared.broker import json_message
+from shared.broker import publish_transient
 from shared.contracts import ErrorInfo
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -75,16 +75,22 @@ class ReplyInbox:
 class RpcClient:
     """Publishes requests to a work queue and waits for the answer on the process's reply inbox."""
 
-    def __init__(self, exchange: AbstractExchange, inbox: ReplyInbox) -> None:
+    def __init__(self, channel: AbstractChannel, exchange: str, inbox: ReplyInbox) -> None:
+        self.channel = channel
         self.exchange = exchange
         self.inbox = inbox
 
     async def send(self, routing_key: str, body: bytes, correlation_id: str, timeout: float) -> None:
         """Publish a request whose replies go to this process's inbox (expires with the deadline)."""
-        message = json_message(
-            body, correlation_id=correlation_id, reply_to=self.inbox.name, expiration_seconds=timeout
+        await publish_transient(
+            self.channel,
+            self.exchange,
+            routing_key,
+            body,
+            correlation_id=correlation_id,
+            reply_to=self.inbox.name,
+            expiration_seconds=timeout,
         )
-        await self.exchange.publish(message, routing_key=routing_key)
 
     async def call(self, routing_key: str, request: BaseModel, result_type: type[ResultT], timeout: float) -> ResultT:
         """Send one request and return its one reply, validated as `result_type`.
@@ -113,6 +119,4 @@ async def reply(channel: AbstractChannel, message: AbstractIncomingMessage, body
     """Answer an RPC request on the caller's reply queue (a no-op if it asked for no reply)."""
     if not message.reply_to:
         return
-    await channel.default_exchange.publish(
-        json_message(body, correlation_id=message.correlation_id), routing_key=message.reply_to
-    )
+    await publish_transient(channel, "", message.reply_to, body, correlation_id=message.correlation_id)

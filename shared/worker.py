@@ -103,10 +103,9 @@ class Worker:
         self.exchange: AbstractExchange = await declare(self.events_channel, self.topology)
         # Replies and RPC requests are transient and latency-bound: no confirms.
         self.fast_channel: AbstractChannel = await self.connection.channel(publisher_confirms=False)
-        self.fast_exchange: AbstractExchange = await self.fast_channel.get_exchange(self.topology.exchange)
         self.inbox = ReplyInbox(self.topology.prefix, self.service)
         await self.inbox.start(self.fast_channel)
-        self.rpc = RpcClient(self.fast_exchange, self.inbox)
+        self.rpc = RpcClient(self.fast_channel, self.topology.exchange, self.inbox)
         if self.settings.metrics_port:
             self._metrics = MetricsServer(self.settings.metrics_host, self.settings.metrics_port, self.ready)
             await self._metrics.start()

@@ -14,7 +14,7 @@ from services.cache_worker.metrics import DEGRADED, EXPIRED
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder
 from services.cache_worker.usage import UsagePublisher
-from shared.broker import json_message
+from shared.broker import publish_transient
 from shared.contracts import (
     CACHE_ADMIN_ADAPTER,
     STORE_EVENT_ADAPTER,
@@ -67,14 +67,14 @@ class CacheHandlers:
             await self._answer_hit(message, request, outcome)
             return
         forwarded = request.model_copy(update={"lookup": outcome.lookup})
-        await self._worker.fast_exchange.publish(
-            json_message(
-                forwarded.model_dump_json().encode(),
-                correlation_id=message.correlation_id,
-                reply_to=message.reply_to,
-                expiration_seconds=request.deadline - time.time(),
-            ),
-            routing_key=self._worker.topology.llm_request,
+        await publish_transient(
+            self._worker.fast_channel,
+            self._worker.topology.exchange,
+            self._worker.topology.llm_request,
+            forwarded.model_dump_json().encode(),
+            correlation_id=message.correlation_id,
+            reply_to=message.reply_to,
+            expiration_seconds=request.deadline - time.time(),
         )
 
     async def _answer_hit(self, message: AbstractIncomingMessage, request: CompletionRequest, hit: Hit) -> None:

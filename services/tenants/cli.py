@@ -180,7 +180,7 @@ async def call(settings: CliSettings, request: TenantsRequest) -> CliReply:
             ) from exc
         inbox = ReplyInbox(topology.prefix, "tenants_cli")
         await inbox.start(channel)
-        rpc = RpcClient(exchange, inbox)
+        rpc = RpcClient(channel, exchange.name, inbox)
         try:
             return await rpc.call(
                 topology.tenants_rpc, request, REPLY_TYPES[type(request)], settings.tenants_timeout_seconds

@@ -13,6 +13,7 @@ from services.embedder.batching import MicroBatcher
 from services.embedder.handlers import EmbedHandler
 from shared.contracts import EmbedRequest, EmbedResult
 from tests.unit.embedder.fakes import FakeProvider, vector_of
+from tests.unit.fakes import ReplyChannel
 
 
 @dataclass
@@ -30,9 +31,9 @@ class FakeExchange:
         self.published.append((message, routing_key))
 
 
-@dataclass
-class FakeChannel:
-    default_exchange: FakeExchange = field(default_factory=FakeExchange)
+class FakeChannel(ReplyChannel):
+    def __init__(self) -> None:
+        super().__init__(FakeExchange())
 
 
 def handler_with(provider: FakeProvider) -> tuple[EmbedHandler, FakeChannel]:

@@ -29,6 +29,7 @@ from shared.contracts import (
 )
 from shared.pricing import PriceBook
 from shared.topology import Topology
+from tests.unit.fakes import ReplyChannel
 
 TOPOLOGY = Topology("unit-llm")
 
@@ -55,9 +56,9 @@ class FakeExchange:
         self.published.append((routing_key, message.body))
 
 
-@dataclass
-class FakeChannel:
-    default_exchange: FakeExchange = field(default_factory=FakeExchange)
+class FakeChannel(ReplyChannel):
+    def __init__(self) -> None:
+        super().__init__(FakeExchange())
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pytest
 from services.stats_consumer import handlers
 from services.stats_consumer.repository import UnstorableEvent
 from shared.contracts import StatsQuery, StatsResult, UsageEvent, UsagePage, UsageQuery
+from tests.unit.fakes import ReplyChannel
 
 
 class FakeExchange:
@@ -78,7 +79,7 @@ async def test_stats_handler_replies_with_the_result(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(handlers, "query_stats", fake_query)
     exchange = FakeExchange()
-    channel = SimpleNamespace(default_exchange=exchange)
+    channel = ReplyChannel(exchange)
     await handlers.stats_handler(object(), channel)(message(StatsQuery(tenant="acme").model_dump_json().encode()))  # type: ignore[arg-type]
 
     [(sent, routing_key)] = exchange.published
@@ -94,7 +95,7 @@ async def test_stats_handler_replies_503_when_the_database_fails(monkeypatch: py
 
     monkeypatch.setattr(handlers, "query_stats", failing_query)
     exchange = FakeExchange()
-    channel = SimpleNamespace(default_exchange=exchange)
+    channel = ReplyChannel(exchange)
     await handlers.stats_handler(object(), channel)(message(StatsQuery().model_dump_json().encode()))  # type: ignore[arg-type]
 
     [(sent, _)] = exchange.published
@@ -117,7 +118,7 @@ async def test_stats_handler_answers_usage_queries_with_a_page(monkeypatch: pyte
 
     monkeypatch.setattr(handlers, "query_usage", fake_usage)
     exchange = FakeExchange()
-    channel = SimpleNamespace(default_exchange=exchange)
+    channel = ReplyChannel(exchange)
     body = UsageQuery(tenant="acme", model="m", limit=7).model_dump_json().encode()
     await handlers.stats_handler(object(), channel)(message(body))  # type: ignore[arg-type]
 
@@ -128,7 +129,7 @@ async def test_stats_handler_answers_usage_queries_with_a_page(monkeypatch: pyte
 
 async def test_a_bad_cursor_gets_a_400_reply() -> None:
     exchange = FakeExchange()
-    channel = SimpleNamespace(default_exchange=exchange)
+    channel = ReplyChannel(exchange)
     body = UsageQuery(tenant="acme", cursor="forged").model_dump_json().encode()
     # The cursor is refused before the pool is touched.
     await handlers.stats_handler(object(), channel)(message(body))  # type: ignore[arg-type]
@@ -140,7 +141,7 @@ async def test_a_bad_cursor_gets_a_400_reply() -> None:
 
 async def test_a_time_out_of_range_gets_a_400_reply() -> None:
     exchange = FakeExchange()
-    channel = SimpleNamespace(default_exchange=exchange)
+    channel = ReplyChannel(exchange)
     body = StatsQuery(tenant="acme", since=1e20).model_dump_json().encode()
     await handlers.stats_handler(object(), channel)(message(body))  # type: ignore[arg-type]
 
@@ -150,7 +151,7 @@ async def test_a_time_out_of_range_gets_a_400_reply() -> None:
 
 async def test_an_unknown_query_type_is_unreadable() -> None:
     exchange = FakeExchange()
-    channel = SimpleNamespace(default_exchange=exchange)
+    channel = ReplyChannel(exchange)
     with pytest.raises(pydantic.ValidationError):
         await handlers.stats_handler(object(), channel)(message(b'{"type": "drop_tables"}'))  # type: ignore[arg-type]
     assert exchange.published == []

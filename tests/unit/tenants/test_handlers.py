@@ -13,6 +13,7 @@ import pytest
 from services.tenants.handlers import TenantsHandlers
 from services.tenants.registry import Outcome, TenantsError
 from shared.contracts import KeyResolution, KeyRevocation, KeyRevoked, KeySummary, TenantsRequest
+from tests.unit.fakes import ReplyChannel
 
 KEY_ID = "0b6f4c0e-8f57-4a39-9d0f-6c1f4f2b9a11"
 
@@ -47,7 +48,7 @@ class FakeRegistry:
 
 
 def handlers(outcome: Outcome | Exception, events: Events, fail_broadcast: bool = False) -> TenantsHandlers:
-    channel = SimpleNamespace(default_exchange=FakeExchange(events, "reply"))
+    channel = ReplyChannel(FakeExchange(events, "reply"))
     return TenantsHandlers(
         FakeRegistry(outcome),  # type: ignore[arg-type]
         channel,  # type: ignore[arg-type]
