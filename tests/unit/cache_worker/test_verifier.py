@@ -60,6 +60,13 @@ def test_antonyms_from_the_wordnet_lexicon() -> None:
     assert not pair_features("why do planes climb slowly", "why do planes ascend slowly", 0.95).polarity_mismatch
 
 
+def test_comparatives_of_antonyms() -> None:
+    assert pair_features("Is the lake deeper in summer?", "Is the lake shallower in summer?", 0.95).polarity_mismatch
+    assert pair_features("why are days longer in june", "why are days shorter in june", 0.93).polarity_mismatch
+    assert pair_features("Which trains leave earlier?", "Which trains leave later?", 0.93).polarity_mismatch
+    assert not pair_features("Which trains leave earlier?", "Which trains depart earlier?", 0.95).polarity_mismatch
+
+
 def test_scope_words() -> None:
     order = pair_features("first item of a list in Go", "last item of a list in Go", 0.93)
     assert order.scope_swap and not order.scope_mismatch
@@ -78,6 +85,14 @@ def test_entities_units_and_typos() -> None:
     assert pair_features("height in inches", "height in centimeters", 0.9).unit_mismatch
     assert is_typo("instal", "install") and is_typo("tyre", "tire")
     assert not is_typo("ethanol", "methanol") and not is_typo("austria", "australia")
+
+
+def test_a_name_of_several_words_counts_once() -> None:
+    drinks = pair_features(
+        "How much caffeine is in a can of Red Bull?", "How much caffeine is in a can of Coca-Cola?", 0.8
+    )
+    assert (drinks.only_query, drinks.only_candidate) == (1, 1) and drinks.entity_mismatch
+    assert hard_refusal(drinks) == "entity_mismatch"
 
 
 def test_differing_words_ignore_filler_case_and_typos() -> None:
