@@ -167,7 +167,8 @@ def masked_cues(pairs: list[Pair], features: list[PairFeatures]) -> list[int]:
 
 
 def masked(features: PairFeatures) -> PairFeatures:
-    return dataclasses.replace(features, **dict.fromkeys(OPEN_CLASS_FLAGS, False))
+    cleared: dict[str, Any] = dict.fromkeys(OPEN_CLASS_FLAGS, False)
+    return dataclasses.replace(features, **cleared)
 
 
 @dataclass(frozen=True)
