@@ -11,9 +11,10 @@ Prints, per file and per category, the share of should-hit pairs served and of s
 pairs served (wrong answers), the decision latency, and writes eval/results/summary.json and a chart
 of served against wrong across the verifier's setting (min_probability) to eval/results/.
 
-The lookup passes the verifier the two prompts' texts and similarity; the verifier's model that
-also weighs both prompt vectors is scored beside it on the same candidates (same pre-filter,
-context check and hard rules), as the lookup would decide once it passes the vectors too.
+The lookup passes the verifier the two prompts' texts, similarity and vectors (the query's and the
+stored one), so the verifier's model that weighs both vectors decides; the text-only model (what
+decides when the vectors are of another dimension) is scored beside it on the same candidates
+(same pre-filter, context check and hard rules).
 
     PYTHONPATH=. .venv/bin/python -m eval.harness                  # held-out split, 2,000 Quora pairs
     PYTHONPATH=. .venv/bin/python -m eval.harness --http http://127.0.0.1:8000 --api-key lcp-...
@@ -57,8 +58,8 @@ class Outcome:
     refusals: list[str] = field(default_factory=list)
     # For the sweep: everything above the pre-filter and the context check except the probability cut.
     eligible: bool = False
-    probability: float = 0.0
-    probability_with_embeddings: float | None = None  # the model that also weighs both prompt vectors
+    probability: float = 0.0  # of the model the lookup used (with both prompt vectors)
+    probability_text_only: float = 0.0  # of the model on the texts alone
 
 
 def body_of(side: Any) -> dict[str, Any]:
@@ -165,7 +166,6 @@ async def run_local(pairs: list[Pair], model: CalibratedModel, min_probability: 
                     vectors[b_prompt],
                     vectors[b_context] if b_context is not None else None,
                     settings,
-                    vectors[a_prompt],
                 )
             )
             if (i + 1) % 50 == 0 or i + 1 == len(pairs):
@@ -188,14 +188,15 @@ async def decide_local(
     vector: list[float],
     context_vector: list[float] | None,
     settings: Any,
-    stored_vector: list[float],
 ) -> Outcome:
     """One lookup's semantic decision, timed: the vector search and the checks, as in Lookup."""
     started = time.perf_counter()
     candidates = await entries.nearest(partition, vector, None, context_vector, limit=5)
     context_threshold = settings.context_similarity_threshold if context_vector is not None else None
     checks = time.perf_counter()
-    choice = await choose_candidate(candidates, prompt, settings.similarity_threshold, verifier, context_threshold)
+    choice = await choose_candidate(
+        candidates, prompt, settings.similarity_threshold, verifier, context_threshold, vector
+    )
     finished = time.perf_counter()
     outcome = Outcome(
         pair,
@@ -213,10 +214,10 @@ async def decide_local(
         features = verifier.model.features(prompt, best.prompt_text or "", best.similarity)
         hard = prompt != best.prompt_text and hard_refusal(features) is not None
         outcome.eligible = context_ok and not hard
-        outcome.probability = 1.0 if prompt == best.prompt_text else verifier.model.probability(features)
-        if verifier.model.with_embeddings is not None:
-            with_vectors = verifier.model.with_embeddings.probability(features, (vector, stored_vector))
-            outcome.probability_with_embeddings = 1.0 if prompt == best.prompt_text else with_vectors
+        same = prompt == best.prompt_text
+        vectors = (vector, best.embedding) if best.embedding is not None else None
+        outcome.probability = 1.0 if same else verifier.model.scored(features, vectors)[0]
+        outcome.probability_text_only = 1.0 if same else verifier.model.probability(features)
     return outcome
 
 
@@ -337,13 +338,11 @@ def summarize(outcomes: list[Outcome], latency: bool = True) -> dict[str, Any]:
     return {"table": table, "qqp_precision": precision, "qqp_recall": recall, "latency": latency, "refusals": refusals}
 
 
-def with_embeddings(outcomes: list[Outcome], min_probability: float) -> list[Outcome]:
-    """The outcomes had the lookup passed both prompt vectors: the embedding model decides the eligible pairs."""
+def text_only(outcomes: list[Outcome], min_probability: float) -> list[Outcome]:
+    """The outcomes had the verifier not had the prompt vectors: the text-only model decides the eligible pairs."""
     return [
         dataclasses.replace(
-            o,
-            served=o.eligible and (o.probability_with_embeddings or 0.0) >= min_probability,
-            probability=o.probability_with_embeddings or 0.0,
+            o, served=o.eligible and o.probability_text_only >= min_probability, probability=o.probability_text_only
         )
         for o in outcomes
     ]
@@ -408,7 +407,7 @@ def chart(
     baseline: list[dict[str, float]],
     chosen: float,
     path: Path,
-    embedding_points: list[dict[str, float]] | None = None,
+    text_points: list[dict[str, float]] | None = None,
 ) -> None:
     import matplotlib
 
@@ -419,10 +418,10 @@ def chart(
     ax.plot([100 * p["wrong"] for p in baseline], [100 * p["served"] for p in baseline], "o-", ms=3, color="grey",
             label="cosine threshold only (0.70-1.00)")  # fmt: skip
     ax.plot([100 * p["wrong"] for p in points], [100 * p["served"] for p in points], "o-", ms=3,
-            label="verifier, across min_probability")  # fmt: skip
-    if embedding_points:
-        ax.plot([100 * p["wrong"] for p in embedding_points], [100 * p["served"] for p in embedding_points], "o-",
-                ms=3, color="tab:green", label="verifier with prompt vectors, across min_probability")  # fmt: skip
+            label="verifier (with the prompt vectors), across min_probability")  # fmt: skip
+    if text_points:
+        ax.plot([100 * p["wrong"] for p in text_points], [100 * p["served"] for p in text_points], "o-",
+                ms=3, color="tab:green", label="verifier on the texts alone, across min_probability")  # fmt: skip
     at = min(points, key=lambda p: abs(p["min_probability"] - chosen))
     ax.plot([100 * at["wrong"]], [100 * at["served"]], "r*", ms=14, label=f"default min_probability {chosen}")
     ax.axvline(2, color="red", lw=0.8, ls="--")
@@ -467,30 +466,27 @@ def main() -> None:
         return
     outcomes = asyncio.run(run_local(pairs, model, args.min_probability))
     summary = summarize(outcomes)
-    chosen = args.min_probability if args.min_probability is not None else model.default_min_probability
+    default = model.with_embeddings.default_min_probability if model.with_embeddings else model.default_min_probability
+    chosen = args.min_probability if args.min_probability is not None else default
     summary["sweep"] = sweep(outcomes)
     summary["cosine_only"] = cosine_only(outcomes)
     summary["min_probability"] = chosen
     summary["split"] = args.split
     print(f"\nacross the setting ({args.split} split):")
     print_sweep(summary["sweep"])
-    embedding_points = None
-    if model.with_embeddings is not None:
-        chosen_e = (
-            args.min_probability if args.min_probability is not None else model.with_embeddings.default_min_probability
-        )
-        print(
-            f"\n--- the verifier given both prompt vectors (once the lookup passes them), min_probability {chosen_e};"
-            " same candidates, latency not measured ---"
-        )
-        summary["with_embeddings"] = summarize(with_embeddings(outcomes, chosen_e), latency=False)
-        embedding_points = sweep(with_embeddings(outcomes, chosen_e))
-        summary["with_embeddings"]["sweep"] = embedding_points
-        summary["with_embeddings"]["min_probability"] = chosen_e
-        print(f"across the setting ({args.split} split), given both prompt vectors:")
-        print_sweep(embedding_points)
+    chosen_t = args.min_probability if args.min_probability is not None else model.default_min_probability
+    print(
+        f"\n--- the text-only model (what decides without both prompt vectors), min_probability {chosen_t};"
+        " same candidates, latency not measured ---"
+    )
+    summary["text_only"] = summarize(text_only(outcomes, chosen_t), latency=False)
+    text_points = sweep(text_only(outcomes, chosen_t))
+    summary["text_only"]["sweep"] = text_points
+    summary["text_only"]["min_probability"] = chosen_t
+    print(f"across the setting ({args.split} split), the text-only model:")
+    print_sweep(text_points)
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    chart(summary["sweep"], summary["cosine_only"], chosen, RESULTS / "served_vs_wrong.png", embedding_points)
+    chart(summary["sweep"], summary["cosine_only"], chosen, RESULTS / "served_vs_wrong.png", text_points)
     print(f"wrote {RESULTS / 'summary.json'} and {RESULTS / 'served_vs_wrong.png'}")
 
 

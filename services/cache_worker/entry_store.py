@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,6 +55,7 @@ class Candidate:
     similarity: float
     context_similarity: float | None = None
     prompt_text: str | None = None  # the stored prompt, for the hit verifier
+    embedding: Sequence[float] | None = field(default=None, compare=False, repr=False)  # its vector, likewise
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,10 @@ class EntryStore:
         context_embedding: list[float] | None = None,
         limit: int = 1,
     ) -> list[Candidate]:
-        """The nearest live entries in the partition by prompt (whatever their similarity), nearest first."""
+        """The nearest live entries in the partition by prompt (whatever their similarity), nearest first.
+
+        Each comes with its stored prompt and prompt vector, for the hit verifier.
+        """
         table, order = await self._ensure_vector_table(len(embedding), self._lookup_timeout)
         vector = np.asarray(embedding, dtype=np.float32)
         context = np.asarray(context_embedding, dtype=np.float32) if context_embedding is not None else None
@@ -191,7 +196,8 @@ class EntryStore:
                 (str(self._ef_search), f"{int(self._lookup_timeout * 1000)}ms"),
             )
             # The index finds the nearest by (half-precision) distance; the few found are re-ranked by
-            # full-precision distance, and only they are joined to their entries.
+            # full-precision distance, and only they are joined to their entries. Binary results: the
+            # stored vectors come back as raw float32, not as text to parse.
             cursor = await conn.execute(
                 f"""
                 WITH near AS MATERIALIZED (
@@ -203,15 +209,16 @@ class EntryStore:
                 )
                 SELECT e.id, e.exact_key, e.model, e.completion, e.upstream, e.created_at, e.prompt_text,
                        1 - (n.embedding <=> %(v)s) AS similarity,
-                       1 - (n.context_embedding <=> %(c)s::vector) AS context_similarity
+                       1 - (n.context_embedding <=> %(c)s::vector) AS context_similarity, n.embedding
                 FROM near n JOIN cache_entries e ON e.id = n.entry_id
                 ORDER BY n.embedding <=> %(v)s
                 """,
                 {"v": vector, "c": context, "p": partition_key, "min_created": min_created, "limit": limit},
+                binary=True,
             )
             rows = await cursor.fetchall()
         candidates = []
-        for entry_id, key, model, completion, upstream, created_at, prompt_text, similarity, context_similarity in rows:
+        for entry_id, key, model, completion, upstream, created_at, prompt_text, similarity, context, stored in rows:
             answer = CachedAnswer(
                 entry_id=str(entry_id),
                 exact_key=key,
@@ -224,8 +231,9 @@ class EntryStore:
                 Candidate(
                     answer=answer,
                     similarity=float(similarity),
-                    context_similarity=float(context_similarity) if context_similarity is not None else None,
+                    context_similarity=float(context) if context is not None else None,
                     prompt_text=prompt_text,
+                    embedding=stored.to_numpy() if stored is not None else None,
                 )
             )
         return candidates

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,11 +73,13 @@ async def choose_candidate(
     threshold: float,
     verifier: HitVerifier,
     context_threshold: float | None = None,
+    vector: Sequence[float] | None = None,
 ) -> Choice:
     """The first candidate (nearest first) above the similarity pre-filter that passes the checks.
 
     In a conversation (`context_threshold` given) the earlier turns must be similar too; then the
-    verifier compares the two prompts. Each refused candidate's reason is returned (and counted).
+    verifier compares the two prompts, and their vectors when it has both (the query's `vector`,
+    the candidate's stored one). Each refused candidate's reason is returned (and counted).
     """
     refusals = []
     for candidate in candidates:
@@ -92,7 +94,8 @@ async def choose_candidate(
             refusals.append("prompt_unknown")
             continue
         started = time.perf_counter()
-        verdict = await verifier.verify(prompt, candidate.prompt_text, candidate.similarity)
+        vectors = (vector, candidate.embedding) if vector is not None and candidate.embedding is not None else None
+        verdict = await verifier.verify(prompt, candidate.prompt_text, candidate.similarity, vectors)
         STAGE_SECONDS.labels("verifier").observe(time.perf_counter() - started)
         VERIFIER_SCORE.labels("accepted" if verdict.accept else "refused").observe(verdict.score)
         if verdict.accept:
@@ -236,7 +239,7 @@ class Lookup:
         if threshold is None:
             threshold = self._policy.similarity_threshold
         context_threshold = self._policy.context_similarity_threshold if context_vector is not None else None
-        choice = await choose_candidate(candidates, prompt, threshold, self._verifier, context_threshold)
+        choice = await choose_candidate(candidates, prompt, threshold, self._verifier, context_threshold, vector)
         if choice.candidate is not None:
             BEST_SIMILARITY.labels("hit").observe(choice.candidate.similarity)
             return Hit(choice.candidate.answer, "semantic", choice.candidate.similarity)

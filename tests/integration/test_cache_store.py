@@ -125,6 +125,7 @@ async def test_nearest_respects_max_age(stores: tuple[ExactStore, EntryStore]) -
     await _put_vector(entries, partition, vector(2), created_at=time.time() - 30)
     [found] = await entries.nearest(partition, vector(2), None)
     assert found.similarity == pytest.approx(1.0, abs=1e-5) and found.context_similarity is None
+    assert found.embedding is not None and np.allclose(found.embedding, vector(2))  # for the hit verifier
     assert await entries.nearest(partition, vector(2), max_age_seconds=10) == []
     assert await entries.nearest(f"other-{partition}", vector(2), None) == []
 

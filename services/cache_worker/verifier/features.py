@@ -220,6 +220,7 @@ class TextFacts:
     entities: frozenset[str]
     units: frozenset[str]
     content: frozenset[str]  # stemmed content words
+    names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
 
 
 def facts(text: str) -> TextFacts:
@@ -259,7 +260,30 @@ def facts(text: str) -> TextFacts:
         entities=frozenset(entities),
         units=frozenset(units),
         content=content,
+        names=_names(tokens, entities),
     )
+
+
+def _names(tokens: tuple[str, ...], entities: set[str]) -> tuple[frozenset[str], ...]:
+    """Runs of adjacent name words ("Red Bull", "Coca-Cola", "American Express"), as stems."""
+    runs: list[frozenset[str]] = []
+    run: list[str] = []
+    for token in (*tokens, ""):
+        if token in entities:
+            run.append(stem(token))
+            continue
+        if len(run) > 1:
+            runs.append(frozenset(run))
+        run = []
+    return tuple(runs)
+
+
+def _count_names_once(differing: set[str], names: tuple[frozenset[str], ...]) -> int:
+    """How many words differ when a name of several words counts as one."""
+    count = len(differing)
+    for name in names:
+        count -= max(len(name & differing) - 1, 0)
+    return count
 
 
 def _damerau_at_most(a: str, b: str, limit: int) -> bool:
@@ -300,10 +324,27 @@ def _negated_form(word: str, others: Iterable[str]) -> bool:
     return False
 
 
+def _roots(word: str) -> set[str]:
+    """The word's root, and its adjective's when it is a comparative or superlative ("colder": "cold")."""
+    roots = {_root(word)}
+    for suffix in ("iest", "ier", "est", "er"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)]
+            if suffix.startswith("i"):  # "earlier": "early"
+                forms = {base + "y"}
+            else:  # "colder": "cold", "later": "late", "hotter": "hot"
+                forms = {base, base + "e"} | ({base[:-1]} if base[-1] == base[-2] else set())
+            roots |= {_root(form) for form in forms}
+            break
+    return roots
+
+
 def _antonym_swap(only_a: set[str], only_b: set[str]) -> bool:
     for x in only_a:
         for y in only_b:
-            if frozenset((x, y)) in _ANTONYM_KEYS or frozenset((_root(x), _root(y))) in _ANTONYM_STEMS:
+            if frozenset((x, y)) in _ANTONYM_KEYS:
+                return True
+            if any(frozenset((rx, ry)) in _ANTONYM_STEMS for rx in _roots(x) for ry in _roots(y) if rx != ry):
                 return True
     return False
 
@@ -360,7 +401,7 @@ class PairFeatures:
     scope_swap: bool  # one on each side ("first"/"last", "adults"/"children", "fastest"/"cheapest")
     entity_mismatch: bool
     unit_mismatch: bool
-    only_query: int  # content words the query has and the candidate lacks
+    only_query: int  # content words the query has and the candidate lacks (a name of several words: one)
     only_candidate: int
     content_jaccard: float
     weighted_difference: float  # share of the content words' weight (IDF) that differs
@@ -455,8 +496,8 @@ def pair_features(
         scope_swap=any(kind in q_scope and kind in c_scope for kind in SWAPPABLE_SCOPE_KINDS),
         entity_mismatch=entity_mismatch,
         unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
-        only_query=len(only_q),
-        only_candidate=len(only_c),
+        only_query=_count_names_once(only_q, q.names),
+        only_candidate=_count_names_once(only_c, c.names),
         content_jaccard=len(q.content & c.content) / union if union else 1.0,
         weighted_difference=sum(weight(w) for w in differing) / total if total else 0.0,
         max_difference_weight=max((weight(w) for w in differing), default=0.0) / MAX_IDF,

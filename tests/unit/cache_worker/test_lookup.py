@@ -1,0 +1,48 @@
+"""Choosing among the nearest candidates: the pre-filter, the conversation context, and what the verifier sees."""
+
+from __future__ import annotations
+
+from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.entry_store import Candidate
+from services.cache_worker.lookup import choose_candidate
+from services.cache_worker.verifier import HitVerifier, Verdict
+from services.cache_worker.verifier.base import PromptVectors
+
+
+class Recording(HitVerifier):
+    """Accepts the stored prompts it is told to, and records the vectors it was given."""
+
+    def __init__(self, accept: set[str]) -> None:
+        self.accept = accept
+        self.seen: list[tuple[str, PromptVectors | None]] = []
+
+    async def verify(
+        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
+    ) -> Verdict:
+        self.seen.append((candidate, vectors))
+        return Verdict(candidate in self.accept, similarity, None if candidate in self.accept else "differing_words")
+
+
+def candidate(prompt: str, similarity: float, embedding: list[float] | None = None) -> Candidate:
+    answer = CachedAnswer(entry_id=prompt, exact_key=prompt, model="m", completion={}, created_at=0.0)
+    return Candidate(answer, similarity, prompt_text=prompt, embedding=embedding)
+
+
+async def test_the_verifier_gets_both_prompt_vectors() -> None:
+    verifier = Recording(accept={"second"})
+    found = [candidate("first", 0.95, [1.0, 0.0]), candidate("second", 0.9, [0.0, 1.0])]
+    choice = await choose_candidate(found, "query", 0.7, verifier, vector=[0.6, 0.8])
+    assert choice.candidate is found[1] and choice.refusals == ["differing_words"]
+    assert verifier.seen == [("first", ([0.6, 0.8], [1.0, 0.0])), ("second", ([0.6, 0.8], [0.0, 1.0]))]
+
+
+async def test_without_a_vector_the_verifier_decides_on_the_texts() -> None:
+    verifier = Recording(accept={"stored"})
+    choice = await choose_candidate([candidate("stored", 0.9)], "query", 0.7, verifier, vector=[1.0, 0.0])
+    assert choice.candidate is not None and verifier.seen == [("stored", None)]
+
+
+async def test_candidates_below_the_pre_filter_never_reach_the_verifier() -> None:
+    verifier = Recording(accept={"stored"})
+    choice = await choose_candidate([candidate("stored", 0.5, [1.0])], "query", 0.7, verifier, vector=[1.0])
+    assert choice.candidate is None and verifier.seen == []
