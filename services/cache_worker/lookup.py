@@ -95,7 +95,13 @@ async def choose_candidate(
             continue
         started = time.perf_counter()
         vectors = (vector, candidate.embedding) if vector is not None and candidate.embedding is not None else None
-        verdict = await verifier.verify(prompt, candidate.prompt_text, candidate.similarity, vectors)
+        try:
+            verdict = await verifier.verify(prompt, candidate.prompt_text, candidate.similarity, vectors)
+        except Exception:
+            # A broken check refuses (a miss), never fails the request.
+            log.exception("the hit verifier failed; refusing the candidate")
+            refusals.append("verifier_error")
+            continue
         STAGE_SECONDS.labels("verifier").observe(time.perf_counter() - started)
         VERIFIER_SCORE.labels("accepted" if verdict.accept else "refused").observe(verdict.score)
         if verdict.accept:

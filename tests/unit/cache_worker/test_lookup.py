@@ -46,3 +46,15 @@ async def test_candidates_below_the_pre_filter_never_reach_the_verifier() -> Non
     verifier = Recording(accept={"stored"})
     choice = await choose_candidate([candidate("stored", 0.5, [1.0])], "query", 0.7, verifier, vector=[1.0])
     assert choice.candidate is None and verifier.seen == []
+
+
+class Broken(HitVerifier):
+    async def verify(
+        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
+    ) -> Verdict:
+        raise ValueError("bad input")
+
+
+async def test_a_failing_verifier_refuses_instead_of_failing_the_lookup() -> None:
+    choice = await choose_candidate([candidate("stored", 0.99)], "query", 0.7, Broken())
+    assert choice.candidate is None and choice.refusals == ["verifier_error"]
