@@ -358,10 +358,17 @@ def _same_family(a: str, b: str) -> bool:
     return prefix >= 5 and prefix >= 0.75 * shorter
 
 
+def _same_unit(a: str, b: str) -> bool:
+    """ "km"/"kilometer", "lbs"/"pound": one unit, written two ways (a unit swap is unit_mismatch's)."""
+    unit = UNITS.get(a)
+    return unit is not None and unit == UNITS.get(b)
+
+
 def _unmatched(
     mine: frozenset[str], theirs: frozenset[str], my_tokens: tuple[str, ...], their_tokens: tuple[str, ...]
 ) -> set[str]:
-    """My content words the other text lacks: not the same stem, not a typo of one, not a split compound."""
+    """My content words the other text lacks: not the same stem, not a typo of one, not a split compound,
+    not the same unit spelled otherwise."""
     joined = {their_tokens[i] + their_tokens[i + 1] for i in range(len(their_tokens) - 1)}
     split_compound = set()
     for i in range(len(my_tokens) - 1):
@@ -371,7 +378,7 @@ def _unmatched(
     for word in mine - theirs:
         if word in joined or word in split_compound:
             continue
-        if any(is_typo(word, other) or _same_family(word, other) for other in theirs - mine):
+        if any(is_typo(word, other) or _same_family(word, other) or _same_unit(word, other) for other in theirs - mine):
             continue
         left.add(word)
     return left

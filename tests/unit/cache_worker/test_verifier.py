@@ -87,6 +87,13 @@ def test_entities_units_and_typos() -> None:
     assert not is_typo("ethanol", "methanol") and not is_typo("austria", "australia")
 
 
+def test_a_unit_written_two_ways_is_one_word() -> None:
+    spelled = pair_features("Convert 5 miles to km", "convert 5 miles to kilometers", 0.95)
+    assert (spelled.only_query, spelled.only_candidate, spelled.unit_mismatch) == (0, 0, False)
+    swapped = pair_features("Convert 5 miles to km", "Convert 5 miles to cm", 0.95)
+    assert swapped.unit_mismatch and swapped.differing == ("cm", "km")
+
+
 def test_a_name_of_several_words_counts_once() -> None:
     drinks = pair_features(
         "How much caffeine is in a can of Red Bull?", "How much caffeine is in a can of Coca-Cola?", 0.8
