@@ -36,6 +36,7 @@ import httpx
 from bench import profiling, report, scale
 from bench.loadgen import LoadResult, have_wrk, run_load
 from bench.questions import distinct_questions, fresh_question
+from bench.report import EXACT_MODE
 from bench.rivals import GPTCache, LiteLLM, Rival, Unavailable
 from scripts.stack import ROOT
 from tests.integration.stack import SERVICES, Stack, build_stack, dependencies, free_port
@@ -294,6 +295,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rivals: list[Rival] = []
         try:
             ours = Target("ours", f"{stack.base_url}/v1/chat/completions", stack.auth, "x-cache")
+            # The same system with the semantic layer off for the request: what a miss costs an exact-only
+            # cache (LiteLLM's is one), without embedding the prompt and searching the vectors.
+            ours_exact = Target(EXACT_MODE, ours.url, {**stack.auth, "X-Cache-Mode": "exact"}, "x-cache")
             rivals, skipped = start_rivals(args.rivals, stack, tmp)
             out["skipped"] = skipped
             targets = [ours] + [Target(r.name, r.url, r.headers, r.hit_header, r.semantic) for r in rivals]
@@ -319,9 +323,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     measure(stack, target, key, bodies(), mode, connections, seconds)
                     settle(target, workload)
                 if key == "miss_c1":
+                    measure(stack, ours_exact, key, bodies(), mode, connections, seconds)
                     measure(stack, mock, "direct_c1", bodies(), mode, connections, seconds)
             out["mock_direct"] = mock.results["direct_c1"]
-            out["targets"] = {t.name: t.results for t in targets} | {n: {"skipped": r} for n, r in skipped.items()}
+            out["targets"] = {t.name: t.results for t in [*targets, ours_exact]} | {
+                n: {"skipped": r} for n, r in skipped.items()
+            }
 
             for rival in rivals:  # free the cores for what follows
                 rival.stop()
