@@ -113,6 +113,7 @@ class _GetBatcher:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
         self._waiting: dict[str, list[asyncio.Future[bytes | None]]] = {}
+        self._sending: set[asyncio.Task[None]] = set()  # the loop holds tasks weakly: keep them till done
 
     def get(self, name: str) -> asyncio.Future[bytes | None]:
         loop = asyncio.get_running_loop()
@@ -124,7 +125,9 @@ class _GetBatcher:
 
     def _send(self) -> None:
         waiting, self._waiting = self._waiting, {}
-        asyncio.get_running_loop().create_task(self._mget(waiting))
+        task = asyncio.get_running_loop().create_task(self._mget(waiting))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _mget(self, waiting: dict[str, list[asyncio.Future[bytes | None]]]) -> None:
         names = list(waiting)
