@@ -11,6 +11,12 @@ every delivery on that channel is known to be settled: acked here, or rejected o
 stops the run; finished deliveries above it are acked one by one, as before, so a slow message
 never holds the prefetch slots of fast ones. A channel that closed (a broker restart) takes its
 tags with it: its messages are redelivered, and the acks of the new channel start afresh.
+
+A channel's acks go out strictly in the order they were planned, from one sender per channel:
+RabbitMQ closes a channel that acks a tag twice, which a `multiple` ack overtaking an earlier
+single ack of a tag below it would do. If deliveries stay unsettled below many settled ones (a
+delivery that never reached its handler), the channel falls back to single acks rather than
+remember an ever larger set.
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
 log = logging.getLogger(__name__)
+
+# Settled tags remembered above an unsettled one before the channel gives up coalescing.
+MAX_SETTLED_ABOVE_GAP = 100_000
 
 
 @dataclass
@@ -34,6 +44,9 @@ class _ChannelTags:
     handling: set[int] = field(default_factory=set)
     done: set[int] = field(default_factory=set)  # finished, not yet acked
     settled: set[int] = field(default_factory=set)  # acked or rejected, above the watermark
+    coalescing: bool = True  # False: every ack single (a gap that never closed)
+    outbox: deque[tuple[int, bool]] = field(default_factory=deque)  # planned acks, in order
+    sender: asyncio.Task[None] | None = None
 
 
 class CoalescedAcks:
@@ -43,20 +56,19 @@ class CoalescedAcks:
         # Keyed by the channel the message came on (aiormq's), which tags are numbered on.
         self._channels: weakref.WeakKeyDictionary[Any, _ChannelTags] = weakref.WeakKeyDictionary()
         self._flush_scheduled = False
-        self._sending: set[asyncio.Task[None]] = set()
 
     def delivered(self, message: AbstractIncomingMessage) -> None:
         """A delivery's handler starts."""
-        tag = message.delivery_tag
-        if tag is not None:
-            self._tags(message).handling.add(tag)
+        tags = self._tags(message)
+        if tags is not None and message.delivery_tag is not None:
+            tags.handling.add(message.delivery_tag)
 
     def done(self, message: AbstractIncomingMessage) -> None:
         """A delivery was handled: ack it with the others that finish in this turn of the loop."""
         tag = message.delivery_tag
-        if tag is None:
-            return
         tags = self._tags(message)
+        if tag is None or tags is None:
+            return
         tags.handling.discard(tag)
         tags.done.add(tag)
         if not self._flush_scheduled:
@@ -66,9 +78,9 @@ class CoalescedAcks:
     def settled_elsewhere(self, message: AbstractIncomingMessage) -> None:
         """A delivery was rejected or acked by itself (retries, dead letters)."""
         tag = message.delivery_tag
-        if tag is None:
-            return
         tags = self._tags(message)
+        if tag is None or tags is None:
+            return
         tags.handling.discard(tag)
         tags.settled.add(tag)
         _advance(tags)
@@ -77,11 +89,15 @@ class CoalescedAcks:
         """Send what is collected and wait for the acks in flight (before the connection closes)."""
         if self._flush_scheduled:
             self._flush()
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+        senders = [tags.sender for tags in self._channels.values() if tags.sender is not None]
+        if senders:
+            await asyncio.gather(*senders, return_exceptions=True)
 
-    def _tags(self, message: AbstractIncomingMessage) -> _ChannelTags:
-        channel = message.channel
+    def _tags(self, message: AbstractIncomingMessage) -> _ChannelTags | None:
+        try:
+            channel = message.channel
+        except Exception:  # the channel closed: the message comes back on the new one, unacked
+            return None
         tags = self._channels.get(channel)
         if tags is None:
             tags = self._channels[channel] = _ChannelTags()
@@ -92,11 +108,20 @@ class CoalescedAcks:
         for channel, tags in list(self._channels.items()):
             if not tags.done:
                 continue
-            through, single = _plan(tags)
-            acks = ([(through, True)] if through else []) + [(tag, False) for tag in single]
-            task = asyncio.get_running_loop().create_task(_send(channel, acks))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            if tags.coalescing:
+                through, single = _plan(tags)
+                if len(tags.settled) > MAX_SETTLED_ABOVE_GAP:
+                    log.warning("delivery %d on a channel is never settled: acking one by one", tags.watermark + 1)
+                    tags.coalescing = False
+                    tags.settled.clear()
+            else:
+                through, single = 0, sorted(tags.done)
+                tags.done.clear()
+            if through:
+                tags.outbox.append((through, True))
+            tags.outbox.extend((tag, False) for tag in single)
+            if tags.sender is None or tags.sender.done():
+                tags.sender = asyncio.get_running_loop().create_task(_send(channel, tags.outbox))
 
 
 def _plan(tags: _ChannelTags) -> tuple[int, list[int]]:
@@ -128,11 +153,15 @@ def _advance(tags: _ChannelTags) -> None:
     tags.watermark = tag - 1
 
 
-async def _send(channel: Any, acks: list[tuple[int, bool]]) -> None:
-    for tag, multiple in acks:
+async def _send(channel: Any, outbox: deque[tuple[int, bool]]) -> None:
+    """Send a channel's planned acks in order until none is left (one sender per channel at a time)."""
+    while outbox:
+        tag, multiple = outbox.popleft()
         try:
-            # No drain: an ack needs no answer, and the writer sends the frames in order.
+            # No drain: an ack needs no answer. The put into the connection's frame queue can wait
+            # for room, which is why only this task sends this channel's acks: none overtakes another.
             await channel.basic_ack(delivery_tag=tag, multiple=multiple, wait=False)
         except Exception as exc:  # the channel closed: its unacked messages come back on the new one
             log.debug("ack of delivery %d failed: %s", tag, exc)
+            outbox.clear()
             return

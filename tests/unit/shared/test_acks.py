@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import pytest
+
 from shared.acks import CoalescedAcks
 
 
@@ -114,3 +116,67 @@ async def test_each_channel_numbers_its_own_tags_and_a_closed_one_is_harmless() 
     await acks.drain()
     assert old.acks == []
     assert new.acks == [(2, True)]
+
+
+@dataclass
+class SlowChannel(FakeChannel):
+    """The first ack waits (the connection's frame queue is full) until released."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: int = 0
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await self.gate.wait()
+        self.acks.append((delivery_tag, multiple))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+async def test_a_later_flush_never_overtakes_an_earlier_one() -> None:
+    channel = SlowChannel()
+    acks = CoalescedAcks()
+    messages = {tag: FakeMessage(channel, tag) for tag in range(1, 5)}
+    for m in messages.values():
+        acks.delivered(m)  # type: ignore[arg-type]
+    acks.done(messages[1])  # type: ignore[arg-type]
+    acks.done(messages[3])  # type: ignore[arg-type]
+    await settle()  # planned: (1, multiple), (3, single); the first waits for room
+    acks.done(messages[2])  # type: ignore[arg-type]
+    acks.done(messages[4])  # type: ignore[arg-type]
+    await settle()  # planned: (4, multiple), which must not reach the broker before 3's single ack
+    channel.gate.set()
+    await acks.drain()
+    assert channel.acks == [(1, True), (3, False), (4, True)]
+
+
+async def test_a_gap_that_never_closes_turns_coalescing_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shared.acks.MAX_SETTLED_ABOVE_GAP", 5)
+    channel = FakeChannel()
+    acks = CoalescedAcks()
+    for tag in range(2, 20):  # tag 1 never reaches a handler
+        m = FakeMessage(channel, tag)
+        acks.delivered(m)  # type: ignore[arg-type]
+        acks.done(m)  # type: ignore[arg-type]
+        await settle()
+    assert 1 not in acked(channel)
+    assert all(not multiple for _, multiple in channel.acks)
+    assert acked(channel) == set(range(2, 20))
+
+
+class ClosedChannelMessage:
+    delivery_tag = 7
+
+    @property
+    def channel(self) -> FakeChannel:
+        raise RuntimeError("channel closed")
+
+
+async def test_a_message_of_a_closed_channel_is_left_for_redelivery() -> None:
+    acks = CoalescedAcks()
+    acks.delivered(ClosedChannelMessage())  # type: ignore[arg-type]
+    acks.done(ClosedChannelMessage())  # type: ignore[arg-type]
+    acks.settled_elsewhere(ClosedChannelMessage())  # type: ignore[arg-type]
+    await acks.drain()
