@@ -81,16 +81,20 @@ class RpcClient:
         self.inbox = inbox
 
     async def send(self, routing_key: str, body: bytes, correlation_id: str, timeout: float) -> None:
-        """Publish a request whose replies go to this process's inbox (expires with the deadline)."""
-        await publish_transient(
-            self.channel,
-            self.exchange,
-            routing_key,
-            body,
-            correlation_id=correlation_id,
-            reply_to=self.inbox.name,
-            expiration_seconds=timeout,
-        )
+        """Publish a request whose replies go to this process's inbox (expires with the deadline).
+
+        Bounded by the deadline too: a robust channel waits for its connection to come back.
+        """
+        async with asyncio.timeout(timeout):
+            await publish_transient(
+                self.channel,
+                self.exchange,
+                routing_key,
+                body,
+                correlation_id=correlation_id,
+                reply_to=self.inbox.name,
+                expiration_seconds=timeout,
+            )
 
     async def call(self, routing_key: str, request: BaseModel, result_type: type[ResultT], timeout: float) -> ResultT:
         """Send one request and return its one reply, validated as `result_type`.
