@@ -74,6 +74,7 @@ class Retryable(Exception):
 
 
 RETRY_DELAY_SECONDS = 1.0
+CANCEL_TIMEOUT_SECONDS = 2.0
 
 
 POISON = (pydantic.ValidationError, orjson.JSONDecodeError, UnicodeDecodeError, Unprocessable)
@@ -261,11 +262,13 @@ class Worker:
 
     async def close(self) -> None:
         """Stop consuming, let in-flight messages finish within the grace period, then close."""
-        for queue, tag in self._consumers:
+        if self.connection is not None and not self.connection.is_closed and self._consumers:
+            cancels = asyncio.gather(*(queue.cancel(tag) for queue, tag in self._consumers), return_exceptions=True)
             try:
-                await queue.cancel(tag)
-            except Exception as exc:  # the channel may already be gone
-                log.debug("cancel %s: %s", queue.name, exc)
+                # Bounded: with the broker gone, a robust channel would wait for it to come back.
+                await asyncio.wait_for(cancels, CANCEL_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.warning("the broker did not confirm the consumers' cancellation; shutting down anyway")
         try:
             await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_grace_seconds)
         except TimeoutError:

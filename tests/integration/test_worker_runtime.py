@@ -139,3 +139,18 @@ async def test_coalesced_acks_never_ack_a_message_still_in_hand(worker: Worker) 
             await message.ack()
     assert left == [b"slow"]
     release.set()
+
+
+async def test_a_worker_whose_connection_is_gone_still_shuts_down(worker: Worker) -> None:
+    gone = Worker("cache_worker", worker.settings)
+    await gone.start()
+
+    async def handler(message: AbstractIncomingMessage) -> None:
+        return None
+
+    await gone.consume(worker.topology.cache_store, handler, prefetch=4)
+    assert gone.connection is not None
+    await gone.connection.close()
+    started = time.monotonic()
+    await asyncio.wait_for(gone.close(), 10)  # it used to wait for the broker forever
+    assert time.monotonic() - started < 5
