@@ -73,12 +73,15 @@ async def publish_transient(
 
     Straight to the channel's AMQP layer (aiormq): aio-pika's Message and Exchange wrappers, and
     waiting for the socket to take each frame, were a tenth of the CPU of a cache hit. A transient
-    message needs neither: its sender waits for an answer with a deadline anyway.
+    message needs neither: its sender waits for an answer with a deadline anyway. While the broker
+    blocks the connection (a memory or disk alarm) publishers wait here, rather than frames piling
+    up in memory that the broker is not reading.
     """
     if channel.is_closed:  # fail now rather than wait for a reconnection
         raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
     # aiormq's own channel: its basic_publish takes `wait` (the abstract one does not say so).
     underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+    await underlay.connection.ready()  # connected and not blocked (Connection.Blocked)
     properties = spec.Basic.Properties(
         content_type=JSON,
         delivery_mode=1,

@@ -16,6 +16,10 @@ class ReplyChannel:
 
     def __init__(self, exchange: Any) -> None:
         self.default_exchange = exchange
+        self.connection = self  # the AMQP connection: always ready here
+
+    async def ready(self) -> None:
+        return None
 
     async def get_underlay_channel(self) -> ReplyChannel:
         return self
