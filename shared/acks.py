@@ -41,7 +41,6 @@ class _ChannelTags:
     """Delivery tags of one channel: settled through `watermark`, and the states of those above it."""
 
     watermark: int = 0  # every tag up to here is settled (acked by us or elsewhere)
-    handling: set[int] = field(default_factory=set)
     done: set[int] = field(default_factory=set)  # finished, not yet acked
     settled: set[int] = field(default_factory=set)  # acked or rejected, above the watermark
     coalescing: bool = True  # False: every ack single (a gap that never closed)
@@ -57,19 +56,12 @@ class CoalescedAcks:
         self._channels: weakref.WeakKeyDictionary[Any, _ChannelTags] = weakref.WeakKeyDictionary()
         self._flush_scheduled = False
 
-    def delivered(self, message: AbstractIncomingMessage) -> None:
-        """A delivery's handler starts."""
-        tags = self._tags(message)
-        if tags is not None and message.delivery_tag is not None:
-            tags.handling.add(message.delivery_tag)
-
     def done(self, message: AbstractIncomingMessage) -> None:
         """A delivery was handled: ack it with the others that finish in this turn of the loop."""
-        tag = message.delivery_tag
-        tags = self._tags(message)
-        if tag is None or tags is None:
+        found = self._tag_of(message)
+        if found is None:
             return
-        tags.handling.discard(tag)
+        tags, tag = found
         tags.done.add(tag)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -77,11 +69,10 @@ class CoalescedAcks:
 
     def settled_elsewhere(self, message: AbstractIncomingMessage) -> None:
         """A delivery was rejected or acked by itself (retries, dead letters)."""
-        tag = message.delivery_tag
-        tags = self._tags(message)
-        if tag is None or tags is None:
+        found = self._tag_of(message)
+        if found is None:
             return
-        tags.handling.discard(tag)
+        tags, tag = found
         tags.settled.add(tag)
         _advance(tags)
 
@@ -93,15 +84,19 @@ class CoalescedAcks:
         if senders:
             await asyncio.gather(*senders, return_exceptions=True)
 
-    def _tags(self, message: AbstractIncomingMessage) -> _ChannelTags | None:
+    def _tag_of(self, message: AbstractIncomingMessage) -> tuple[_ChannelTags, int] | None:
+        """The state of the message's channel and its tag (None: no tag, or the channel closed and the
+        message comes back on the new one, unacked)."""
+        if message.delivery_tag is None:
+            return None
         try:
             channel = message.channel
-        except Exception:  # the channel closed: the message comes back on the new one, unacked
+        except Exception:
             return None
         tags = self._channels.get(channel)
         if tags is None:
             tags = self._channels[channel] = _ChannelTags()
-        return tags
+        return tags, message.delivery_tag
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -152,7 +152,6 @@ class Worker:
     async def _handle(self, queue_name: str, handler: Handler, message: AbstractIncomingMessage) -> None:
         self._in_flight += 1
         self._idle.clear()
-        self._acks.delivered(message)
         started = time.perf_counter()
         try:
             await handler(message)

@@ -48,8 +48,6 @@ async def test_deliveries_done_in_one_turn_are_acked_with_one_multiple_ack() -> 
     acks = CoalescedAcks()
     messages = [FakeMessage(channel, tag) for tag in range(1, 31)]
     for m in messages:
-        acks.delivered(m)  # type: ignore[arg-type]
-    for m in messages:
         acks.done(m)  # type: ignore[arg-type]
     await settle()
     assert channel.acks == [(30, True)]
@@ -59,8 +57,6 @@ async def test_a_delivery_still_in_hand_is_never_covered() -> None:
     channel = FakeChannel()
     acks = CoalescedAcks()
     messages = {tag: FakeMessage(channel, tag) for tag in range(1, 11)}
-    for m in messages.values():
-        acks.delivered(m)  # type: ignore[arg-type]
     for tag in (1, 2, 3, 5, 6, 9):  # 4 is slow, 7, 8 and 10 too
         acks.done(messages[tag])  # type: ignore[arg-type]
     await settle()
@@ -84,7 +80,6 @@ async def test_an_unseen_delivery_stops_the_run() -> None:
     acks = CoalescedAcks()
     first, third = FakeMessage(channel, 1), FakeMessage(channel, 3)
     for m in (first, third):
-        acks.delivered(m)  # type: ignore[arg-type]
         acks.done(m)  # type: ignore[arg-type]
     await settle()
     # Tag 2 reached the consumer but its handler has not started: a `multiple` ack of 3 would ack it.
@@ -95,8 +90,6 @@ async def test_rejected_deliveries_are_passed_over() -> None:
     channel = FakeChannel()
     acks = CoalescedAcks()
     messages = [FakeMessage(channel, tag) for tag in range(1, 6)]
-    for m in messages:
-        acks.delivered(m)  # type: ignore[arg-type]
     acks.settled_elsewhere(messages[0])  # type: ignore[arg-type]
     acks.settled_elsewhere(messages[2])  # type: ignore[arg-type]
     for m in (messages[1], messages[3], messages[4]):
@@ -111,7 +104,6 @@ async def test_each_channel_numbers_its_own_tags_and_a_closed_one_is_harmless() 
     for channel in (old, new):
         for tag in (1, 2):
             m = FakeMessage(channel, tag)
-            acks.delivered(m)  # type: ignore[arg-type]
             acks.done(m)  # type: ignore[arg-type]
     await acks.drain()
     assert old.acks == []
@@ -139,8 +131,6 @@ async def test_a_later_flush_never_overtakes_an_earlier_one() -> None:
     channel = SlowChannel()
     acks = CoalescedAcks()
     messages = {tag: FakeMessage(channel, tag) for tag in range(1, 5)}
-    for m in messages.values():
-        acks.delivered(m)  # type: ignore[arg-type]
     acks.done(messages[1])  # type: ignore[arg-type]
     acks.done(messages[3])  # type: ignore[arg-type]
     await settle()  # planned: (1, multiple), (3, single); the first waits for room
@@ -158,7 +148,6 @@ async def test_a_gap_that_never_closes_turns_coalescing_off(monkeypatch: pytest.
     acks = CoalescedAcks()
     for tag in range(2, 20):  # tag 1 never reaches a handler
         m = FakeMessage(channel, tag)
-        acks.delivered(m)  # type: ignore[arg-type]
         acks.done(m)  # type: ignore[arg-type]
         await settle()
     assert 1 not in acked(channel)
@@ -176,7 +165,6 @@ class ClosedChannelMessage:
 
 async def test_a_message_of_a_closed_channel_is_left_for_redelivery() -> None:
     acks = CoalescedAcks()
-    acks.delivered(ClosedChannelMessage())  # type: ignore[arg-type]
     acks.done(ClosedChannelMessage())  # type: ignore[arg-type]
     acks.settled_elsewhere(ClosedChannelMessage())  # type: ignore[arg-type]
     await acks.drain()
