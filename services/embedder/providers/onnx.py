@@ -1,9 +1,9 @@
 """The local model on ONNX Runtime: the same vectors as sentence-transformers on torch, several times faster.
 
 The graph (transformer, mean pooling, L2 normalisation) is exported once from the model's own
-weights with torch (onnx_export.py) into the model cache, keyed by a fingerprint of the model's
-files, and reused by every later start; after that neither torch nor sentence-transformers is
-imported. Texts are tokenized by the model's own fast tokenizer (tokenizer.json) with the
+weights with torch (onnx_export.py, in a child process, so the embedder itself never holds torch)
+into the model cache, keyed by a fingerprint of the model's files, and reused by every later
+start. Texts are tokenized by the model's own fast tokenizer (tokenizer.json) with the
 settings sentence-transformers uses: truncation to max_seq_length, padding to the longest text.
 """
 
@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -165,17 +168,40 @@ def ensure_onnx_graph(model_name: str, cache_dir: Path) -> Path:
     for directory in (cache_dir, fallback):
         if (directory / name).is_file():
             return directory / name
-    from services.embedder.providers.onnx_export import export_sentence_model
-
     started = time.perf_counter()
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         target = cache_dir / name
-        export_sentence_model(model_dir, target)
+        export_graph(model_dir, target)
     except OSError as exc:
         log.warning("cannot write the model cache %s (%s): exporting into %s instead", cache_dir, exc, fallback)
         fallback.mkdir(parents=True, exist_ok=True)
         target = fallback / name
-        export_sentence_model(model_dir, target)
+        export_graph(model_dir, target)
     log.info("exported %s to ONNX in %.1f s: %s", model_name, time.perf_counter() - started, target)
     return target
+
+
+# onnx_export's exit status when the target can't be written (the caller then tries elsewhere).
+EXPORT_CANNOT_WRITE = 3
+
+
+def export_graph(model_dir: Path, target: Path) -> None:
+    """Export in a child process: torch and transformers (about 350 MB) leave with it.
+
+    Raises OSError when the target can't be written, RuntimeError when the export failed otherwise.
+    """
+    root = str(Path(__file__).resolve().parents[3])
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "services.embedder.providers.onnx_export", str(model_dir), str(target)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == EXPORT_CANNOT_WRITE:
+        raise OSError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "cannot write")
+    if done.returncode != 0:
+        raise RuntimeError(f"exporting {model_dir} to ONNX failed: {done.stderr.strip()[-2000:]}")

@@ -6,13 +6,17 @@ L2 normalisation, written exactly as sentence-transformers' Pooling and Normaliz
 them. Only the export needs torch; running the graph needs ONNX Runtime alone.
 
 `python -m services.embedder.providers.onnx_export` builds the graph the settings call for (the
-embedder image does this at build time, so a container never exports at start-up).
+embedder image does this at build time, so a container never exports at start-up);
+`python -m services.embedder.providers.onnx_export MODEL_DIR TARGET` exports one model to one file
+(how the embedder exports, in a child process).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -77,10 +81,26 @@ def export_sentence_model(model_dir: Path, target: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-if __name__ == "__main__":
-    from services.embedder.providers.onnx import ensure_onnx_graph
-    from services.embedder.settings import Settings
-
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Export a sentence-transformers model to ONNX.")
+    parser.add_argument("model_dir", nargs="?", type=Path, help="the model's directory (default: the settings')")
+    parser.add_argument("target", nargs="?", type=Path, help="the .onnx file to write")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = Settings()
-    print(ensure_onnx_graph(settings.local_model_name, settings.embedder_model_cache), flush=True)
+    from services.embedder.providers.onnx import EXPORT_CANNOT_WRITE, ensure_onnx_graph
+
+    if args.model_dir is None or args.target is None:
+        from services.embedder.settings import Settings
+
+        settings = Settings()
+        print(ensure_onnx_graph(settings.local_model_name, settings.embedder_model_cache), flush=True)
+        return
+    try:
+        export_sentence_model(args.model_dir, args.target)
+    except OSError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(EXPORT_CANNOT_WRITE)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from services.embedder.providers import onnx_export
+from services.embedder.providers import onnx
 from services.embedder.providers.local import LocalEmbeddingProvider
 from services.embedder.providers.onnx import OnnxEmbeddingProvider, read_sentence_config
 
@@ -78,7 +80,7 @@ async def test_a_later_start_reuses_the_exported_graph(
     def no_export(model_dir: Path, target: Path) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnx_export, "export_sentence_model", no_export)
+    monkeypatch.setattr(onnx, "export_graph", no_export)
     again = OnnxEmbeddingProvider(threads=1, cache_dir=cache_dir)
     await again.start()
 
@@ -114,3 +116,31 @@ def test_a_model_pooled_otherwise_than_by_mean_is_refused(tmp_path: Path) -> Non
 
     with pytest.raises(ValueError, match="mean pooling only"):
         read_sentence_config(tmp_path)
+
+
+def test_an_unwritable_target_is_an_os_error(tmp_path: Path) -> None:
+    """The child process's exit status tells the caller to try another directory."""
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OSError):
+        onnx.export_graph(onnx.model_directory(onnx.PACKAGED_MODEL), tmp_path / "a-file" / "model.onnx")
+
+
+def test_a_first_start_exports_without_torch_in_the_embedder(tmp_path: Path) -> None:
+    """The export runs in a child process: the embedder never holds torch (about 350 MB)."""
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from services.embedder.providers.onnx import OnnxEmbeddingProvider\n"
+        "async def main():\n"
+        f"    p = OnnxEmbeddingProvider(threads=1, cache_dir=Path({str(tmp_path)!r}))\n"
+        "    await p.start()\n"
+        "    assert len((await p.embed(['hello']))[0]) == 384\n"
+        "    await p.close()\n"
+        "    print('torch' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
+    assert [entry.suffix for entry in tmp_path.iterdir()] == [".onnx"]
