@@ -220,7 +220,7 @@ def start_replicas(stack: Stack) -> list[str]:
     for base in gateways:
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                if httpx.get(f"{base}/status", timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

@@ -101,7 +101,7 @@ def _announce_when_ready(base_url: str) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=3) as response:
+            with urllib.request.urlopen(f"{base_url}/status", timeout=3) as response:
                 if response.status == 200:
                     print(
                         f"\n==> LLM Cache Proxy ready: OpenAI base_url = {base_url}/v1"
@@ -112,7 +112,7 @@ def _announce_when_ready(base_url: str) -> None:
         except Exception:
             pass
         time.sleep(1)
-    print(f"\n==> not ready after 180 s: see the logs above, and {base_url}/readyz\n", flush=True)
+    print(f"\n==> not ready after 180 s: see the logs above, and {base_url}/status\n", flush=True)
 
 
 if __name__ == "__main__":

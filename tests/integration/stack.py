@@ -116,7 +116,7 @@ class Stack:
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.logs(name)[-4000:]}")
             try:
-                response = httpx.get(f"{self.base_url}/readyz", timeout=5)
+                response = httpx.get(f"{self.base_url}/status", timeout=5)
                 if response.status_code == 200:
                     return
                 last = response.text

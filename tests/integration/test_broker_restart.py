@@ -128,4 +128,4 @@ def test_a_broker_restart_fails_fast_then_recovers_by_itself(system: tuple[Stack
         f"\nbroker down: 503 in {took * 1000:.0f} ms; answering again {time.monotonic() - back:.1f} s after it was back"
     )
     assert all(stack.processes[name].poll() is None and stack.processes[name].pid == pid for name, pid in pids.items())
-    wait_until(lambda: httpx.get(f"{stack.base_url}/readyz", timeout=10).status_code == 200, timeout=60, interval=1)
+    wait_until(lambda: httpx.get(f"{stack.base_url}/status", timeout=10).status_code == 200, timeout=60, interval=1)

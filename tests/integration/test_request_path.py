@@ -224,9 +224,10 @@ def test_old_path_serves_the_same_api(stack: Stack) -> None:
 
 def test_every_service_exposes_metrics_and_the_gateway_health(stack: Stack) -> None:
     assert httpx.get(f"{stack.base_url}/healthz").status_code == 200
-    ready = httpx.get(f"{stack.base_url}/readyz", timeout=10)
-    assert ready.status_code == 200
-    assert set(ready.json()["services"]) == {"cache_worker", "embedder", "llm_worker", "stats_consumer", "tenants"}
+    assert httpx.get(f"{stack.base_url}/readyz", timeout=10).json() == {"ready": True, "broker": True}
+    status = httpx.get(f"{stack.base_url}/status", timeout=10)
+    assert status.status_code == 200
+    assert set(status.json()["services"]) == {"cache_worker", "embedder", "llm_worker", "stats_consumer", "tenants"}
     assert "llmcache_gateway_requests_total" in httpx.get(f"{stack.base_url}/metrics").text
     expected = {
         "cache_worker": "llmcache_cache_lookups_total",

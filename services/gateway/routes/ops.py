@@ -33,7 +33,21 @@ async def healthz() -> PlainTextResponse:
 
 @router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> Response:
-    """Ready: the broker connection is up and every service answers, with its Redis and Postgres up."""
+    """Ready: this gateway can take requests (its broker connection is up). Asks no other service.
+
+    A readiness probe: were it to fail with another service (the embedder, say), every gateway
+    would leave the load balancer at once, though exact hits and misses still work without it.
+    The whole system's state is /status.
+    """
+    broker_ok = await _state(request).worker.ready()
+    body = {"ready": broker_ok, "broker": broker_ok}
+    return Response(orjson.dumps(body), status_code=200 if broker_ok else 503, media_type="application/json")
+
+
+@router.get("/status", include_in_schema=False)
+async def status(request: Request) -> Response:
+    """The whole system: 200 when the broker is up and every service answers, with its Redis and
+    Postgres up; 503 naming what is not (for operators and monitors, not for a readiness probe)."""
     state = _state(request)
     timeout = state.settings.control_timeout_seconds
 
@@ -47,9 +61,9 @@ async def readyz(request: Request) -> Response:
     others = [s for s in SERVICES if s != "gateway"]
     reports = await asyncio.gather(*(ask(s) for s in others)) if broker_ok else []
     services = {r.service: {"ok": r.ok, "checks": r.checks} for r in reports}
-    ready = broker_ok and all(r.ok for r in reports) and len(reports) == len(others)
-    body = {"ready": ready, "broker": broker_ok, "services": services}
-    return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
+    ok = broker_ok and all(r.ok for r in reports) and len(reports) == len(others)
+    body = {"ok": ok, "broker": broker_ok, "services": services}
+    return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
 
 
 @router.get("/metrics", include_in_schema=False)
