@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
 
 from services.embedder.providers.local import LocalEmbeddingProvider
+from tests.unit.embedder.loop_check import loop_ticks_while_embedding
 
 PARAPHRASE = (
     "What is the boiling point of water at sea level?",
@@ -51,16 +51,4 @@ async def test_a_text_embeds_the_same_alone_and_in_a_batch(provider: LocalEmbedd
 
 
 async def test_the_event_loop_keeps_running_while_the_model_encodes(provider: LocalEmbeddingProvider) -> None:
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.001)
-
-    ticker = asyncio.create_task(tick())
-    await provider.embed([f"sentence number {i} about something" for i in range(256)])
-    ticker.cancel()
-
-    assert ticks > 5
+    assert await loop_ticks_while_embedding(provider) > 5

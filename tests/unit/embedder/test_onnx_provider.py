@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 from services.embedder.providers import onnx
 from services.embedder.providers.local import LocalEmbeddingProvider
 from services.embedder.providers.onnx import OnnxEmbeddingProvider, read_sentence_config
+from tests.unit.embedder.loop_check import loop_ticks_while_embedding
 
 TEXTS = [
     "What is the boiling point of water at sea level?",
@@ -91,19 +91,7 @@ async def test_a_later_start_reuses_the_exported_graph(
 
 
 async def test_the_event_loop_keeps_running_while_the_model_encodes(provider: OnnxEmbeddingProvider) -> None:
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.001)
-
-    ticker = asyncio.create_task(tick())
-    await provider.embed([f"sentence number {i} about something" for i in range(256)])
-    ticker.cancel()
-
-    assert ticks > 5
+    assert await loop_ticks_while_embedding(provider) > 5
 
 
 def test_a_model_pooled_otherwise_than_by_mean_is_refused(tmp_path: Path) -> None:
