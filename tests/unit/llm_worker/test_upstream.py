@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,11 +18,12 @@ from services.llm_worker.upstream import (
     OPENAI_BASE_URL,
     Upstream,
     UpstreamError,
+    UpstreamTarget,
     choose_target,
     create_client,
     error_info,
     redact,
-    split_body,
+    upstream_payload,
 )
 
 
@@ -138,29 +140,64 @@ async def test_timeout_maps_to_504(upstream: Upstream, control: httpx.AsyncClien
     assert (caught.value.error.status, caught.value.error.type) == (504, "upstream_timeout")
 
 
-async def test_unknown_body_fields_go_through_extra_body(upstream: Upstream, control: httpx.AsyncClient) -> None:
-    body = chat("Hello", temperature=0.2, top_k=40, repetition_penalty=1.1, stream_options={"include_usage": True})
-    kwargs, extra = split_body(body)
-    assert set(kwargs) == {"model", "messages", "temperature"}
-    assert extra == {"top_k": 40, "repetition_penalty": 1.1}
-    # The SDK would raise TypeError on top_k as a keyword; via extra_body the call goes through.
-    completion = await upstream.complete(body)
-    assert completion["choices"][0]["finish_reason"] == "stop"
+async def test_the_payload_goes_upstream_as_the_client_sent_it(mock_url: str) -> None:
+    # Fields OpenAI does not know (vLLM's top_k) reach an OpenAI-compatible upstream; stream is the worker's.
+    sent: list[dict[str, Any]] = []
 
+    async def record(request: httpx.Request) -> None:
+        sent.append(json.loads(request.content))
 
-async def test_extra_body_reaches_the_upstream(mock_url: str) -> None:
-    # The raw response keeps the request the SDK sent: the extra field must be in its JSON body.
-    settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=0)
-    target = choose_target(settings)
-    client = create_client(target, settings)
+    target = UpstreamTarget(f"{mock_url}/v1", "key", MOCK_LABEL, MOCK_LABEL)
+    http = httpx.AsyncClient(event_hooks={"request": [record]})
+    client = openai.AsyncOpenAI(base_url=target.base_url, api_key="key", max_retries=0, http_client=http)
+    upstream = Upstream(client, target)
+    body = chat("Hello", temperature=0.2, top_k=40, repetition_penalty=1.1, stream=False)
     try:
-        response = await client.chat.completions.with_raw_response.create(
-            **split_body(chat("Hello", top_k=40))[0], extra_body={"top_k": 40}
-        )
-        sent = response.http_request.content
+        completion = await upstream.complete(body)
+        chunks = [c async for c in upstream.stream({**body, "stream": True, "stream_options": {"x": 1}})]
     finally:
-        await client.close()
-    assert b'"top_k":40' in sent.replace(b" ", b"")
+        await upstream.close()
+    assert completion["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"]["total_tokens"] > 0
+    assert sent[0] == {k: v for k, v in body.items() if k != "stream"}
+    assert sent[1] == {**sent[0], "stream": True, "stream_options": {"x": 1, "include_usage": True}}
+
+
+def test_model_and_messages_are_required() -> None:
+    for body in ({"messages": []}, {"model": "m"}, {"model": "m", "messages": "hi"}):
+        with pytest.raises(UpstreamError) as refused:
+            upstream_payload(body)
+        assert refused.value.error.status == 400
+
+
+async def test_an_answer_that_is_not_a_completion_is_a_bad_gateway() -> None:
+    # A 200 from the wrong URL (a web page, another API's JSON) is not stored or relayed as an answer.
+    replies = {"/v1/chat/completions": httpx.Response(200, json={"status": "ok"})}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content).get("stream"):
+            return httpx.Response(
+                200, text='data: ["not", "a", "chunk"]\n\n', headers={"content-type": "text/event-stream"}
+            )
+        return replies[request.url.path]
+
+    target = UpstreamTarget("http://upstream.test/v1", "key", None, "test")
+    client = openai.AsyncOpenAI(
+        base_url=target.base_url,
+        api_key=target.api_key,
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+    )
+    upstream = Upstream(client, target)
+    try:
+        with pytest.raises(UpstreamError) as whole:
+            await upstream.complete(chat("Hello"))
+        with pytest.raises(UpstreamError) as streamed:
+            _ = [c async for c in upstream.stream(chat("Hello"))]
+    finally:
+        await upstream.close()
+    assert whole.value.error.status == streamed.value.error.status == 502
+    assert "not a chat completion" in whole.value.error.message
 
 
 async def test_list_models(upstream: Upstream) -> None:
