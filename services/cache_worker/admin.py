@@ -65,7 +65,13 @@ class CacheAdmin:
             )
         if isinstance(request, FlushEntries):
             where = EntryFilter(tenant=request.tenant, namespace=request.namespace)
-            return await self._deleted(request.tenant, await self._entries.delete_matching(where))
+            keys = await self._entries.delete_matching(where)
+            if request.namespace is not None:
+                return await self._deleted(request.tenant, keys)
+            # The whole tenant: also what only Redis holds (Redis does not know an entry's namespace).
+            await self._exact.delete(request.tenant, keys)
+            only_in_redis = set(await self._exact.delete_tenant(request.tenant)) - set(keys)
+            return EntriesDeleted(deleted=len(keys) + len(only_in_redis), keys=keys + sorted(only_in_redis))
         return ErrorReply(error=ErrorInfo(type="invalid_request_error", message="Unknown admin request.", status=400))
 
     async def _deleted(self, tenant: str, keys: list[str]) -> EntriesDeleted:

@@ -14,6 +14,9 @@ import redis.asyncio as redis
 
 from services.cache_worker.entries import CachedAnswer
 
+# Keys per DEL command when a whole tenant is flushed.
+DELETE_CHUNK = 1000
+
 
 class ExactStore:
     """Redis-backed exact cache."""
@@ -53,6 +56,18 @@ class ExactStore:
             pipe.zrem(self._lru(tenant), *keys)
             deleted, _ = await pipe.execute()
         return int(deleted)
+
+    async def delete_tenant(self, tenant: str) -> list[str]:
+        """Delete every entry Redis tracks for the tenant, whether PostgreSQL holds a copy or not.
+
+        Entries PostgreSQL never saw (it was down, or refused the text) are only in Redis: a tenant
+        flush must not leave them answering until their TTL.
+        """
+        members: list[bytes] = await self._redis.zrange(self._lru(tenant), 0, -1)  # type: ignore[assignment]
+        keys = [member.decode() for member in members]
+        for start in range(0, len(keys), DELETE_CHUNK):
+            await self.delete(tenant, keys[start : start + DELETE_CHUNK])
+        return keys
 
     async def touch(self, used: dict[str, dict[str, float]]) -> None:
         """Move used entries up the LRU order (tenant -> key -> last use); only keys still tracked."""

@@ -17,6 +17,10 @@ import orjson
 # Request fields that do not change the answer: how it is delivered, or who asked.
 DELIVERY_FIELDS = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier"})
 SYSTEM_ROLES = frozenset({"system", "developer"})
+# Number parameters OpenAI reads as floats: 1 and 1.0 are the same temperature.
+FLOAT_PARAMS = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
+# What a message holds besides the fields compared by meaning (its role and its text).
+MESSAGE_TEXT_FIELDS = frozenset({"role", "content"})
 
 
 def canonical_json(value: Any) -> bytes:
@@ -25,8 +29,16 @@ def canonical_json(value: Any) -> bytes:
 
 
 def answer_affecting(body: dict[str, Any]) -> dict[str, Any]:
-    """The request without the fields that don't change the answer."""
-    return {k: v for k, v in body.items() if k not in DELIVERY_FIELDS}
+    """The request without the fields that don't change the answer, in one spelling.
+
+    An explicit null is the parameter's default, as if left out, and a float parameter written as
+    a whole number is that float: `"temperature": 1` and `1.0` are one request.
+    """
+    return {
+        k: float(v) if k in FLOAT_PARAMS and type(v) is int else v
+        for k, v in body.items()
+        if k not in DELIVERY_FIELDS and v is not None
+    }
 
 
 def exact_key(tenant: str, namespace: str, body: dict[str, Any]) -> str:
@@ -85,11 +97,18 @@ def conversation(body: dict[str, Any]) -> Conversation:
     lines = []
     for message in earlier:
         text = text_of(message.get("content")) if isinstance(message, dict) else None
-        if message.get("role") not in CONTEXT_ROLES or text is None or message.get("tool_calls"):
+        if message.get("role") not in CONTEXT_ROLES or text is None or _beyond_text(message):
+            # Tool calls, a participant's `name`, ...: compared exactly, not by meaning.
             return Conversation(context_text=None, history_hash=hashlib.sha256(canonical_json(earlier)).hexdigest())
         lines.append(f"{message['role']}: {text.strip()}")
     context = "\n".join(lines)
     return Conversation(context_text=context[-MAX_CONTEXT_CHARS:], history_hash=None)
+
+
+def _beyond_text(message: dict[str, Any]) -> dict[str, Any]:
+    """A message's fields besides its role and text, empty ones aside (an SDK's assistant message
+    sent back carries `"refusal": null`, `"tool_calls": []`)."""
+    return {k: v for k, v in message.items() if k not in MESSAGE_TEXT_FIELDS and v not in (None, [], {}, "")}
 
 
 def _is_system(message: Any) -> bool:
@@ -100,9 +119,10 @@ def partition_key(tenant: str, namespace: str, body: dict[str, Any], embedding_m
     """SHA-256 (hex) of everything that must be equal for a semantic hit.
 
     Tenant, namespace, embedding model, every output-affecting parameter and the system prompts;
-    for conversations, whether there are earlier turns at all, and (when they can't be compared
-    by meaning) their exact hash. The last user message's wording and a plain-text history are
-    compared by embedding instead.
+    the last message's fields besides its text (a participant's `name`: "greet me by my name" is
+    another question for alice than for bob); for conversations, whether there are earlier turns
+    at all, and (when they can't be compared by meaning) their exact hash. The last user message's
+    wording and a plain-text history are compared by embedding instead.
     """
     request = answer_affecting(body)
     messages = request.pop("messages", [])
@@ -117,4 +137,8 @@ def partition_key(tenant: str, namespace: str, body: dict[str, Any], embedding_m
         if history.context_text is None and history.history_hash is None
         else (history.history_hash or "by_meaning"),
     }
+    last = _beyond_text(messages[-1]) if messages and isinstance(messages[-1], dict) else {}
+    if last:
+        # Only when present, so the partitions of plain messages stay what they were before.
+        material["last_message"] = last
     return hashlib.sha256(canonical_json(material)).hexdigest()

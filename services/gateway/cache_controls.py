@@ -57,7 +57,8 @@ def parse_cache_controls(headers: Headers) -> CacheControls:
 
 
 def _int(raw: str, header: str, what: str, low: int, high: int) -> int:
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # isascii: isdigit() also accepts "²" and other digits int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise _invalid(header, f"{what} as a whole number of seconds from {low} to {high}")
     return int(raw)
 

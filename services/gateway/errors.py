@@ -86,12 +86,21 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        content_type = request.headers.get("content-type", "")
+        if first.get("loc") == ("body",) and "json" not in content_type:
+            # curl -d sends a form content type; FastAPI then never reads the body as JSON.
+            message = (
+                "Invalid request: send the body as JSON, with Content-Type: application/json"
+                f" (got {content_type or 'no Content-Type'})."
+            )
+            return error_response(400, message)
         return error_response(400, f"Invalid request: {first.get('msg', 'invalid input')}", param=param)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:
-        log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # One line: Starlette re-raises the exception after this answer, and uvicorn logs its traceback.
+        log.error("unhandled error on %s %s: %r", request.method, request.url.path, exc)
         return error_response(500, "The server had an error while processing your request.", "api_error")

@@ -14,12 +14,13 @@ import pytest
 import redis.asyncio as redis
 
 from scripts.stack import start_embedded_postgres
+from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.entry_store import EntryStore, NewEntry
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder, Sweeper
-from shared.contracts import CompletionGenerated
+from shared.contracts import CompletionGenerated, EntriesDeleted, FlushEntries
 from shared.db import open_pool
 
 pytestmark = pytest.mark.integration
@@ -251,3 +252,23 @@ async def test_a_cancelled_lookup_does_not_disturb_the_others(stores: tuple[Exac
     assert (await kept) == answer
     with pytest.raises(asyncio.CancelledError):
         await cancelled
+
+
+async def test_a_tenant_flush_also_deletes_what_only_redis_holds(stores: tuple[ExactStore, EntryStore]) -> None:
+    exact, entries = stores
+    tenant, other = f"t-{uuid.uuid4().hex[:6]}", f"o-{uuid.uuid4().hex[:6]}"
+    storer = Storer(exact, entries, no_embed, default_ttl_seconds=3600, max_entries=100)
+    await storer.store(generated(tenant, "both", 1))
+    # PostgreSQL refuses NUL bytes in text: this answer is kept in Redis only, and still served from there.
+    unstorable = generated(tenant, "redis-only", 2).model_copy(update={"prompt_text": "nul\x00 probe"})
+    await storer.store(unstorable)
+    await storer.store(generated(other, "other", 3))
+    assert await exact.get("redis-only") is not None and await entries.find(tenant, "redis-only") is None
+
+    admin = CacheAdmin(exact, entries, no_embed)
+    flushed = await admin.handle(FlushEntries(tenant=tenant))
+
+    assert isinstance(flushed, EntriesDeleted)
+    assert flushed.deleted == 2 and sorted(flushed.keys) == ["both", "redis-only"]
+    assert await exact.get("both") is None and await exact.get("redis-only") is None
+    assert await exact.get("other") is not None and await entries.find(other, "other") is not None

@@ -199,7 +199,12 @@ def test_bad_input_gets_a_clear_openai_style_400(stack: Stack) -> None:
         (b'{"model": "m", "messages": []}', "invalid_value"),
         (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}', "invalid_value"),
         (b'{"messages": [{"role": "user", "content": "hi"}]}', "invalid_value"),
+        # Numbers are numbers, as OpenAI checks them: "1.7" would slip past the temperature rule.
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": "1.7"}', "invalid_value"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": true}', "invalid_value"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": "2"}', "invalid_value"),
     ]
+    refused_before = _errors_counted(stack, "4xx")
     for body, code in cases:
         response = httpx.post(
             f"{stack.base_url}/v1/chat/completions",
@@ -211,6 +216,24 @@ def test_bad_input_gets_a_clear_openai_style_400(stack: Stack) -> None:
         assert error["type"] == "invalid_request_error"
         assert error["code"] == code
         assert error["message"]
+    # A header value str.isdigit() accepts and int() does not ("\xb2" is "²"): a 400, not a 500.
+    odd_header = httpx.post(
+        f"{stack.base_url}/v1/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+        headers=[*stack.auth.items(), (b"X-Cache-TTL", b"\xb2")],
+    )
+    assert odd_header.status_code == 400 and odd_header.json()["error"]["code"] == "invalid_header"
+    assert httpx.post(f"{stack.base_url}/v1/chat/completions", json={}).status_code == 401
+    # Every one of them is in the gateway's request counter, which the error-rate alert divides by.
+    assert _errors_counted(stack, "4xx") == refused_before + len(cases) + 2
+
+
+def _errors_counted(stack: Stack, status_class: str) -> float:
+    sample = f'llmcache_gateway_requests_total{{cache="ERROR",status="{status_class}",stream="false"}} '
+    for line in httpx.get(f"{stack.base_url}/metrics").text.splitlines():
+        if line.startswith(sample):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def test_old_path_serves_the_same_api(stack: Stack) -> None:

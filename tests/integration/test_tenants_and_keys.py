@@ -427,6 +427,13 @@ async def test_admin_api_keys_limits_and_revocation_on_every_replica(
         bad = await one.post("/api/v1/admin/tenants", json={"name": "Not A Slug"}, headers=admin)
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "name"
         assert (await one.post("/api/v1/admin/tenants", json={"nom": "x"}, headers=admin)).status_code == 400
+        # curl -d without a JSON content type: a 400 that says what to send.
+        form = await one.post(
+            "/api/v1/admin/tenants",
+            content=b'{"name": "x"}',
+            headers={**admin, "content-type": "application/x-www-form-urlencoded"},
+        )
+        assert form.status_code == 400 and "Content-Type: application/json" in form.json()["error"]["message"]
         assert name in [t["name"] for t in (await one.get("/api/v1/admin/tenants", headers=admin)).json()["data"]]
 
         response = await one.post(

@@ -57,11 +57,20 @@ async def chat_completions(request: Request) -> Response:
     """Answer a chat completion from the cache or the upstream, as OpenAI would."""
     state: GatewayState = request.app.state.gateway
     started = time.perf_counter()
-    principal = await authenticate(request)
-    body = await _read_body(request, state.settings.max_body_bytes)
-    authorize_model(principal, body["model"])
-    admission = await state.limiter.admit(principal)
-    controls = parse_cache_controls(request.headers)
+    try:
+        principal = await authenticate(request)
+        body = await _read_body(request, state.settings.max_body_bytes)
+        authorize_model(principal, body["model"])
+        # Before admission: a request refused for a bad header does not use up the key's quota.
+        controls = parse_cache_controls(request.headers)
+        admission = await state.limiter.admit(principal)
+    except ApiError as exc:
+        # Counted like every other answer: the error-rate alert must see a tenants-service outage's 503s.
+        _count(started, exc.status, "ERROR", stream=False)
+        raise
+    except Exception:
+        _count(started, 500, "ERROR", stream=False)
+        raise
     now = time.time()
     completion_request = CompletionRequest(
         request_id=uuid.uuid4().hex,
@@ -120,12 +129,15 @@ async def chat_completions(request: Request) -> Response:
             return StreamingResponse(
                 _relay(state, principal, request_id, first, replies),
                 media_type="text/event-stream",
-                headers=cache_headers(cache, request_id),
+                headers={**cache_headers(cache, request_id), **admission.headers()},
             )
         raise ApiError(502, "Unexpected reply from the cache service.")
     except ApiError as exc:
         _count(started, exc.status, "ERROR", stream)
         return exc.response({"X-Request-Id": request_id})
+    except Exception:
+        _count(started, 500, "ERROR", stream)
+        raise
     finally:
         IN_FLIGHT.dec()
         if not keep_open:

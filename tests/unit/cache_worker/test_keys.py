@@ -144,3 +144,36 @@ def test_semantic_prompt_is_the_last_user_text() -> None:
     assert keys.semantic_prompt(image) is None
     tool_last = {"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}]}
     assert keys.semantic_prompt(tool_last) is None
+
+
+def test_one_request_in_several_spellings_has_one_key() -> None:
+    # An explicit null is the default; a whole-number temperature is that float.
+    assert key({**BASE, "temperature": 1}) == key({**BASE, "temperature": 1.0})
+    assert key({**BASE, "top_p": None}) == key(BASE)
+    assert key({**BASE, "temperature": 1}) != key({**BASE, "temperature": 0.2})
+    assert key({**BASE, "seed": 1}) != key({**BASE, "seed": 2})
+
+
+def test_the_participant_name_separates_partitions() -> None:
+    def greet(name: str | None) -> dict:
+        message = {"role": "user", "content": "Greet me by my name."} | ({"name": name} if name else {})
+        return {"model": "m", "messages": [message]}
+
+    alice, bob = keys.partition_key("t", "d", greet("alice"), "e"), keys.partition_key("t", "d", greet("bob"), "e")
+    assert alice != bob
+    assert alice == keys.partition_key("t", "d", greet("alice"), "e")
+    assert keys.partition_key("t", "d", greet(None), "e") not in (alice, bob)
+    # A named earlier turn is part of the history, compared exactly rather than by meaning.
+    named = chat("Hi, I'm here.")
+    named["messages"][1]["name"] = "alice"
+    assert keys.conversation(named).context_text is None
+    assert keys.conversation(named).history_hash is not None
+
+
+def test_empty_fields_of_a_message_sent_back_from_the_sdk_change_nothing() -> None:
+    plain = chat("Can you cancel my gym membership?")
+    echoed = copy.deepcopy(plain)
+    echoed["messages"][2].update({"refusal": None, "tool_calls": [], "annotations": [], "audio": None})
+    echoed["messages"][3]["name"] = None
+    assert keys.conversation(echoed) == keys.conversation(plain)
+    assert keys.partition_key("t", "d", echoed, "e") == keys.partition_key("t", "d", plain, "e")

@@ -43,6 +43,9 @@ def test_cache_headers() -> None:
         ({"x_cache_ttl": "0"}, "X-Cache-TTL"),
         ({"x_cache_ttl": "1.5"}, "X-Cache-TTL"),
         ({"x_cache_ttl": "99999999999"}, "X-Cache-TTL"),
+        # Header bytes arrive as latin-1: "\xb2" is "²", which str.isdigit() accepts and int() does not.
+        ({"x_cache_ttl": "\xb2"}, "X-Cache-TTL"),
+        ({"cache_control": "max-age=\xb3"}, "Cache-Control"),
         ({"x_cache_namespace": "has space"}, "X-Cache-Namespace"),
         ({"x_cache_namespace": "x" * 65}, "X-Cache-Namespace"),
         ({"x_cache_similarity_threshold": "1.5"}, "X-Cache-Similarity-Threshold"),
