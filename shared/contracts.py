@@ -94,6 +94,9 @@ class ErrorInfo(BaseModel):
     message: str
     status: int = 500
     code: str | None = None
+    param: str | None = None
+    # From the upstream's Retry-After (a 429 or 503): the client's SDK waits this long before its retry.
+    retry_after_seconds: float | None = None
 
 
 class CompletionReply(Contract):

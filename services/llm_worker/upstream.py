@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,13 +126,26 @@ def error_info(exc: Exception, secrets: Iterable[str] = ()) -> UpstreamError:
         )
     if isinstance(exc, openai.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
-        message = body.get("message") if isinstance(body.get("message"), str) else exc.message
-        error = ErrorInfo(
-            type=exc.type or "upstream_error",
-            message=redact(message or f"Upstream error {exc.status_code}.", secrets),
-            status=exc.status_code,
-            code=exc.code,
-        )
+        raw = body.get("message")
+        message = redact(raw if isinstance(raw, str) else exc.message or "", secrets)
+        if exc.status_code in (401, 403):
+            # The upstream refused the proxy's own key: passed on as a 401, it would tell the client
+            # that its key (valid here) is wrong. The operator has to fix UPSTREAM_API_KEY.
+            error = ErrorInfo(
+                type="upstream_auth_error",
+                message=f"The upstream refused this proxy's credentials (HTTP {exc.status_code}): {message}",
+                status=502,
+                code=exc.code,
+            )
+        else:
+            error = ErrorInfo(
+                type=exc.type or "upstream_error",
+                message=message or f"Upstream error {exc.status_code}.",
+                status=exc.status_code,
+                code=exc.code,
+                param=exc.param,
+                retry_after_seconds=retry_after(exc.response.headers),
+            )
         return UpstreamError(error, f"error_{exc.status_code // 100}xx")
     if isinstance(exc, openai.APIError):
         # An error event in the middle of a stream: the HTTP status was 200, so it is a bad gateway.
@@ -141,6 +154,7 @@ def error_info(exc: Exception, secrets: Iterable[str] = ()) -> UpstreamError:
             message=redact(exc.message or "The upstream failed mid-stream.", secrets),
             status=502,
             code=exc.code,
+            param=exc.param,
         )
         return UpstreamError(error, "error_stream")
     log.warning("unexpected upstream failure: %s", type(exc).__name__)
@@ -148,6 +162,18 @@ def error_info(exc: Exception, secrets: Iterable[str] = ()) -> UpstreamError:
         ErrorInfo(type="upstream_error", message=f"The upstream call failed ({type(exc).__name__}).", status=502),
         "error",
     )
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from the upstream's `retry-after-ms` or `retry-after` (seconds; an HTTP date is ignored)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            seconds = float(headers.get(name, "")) * scale
+        except ValueError:
+            continue
+        if 0 <= seconds < 86_400:
+            return seconds
+    return None
 
 
 class Upstream:

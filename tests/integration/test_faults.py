@@ -53,6 +53,7 @@ def test_a_persistent_429_is_passed_on_with_its_status_after_the_retry_budget(st
         mock.clear_faults()
     assert response.status_code == 429
     assert response.json()["error"]["message"]
+    assert response.headers["retry-after"] == "1"  # the upstream's 0.1 s, in whole seconds
     assert mock.chat_calls() == calls + 3  # the call and its two retries (UPSTREAM_MAX_RETRIES=2)
 
 

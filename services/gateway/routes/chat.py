@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -104,13 +105,11 @@ async def chat_completions(request: Request) -> Response:
 
         if isinstance(first, ErrorReply):
             _count(started, first.error.status, "ERROR", stream)
-            return error_response(
-                first.error.status,
-                first.error.message,
-                first.error.type,
-                first.error.code,
-                headers={"X-Request-Id": request_id},
-            )
+            error = first.error
+            headers = {"X-Request-Id": request_id}
+            if error.retry_after_seconds is not None:
+                headers["Retry-After"] = str(math.ceil(error.retry_after_seconds))
+            return error_response(error.status, error.message, error.type, error.code, error.param, headers)
         if isinstance(first, CompletionReply):
             headers = {**cache_headers(first.cache, request_id), **admission.headers()}
             if first.cache.status != "HIT":
@@ -209,7 +208,8 @@ async def _relay(
             elif isinstance(reply, ErrorReply):
                 finished = True
                 error = reply.error
-                yield sse.event({"error": {"message": error.message, "type": error.type, "code": error.code}})
+                body = {"message": error.message, "type": error.type, "param": error.param, "code": error.code}
+                yield sse.event({"error": body})
                 return
     finally:
         state.inbox.close(request_id)

@@ -23,6 +23,7 @@ from services.llm_worker.upstream import (
     create_client,
     error_info,
     redact,
+    retry_after,
     upstream_payload,
 )
 
@@ -85,6 +86,33 @@ async def test_429_maps_to_error_info_with_code(upstream: Upstream, control: htt
     assert caught.value.error.status == 429
     assert caught.value.error.code == "rate_limit_exceeded"
     assert caught.value.error.type == "requests"
+    # Passed on, so the client's SDK waits as long as the upstream asked before it retries.
+    assert caught.value.error.retry_after_seconds == 1
+
+
+async def test_a_400_keeps_the_parameter_it_names(upstream: Upstream) -> None:
+    with pytest.raises(UpstreamError) as caught:
+        await upstream.complete(chat("Hello", n=0))  # the mock refuses n < 1, as OpenAI does
+    assert caught.value.error.status == 400 and caught.value.error.param == "n"
+
+
+def test_retry_after_in_seconds_or_milliseconds() -> None:
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after-ms": "250", "retry-after": "1"}) == 0.25
+    assert retry_after({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert retry_after({}) is None
+
+
+async def test_the_upstream_refusing_the_proxys_key_is_a_bad_gateway(
+    upstream: Upstream, control: httpx.AsyncClient
+) -> None:
+    # Not a 401: the client's key is valid here, and its SDK would report it as wrong.
+    await control.post("/_mock/faults", json={"status": 401, "count": 1})
+    with pytest.raises(UpstreamError) as caught:
+        await upstream.complete(chat("Hello"))
+    assert caught.value.error.status == 502
+    assert caught.value.error.type == "upstream_auth_error"
+    assert "refused this proxy's credentials (HTTP 401)" in caught.value.error.message
 
 
 async def test_error_before_the_first_chunk_of_a_stream(upstream: Upstream, control: httpx.AsyncClient) -> None:
@@ -240,7 +268,7 @@ def test_api_keys_are_scrubbed_from_error_messages() -> None:
     body = {"message": "Incorrect API key provided: sk-proj-abcdef123456. Also my-secret-key-1 leaked", "type": "x"}
     exc = openai.AuthenticationError("Error code: 401", response=response, body=body)  # type: ignore[arg-type]
     error = error_info(exc, ["my-secret-key-1"]).error
-    assert error.status == 401
+    assert error.status == 502  # the upstream refused the proxy's key, not the client's
     assert "abcdef123456" not in error.message
     assert "my-secret-key-1" not in error.message
     assert redact("key sk-abcdefghijkl here") == "key sk-ab*** here"
