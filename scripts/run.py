@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.request
 
-from scripts.stack import ROOT, check_dependencies, fail, start_embedded_postgres
+from scripts.stack import ROOT, check_dependencies, fail, reachable, start_embedded_postgres
 
 PROCESSES = ["embedder", "cache_worker", "llm_worker", "stats_consumer", "tenants", "gateway"]
 
@@ -29,6 +29,13 @@ def main() -> None:
     rabbitmq_url = env.setdefault("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
     redis_url = env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     problems = check_dependencies(rabbitmq_url, redis_url)
+    host = env.get("GATEWAY_HOST", "127.0.0.1")
+    port = env.get("GATEWAY_PORT", "8000")
+    if reachable(host, int(port)):
+        # Else the other stack's gateway would answer our readiness check, and ours would die on the port.
+        problems.append(
+            f"Something already listens on {host}:{port} (another `make run`?): stop it, or set GATEWAY_PORT."
+        )
     if problems:
         fail("Cannot start:\n*** " + "\n*** ".join(problems))
 
@@ -56,21 +63,34 @@ def main() -> None:
     print(f"API key: {env['DEV_API_KEY']}", flush=True)
     if not env.get("ADMIN_API_KEY"):
         print("The admin API is off: set ADMIN_API_KEY to manage tenants, keys and cache entries over HTTP.")
-    host = env.get("GATEWAY_HOST", "127.0.0.1")
-    port = env.get("GATEWAY_PORT", "8000")
     threading.Thread(target=_announce_when_ready, args=(f"http://{host}:{port}",), daemon=True).start()
 
     # Ctrl-C reaches honcho too (same process group); it stops the services, then we stop Postgres.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    asked_to_stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: asked_to_stop.set())
     honcho = subprocess.Popen(
         [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start", *processes],
         env=env,
         cwd=ROOT,
     )
-    signal.signal(signal.SIGTERM, lambda *_: honcho.terminate())
+
+    def terminate(*_: object) -> None:
+        asked_to_stop.set()
+        honcho.terminate()
+
+    signal.signal(signal.SIGTERM, terminate)
     code = honcho.wait()
     if postgres is not None:
         postgres.cleanup()
+    if not asked_to_stop.is_set():
+        # honcho stops everything when one process ends: say so, and fail, rather than end quietly.
+        print(
+            "\n==> A service exited, so make run stopped them all: the first 'stopped' or 'exited' line above"
+            " names it. (Deployed, each service restarts on its own and the others keep serving.)\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(code or 1)
     sys.exit(code)
 
 

