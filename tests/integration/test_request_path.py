@@ -187,9 +187,17 @@ def test_upstream_429_keeps_its_status(client, mock: MockUpstream) -> None:
     assert raised.value.status_code == 429
 
 
-def test_models_are_listed(client) -> None:
+def test_models_are_listed(client, stack: Stack) -> None:
     models = client.models.list()
-    assert any(model.id for model in models.data)
+    assert len(models.data) > 1 and all(model.id for model in models.data)
+    # A key limited to some models is shown only those.
+    admin = {"Authorization": f"Bearer {stack.env['ADMIN_API_KEY']}"}
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    assert httpx.post(f"{stack.base_url}/api/v1/admin/tenants", json={"name": tenant}, headers=admin).status_code == 201
+    limited = {"tenant": tenant, "name": "one-model", "allowed_models": [models.data[0].id]}
+    created = httpx.post(f"{stack.base_url}/api/v1/admin/keys", json=limited, headers=admin).json()
+    shown = httpx.get(f"{stack.base_url}/v1/models", headers={"Authorization": f"Bearer {created['key']}"}, timeout=30)
+    assert [m["id"] for m in shown.json()["data"]] == [models.data[0].id]
 
 
 def test_bad_input_gets_a_clear_openai_style_400(stack: Stack) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -38,6 +39,8 @@ from shared.contracts import (
 )
 
 log = logging.getLogger(__name__)
+# What pydantic adds to an error's location for the member of a union it tried: str, list[dict[str,any]], ...
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*|[A-Z]\w*)$")
 router = APIRouter()
 
 CHAT_OPENAPI: dict[str, Any] = {
@@ -160,7 +163,8 @@ async def _read_body(request: Request, limit: int) -> dict[str, Any]:
         ChatCompletionBody.model_validate(body)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
+        # Without the union member pydantic tried ("messages.0.content.str" is "messages.0.content").
+        param = ".".join(str(p) for p in first["loc"] if not _UNION_MEMBER.match(str(p))) or None
         raise ApiError(400, f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value") from exc
     return body
 

@@ -73,8 +73,8 @@ async def metrics() -> Response:
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
-    """The upstream's models, in OpenAI's list format (a key is needed, as with OpenAI)."""
-    await authenticate(request)
+    """The upstream's models that the caller's key may use, in OpenAI's list format (a key is needed)."""
+    principal = await authenticate(request)
     state = _state(request)
     try:
         result = await state.rpc.call(
@@ -87,4 +87,5 @@ async def list_models(request: Request) -> Response:
         raise ApiError(503, "The LLM worker did not answer.", headers={"Retry-After": "1"}) from exc
     except RemoteError as exc:
         raise ApiError(exc.error.status, exc.error.message, type=exc.error.type) from exc
-    return Response(orjson.dumps({"object": "list", "data": result.data}), media_type="application/json")
+    models = [m for m in result.data if not principal.allowed_models or m.get("id") in principal.allowed_models]
+    return Response(orjson.dumps({"object": "list", "data": models}), media_type="application/json")
