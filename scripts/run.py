@@ -2,21 +2,21 @@
 
 Checks RabbitMQ and Redis, starts embedded PostgreSQL+pgvector when DATABASE_URL is unset (data in
 .data/postgres), starts the mock upstream when no upstream is configured, makes (or reuses) the
-development tenant's API key and prints it, then runs every service with honcho (see Procfile)
-and prints where the proxy answers once it is ready.
+development tenant's API key and prints it, then runs every service of the Procfile under
+scripts/supervise.py (a service that exits is restarted) and prints where the proxy answers once
+it is ready.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
 
+from scripts import supervise
 from scripts.stack import ROOT, check_dependencies, fail, reachable, start_embedded_postgres
 
 PROCESSES = ["embedder", "cache_worker", "llm_worker", "stats_consumer", "tenants", "gateway"]
@@ -65,32 +65,12 @@ def main() -> None:
         print("The admin API is off: set ADMIN_API_KEY to manage tenants, keys and cache entries over HTTP.")
     threading.Thread(target=_announce_when_ready, args=(f"http://{host}:{port}",), daemon=True).start()
 
-    # Ctrl-C reaches honcho too (same process group); it stops the services, then we stop Postgres.
-    asked_to_stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: asked_to_stop.set())
-    honcho = subprocess.Popen(
-        [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start", *processes],
-        env=env,
-        cwd=ROOT,
-    )
-
-    def terminate(*_: object) -> None:
-        asked_to_stop.set()
-        honcho.terminate()
-
-    signal.signal(signal.SIGTERM, terminate)
-    code = honcho.wait()
-    if postgres is not None:
-        postgres.cleanup()
-    if not asked_to_stop.is_set():
-        # honcho stops everything when one process ends: say so, and fail, rather than end quietly.
-        print(
-            "\n==> A service exited, so make run stopped them all: the first 'stopped' or 'exited' line above"
-            " names it. (Deployed, each service restarts on its own and the others keep serving.)\n",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(code or 1)
+    # Each service is restarted when it exits (as Kubernetes would); Ctrl-C stops them, then Postgres.
+    try:
+        code = supervise.main(ROOT / "Procfile", processes, env, ROOT)
+    finally:
+        if postgres is not None:
+            postgres.cleanup()
     sys.exit(code)
 
 
