@@ -3,7 +3,8 @@
 Starts the whole system the way the integration tests do (its own broker prefix, Redis prefix
 and embedded PostgreSQL), sends `--rate` requests per second for `--seconds`, then reports:
 errors by status, requests answered vs usage rows recorded, and each service's resident memory
-at the start and at the end.
+at the start, at every fifth of the run, and at the end: a leak keeps growing in the later
+fifths, an allocator warming up levels off.
     .venv/bin/python -m bench.soak --seconds 300 --rate 40
 """
 
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import random
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -78,10 +80,20 @@ def main() -> None:
             for name in SERVICES:
                 stack.start(name)
             stack.wait_ready()
-            before = {name: rss_mib(p.pid) for name, p in stack.processes.items()}
+            samples = [{name: rss_mib(p.pid) for name, p in stack.processes.items()}]
+            done = threading.Event()
+
+            def sample() -> None:
+                while not done.wait(args.seconds / 5):
+                    samples.append({name: rss_mib(p.pid) for name, p in stack.processes.items()})
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
             print(f"soak: {args.rate}/s for {args.seconds:.0f}s, {args.hit_share:.0%} from a pool of 200", flush=True)
             outcomes = asyncio.run(load(stack.base_url, stack.auth, args.rate, args.seconds, args.hit_share))
-            after = {name: rss_mib(p.pid) for name, p in stack.processes.items()}
+            done.set()
+            sampler.join()
+            samples.append({name: rss_mib(p.pid) for name, p in stack.processes.items()})
             time.sleep(2)  # the last usage batches
             stats = httpx.get(f"{stack.base_url}/api/v1/cache/stats", headers=stack.auth, timeout=30).json()
             print("\noutcomes:", dict(outcomes))
@@ -89,9 +101,9 @@ def main() -> None:
                 f"requests sent {outcomes['sent']}, usage rows {stats['requests']}, "
                 f"hits {stats['hits']}, misses {stats['misses']}, errors {stats['errors']}"
             )
-            print(f"{'service':<16} {'RSS start MiB':>14} {'RSS end MiB':>12}")
-            for name in before:
-                print(f"{name:<16} {before[name]:>14.1f} {after[name]:>12.1f}")
+            print(f"resident memory (MiB), {len(samples)} samples from start to end:")
+            for name in samples[0]:
+                print(f"{name:<16} " + " ".join(f"{sample[name]:7.1f}" for sample in samples))
         finally:
             stack.stop_all()
             stack.clean_up()
