@@ -73,6 +73,13 @@ ANTONYMS = [
     ("all", "one"), ("all", "first"), ("all", "some"), ("always", "never"), ("sync", "async"),
     ("synchronous", "asynchronous"), ("public", "private"), ("internal", "external"), ("client", "server"),
     ("read", "write"), ("get", "set"), ("encrypted", "plaintext"), ("static", "dynamic"),
+    # technical opposites WordNet lacks
+    ("keep", "discard"), ("save", "discard"), ("retain", "discard"), ("local", "remote"), ("local", "global"),
+    ("frontend", "backend"), ("serialize", "deserialize"), ("upper", "lower"), ("undo", "redo"),
+    ("leading", "trailing"), ("prepend", "append"), ("inbound", "outbound"), ("online", "offline"),
+    ("whitelist", "blacklist"), ("allowlist", "blocklist"), ("allowlist", "denylist"),
+    ("increment", "decrement"), ("plaintext", "ciphertext"), ("asc", "desc"), ("merge", "split"),
+    ("join", "split"), ("portrait", "landscape"), ("big", "little"),
 ]  # fmt: skip
 _ANTONYM_KEYS = {frozenset(pair) for pair in ANTONYMS}
 # WordNet's direct antonyms (written by eval/wordnet_antonyms.py): the long tail of the list above.

@@ -109,6 +109,20 @@ def test_differing_words_ignore_filler_case_and_typos() -> None:
     assert (swap.only_query, swap.only_candidate) == (1, 1)
 
 
+def test_technical_opposites_are_antonyms() -> None:
+    # Neither WordNet's direct antonyms nor the general list had these.
+    assert pair_features(
+        "How do I undo the last git commit and discard the changes?",
+        "How do I undo the last git commit and keep the changes?",
+        0.98,
+    ).polarity_mismatch
+    assert pair_features(
+        "How do I delete a git branch remotely?", "How do I delete a git branch locally?", 0.89
+    ).polarity_mismatch
+    assert pair_features("How do I deploy the frontend?", "How do I deploy the backend?", 0.9).polarity_mismatch
+    assert pair_features("serialize a dataclass to JSON", "deserialize a dataclass to JSON", 0.95).polarity_mismatch
+
+
 # --- the calibrated verifier ---------------------------------------------------------------------
 
 
@@ -128,6 +142,19 @@ def test_a_swapped_name_or_antonym_is_refused(verifier: CalibratedVerifier) -> N
     assert (
         verify(verifier, "How do I stop the service?", "How do I start the service?", 0.9).reason == "polarity_mismatch"
     )
+
+
+def test_technical_opposites_are_refused(verifier: CalibratedVerifier) -> None:
+    for stored, asked, similarity in (
+        (
+            "How do I undo the last git commit and keep the changes?",
+            "How do I undo the last git commit and discard the changes?",
+            0.9798,
+        ),
+        ("How do I delete a git branch locally?", "How do I delete a git branch remotely?", 0.8919),
+    ):
+        verdict = verify(verifier, asked, stored, similarity)
+        assert (verdict.accept, verdict.reason) == (False, "polarity_mismatch")
 
 
 def test_a_swapped_scope_is_refused(verifier: CalibratedVerifier) -> None:
