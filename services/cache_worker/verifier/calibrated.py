@@ -1,10 +1,11 @@
 """The calibrated verifier: hard rules for what must agree, then a small logistic model.
 
-Numbers, dates, IDs and versions must agree, and so must negation: a pair that differs there is
-refused outright (the reason says which); so is a pair whose few differing words are a swapped
-name, antonym, scope word or unit. Every other signal goes into a logistic regression over the
-features of `features.py` and, when the caller passes both prompts' vectors, |u - v| of them too
-(where in the embedding space the two meanings differ). Both are trained by `eval/train.py` on a
+Numbers, dates, IDs and versions must agree, and so must negation and, when either text holds
+code, the operators and symbols: a pair that differs there is refused outright (the reason says
+which); so is a pair whose few differing words are a swapped name, antonym, scope word or unit.
+Every other signal goes into a logistic regression over the features of `features.py` and, when
+the caller passes both prompts' vectors, |u - v| of them too (where in the embedding space the
+two meanings differ). Both are trained by `eval/train.py` on a
 split of the development data and shipped as `model.json` (coefficients, standardization, word
 weights and each model's default operating point). `min_probability` is the one setting that
 trades hits for safety: higher serves fewer paraphrases and fewer wrong answers.
@@ -24,7 +25,7 @@ from services.cache_worker.verifier.base import HitVerifier, PromptVectors, Verd
 from services.cache_worker.verifier.features import FEATURE_NAMES, FEATURE_REASONS, PairFeatures, pair_features
 
 MODEL_FILE = Path(__file__).with_name("model.json")
-HARD_RULES = ("number_mismatch", "negation_mismatch")
+HARD_RULES = ("number_mismatch", "negation_mismatch", "symbol_mismatch")
 # When the texts differ in at most this many content words, a name, antonym, unit or number that
 # differs is the whole difference: "the same question about something else".
 SMALL_DIFFERENCE = 3

@@ -2,9 +2,9 @@
 
 Pure functions over two strings (and their cosine similarity): numbers, dates, IDs and versions,
 negation, polarity (antonym swaps), scope (first/last, adults/children, all/some, superlatives),
-named entities, products, languages and units, and the content words that differ between the texts.
-Everything is regexes and set arithmetic on a few dozen tokens: well under a millisecond per pair,
-so it runs on every semantic candidate.
+named entities, products, languages and units, the content words that differ between the texts,
+and the operators and symbols of code (`symbols.py`). Everything is regexes and set arithmetic on
+a few dozen tokens: well under a millisecond per pair, so it runs on every semantic candidate.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from services.cache_worker.verifier.symbols import CodeSymbols, code_symbols, symbol_mismatch
 
 # --- tokens ---------------------------------------------------------------------------------------
 
@@ -227,6 +229,7 @@ class TextFacts:
     entities: frozenset[str]
     units: frozenset[str]
     content: frozenset[str]  # stemmed content words
+    code: CodeSymbols
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
 
 
@@ -268,6 +271,7 @@ def facts(text: str) -> TextFacts:
         units=frozenset(units),
         content=content,
         names=_names(tokens, entities),
+        code=code_symbols(text),
     )
 
 
@@ -415,6 +419,7 @@ class PairFeatures:
     scope_swap: bool  # one on each side ("first"/"last", "adults"/"children", "fastest"/"cheapest")
     entity_mismatch: bool
     unit_mismatch: bool
+    symbol_mismatch: bool  # one of them holds code and their operators, brackets or code quotes differ
     only_query: int  # content words the query has and the candidate lacks (a name of several words: one)
     only_candidate: int
     content_jaccard: float
@@ -510,6 +515,7 @@ def pair_features(
         scope_swap=any(kind in q_scope and kind in c_scope for kind in SWAPPABLE_SCOPE_KINDS),
         entity_mismatch=entity_mismatch,
         unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
+        symbol_mismatch=symbol_mismatch(q.code, c.code),
         only_query=_count_names_once(only_q, q.names),
         only_candidate=_count_names_once(only_c, c.names),
         content_jaccard=len(q.content & c.content) / union if union else 1.0,
