@@ -3,8 +3,9 @@
 Pure functions over two strings (and their cosine similarity): numbers, dates, IDs and versions,
 negation, polarity (antonym swaps), scope (first/last, adults/children, all/some, superlatives),
 named entities, products, languages and units, the content words that differ between the texts,
-and the operators and symbols of code (`symbols.py`). Everything is regexes and set arithmetic on
-a few dozen tokens: well under a millisecond per pair, so it runs on every semantic candidate.
+words on swapped sides of a directional word ("Fahrenheit to Celsius"), and the operators and
+symbols of code (`symbols.py`). Everything is regexes and set arithmetic on a few dozen tokens:
+well under a millisecond per pair, so it runs on every semantic candidate.
 """
 
 from __future__ import annotations
@@ -147,6 +148,14 @@ KNOWN_NAMES = frozenset(
     " squarespace wordpress wix stripe openai chatgpt gpt claude llama".split()
 )
 
+# Words with a direction: "convert X to Y", "X bigger than Y", "from X to Y", "X before Y". The same
+# words on swapped sides of one ask the opposite ("Fahrenheit to Celsius"/"Celsius to Fahrenheit");
+# "X and Y", "X or Y", "X vs Y" have no direction.
+DIRECTIONAL_WORDS = frozenset("to from into onto than before after instead per".split())
+DIRECTION_REACH = 2  # "bigger than": the subject is the second word before "than"
+_CLAUSE_BREAK = re.compile(r"[.!?;:,](?:\s|$)|\n")
+_CLAUSE_OR_WORD = re.compile(f"(?P<clause_break>{_CLAUSE_BREAK.pattern})|{_WORD.pattern}")
+
 STOPWORDS = frozenset(
     "a an the and or but if then so of to in on at by for with from as into onto about over after before"
     " is are was were be been being am do does did done doing have has had having i me my mine myself we us our"
@@ -218,6 +227,60 @@ def words(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Direction:
+    """One directional word of a clause and the stemmed content words before and after it."""
+
+    word: str
+    before: frozenset[str]
+    after: frozenset[str]
+
+
+def _is_content(token: str) -> bool:
+    return token not in STOPWORDS and token not in NEGATIONS and not token[0].isdigit() and token not in NUMBER_WORDS
+
+
+def _clauses(normalized: str) -> list[list[str]]:
+    """The word tokens of each clause of a normalized text, as `words` gives them."""
+    clauses: list[list[str]] = [[]]
+    for match in _CLAUSE_OR_WORD.finditer(normalized):
+        if match.group("clause_break"):
+            clauses.append([])
+        else:
+            clauses[-1].append(match.group(0).lower().replace("'", ""))
+    return clauses
+
+
+def directions(normalized: str, tokens: Iterable[str]) -> tuple[Direction, ...]:
+    """The directional words of each clause of a normalized text (its tokens: `tokens`), with the
+    nearest content words on either side (DIRECTION_REACH of them: a passive rewrite moves whole
+    phrases across a "to" or "by")."""
+    if DIRECTIONAL_WORDS.isdisjoint(tokens):
+        return ()
+    found = []
+    for clause in _clauses(normalized):
+        content = [(i, stem(t)) for i, t in enumerate(clause) if _is_content(t) and t not in DIRECTIONAL_WORDS]
+        for i, token in enumerate(clause):
+            if token in DIRECTIONAL_WORDS:
+                before = [word for j, word in content if j < i][-DIRECTION_REACH:]
+                after = [word for j, word in content if j > i][:DIRECTION_REACH]
+                found.append(Direction(token, frozenset(before), frozenset(after)))
+    return tuple(found)
+
+
+def order_swapped(a: tuple[Direction, ...], b: tuple[Direction, ...]) -> bool:
+    """A word moved from before a directional word to after it, and another the other way."""
+    for x in a:
+        for y in b:
+            if x.word != y.word:
+                continue
+            moved_after = (x.before - x.after) & (y.after - y.before)
+            moved_before = (x.after - x.before) & (y.before - y.after)
+            if moved_after and moved_before:
+                return True
+    return False
+
+
+@dataclass(frozen=True)
 class TextFacts:
     """What the signals need from one text, extracted once."""
 
@@ -229,6 +292,7 @@ class TextFacts:
     entities: frozenset[str]
     units: frozenset[str]
     content: frozenset[str]  # stemmed content words
+    directions: tuple[Direction, ...]  # each directional word, with the content words on its sides
     code: CodeSymbols
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
 
@@ -256,11 +320,7 @@ def facts(text: str) -> TextFacts:
     units |= {unit for symbol, unit in _UNIT_SYMBOLS.items() if symbol in lowered}
     units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
     negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
-    content = frozenset(
-        stem(t)
-        for t in tokens
-        if t not in STOPWORDS and t not in NEGATIONS and not t[0].isdigit() and t not in NUMBER_WORDS
-    )
+    content = frozenset(stem(t) for t in tokens if _is_content(t))
     return TextFacts(
         tokens=tokens,
         token_set=frozenset(tokens),
@@ -271,6 +331,7 @@ def facts(text: str) -> TextFacts:
         units=frozenset(units),
         content=content,
         names=_names(tokens, entities),
+        directions=directions(normalized, tokens),
         code=code_symbols(text),
     )
 
@@ -420,6 +481,7 @@ class PairFeatures:
     entity_mismatch: bool
     unit_mismatch: bool
     symbol_mismatch: bool  # one of them holds code and their operators, brackets or code quotes differ
+    order_swap: bool  # the same words on swapped sides of a directional word ("F to C"/"C to F")
     only_query: int  # content words the query has and the candidate lacks (a name of several words: one)
     only_candidate: int
     content_jaccard: float
@@ -516,6 +578,7 @@ def pair_features(
         entity_mismatch=entity_mismatch,
         unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
         symbol_mismatch=symbol_mismatch(q.code, c.code),
+        order_swap=order_swapped(q.directions, c.directions),
         only_query=_count_names_once(only_q, q.names),
         only_candidate=_count_names_once(only_c, c.names),
         content_jaccard=len(q.content & c.content) / union if union else 1.0,

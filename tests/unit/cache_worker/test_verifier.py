@@ -171,6 +171,26 @@ def test_code_whose_symbols_differ_is_refused(
     assert (verdict.accept, verdict.reason) == (False, "symbol_mismatch")
 
 
+def test_words_swapped_across_a_direction_are_refused(verifier: CalibratedVerifier) -> None:
+    verdict = verify(verifier, "Convert 100 Celsius to Fahrenheit", "Convert 100 Fahrenheit to Celsius", 0.9914)
+    assert (verdict.accept, verdict.reason) == (False, "order_swap")
+    assert pair_features("Is a cat bigger than a dog?", "Is a dog bigger than a cat?", 0.97).order_swap
+    assert pair_features("translate from English to French", "translate from French to English", 0.97).order_swap
+
+
+def test_technical_opposites_are_refused(verifier: CalibratedVerifier) -> None:
+    for stored, asked, similarity in (
+        (
+            "How do I undo the last git commit and keep the changes?",
+            "How do I undo the last git commit and discard the changes?",
+            0.9798,
+        ),
+        ("How do I delete a git branch locally?", "How do I delete a git branch remotely?", 0.8919),
+    ):
+        verdict = verify(verifier, asked, stored, similarity)
+        assert (verdict.accept, verdict.reason) == (False, "polarity_mismatch")
+
+
 @pytest.mark.parametrize(
     ("stored", "asked"),
     [
@@ -183,13 +203,17 @@ def test_code_whose_symbols_differ_is_refused(
         ('What does "==" mean in JavaScript?', "What does == mean in JavaScript?"),
         ("Difference between == and === in JavaScript", "Difference between === and == in JavaScript"),
         ("What does x = x + 1 do (in Python)?", "In Python, what does x = x + 1 do?"),
+        ("Python vs Java for backend development", "Java vs Python for backend development"),
+        ("Pros and cons of Python and Java", "Pros and cons of Java and Python"),
         ('What does the word "ephemeral" mean?', "What's the meaning of the word 'ephemeral'?"),
+        ("How do I convert a string to an int in Python?", "Python: how to convert string to int"),
+        ("Flights from London to Paris", "Flights to Paris from London"),
         ("How do I sort a list in C++?", "how to sort a list in c++"),
     ],
 )
-def test_paraphrases_pass_the_symbol_rule(stored: str, asked: str) -> None:
+def test_paraphrases_pass_the_symbol_and_order_rules(stored: str, asked: str) -> None:
     features = pair_features(asked, stored, 0.95)
-    assert not features.symbol_mismatch
+    assert not features.symbol_mismatch and not features.order_swap
     assert hard_refusal(features) is None
 
 
@@ -212,19 +236,6 @@ def test_a_swapped_name_or_antonym_is_refused(verifier: CalibratedVerifier) -> N
     assert (
         verify(verifier, "How do I stop the service?", "How do I start the service?", 0.9).reason == "polarity_mismatch"
     )
-
-
-def test_technical_opposites_are_refused(verifier: CalibratedVerifier) -> None:
-    for stored, asked, similarity in (
-        (
-            "How do I undo the last git commit and keep the changes?",
-            "How do I undo the last git commit and discard the changes?",
-            0.9798,
-        ),
-        ("How do I delete a git branch locally?", "How do I delete a git branch remotely?", 0.8919),
-    ):
-        verdict = verify(verifier, asked, stored, similarity)
-        assert (verdict.accept, verdict.reason) == (False, "polarity_mismatch")
 
 
 def test_a_swapped_scope_is_refused(verifier: CalibratedVerifier) -> None:
