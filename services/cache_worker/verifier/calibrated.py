@@ -1,13 +1,15 @@
 """The calibrated verifier: hard rules for what must agree, then a small logistic model.
 
-Numbers, dates, IDs and versions must agree, and so must negation: a pair that differs there is
-refused outright (the reason says which); so is a pair whose few differing words are a swapped
-name, antonym, scope word or unit. Every other signal goes into a logistic regression over the
-features of `features.py` and, when the caller passes both prompts' vectors, |u - v| of them too
-(where in the embedding space the two meanings differ). Both are trained by `eval/train.py` on a
-split of the development data and shipped as `model.json` (coefficients, standardization, word
-weights and each model's default operating point). `min_probability` is the one setting that
-trades hits for safety: higher serves fewer paraphrases and fewer wrong answers.
+Numbers, dates, IDs and versions must agree, and so must negation and, when either text holds
+code, the operators and symbols: a pair that differs there is refused outright (the reason says
+which); so is a pair whose few differing words are a swapped name, antonym, scope word or unit, or
+whose words swapped sides of a directional word ("Fahrenheit to Celsius"/"Celsius to Fahrenheit").
+Every other signal goes into a logistic regression over the features of `features.py` and, when
+the caller passes both prompts' vectors, |u - v| of them too (where in the embedding space the
+two meanings differ). Both are trained by `eval/train.py` on a split of the development data and
+shipped as `model.json` (coefficients, standardization, word weights and each model's default
+operating point). `min_probability` is the one setting that trades hits for safety: higher serves
+fewer paraphrases and fewer wrong answers.
 """
 
 from __future__ import annotations
@@ -24,11 +26,18 @@ from services.cache_worker.verifier.base import HitVerifier, PromptVectors, Verd
 from services.cache_worker.verifier.features import FEATURE_NAMES, FEATURE_REASONS, PairFeatures, pair_features
 
 MODEL_FILE = Path(__file__).with_name("model.json")
-HARD_RULES = ("number_mismatch", "negation_mismatch")
+HARD_RULES = ("number_mismatch", "negation_mismatch", "symbol_mismatch")
 # When the texts differ in at most this many content words, a name, antonym, unit or number that
 # differs is the whole difference: "the same question about something else".
 SMALL_DIFFERENCE = 3
-SWAP_RULES = ("polarity_mismatch", "scope_swap", "entity_mismatch", "unit_mismatch", "number_one_side")
+SWAP_RULES = (
+    "polarity_mismatch",
+    "scope_swap",
+    "entity_mismatch",
+    "unit_mismatch",
+    "number_one_side",
+    "order_swap",
+)
 SWAP_REASONS = {"number_one_side": "number_mismatch", "scope_swap": "scope_mismatch"}
 
 

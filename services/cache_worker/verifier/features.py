@@ -2,9 +2,10 @@
 
 Pure functions over two strings (and their cosine similarity): numbers, dates, IDs and versions,
 negation, polarity (antonym swaps), scope (first/last, adults/children, all/some, superlatives),
-named entities, products, languages and units, and the content words that differ between the texts.
-Everything is regexes and set arithmetic on a few dozen tokens: well under a millisecond per pair,
-so it runs on every semantic candidate.
+named entities, products, languages and units, the content words that differ between the texts,
+words on swapped sides of a directional word ("Fahrenheit to Celsius"), and the operators and
+symbols of code (`symbols.py`). Everything is regexes and set arithmetic on a few dozen tokens:
+well under a millisecond per pair, so it runs on every semantic candidate.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from services.cache_worker.verifier.symbols import CodeSymbols, code_symbols, symbol_mismatch
 
 # --- tokens ---------------------------------------------------------------------------------------
 
@@ -73,6 +76,13 @@ ANTONYMS = [
     ("all", "one"), ("all", "first"), ("all", "some"), ("always", "never"), ("sync", "async"),
     ("synchronous", "asynchronous"), ("public", "private"), ("internal", "external"), ("client", "server"),
     ("read", "write"), ("get", "set"), ("encrypted", "plaintext"), ("static", "dynamic"),
+    # technical opposites WordNet lacks
+    ("keep", "discard"), ("save", "discard"), ("retain", "discard"), ("local", "remote"), ("local", "global"),
+    ("frontend", "backend"), ("serialize", "deserialize"), ("upper", "lower"), ("undo", "redo"),
+    ("leading", "trailing"), ("prepend", "append"), ("inbound", "outbound"), ("online", "offline"),
+    ("whitelist", "blacklist"), ("allowlist", "blocklist"), ("allowlist", "denylist"),
+    ("increment", "decrement"), ("plaintext", "ciphertext"), ("asc", "desc"), ("merge", "split"),
+    ("join", "split"), ("portrait", "landscape"), ("big", "little"),
 ]  # fmt: skip
 _ANTONYM_KEYS = {frozenset(pair) for pair in ANTONYMS}
 # WordNet's direct antonyms (written by eval/wordnet_antonyms.py): the long tail of the list above.
@@ -137,6 +147,14 @@ KNOWN_NAMES = frozenset(
     " microsoft facebook instagram whatsapp tiktok twitter paypal venmo visa mastercard amex shopify"
     " squarespace wordpress wix stripe openai chatgpt gpt claude llama".split()
 )
+
+# Words with a direction: "convert X to Y", "X bigger than Y", "from X to Y", "X before Y". The same
+# words on swapped sides of one ask the opposite ("Fahrenheit to Celsius"/"Celsius to Fahrenheit");
+# "X and Y", "X or Y", "X vs Y" have no direction.
+DIRECTIONAL_WORDS = frozenset("to from into onto than before after instead per".split())
+DIRECTION_REACH = 2  # "bigger than": the subject is the second word before "than"
+_CLAUSE_BREAK = re.compile(r"[.!?;:,](?:\s|$)|\n")
+_CLAUSE_OR_WORD = re.compile(f"(?P<clause_break>{_CLAUSE_BREAK.pattern})|{_WORD.pattern}")
 
 STOPWORDS = frozenset(
     "a an the and or but if then so of to in on at by for with from as into onto about over after before"
@@ -209,6 +227,60 @@ def words(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Direction:
+    """One directional word of a clause and the stemmed content words before and after it."""
+
+    word: str
+    before: frozenset[str]
+    after: frozenset[str]
+
+
+def _is_content(token: str) -> bool:
+    return token not in STOPWORDS and token not in NEGATIONS and not token[0].isdigit() and token not in NUMBER_WORDS
+
+
+def _clauses(normalized: str) -> list[list[str]]:
+    """The word tokens of each clause of a normalized text, as `words` gives them."""
+    clauses: list[list[str]] = [[]]
+    for match in _CLAUSE_OR_WORD.finditer(normalized):
+        if match.group("clause_break"):
+            clauses.append([])
+        else:
+            clauses[-1].append(match.group(0).lower().replace("'", ""))
+    return clauses
+
+
+def directions(normalized: str, tokens: Iterable[str]) -> tuple[Direction, ...]:
+    """The directional words of each clause of a normalized text (its tokens: `tokens`), with the
+    nearest content words on either side (DIRECTION_REACH of them: a passive rewrite moves whole
+    phrases across a "to" or "by")."""
+    if DIRECTIONAL_WORDS.isdisjoint(tokens):
+        return ()
+    found = []
+    for clause in _clauses(normalized):
+        content = [(i, stem(t)) for i, t in enumerate(clause) if _is_content(t) and t not in DIRECTIONAL_WORDS]
+        for i, token in enumerate(clause):
+            if token in DIRECTIONAL_WORDS:
+                before = [word for j, word in content if j < i][-DIRECTION_REACH:]
+                after = [word for j, word in content if j > i][:DIRECTION_REACH]
+                found.append(Direction(token, frozenset(before), frozenset(after)))
+    return tuple(found)
+
+
+def order_swapped(a: tuple[Direction, ...], b: tuple[Direction, ...]) -> bool:
+    """A word moved from before a directional word to after it, and another the other way."""
+    for x in a:
+        for y in b:
+            if x.word != y.word:
+                continue
+            moved_after = (x.before - x.after) & (y.after - y.before)
+            moved_before = (x.after - x.before) & (y.before - y.after)
+            if moved_after and moved_before:
+                return True
+    return False
+
+
+@dataclass(frozen=True)
 class TextFacts:
     """What the signals need from one text, extracted once."""
 
@@ -220,6 +292,8 @@ class TextFacts:
     entities: frozenset[str]
     units: frozenset[str]
     content: frozenset[str]  # stemmed content words
+    directions: tuple[Direction, ...]  # each directional word, with the content words on its sides
+    code: CodeSymbols
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
 
 
@@ -246,11 +320,7 @@ def facts(text: str) -> TextFacts:
     units |= {unit for symbol, unit in _UNIT_SYMBOLS.items() if symbol in lowered}
     units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
     negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
-    content = frozenset(
-        stem(t)
-        for t in tokens
-        if t not in STOPWORDS and t not in NEGATIONS and not t[0].isdigit() and t not in NUMBER_WORDS
-    )
+    content = frozenset(stem(t) for t in tokens if _is_content(t))
     return TextFacts(
         tokens=tokens,
         token_set=frozenset(tokens),
@@ -261,6 +331,8 @@ def facts(text: str) -> TextFacts:
         units=frozenset(units),
         content=content,
         names=_names(tokens, entities),
+        directions=directions(normalized, tokens),
+        code=code_symbols(text),
     )
 
 
@@ -408,6 +480,8 @@ class PairFeatures:
     scope_swap: bool  # one on each side ("first"/"last", "adults"/"children", "fastest"/"cheapest")
     entity_mismatch: bool
     unit_mismatch: bool
+    symbol_mismatch: bool  # one of them holds code and their operators, brackets or code quotes differ
+    order_swap: bool  # the same words on swapped sides of a directional word ("F to C"/"C to F")
     only_query: int  # content words the query has and the candidate lacks (a name of several words: one)
     only_candidate: int
     content_jaccard: float
@@ -503,6 +577,8 @@ def pair_features(
         scope_swap=any(kind in q_scope and kind in c_scope for kind in SWAPPABLE_SCOPE_KINDS),
         entity_mismatch=entity_mismatch,
         unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
+        symbol_mismatch=symbol_mismatch(q.code, c.code),
+        order_swap=order_swapped(q.directions, c.directions),
         only_query=_count_names_once(only_q, q.names),
         only_candidate=_count_names_once(only_c, c.names),
         content_jaccard=len(q.content & c.content) / union if union else 1.0,

@@ -12,6 +12,7 @@ from services.cache_worker.verifier.base import PromptVectors
 from services.cache_worker.verifier.calibrated import CalibratedModel, CalibratedVerifier, hard_refusal
 from services.cache_worker.verifier.features import FEATURE_NAMES, facts, is_typo, pair_features
 from services.cache_worker.verifier.llm_judge import LlmJudgeVerifier
+from services.cache_worker.verifier.symbols import CodeSymbols, code_symbols
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +108,113 @@ def test_differing_words_ignore_filler_case_and_typos() -> None:
     assert (near.only_query, near.only_candidate) == (0, 0)
     swap = pair_features("side effects of acetaminophen", "side effects of ibuprofen", 0.72)
     assert (swap.only_query, swap.only_candidate) == (1, 1)
+
+
+def test_technical_opposites_are_antonyms() -> None:
+    # Neither WordNet's direct antonyms nor the general list had these.
+    assert pair_features(
+        "How do I undo the last git commit and discard the changes?",
+        "How do I undo the last git commit and keep the changes?",
+        0.98,
+    ).polarity_mismatch
+    assert pair_features(
+        "How do I delete a git branch remotely?", "How do I delete a git branch locally?", 0.89
+    ).polarity_mismatch
+    assert pair_features("How do I deploy the frontend?", "How do I deploy the backend?", 0.9).polarity_mismatch
+    assert pair_features("serialize a dataclass to JSON", "deserialize a dataclass to JSON", 0.95).polarity_mismatch
+
+
+# --- code and symbols ------------------------------------------------------------------------------
+
+
+def test_what_counts_as_a_symbol() -> None:
+    assert code_symbols("What does this print in Python: print(3 // 2)").symbols == {"(", "//", ")"}
+    assert code_symbols("Is this valid JSON: {'a': 1}").symbols == {"{", "'", "}"}  # quotes in code count
+    # Sentence punctuation, apostrophes and hyphens in words, C++, markup and asides are no symbols.
+    prose = code_symbols("What's the best (and cheapest) e-book on C++, for beginners?!")
+    assert prose == CodeSymbols(False, frozenset())
+    assert code_symbols("What does `x += 1` do (in Python)?").symbols == {"+="}
+    assert code_symbols('What does the word "ephemeral" mean?') == CodeSymbols(False, frozenset())
+    assert code_symbols("What does **kwargs mean?").code_like  # an operator, not bold text
+
+
+def test_prose_is_not_code() -> None:
+    for text in (
+        "How many cups are in 1/2 gallon?",
+        "Is the store open 24/7?",
+        "R&D spending of $5B in 2020",
+        "Which book(s) should I read?",
+        "Is 50% of 20 equal to 10?",
+        "Python - how do I sort a list",
+    ):
+        assert not code_symbols(text).code_like, text
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked", "similarity"),
+    [
+        ("What does this print in Python: print(3 // 2)", "What does this print in Python: print(3 / 2)", 0.9931),
+        (
+            "Explain the SQL query: SELECT * FROM users WHERE age > 30",
+            "Explain the SQL query: SELECT * FROM users WHERE age < 30",
+            0.9950,
+        ),
+        ("Is this valid JSON: {'a': 1}", 'Is this valid JSON: {"a": 1}', 0.9817),
+        ("What does the regex ^a+$ match?", "What does the regex ^a*$ match?", 0.8463),
+        ("Fix the bug: print('hello'", "Fix the bug: print(hello)", 0.9463),
+    ],
+)
+def test_code_whose_symbols_differ_is_refused(
+    verifier: CalibratedVerifier, stored: str, asked: str, similarity: float
+) -> None:
+    verdict = verify(verifier, asked, stored, similarity)
+    assert (verdict.accept, verdict.reason) == (False, "symbol_mismatch")
+
+
+def test_words_swapped_across_a_direction_are_refused(verifier: CalibratedVerifier) -> None:
+    verdict = verify(verifier, "Convert 100 Celsius to Fahrenheit", "Convert 100 Fahrenheit to Celsius", 0.9914)
+    assert (verdict.accept, verdict.reason) == (False, "order_swap")
+    assert pair_features("Is a cat bigger than a dog?", "Is a dog bigger than a cat?", 0.97).order_swap
+    assert pair_features("translate from English to French", "translate from French to English", 0.97).order_swap
+
+
+def test_technical_opposites_are_refused(verifier: CalibratedVerifier) -> None:
+    for stored, asked, similarity in (
+        (
+            "How do I undo the last git commit and keep the changes?",
+            "How do I undo the last git commit and discard the changes?",
+            0.9798,
+        ),
+        ("How do I delete a git branch locally?", "How do I delete a git branch remotely?", 0.8919),
+    ):
+        verdict = verify(verifier, asked, stored, similarity)
+        assert (verdict.accept, verdict.reason) == (False, "polarity_mismatch")
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("What does print(3 // 2) print in Python?", "what does print(3 // 2) print in python"),
+        ("What's the output of print(3 // 2)?", "What is the output of print(3 // 2)"),
+        (
+            "What's the difference between `==` and `is` in Python?",
+            "what is the difference between == and is in python",
+        ),
+        ('What does "==" mean in JavaScript?', "What does == mean in JavaScript?"),
+        ("Difference between == and === in JavaScript", "Difference between === and == in JavaScript"),
+        ("What does x = x + 1 do (in Python)?", "In Python, what does x = x + 1 do?"),
+        ("Python vs Java for backend development", "Java vs Python for backend development"),
+        ("Pros and cons of Python and Java", "Pros and cons of Java and Python"),
+        ('What does the word "ephemeral" mean?', "What's the meaning of the word 'ephemeral'?"),
+        ("How do I convert a string to an int in Python?", "Python: how to convert string to int"),
+        ("Flights from London to Paris", "Flights to Paris from London"),
+        ("How do I sort a list in C++?", "how to sort a list in c++"),
+    ],
+)
+def test_paraphrases_pass_the_symbol_and_order_rules(stored: str, asked: str) -> None:
+    features = pair_features(asked, stored, 0.95)
+    assert not features.symbol_mismatch and not features.order_swap
+    assert hard_refusal(features) is None
 
 
 # --- the calibrated verifier ---------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""The operators and symbols of code-like text: in code, `3 // 2` and `3 / 2` are two questions.
+
+Word features cannot see `//` against `/`, `>` against `<`, `'a'` against `"a"` or a missing
+bracket, and an embedding model barely does (those pairs score 0.99). So when a text holds code
+(operators, brackets, regex anchors, a call), the set of symbols in it must be the other's.
+
+What counts, and what does not (prose has symbols too, and a paraphrase may drop them):
+- Never: sentence punctuation (. , ? ! ; :), an apostrophe or a hyphen inside a word ("what's",
+  "water-soluble", "2020-01-01"), markup (`backticks`, **bold**, *italic*), names with symbols
+  (C++, C#, F#), a dash between words ("Python - sorting"), an aside of words in brackets ("(in
+  Python)"), and quotes around words in a sentence (the word "ephemeral").
+- Counted: operators (`//`, `==`, `<=`, `&&`, `->` ... and single = < > + - * / % ^ ~ | & \\ # $ @),
+  brackets, and quotes that sit inside brackets or after an operator (`print('a')`, `x = "a"`,
+  `{'a': 1}`): there the quote style is part of the code.
+- A text is code-like when it has a symbol prose rarely has (= < > { } [ ] \\ | ^, a doubled operator),
+  arithmetic between numbers or one-letter names (`3 + 4`, `x*2`), a call (`len(x)`, not "book(s)"),
+  a regex end (`a+$`) or a shell variable (`$HOME`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+_EMPHASIS = re.compile(r"(?<![\w*])(\*{1,2})(?=[^\s*])([^*\n]*?[^\s*])\1(?![\w*])")
+_NAMES_WITH_SYMBOLS = re.compile(r"(?i)(?<![\w+#])(?:c\+\+|notepad\+\+|[cfj]#)(?![\w+#])")
+_INSIDE_WORD = re.compile(r"(?<=[A-Za-z0-9])['-](?=[A-Za-z0-9])")
+_PROSE_DASH = re.compile(r"(?<=[A-Za-z]{2})\s+--?\s+(?=[A-Za-z]{2})")  # "Python - how do I sort"
+_PROSE_ASIDE = re.compile(r"(?:(?<=\s)|^)\(([A-Za-z]+(?: [A-Za-z]+)+)\)")  # "what does x += 1 do (in Python)"
+_QUOTED = re.compile(r"""(['"])[^'"\n]*?\1""")
+_OPENERS, _CLOSERS = "([{", ")]}"
+# Any character that may survive as a symbol: an apostrophe or hyphen only outside a word.
+_MAYBE_SYMBOL = re.compile(
+    r"""[=<>+*/%^~|&\\#$@()\[\]{}"`\u201c\u201d]|(?<![A-Za-z0-9])['\u2018\u2019-]|['\u2018\u2019-](?![A-Za-z0-9])"""
+)
+
+# Longest first, so "//" is one operator and not two slashes.
+_OPERATORS = (
+    "===", "!==", "**=", "//=", "<<=", ">>=",
+    "//", "**", "==", "!=", "<=", ">=", "<<", ">>", "->", "=>", "&&", "||", "::", "++", "--",
+    "+=", "-=", "*=", "/=", "%=", "|=", "&=", "^=", ":=",
+)  # fmt: skip
+_SINGLE = "=<>+-*/%^~|&\\#$@()[]{}'\""
+_SYMBOL = re.compile("|".join(re.escape(op) for op in _OPERATORS) + "|[" + re.escape(_SINGLE) + "]")
+
+_CODE_EVIDENCE = re.compile(
+    r"[=<>{}\[\]\\|^]"
+    r"|//|\*\*|&&|\+\+|::"
+    r"|(?:\b\d+(?:\.\d+)?|(?<![\w.])[A-Za-z_]\b|[)\]])\s*[-+*/%]\s*(?:\d|[A-Za-z_]\b|[(\[])(?<!\d/\d)"
+    r"|\b[A-Za-z_][\w.]*\((?!(?:s|es|ies)\))"  # a call; "book(s)" and "box(es)" are plurals
+    r"|[+*?]\$|\$(?:[A-Za-z_]\w+|[a-z_]\b|[({])"  # "$B" is a billion dollars, "$HOME" and "$x" are variables
+)
+
+
+def _prose_quotes(text: str) -> list[int]:
+    """Where the quote marks around words in a sentence are: outside brackets, after a word or at the start."""
+    marks, depth, scanned = [], 0, 0
+    for match in _QUOTED.finditer(text):
+        start = match.start()
+        between = text[scanned:start]
+        depth += sum(between.count(c) for c in _OPENERS) - sum(between.count(c) for c in _CLOSERS)
+        scanned = start
+        before = text[:start].rstrip()[-1:]
+        if depth <= 0 and (not before or before.isalnum() or before in ".,?!;:"):
+            marks += [start, match.end() - 1]
+    return marks
+
+
+def _code_text(text: str) -> str:
+    """The text with what is never a symbol blanked out (punctuation stays: the symbol regex skips it)."""
+    text = text.translate(_QUOTES)
+    text = _EMPHASIS.sub(r"\2", text).replace("`", " ")
+    text = _NAMES_WITH_SYMBOLS.sub(" ", text)
+    text = _PROSE_DASH.sub(" ", _INSIDE_WORD.sub(" ", text))
+    text = _PROSE_ASIDE.sub(r" \1 ", text)
+    chars = list(text)
+    for i in _prose_quotes(text):
+        chars[i] = " "
+    return "".join(chars)
+
+
+@dataclass(frozen=True)
+class CodeSymbols:
+    """Whether a text holds code, a formula or a pattern, and its symbols (a set: a paraphrase may repeat one)."""
+
+    code_like: bool
+    symbols: frozenset[str]
+
+
+_NO_CODE = CodeSymbols(False, frozenset())
+
+
+def code_symbols(text: str) -> CodeSymbols:
+    if _MAYBE_SYMBOL.search(text) is None:  # most prompts: nothing but words and punctuation
+        return _NO_CODE
+    code = _code_text(text)
+    return CodeSymbols(_CODE_EVIDENCE.search(code) is not None, frozenset(_SYMBOL.findall(code)))
+
+
+def symbol_mismatch(a: CodeSymbols, b: CodeSymbols) -> bool:
+    """One of the texts holds code and their symbols differ."""
+    return (a.code_like or b.code_like) and a.symbols != b.symbols
