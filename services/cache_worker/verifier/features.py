@@ -154,7 +154,8 @@ KNOWN_NAMES = frozenset(
 DIRECTIONAL_WORDS = frozenset("to from into onto than before after instead per".split())
 DIRECTION_REACH = 2  # "bigger than": the subject is the second word before "than"
 _CLAUSE_BREAK = re.compile(r"[.!?;:,](?:\s|$)|\n")
-_CLAUSE_OR_WORD = re.compile(f"(?P<clause_break>{_CLAUSE_BREAK.pattern})|{_WORD.pattern}")
+# An identifier with underscores ("to_iterable_dataset") is one token: its "to" is not a direction.
+_CLAUSE_OR_WORD = re.compile(f"(?P<clause_break>{_CLAUSE_BREAK.pattern})|(?P<identifier>\\w*_\\w*)|{_WORD.pattern}")
 
 STOPWORDS = frozenset(
     "a an the and or but if then so of to in on at by for with from as into onto about over after before"

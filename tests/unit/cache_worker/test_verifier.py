@@ -10,7 +10,15 @@ import pytest
 from services.cache_worker.verifier import ChainVerifier, HitVerifier, ThresholdVerifier, Verdict, build_verifier
 from services.cache_worker.verifier.base import PromptVectors
 from services.cache_worker.verifier.calibrated import CalibratedModel, CalibratedVerifier, hard_refusal
-from services.cache_worker.verifier.features import FEATURE_NAMES, facts, is_typo, pair_features
+from services.cache_worker.verifier.features import (
+    FEATURE_NAMES,
+    directions,
+    facts,
+    is_typo,
+    pair_features,
+    stem,
+    words,
+)
 from services.cache_worker.verifier.llm_judge import LlmJudgeVerifier
 from services.cache_worker.verifier.symbols import CodeSymbols, code_symbols
 
@@ -176,6 +184,13 @@ def test_words_swapped_across_a_direction_are_refused(verifier: CalibratedVerifi
     assert (verdict.accept, verdict.reason) == (False, "order_swap")
     assert pair_features("Is a cat bigger than a dog?", "Is a dog bigger than a cat?", 0.97).order_swap
     assert pair_features("translate from English to French", "translate from French to English", 0.97).order_swap
+
+
+def test_an_identifier_with_underscores_holds_no_direction() -> None:
+    text = "is it faster to call to_iterable_dataset first"
+    (only,) = directions(text, words(text))  # the "to" of "to call" only
+    assert only.word == "to" and only.after == frozenset({stem("call"), stem("to_iterable_dataset")})
+    assert directions("call to_iterable_dataset first", words("call to_iterable_dataset first")) == ()
 
 
 def test_technical_opposites_are_refused(verifier: CalibratedVerifier) -> None:
