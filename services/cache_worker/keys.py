@@ -31,11 +31,13 @@ def canonical_json(value: Any) -> bytes:
 def answer_affecting(body: dict[str, Any]) -> dict[str, Any]:
     """The request without the fields that don't change the answer, in one spelling.
 
-    An explicit null is the parameter's default, as if left out, and a float parameter written as
-    a whole number is that float: `"temperature": 1` and `1.0` are one request.
+    An explicit null is the parameter's default, as if left out, and a float parameter with a whole
+    value is written as the integer: `"temperature": 0` and `0.0` are one request. (Integers, not
+    floats: JavaScript clients always send `0`, and so the keys of entries stored before this rule
+    stay what they were for them.)
     """
     return {
-        k: float(v) if k in FLOAT_PARAMS and type(v) is int else v
+        k: int(v) if k in FLOAT_PARAMS and type(v) is float and v.is_integer() else v
         for k, v in body.items()
         if k not in DELIVERY_FIELDS and v is not None
     }

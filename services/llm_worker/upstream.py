@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
+import orjson
 from openai import AsyncStream, RequestOptions
 
 from services.llm_worker.metrics import UPSTREAM_DURATION, UPSTREAM_REQUESTS, UPSTREAM_TIME_TO_FIRST_CHUNK
@@ -135,26 +136,26 @@ def error_info(exc: Exception, secrets: Iterable[str] = ()) -> UpstreamError:
                 type="upstream_auth_error",
                 message=f"The upstream refused this proxy's credentials (HTTP {exc.status_code}): {message}",
                 status=502,
-                code=exc.code,
+                code=_text_or_none(exc.code),
             )
         else:
             error = ErrorInfo(
-                type=exc.type or "upstream_error",
+                type=_text_or_none(exc.type) or "upstream_error",
                 message=message or f"Upstream error {exc.status_code}.",
                 status=exc.status_code,
-                code=exc.code,
-                param=exc.param,
+                code=_text_or_none(exc.code),
+                param=_text_or_none(exc.param),
                 retry_after_seconds=retry_after(exc.response.headers),
             )
         return UpstreamError(error, f"error_{exc.status_code // 100}xx")
     if isinstance(exc, openai.APIError):
         # An error event in the middle of a stream: the HTTP status was 200, so it is a bad gateway.
         error = ErrorInfo(
-            type=exc.type or "upstream_error",
+            type=_text_or_none(exc.type) or "upstream_error",
             message=redact(exc.message or "The upstream failed mid-stream.", secrets),
             status=502,
-            code=exc.code,
-            param=exc.param,
+            code=_text_or_none(exc.code),
+            param=_text_or_none(exc.param),
         )
         return UpstreamError(error, "error_stream")
     log.warning("unexpected upstream failure: %s", type(exc).__name__)
@@ -162,6 +163,21 @@ def error_info(exc: Exception, secrets: Iterable[str] = ()) -> UpstreamError:
         ErrorInfo(type="upstream_error", message=f"The upstream call failed ({type(exc).__name__}).", status=502),
         "error",
     )
+
+
+def _text_or_none(value: object) -> str | None:
+    """An upstream's `type`, `code` or `param` as OpenAI's format has them (strings): some servers
+    send a number code or a list for the param, which would otherwise fail the ErrorInfo itself."""
+    if isinstance(value, bool):
+        return None
+    return value if isinstance(value, str) else str(value) if isinstance(value, int) else None
+
+
+def _json_or_none(text: str) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -201,6 +217,10 @@ class Upstream:
             completion = await self.client.post(
                 CHAT_COMPLETIONS_PATH, body=payload, cast_to=object, options=_options(timeout)
             )
+            if isinstance(completion, str):
+                # The SDK leaves a body whose Content-Type does not say JSON as text; some servers
+                # send their JSON as text/plain, and create() used to parse it anyway.
+                completion = _json_or_none(completion)
             if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
                 raise not_a_completion("completion")
         except Exception as exc:

@@ -187,6 +187,20 @@ def test_upstream_429_keeps_its_status(client, mock: MockUpstream) -> None:
     assert raised.value.status_code == 429
 
 
+def test_the_upstream_refusing_the_proxys_key_is_a_502_not_retried(stack: Stack, mock: MockUpstream) -> None:
+    calls = mock.chat_calls()
+    mock.fail(401, count=-1)
+    try:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": unique("Refused key?")}]}
+        response = httpx.post(f"{stack.base_url}/v1/chat/completions", json=body, headers=stack.auth, timeout=30)
+    finally:
+        mock.clear_faults()
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "upstream_auth_error"
+    assert response.headers["x-should-retry"] == "false"  # the openai SDK would otherwise retry a 502
+    assert mock.chat_calls() == calls + 1  # a 401 is not retried by the LLM worker either
+
+
 def test_models_are_listed(client, stack: Stack) -> None:
     models = client.models.list()
     assert len(models.data) > 1 and all(model.id for model in models.data)

@@ -112,6 +112,9 @@ async def chat_completions(request: Request) -> Response:
             headers = {"X-Request-Id": request_id}
             if error.retry_after_seconds is not None:
                 headers["Retry-After"] = str(math.ceil(error.retry_after_seconds))
+            if error.type == "upstream_auth_error":
+                # The openai SDK retries a 502 unless told not to; a refused key stays refused.
+                headers["x-should-retry"] = "false"
             return error_response(error.status, error.message, error.type, error.code, error.param, headers)
         if isinstance(first, CompletionReply):
             headers = {**cache_headers(first.cache, request_id), **admission.headers()}

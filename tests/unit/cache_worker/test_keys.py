@@ -146,9 +146,49 @@ def test_semantic_prompt_is_the_last_user_text() -> None:
     assert keys.semantic_prompt(tool_last) is None
 
 
+# Keys of entries already stored (Redis and PostgreSQL): computed by the version before the spelling
+# rules below; an ordinary request must keep them, or every stored entry is orphaned by an upgrade.
+STORED_KEYS = [
+    (
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What is the boiling point of water?"}]},
+        "cf392b7160504b4ddcb7dbb461c313cd0f86a5d62e0f19ad348c03377575ba7f",
+        "6989bfd6c52fbec4116f9a693f864ce5bcc2ad74d3465accf863027ff44838fc",
+    ),
+    (
+        {
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "What is the boiling point of water?"},
+            ],
+            "temperature": 0,
+        },
+        "3a8baf5e9f1a528effd90aaa190a86469ac8cf41242b4705fce454eb2e140fe2",
+        "24533cece4b47774affc4623421ad547c9dfd538325680cb004af65d1a5c623d",
+    ),
+    (
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "What is the boiling point of water?"}],
+            "temperature": 0.7,
+            "top_p": 1,
+        },
+        "d88694b85678c402d2f1fe3d2cbd83669b8cc6b856f1fa1061d82a94f8c6070d",
+        "d3fff67fe4af45891599d8d3ac008b5a4837c1aa9065c6040b9e5740edd5e2de",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "exact", "partition"), STORED_KEYS)
+def test_ordinary_requests_keep_the_keys_of_stored_entries(body: dict, exact: str, partition: str) -> None:
+    assert keys.exact_key("t1", "default", body) == exact
+    assert keys.partition_key("t1", "default", body, "all-MiniLM-L6-v2") == partition
+
+
 def test_one_request_in_several_spellings_has_one_key() -> None:
-    # An explicit null is the default; a whole-number temperature is that float.
+    # An explicit null is the default; a whole-number temperature is one temperature however written.
     assert key({**BASE, "temperature": 1}) == key({**BASE, "temperature": 1.0})
+    assert key({**BASE, "temperature": 0}) == key({**BASE, "temperature": 0.0})
     assert key({**BASE, "top_p": None}) == key(BASE)
     assert key({**BASE, "temperature": 1}) != key({**BASE, "temperature": 0.2})
     assert key({**BASE, "seed": 1}) != key({**BASE, "seed": 2})

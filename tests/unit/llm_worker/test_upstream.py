@@ -198,6 +198,37 @@ def test_model_and_messages_are_required() -> None:
         assert refused.value.error.status == 400
 
 
+def upstream_answering(answer) -> Upstream:  # type: ignore[no-untyped-def]
+    target = UpstreamTarget("http://upstream.test/v1", "key", None, "test")
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    return Upstream(
+        openai.AsyncOpenAI(base_url=target.base_url, api_key="key", max_retries=0, http_client=http), target
+    )
+
+
+async def test_a_completion_sent_as_text_plain_is_still_a_completion() -> None:
+    completion = {"id": "c1", "object": "chat.completion", "choices": [{"index": 0, "message": {"content": "hi"}}]}
+    upstream = upstream_answering(
+        lambda _: httpx.Response(200, content=json.dumps(completion), headers={"content-type": "text/plain"})
+    )
+    try:
+        assert await upstream.complete(chat("Hello")) == completion
+    finally:
+        await upstream.close()
+
+
+async def test_an_error_with_a_list_param_and_a_number_code_is_still_an_error_reply() -> None:
+    body = {"error": {"message": "bad", "type": "invalid_request_error", "param": ["messages", 0], "code": 40001}}
+    upstream = upstream_answering(lambda _: httpx.Response(400, json=body))
+    try:
+        with pytest.raises(UpstreamError) as caught:
+            await upstream.complete(chat("Hello"))
+    finally:
+        await upstream.close()
+    assert caught.value.error.status == 400
+    assert (caught.value.error.param, caught.value.error.code) == (None, "40001")
+
+
 async def test_an_answer_that_is_not_a_completion_is_a_bad_gateway() -> None:
     # A 200 from the wrong URL (a web page, another API's JSON) is not stored or relayed as an answer.
     replies = {"/v1/chat/completions": httpx.Response(200, json={"status": "ok"})}
