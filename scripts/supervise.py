@@ -4,8 +4,10 @@ What Kubernetes does for a deployment, in one foreground process: a service that
 again after a back-off (1 s, doubling up to 30 s, back to 1 s once it has run for a minute), so one
 crash or a killed embedder leaves the others serving, as the README's failure modes say. A service
 that exits 5 times within a minute is crash-looping: everything stops and the exit code says so.
-Each output line is prefixed with the time and the service's name. Ctrl-C or SIGTERM stops all
-services (SIGTERM, then SIGKILL after 15 s).
+Each output line is prefixed with the time and the service's name. Ctrl-C, SIGTERM or SIGHUP (the
+terminal closed) stops all services: SIGTERM to each service's process group (its own children,
+such as the embedder's first-start export, included), SIGKILL after 15 s or at a second Ctrl-C.
+They are stopped on the way out whatever ends the supervisor, so none is left holding a port.
 """
 
 from __future__ import annotations
@@ -72,24 +74,26 @@ class Supervisor:
         self._clock = clock
         self._width = max(len(name) for name in [*commands, "supervisor"])
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        # Plain counters, not an Event: a signal handler must not take a lock the main thread may hold.
+        self._stop_requests = 0
         self._relays: list[threading.Thread] = []
         self.crash_looping: str | None = None
 
     def stop(self) -> None:
-        """Ask `run` to stop every service (safe from a signal handler)."""
-        self._stop.set()
+        """Ask `run` to stop every service; asked again while stopping, kill them now. Safe from a signal handler."""
+        self._stop_requests += 1
 
     def run(self, poll_seconds: float = 0.2) -> int:
         """Run until stopped or a service crash-loops; 0 when asked to stop, 1 after a crash loop."""
-        for service in self._services:
-            self._start(service)
-        while not self._stop.wait(poll_seconds):
+        try:
             for service in self._services:
-                self._watch(service)
-            if self.crash_looping:
-                break
-        self._stop_all()
+                self._start(service)
+            while not self._stop_requests and not self.crash_looping:
+                time.sleep(poll_seconds)
+                for service in self._services:
+                    self._watch(service)
+        finally:
+            self._stop_all()
         return 1 if self.crash_looping else 0
 
     def _watch(self, service: Service) -> None:
@@ -121,10 +125,12 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            start_new_session=True,  # Ctrl-C reaches the supervisor only, which stops the services in order
+            # Its own process group: Ctrl-C reaches the supervisor only, which then stops every group.
+            start_new_session=True,
         )
         service.started_at = self._clock()
         service.restart_at = None
+        self._relays = [relay for relay in self._relays if relay.is_alive()]
         relay = threading.Thread(target=self._relay, args=(service.name, service.process.stdout), daemon=True)
         relay.start()
         self._relays.append(relay)
@@ -132,15 +138,18 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         running = [s.process for s in self._services if s.process is not None and s.process.poll() is None]
+        stopped_at = self._stop_requests
         for process in running:
-            process.send_signal(signal.SIGTERM)
+            _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
+        while any(p.poll() is None for p in running):
+            if time.monotonic() > deadline or self._stop_requests > max(stopped_at, 1):
+                for process in running:
+                    _signal_group(process, signal.SIGKILL)
+                break
+            time.sleep(0.05)
         for process in running:
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.wait()
         for relay in self._relays:
             relay.join(timeout=2)  # their last lines (shutdown logs) before ours
         self._say("all services stopped")
@@ -161,11 +170,19 @@ class Supervisor:
             self._out.flush()
 
 
+def _signal_group(process: subprocess.Popen[str], sig: signal.Signals) -> None:
+    """Signal the service's process group (it leads one: start_new_session), its children included."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass  # already gone, with its group
+
+
 def main(procfile: Path, names: list[str], env: dict[str, str], cwd: Path) -> int:
     """Supervise the named services of `procfile` until Ctrl-C or SIGTERM (0) or a crash loop (1)."""
     commands = read_procfile(procfile)
     supervisor = Supervisor({name: commands[name] for name in names}, env=env, cwd=cwd)
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: supervisor.stop())
     code = supervisor.run()
     if supervisor.crash_looping:

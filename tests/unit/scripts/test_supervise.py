@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 import threading
 import time
@@ -68,3 +69,53 @@ def test_the_procfile_is_read_in_order(tmp_path: Path) -> None:
         "web": ["python", "-m", "app", "--port", "8000"],
         "worker": ["python", "-m", "worker"],
     }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_stopping_reaches_a_services_own_children(tmp_path: Path) -> None:
+    # The embedder's first start runs an export in a child process: stopping must not orphan it.
+    pid_file = tmp_path / "child.pid"
+    spawner = python(
+        "import pathlib,subprocess,sys,time; c=subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']);"
+        f" pathlib.Path({str(pid_file)!r}).write_text(str(c.pid)); time.sleep(60)"
+    )
+    supervisor = Supervisor({"parent": spawner}, env={}, cwd=tmp_path, out=io.StringIO())
+    threading.Timer(1.5, supervisor.stop).start()
+    supervisor.run(poll_seconds=0.02)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def test_a_second_stop_kills_a_service_that_ignores_sigterm(tmp_path: Path) -> None:
+    stubborn = python(
+        "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    )
+    supervisor = Supervisor({"stubborn": stubborn}, env={}, cwd=tmp_path, out=io.StringIO())
+    threading.Timer(1.0, supervisor.stop).start()
+    threading.Timer(1.5, supervisor.stop).start()
+    started = time.monotonic()
+    supervisor.run(poll_seconds=0.02)
+    assert time.monotonic() - started < 5  # not the 15 s grace
+
+
+def test_services_are_stopped_whatever_ends_the_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    supervisor = Supervisor({"steady": python("import time; time.sleep(60)")}, env={}, cwd=tmp_path, out=io.StringIO())
+
+    def broken(_: object) -> None:
+        raise RuntimeError("a bug in the supervisor")
+
+    monkeypatch.setattr(supervisor, "_watch", broken)
+    with pytest.raises(RuntimeError):
+        supervisor.run(poll_seconds=0.02)
+    (service,) = supervisor._services
+    assert service.process is not None and service.process.poll() is not None
