@@ -72,9 +72,10 @@ def _login_problem(name: str, url: str) -> str | None:
         if name == "RabbitMQ":
             asyncio.run(_amqp_login(url))
         else:
-            redis.Redis.from_url(url, socket_timeout=3).ping()
+            with redis.Redis.from_url(url, socket_timeout=3) as client:
+                client.ping()
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+        return f"{type(exc).__name__}: {exc}"[:300]
     return None
 
 

@@ -58,16 +58,24 @@ class ExactStore:
         return int(deleted)
 
     async def delete_tenant(self, tenant: str) -> list[str]:
-        """Delete every entry Redis tracks for the tenant, whether PostgreSQL holds a copy or not.
+        """Delete every entry Redis holds for the tenant, whether PostgreSQL has a copy or not; returns
+        the keys of the entries deleted (not those that had expired meanwhile).
 
         Entries PostgreSQL never saw (it was down, or refused the text) are only in Redis: a tenant
         flush must not leave them answering until their TTL.
         """
         members: list[bytes] = await self._redis.zrange(self._lru(tenant), 0, -1)  # type: ignore[assignment]
-        keys = [member.decode() for member in members]
-        for start in range(0, len(keys), DELETE_CHUNK):
-            await self.delete(tenant, keys[start : start + DELETE_CHUNK])
-        return keys
+        tracked = [member.decode() for member in members]
+        deleted = []
+        for start in range(0, len(tracked), DELETE_CHUNK):
+            chunk = tracked[start : start + DELETE_CHUNK]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in chunk:
+                    pipe.delete(self._entry(key))
+                pipe.zrem(self._lru(tenant), *chunk)
+                *held, _ = await pipe.execute()
+            deleted += [key for key, count in zip(chunk, held, strict=True) if count]
+        return deleted
 
     async def touch(self, used: dict[str, dict[str, float]]) -> None:
         """Move used entries up the LRU order (tenant -> key -> last use); only keys still tracked."""

@@ -264,6 +264,9 @@ async def test_a_tenant_flush_also_deletes_what_only_redis_holds(stores: tuple[E
     await storer.store(unstorable)
     await storer.store(generated(other, "other", 3))
     assert await exact.get("redis-only") is not None and await entries.find(tenant, "redis-only") is None
+    # An entry Redis let expire is still in the tenant's LRU order: not counted as deleted.
+    await storer.store(generated(tenant, "expired", 4).model_copy(update={"prompt_text": "gone\x00"}))
+    await exact._redis.delete(exact._entry("expired"))
 
     admin = CacheAdmin(exact, entries, no_embed)
     flushed = await admin.handle(FlushEntries(tenant=tenant))

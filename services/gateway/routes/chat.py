@@ -121,12 +121,15 @@ async def chat_completions(request: Request) -> Response:
             if first.cache.status != "HIT":
                 usage = first.completion.get("usage") or {}
                 await state.limiter.record_tokens(principal, int(usage.get("total_tokens") or 0))
-            _count(started, 200, first.cache.status, stream)
+            response: Response
             if not stream:
-                return Response(orjson.dumps(first.completion), media_type="application/json", headers=headers)
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            chunks = sse.completion_to_chunks(first.completion, include_usage)
-            return StreamingResponse(_replay(chunks), media_type="text/event-stream", headers=headers)
+                response = Response(orjson.dumps(first.completion), media_type="application/json", headers=headers)
+            else:
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                chunks = sse.completion_to_chunks(first.completion, include_usage)
+                response = StreamingResponse(_replay(chunks), media_type="text/event-stream", headers=headers)
+            _count(started, 200, first.cache.status, stream)  # once built: a failure is counted as a 500 only
+            return response
         if isinstance(first, ChunkReply) and stream:
             cache = first.cache or CacheInfo(status="MISS")
             _count(started, 200, cache.status, stream)
