@@ -259,7 +259,12 @@ def directions(normalized: str, tokens: Iterable[str]) -> tuple[Direction, ...]:
         return ()
     found = []
     for clause in _clauses(normalized):
-        content = [(i, stem(t)) for i, t in enumerate(clause) if _is_content(t) and t not in DIRECTIONAL_WORDS]
+        # Numbers count here: "is 7 bigger than 9" is not "is 9 bigger than 7".
+        content = [
+            (i, stem(t))
+            for i, t in enumerate(clause)
+            if (_is_content(t) or t[0].isdigit()) and t not in DIRECTIONAL_WORDS
+        ]
         for i, token in enumerate(clause):
             if token in DIRECTIONAL_WORDS:
                 before = [word for j, word in content if j < i][-DIRECTION_REACH:]

@@ -82,22 +82,31 @@ def _code_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class CodeSymbols:
-    """Whether a text holds code, a formula or a pattern, and its symbols (a set: a paraphrase may repeat one)."""
+    """Whether a text holds code, a formula or a pattern, its symbols (a set: a paraphrase may repeat
+    one) and its numbers in order (`5 > 3` is not `3 > 5`, nor `2**3` `3**2`)."""
 
     code_like: bool
     symbols: frozenset[str]
+    numbers: tuple[str, ...] = ()
 
 
 _NO_CODE = CodeSymbols(False, frozenset())
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 
 
 def code_symbols(text: str) -> CodeSymbols:
     if _MAYBE_SYMBOL.search(text) is None:  # most prompts: nothing but words and punctuation
         return _NO_CODE
     code = _code_text(text)
-    return CodeSymbols(_CODE_EVIDENCE.search(code) is not None, frozenset(_SYMBOL.findall(code)))
+    return CodeSymbols(
+        _CODE_EVIDENCE.search(code) is not None, frozenset(_SYMBOL.findall(code)), tuple(_NUMBER.findall(code))
+    )
 
 
 def symbol_mismatch(a: CodeSymbols, b: CodeSymbols) -> bool:
-    """One of the texts holds code and their symbols differ."""
-    return (a.code_like or b.code_like) and a.symbols != b.symbols
+    """One of the texts holds code and their symbols differ, or the same numbers stand in another order
+    (other numbers are the number rule's to refuse)."""
+    if not (a.code_like or b.code_like):
+        return False
+    swapped = a.numbers != b.numbers and sorted(a.numbers) == sorted(b.numbers)
+    return a.symbols != b.symbols or swapped

@@ -186,6 +186,19 @@ def test_words_swapped_across_a_direction_are_refused(verifier: CalibratedVerifi
     assert pair_features("translate from English to French", "translate from French to English", 0.97).order_swap
 
 
+@pytest.mark.parametrize(
+    ("stored", "asked", "reason"),
+    [
+        ("Is 5 > 3?", "Is 3 > 5?", "symbol_mismatch"),
+        ("What is 2**3?", "What is 3**2?", "symbol_mismatch"),
+        ("What is 10 / 2?", "What is 2 / 10?", "symbol_mismatch"),
+        ("Is 7 bigger than 9?", "Is 9 bigger than 7?", "order_swap"),
+    ],
+)
+def test_the_same_numbers_in_another_order_are_refused(stored: str, asked: str, reason: str) -> None:
+    assert hard_refusal(pair_features(asked, stored, 0.97)) == reason
+
+
 def test_an_identifier_with_underscores_holds_no_direction() -> None:
     text = "is it faster to call to_iterable_dataset first"
     (only,) = directions(text, words(text))  # the "to" of "to call" only
