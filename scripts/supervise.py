@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -65,13 +64,11 @@ class Supervisor:
         env: dict[str, str],
         cwd: Path,
         out: TextIO = sys.stdout,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._services = [Service(name, command, FIRST_BACKOFF) for name, command in commands.items()]
         self._env = env
         self._cwd = cwd
         self._out = out
-        self._clock = clock
         self._width = max(len(name) for name in [*commands, "supervisor"])
         self._lock = threading.Lock()
         # Plain counters, not an Event: a signal handler must not take a lock the main thread may hold.
@@ -97,7 +94,7 @@ class Supervisor:
         return 1 if self.crash_looping else 0
 
     def _watch(self, service: Service) -> None:
-        now = self._clock()
+        now = time.monotonic()
         if service.process is not None:
             code = service.process.poll()
             if code is None:
@@ -128,7 +125,7 @@ class Supervisor:
             # Its own process group: Ctrl-C reaches the supervisor only, which then stops every group.
             start_new_session=True,
         )
-        service.started_at = self._clock()
+        service.started_at = time.monotonic()
         service.restart_at = None
         self._relays = [relay for relay in self._relays if relay.is_alive()]
         relay = threading.Thread(target=self._relay, args=(service.name, service.process.stdout), daemon=True)

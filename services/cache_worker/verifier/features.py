@@ -486,7 +486,7 @@ class PairFeatures:
     scope_swap: bool  # one on each side ("first"/"last", "adults"/"children", "fastest"/"cheapest")
     entity_mismatch: bool
     unit_mismatch: bool
-    symbol_mismatch: bool  # one of them holds code and their operators, brackets or code quotes differ
+    symbol_mismatch: bool  # one holds code, and their operators, brackets, code quotes or number order differ
     order_swap: bool  # the same words on swapped sides of a directional word ("F to C"/"C to F")
     only_query: int  # content words the query has and the candidate lacks (a name of several words: one)
     only_candidate: int
