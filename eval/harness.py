@@ -153,6 +153,7 @@ async def run_local(pairs: list[Pair], model: CalibratedModel, min_probability: 
                     embedding_model=provider.model,
                     embedding=vectors[a_prompt],
                     context_embedding=vectors[a_context] if a_context is not None else None,
+                    context_text=a_context,
                 )
             )
             outcomes.append(
@@ -165,6 +166,7 @@ async def run_local(pairs: list[Pair], model: CalibratedModel, min_probability: 
                     b_prompt,
                     vectors[b_prompt],
                     vectors[b_context] if b_context is not None else None,
+                    b_context,
                     settings,
                 )
             )
@@ -187,15 +189,18 @@ async def decide_local(
     prompt: str,
     vector: list[float],
     context_vector: list[float] | None,
+    context_text: str | None,
     settings: Any,
 ) -> Outcome:
     """One lookup's semantic decision, timed: the vector search and the checks, as in Lookup."""
+    from services.cache_worker.lookup import context_refusal
+
     started = time.perf_counter()
     candidates = await entries.nearest(partition, vector, None, context_vector, limit=5)
     context_threshold = settings.context_similarity_threshold if context_vector is not None else None
     checks = time.perf_counter()
     choice = await choose_candidate(
-        candidates, prompt, settings.similarity_threshold, verifier, context_threshold, vector
+        candidates, prompt, settings.similarity_threshold, verifier, context_threshold, vector, context_text
     )
     finished = time.perf_counter()
     outcome = Outcome(
@@ -208,9 +213,7 @@ async def decide_local(
     )
     if candidates and candidates[0].similarity >= settings.similarity_threshold:
         best = candidates[0]
-        context_ok = context_threshold is None or (
-            best.context_similarity is not None and best.context_similarity >= context_threshold
-        )
+        context_ok = context_threshold is None or context_refusal(best, context_threshold, context_text) is None
         features = verifier.model.features(prompt, best.prompt_text or "", best.similarity)
         hard = prompt != best.prompt_text and hard_refusal(features) is not None
         outcome.eligible = context_ok and not hard

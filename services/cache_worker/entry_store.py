@@ -42,6 +42,8 @@ CATALOGUE_DDL = [
         hit_count bigint NOT NULL DEFAULT 0,
         last_hit_at timestamptz
     )""",
+    # The earlier turns of a conversation, as embedded: what must agree in them is checked on a hit.
+    "ALTER TABLE cache_entries ADD COLUMN IF NOT EXISTS context_text text",
     "CREATE INDEX IF NOT EXISTS cache_entries_tenant ON cache_entries (tenant, namespace, created_at DESC)",
     "CREATE INDEX IF NOT EXISTS cache_entries_expiry ON cache_entries (expires_at)",
 ]
@@ -55,6 +57,7 @@ class Candidate:
     similarity: float
     context_similarity: float | None = None
     prompt_text: str | None = None  # the stored prompt, for the hit verifier
+    context_text: str | None = None  # the stored conversation's earlier turns, for the context check
     embedding: Sequence[float] | None = field(default=None, compare=False, repr=False)  # its vector, likewise
 
 
@@ -71,6 +74,7 @@ class NewEntry:
     embedding_model: str | None = None
     embedding: list[float] | None = None
     context_embedding: list[float] | None = None
+    context_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,7 @@ class EntryStore:
                     LIMIT %(limit)s
                 )
                 SELECT e.id, e.exact_key, e.model, e.completion, e.upstream, e.created_at, e.prompt_text,
-                       1 - (n.embedding <=> %(v)s) AS similarity,
+                       e.context_text, 1 - (n.embedding <=> %(v)s) AS similarity,
                        1 - (n.context_embedding <=> %(c)s::vector) AS context_similarity, n.embedding
                 FROM near n JOIN cache_entries e ON e.id = n.entry_id
                 ORDER BY n.embedding <=> %(v)s
@@ -218,7 +222,19 @@ class EntryStore:
             )
             rows = await cursor.fetchall()
         candidates = []
-        for entry_id, key, model, completion, upstream, created_at, prompt_text, similarity, context, stored in rows:
+        for (
+            entry_id,
+            key,
+            model,
+            completion,
+            upstream,
+            created_at,
+            prompt_text,
+            context_text,
+            similarity,
+            context,
+            stored,
+        ) in rows:
             answer = CachedAnswer(
                 entry_id=str(entry_id),
                 exact_key=key,
@@ -233,6 +249,7 @@ class EntryStore:
                     similarity=float(similarity),
                     context_similarity=float(context) if context is not None else None,
                     prompt_text=prompt_text,
+                    context_text=context_text,
                     embedding=stored.to_numpy() if stored is not None else None,
                 )
             )
@@ -250,8 +267,9 @@ class EntryStore:
             await conn.execute(
                 """
                 INSERT INTO cache_entries (id, tenant, namespace, model, exact_key, partition_key, embedding_model,
-                                           embedding_dim, prompt_text, completion, upstream, created_at, expires_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                           embedding_dim, prompt_text, context_text, completion, upstream,
+                                           created_at, expires_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 """,
                 (
                     uuid.UUID(answer.entry_id),
@@ -263,6 +281,7 @@ class EntryStore:
                     entry.embedding_model,
                     dim,
                     entry.prompt_text,
+                    entry.context_text,
                     Jsonb(answer.completion),
                     answer.upstream,
                     created,

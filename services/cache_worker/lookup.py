@@ -27,6 +27,7 @@ from services.cache_worker.metrics import (
     VERIFIER_SCORE,
 )
 from services.cache_worker.verifier import HitVerifier, ThresholdVerifier
+from services.cache_worker.verifier.context import context_disagreement
 from shared.contracts import CompletionRequest, LookupContext
 
 log = logging.getLogger(__name__)
@@ -74,22 +75,24 @@ async def choose_candidate(
     verifier: HitVerifier,
     context_threshold: float | None = None,
     vector: Sequence[float] | None = None,
+    context_text: str | None = None,
 ) -> Choice:
     """The first candidate (nearest first) above the similarity pre-filter that passes the checks.
 
-    In a conversation (`context_threshold` given) the earlier turns must be similar too; then the
-    verifier compares the two prompts, and their vectors when it has both (the query's `vector`,
-    the candidate's stored one). Each refused candidate's reason is returned (and counted).
+    In a conversation (`context_threshold` given) the earlier turns must be similar too, and what
+    must agree in them (numbers, negation, ...) must agree with the query's `context_text`; then
+    the verifier compares the two prompts, and their vectors when it has both (the query's
+    `vector`, the candidate's stored one). Each refused candidate's reason is returned (and counted).
     """
     refusals = []
     for candidate in candidates:
         if candidate.similarity < threshold:
             break
-        if context_threshold is not None and (
-            candidate.context_similarity is None or candidate.context_similarity < context_threshold
-        ):
-            refusals.append("conversation_context")
-            continue
+        if context_threshold is not None:
+            reason = context_refusal(candidate, context_threshold, context_text)
+            if reason is not None:
+                refusals.append(reason)
+                continue
         if candidate.prompt_text is None:
             refusals.append("prompt_unknown")
             continue
@@ -110,6 +113,19 @@ async def choose_candidate(
         refusals.append(verdict.reason or "verifier")
     _count_refusals(refusals)
     return Choice(None, refusals)
+
+
+def context_refusal(candidate: Candidate, threshold: float, context_text: str | None) -> str | None:
+    """Why a candidate's conversation is not the query's, or None.
+
+    An entry stored without its history's text (before it was kept) is refused: its similarity
+    alone would serve "8 cm by 5 cm" for "8 cm by 6 cm".
+    """
+    if candidate.context_similarity is None or candidate.context_similarity < threshold:
+        return "conversation_context"
+    if context_text is None or candidate.context_text is None:
+        return "conversation_context"
+    return context_disagreement(context_text, candidate.context_text)
 
 
 def _count_refusals(refusals: list[str]) -> None:
@@ -245,7 +261,9 @@ class Lookup:
         if threshold is None:
             threshold = self._policy.similarity_threshold
         context_threshold = self._policy.context_similarity_threshold if context_vector is not None else None
-        choice = await choose_candidate(candidates, prompt, threshold, self._verifier, context_threshold, vector)
+        choice = await choose_candidate(
+            candidates, prompt, threshold, self._verifier, context_threshold, vector, context_text
+        )
         if choice.candidate is not None:
             BEST_SIMILARITY.labels("hit").observe(choice.candidate.similarity)
             return Hit(choice.candidate.answer, "semantic", choice.candidate.similarity)

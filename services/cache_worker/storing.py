@@ -68,6 +68,7 @@ class Storer:
                     embedding_model=embedding_model,
                     embedding=embedding if event.partition_key else None,
                     context_embedding=context_embedding if event.partition_key else None,
+                    context_text=event.context_text if event.partition_key else None,
                 )
             )
         except psycopg.DataError as exc:

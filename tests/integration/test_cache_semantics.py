@@ -114,6 +114,27 @@ def test_a_reworded_history_with_the_same_question_hits_semantically(stack: Stac
     assert (again.headers["x-cache"], again.headers["x-cache-match"]) == ("HIT", "semantic")
 
 
+def test_a_history_that_differs_in_a_number_does_not_hit(stack: Stack, stored) -> None:
+    """The same follow-up after "8 cm by 5 cm" and "8 cm by 6 cm": the histories score 0.99, the answers differ."""
+    tag = uuid.uuid4().hex[:6]
+
+    def conversation(width: int) -> list[dict[str, Any]]:
+        return [
+            {"role": "system", "content": f"You are a geometry tutor ({tag})."},
+            {"role": "user", "content": f"A rectangle is 8 cm long and {width} cm wide."},
+            {"role": "assistant", "content": "Okay, got it."},
+            {"role": "user", "content": "What's its perimeter?"},
+        ]
+
+    first = chat(stack, conversation(5))
+    stored(first.headers["x-cache-key"])
+    assert chat(stack, conversation(5)).headers["x-cache"] == "HIT"
+    other = chat(stack, conversation(6))
+    assert other.headers["x-cache"] == "MISS"
+    metrics = httpx.get(f"http://127.0.0.1:{stack.metrics_ports['cache_worker']}/metrics", timeout=10).text
+    assert 'llmcache_cache_refused_candidates_total{reason="context_number_mismatch"}' in metrics
+
+
 # 3. and 4. per-request controls and response headers ------------------------------------------------
 
 

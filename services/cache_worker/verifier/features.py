@@ -10,6 +10,7 @@ well under a millisecond per pair, so it runs on every semantic candidate.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -174,6 +175,7 @@ STOPWORDS = frozenset(
 _STEM_SUFFIXES = ("ing", "ies", "ied", "es", "ed", "ly", "s")
 
 
+@functools.lru_cache(maxsize=100_000)
 def stem(word: str) -> str:
     """A light stemmer: enough to match "rises"/"rise", "tracked"/"track", "bananas"/"banana"."""
     for suffix in _STEM_SUFFIXES:
@@ -201,6 +203,20 @@ def _antonym_stems(path: Path) -> frozenset[frozenset[str]]:
 
 
 _ANTONYM_STEMS = _antonym_stems(ANTONYM_FILE)
+
+
+def _partners(pairs: Iterable[frozenset[str]]) -> dict[str, frozenset[str]]:
+    """Each word of the pairs, with the words it is paired with."""
+    found: dict[str, set[str]] = {}
+    for pair in pairs:
+        for word in pair:
+            found.setdefault(word, set()).update(pair - {word})
+    return {word: frozenset(others) for word, others in found.items()}
+
+
+_ANTONYM_PARTNERS = _partners(_ANTONYM_KEYS)
+_ROOT_PARTNERS = _partners(_ANTONYM_STEMS)
+_NONE: frozenset[str] = frozenset()
 
 
 def scope_of(tokens: Iterable[str]) -> set[tuple[str, str]]:
@@ -303,6 +319,7 @@ class TextFacts:
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
 
 
+@functools.lru_cache(maxsize=4096)  # a stored prompt or history is checked again on every lookup near it
 def facts(text: str) -> TextFacts:
     normalized = _normalize(text)
     tokens = tuple(words(normalized))
@@ -418,13 +435,13 @@ def _roots(word: str) -> set[str]:
 
 
 def _antonym_swap(only_a: set[str], only_b: set[str]) -> bool:
-    for x in only_a:
-        for y in only_b:
-            if frozenset((x, y)) in _ANTONYM_KEYS:
-                return True
-            if any(frozenset((rx, ry)) in _ANTONYM_STEMS for rx in _roots(x) for ry in _roots(y) if rx != ry):
-                return True
-    return False
+    """One side has a word the other has an antonym of (linear in the words: histories are long)."""
+    if not only_a or not only_b:
+        return False
+    if any(_ANTONYM_PARTNERS.get(x, _NONE) & only_b for x in only_a):
+        return True
+    roots_b = {r for y in only_b for r in _roots(y)}
+    return any(_ROOT_PARTNERS.get(rx, _NONE) & roots_b for x in only_a for rx in _roots(x))
 
 
 def _same_family(a: str, b: str) -> bool:
@@ -448,9 +465,10 @@ def _unmatched(
     """My content words the other text lacks: not the same stem, not a typo of one, not a split compound,
     not the same unit spelled otherwise."""
     joined = {their_tokens[i] + their_tokens[i + 1] for i in range(len(their_tokens) - 1)}
+    their_set = set(their_tokens)
     split_compound = set()
     for i in range(len(my_tokens) - 1):
-        if my_tokens[i] + my_tokens[i + 1] in their_tokens:
+        if my_tokens[i] + my_tokens[i + 1] in their_set:
             split_compound |= {stem(my_tokens[i]), stem(my_tokens[i + 1])}
     left = set()
     for word in mine - theirs:

@@ -15,6 +15,11 @@ What counts, and what does not (prose has symbols too, and a paraphrase may drop
 - A text is code-like when it has a symbol prose rarely has (= < > { } [ ] \\ | ^, a doubled operator),
   arithmetic between numbers or one-letter names (`3 + 4`, `x*2`), a call (`len(x)`, not "book(s)"),
   a regex end (`a+$`) or a shell variable (`$HOME`).
+
+The same symbols are not yet the same code: `x = y` and `y = x`, `a[1:]` and `a[:1]`, `len(s)` and
+`len(t)` have them all. So each stretch of code (symbols with the operands written against them or
+beside an operator: numbers, one-letter names, `snake_case`, `camelCase`, `a.b`) is compared too,
+spaces aside; the stretches may come in another order ("== and ===" / "=== and ==").
 """
 
 from __future__ import annotations
@@ -88,10 +93,36 @@ class CodeSymbols:
     code_like: bool
     symbols: frozenset[str]
     numbers: tuple[str, ...] = ()
+    segments: frozenset[str] = frozenset()  # each stretch of code, without its spaces
 
 
 _NO_CODE = CodeSymbols(False, frozenset())
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+_SENTENCE_END = re.compile(r"[.,?!;:]+$")
+_OPERATOR_ONLY = re.compile("(?:" + "|".join(re.escape(op) for op in _OPERATORS) + r"|[=<>+\-*/%^~|&\\])+")
+# An operand standing apart from its operator ("x = y"): a number, a one-letter name, or a name that
+# only code writes (snake_case, camelCase, a.b, x2); "the", "age" or "and" beside an operator are prose.
+_OPERAND = re.compile(r"\d+(?:\.\d+)?|[A-Za-z]|[A-Za-z_]\w*(?:[_\d.]|[a-z][A-Z])[\w.]*")
+
+
+def _segments(code: str) -> frozenset[str]:
+    """The stretches of code in a text: runs of words that hold a symbol, with the operands on either
+    side of a lone operator (a sentence's capital aside: lowercased)."""
+    chunks = [_SENTENCE_END.sub("", chunk) for chunk in code.split()]
+    symbolic = [_SYMBOL.search(chunk) is not None for chunk in chunks]
+    operator = [_OPERATOR_ONLY.fullmatch(chunk) is not None for chunk in chunks]
+    segments, run = set(), []
+    for i, chunk in enumerate(chunks):
+        beside_operator = (i > 0 and operator[i - 1]) or (i + 1 < len(chunks) and operator[i + 1])
+        if chunk and (symbolic[i] or (beside_operator and _OPERAND.fullmatch(chunk) is not None)):
+            run.append(chunk)
+            continue
+        if run:
+            segments.add("".join(run).lower())
+        run = []
+    if run:
+        segments.add("".join(run).lower())
+    return frozenset(segments)
 
 
 def code_symbols(text: str) -> CodeSymbols:
@@ -99,14 +130,17 @@ def code_symbols(text: str) -> CodeSymbols:
         return _NO_CODE
     code = _code_text(text)
     return CodeSymbols(
-        _CODE_EVIDENCE.search(code) is not None, frozenset(_SYMBOL.findall(code)), tuple(_NUMBER.findall(code))
+        _CODE_EVIDENCE.search(code) is not None,
+        frozenset(_SYMBOL.findall(code)),
+        tuple(_NUMBER.findall(code)),
+        _segments(code),
     )
 
 
 def symbol_mismatch(a: CodeSymbols, b: CodeSymbols) -> bool:
     """One of the texts holds code and their symbols differ, or the same numbers stand in another order
-    (other numbers are the number rule's to refuse)."""
+    (other numbers are the number rule's to refuse), or a stretch of code differs."""
     if not (a.code_like or b.code_like):
         return False
     swapped = a.numbers != b.numbers and sorted(a.numbers) == sorted(b.numbers)
-    return a.symbols != b.symbols or swapped
+    return a.symbols != b.symbols or swapped or a.segments != b.segments

@@ -23,9 +23,22 @@ class Recording(HitVerifier):
         return Verdict(candidate in self.accept, similarity, None if candidate in self.accept else "differing_words")
 
 
-def candidate(prompt: str, similarity: float, embedding: list[float] | None = None) -> Candidate:
+def candidate(
+    prompt: str,
+    similarity: float,
+    embedding: list[float] | None = None,
+    context: tuple[str, float] | None = None,  # a stored conversation's earlier turns, and their similarity
+) -> Candidate:
     answer = CachedAnswer(entry_id=prompt, exact_key=prompt, model="m", completion={}, created_at=0.0)
-    return Candidate(answer, similarity, prompt_text=prompt, embedding=embedding)
+    context_text, context_similarity = context if context is not None else (None, None)
+    return Candidate(
+        answer,
+        similarity,
+        context_similarity=context_similarity,
+        prompt_text=prompt,
+        context_text=context_text,
+        embedding=embedding,
+    )
 
 
 async def test_the_verifier_gets_both_prompt_vectors() -> None:
@@ -58,3 +71,38 @@ class Broken(HitVerifier):
 async def test_a_failing_verifier_refuses_instead_of_failing_the_lookup() -> None:
     choice = await choose_candidate([candidate("stored", 0.99)], "query", 0.7, Broken())
     assert choice.candidate is None and choice.refusals == ["verifier_error"]
+
+
+RECTANGLE = "user: A rectangle is 8 cm long and {} cm wide.\nassistant: Okay."
+
+
+async def test_in_a_conversation_the_earlier_turns_must_be_near_and_agree() -> None:
+    verifier = Recording(accept={"What's its perimeter?"})
+    near_but_other = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(5), 0.99))
+    choice = await choose_candidate(
+        [near_but_other], "What's its perimeter?", 0.7, verifier, 0.85, None, RECTANGLE.format(6)
+    )
+    assert choice.candidate is None and choice.refusals == ["context_number_mismatch"] and verifier.seen == []
+
+    far = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(6), 0.5))
+    choice = await choose_candidate([far], "What's its perimeter?", 0.7, verifier, 0.85, None, RECTANGLE.format(6))
+    assert choice.refusals == ["conversation_context"]
+
+    same = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(6), 0.99))
+    choice = await choose_candidate([same], "What's its perimeter?", 0.7, verifier, 0.85, None, RECTANGLE.format(6))
+    assert choice.candidate is same
+
+
+async def test_an_entry_stored_without_its_history_text_is_not_served_in_a_conversation() -> None:
+    older = candidate("What's its perimeter?", 1.0)
+    older = Candidate(older.answer, 1.0, context_similarity=0.99, prompt_text=older.prompt_text)
+    choice = await choose_candidate(
+        [older],
+        "What's its perimeter?",
+        0.7,
+        Recording(accept={"What's its perimeter?"}),
+        0.85,
+        None,
+        RECTANGLE.format(5),
+    )
+    assert choice.candidate is None and choice.refusals == ["conversation_context"]

@@ -10,6 +10,7 @@ import pytest
 from services.cache_worker.verifier import ChainVerifier, HitVerifier, ThresholdVerifier, Verdict, build_verifier
 from services.cache_worker.verifier.base import PromptVectors
 from services.cache_worker.verifier.calibrated import CalibratedModel, CalibratedVerifier, hard_refusal
+from services.cache_worker.verifier.context import context_disagreement
 from services.cache_worker.verifier.features import (
     FEATURE_NAMES,
     directions,
@@ -170,6 +171,10 @@ def test_prose_is_not_code() -> None:
         ("Is this valid JSON: {'a': 1}", 'Is this valid JSON: {"a": 1}', 0.9817),
         ("What does the regex ^a+$ match?", "What does the regex ^a*$ match?", 0.8463),
         ("Fix the bug: print('hello'", "Fix the bug: print(hello)", 0.9463),
+        # The same symbols, other code.
+        ("In Python, what does x = y do?", "In Python, what does y = x do?", 0.99),
+        ("What does a[1:] return in Python?", "What does a[:1] return in Python?", 0.99),
+        ("What does len(s) return?", "What does len(t) return?", 0.99),
     ],
 )
 def test_code_whose_symbols_differ_is_refused(
@@ -237,12 +242,65 @@ def test_technical_opposites_are_refused(verifier: CalibratedVerifier) -> None:
         ("How do I convert a string to an int in Python?", "Python: how to convert string to int"),
         ("Flights from London to Paris", "Flights to Paris from London"),
         ("How do I sort a list in C++?", "how to sort a list in c++"),
+        # Code against words: an article, a possessive or a sentence's capital is not code.
+        ("Use the `list_datasets()` function to list datasets.", "The list_datasets() function lists datasets."),
+        ("Iter_archive() yields the files of a TAR archive.", "Files of a TAR archive are yielded by iter_archive()."),
+        ("The package's map() function batches examples.", "The map() function of the package batches examples."),
     ],
 )
 def test_paraphrases_pass_the_symbol_and_order_rules(stored: str, asked: str) -> None:
     features = pair_features(asked, stored, 0.95)
     assert not features.symbol_mismatch and not features.order_swap
     assert hard_refusal(features) is None
+
+
+# --- a conversation's earlier turns --------------------------------------------------------------
+
+
+def history(user: str, assistant: str = "Okay.") -> str:
+    """Earlier turns as the cache embeds and stores them (keys.conversation)."""
+    return f"user: {user}\nassistant: {assistant}"
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked", "reason"),
+    [
+        ("A rectangle is 8 cm long and 5 cm wide.", "A rectangle is 8 cm long and 6 cm wide.", "number_mismatch"),
+        (
+            "My order #5521 arrived with a cracked lamp.",
+            "My order #5522 arrived with a cracked lamp.",
+            "number_mismatch",
+        ),
+        ("My flight to Rome is refundable.", "My flight to Rome is not refundable.", "negation_mismatch"),
+        ("I'm flying to Paris next week.", "I'm flying to Rome next week.", "entity_mismatch"),
+        ("My code computes 3 // 2.", "My code computes 3 / 2.", "symbol_mismatch"),
+        ("I want to keep my local changes.", "I want to discard my local changes.", "polarity_mismatch"),
+    ],
+)
+def test_histories_that_differ_where_it_matters_cannot_share_an_answer(stored: str, asked: str, reason: str) -> None:
+    assert context_disagreement(history(asked), history(stored)) == f"context_{reason}"
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("My laptop will not turn on after the update.", "After the update my laptop does not power on."),
+        ("I'm planning a trip to Kyoto in early April.", "Heading to Kyoto at the beginning of April."),
+        ("I just started running three times a week.", "I've recently begun running 3 days a week."),
+    ],
+)
+def test_a_reworded_history_may_share_an_answer(stored: str, asked: str) -> None:
+    assert context_disagreement(history(asked), history(stored)) is None
+
+
+def test_the_assistant_turns_count_too() -> None:
+    offer = "Would you like me to delete the {} archived emails?"
+    assert (
+        context_disagreement(
+            history("My inbox is full.", offer.format(4212)), history("My inbox is full.", offer.format(212))
+        )
+        == "context_number_mismatch"
+    )
 
 
 # --- the calibrated verifier ---------------------------------------------------------------------

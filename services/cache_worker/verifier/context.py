@@ -1,0 +1,23 @@
+"""What must agree in two conversations' earlier turns before their last questions may share an answer.
+
+The context similarity alone cannot see the detail an answer turns on: "A rectangle is 8 cm by 5 cm"
+and "... 8 cm by 6 cm" score 0.99, "my flight is refundable" and "... is not refundable" 0.99, and
+the same follow-up ("What's its perimeter?") then has another answer. So the hard rules that refuse
+a look-alike question (numbers, negation, code symbols, and a swapped name, antonym, scope word or
+unit when that is the whole difference) apply to the earlier turns as well. They only refuse: a
+reworded history ("My laptop won't turn on" / "my laptop does not power on") passes.
+"""
+
+from __future__ import annotations
+
+from services.cache_worker.verifier.calibrated import hard_refusal
+from services.cache_worker.verifier.features import pair_features
+
+
+def context_disagreement(query_context: str, candidate_context: str) -> str | None:
+    """Why the two histories cannot share an answer (`context_<rule>`), or None when nothing that must agree differs."""
+    if query_context == candidate_context:
+        return None
+    # The similarity and word weights only feed the model, which does not judge histories: rules only.
+    rule = hard_refusal(pair_features(query_context, candidate_context, similarity=1.0))
+    return None if rule is None else f"context_{rule}"
