@@ -269,6 +269,8 @@ def test_old_path_serves_the_same_api(stack: Stack) -> None:
 
 def test_every_service_exposes_metrics_and_the_gateway_health(stack: Stack) -> None:
     assert httpx.get(f"{stack.base_url}/healthz").status_code == 200
+    assert httpx.head(f"{stack.base_url}/healthz").status_code == 200  # load balancers that check with HEAD
+    assert httpx.head(f"{stack.base_url}/readyz", timeout=10).status_code == 200
     assert httpx.get(f"{stack.base_url}/readyz", timeout=10).json() == {"ready": True, "broker": True}
     status = httpx.get(f"{stack.base_url}/status", timeout=10)
     assert status.status_code == 200

@@ -25,13 +25,13 @@ def _state(request: Request) -> GatewayState:
     return request.app.state.gateway
 
 
-@router.get("/healthz", include_in_schema=False)
+@router.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
 async def healthz() -> PlainTextResponse:
-    """Alive: the process answers."""
+    """Alive: the process answers (HEAD too: some load balancers check with it)."""
     return PlainTextResponse("ok\n")
 
 
-@router.get("/readyz", include_in_schema=False)
+@router.api_route("/readyz", methods=["GET", "HEAD"], include_in_schema=False)
 async def readyz(request: Request) -> Response:
     """Ready: this gateway can take requests (its broker connection is up). Asks no other service.
 
