@@ -68,6 +68,8 @@ def test_antonyms_from_the_wordnet_lexicon() -> None:
     ).polarity_mismatch
     assert pair_features("why do planes ascend slowly", "why do planes descend slowly", 0.95).polarity_mismatch
     assert not pair_features("why do planes climb slowly", "why do planes ascend slowly", 0.95).polarity_mismatch
+    # An indirect antonym: "polluted" is similar to "impure", the direct antonym of "pure".
+    assert pair_features("Is the water in the lake polluted?", "Is the water in the lake pure?", 0.9).polarity_mismatch
 
 
 def test_comparatives_of_antonyms() -> None:
