@@ -17,9 +17,12 @@ What counts, and what does not (prose has symbols too, and a paraphrase may drop
   a regex end (`a+$`) or a shell variable (`$HOME`).
 
 The same symbols are not yet the same code: `x = y` and `y = x`, `a[1:]` and `a[:1]`, `len(s)` and
-`len(t)` have them all. So each stretch of code (symbols with the operands written against them or
-beside an operator: numbers, one-letter names, `snake_case`, `camelCase`, `a.b`) is compared too,
-spaces aside; the stretches may come in another order ("== and ===" / "=== and ==").
+`len(t)` have them all. So each stretch of code is compared too, as a sequence of tokens (spacing
+never matters: `{a: 1}` is `{a:1}`): symbols, string literals (whole: `' '` is not `''`), what
+sits inside brackets or is written against a symbol, and the words on either side of an operator
+in the same sentence, unless they are the sentence's ("a >> operator", "between == and ===").
+Stretches may come in another order ("== and ===" / "=== and =="), and a sentence's capital
+is no name ("Iter_archive()").
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ _CODE_EVIDENCE = re.compile(
 
 
 def _prose_quotes(text: str) -> list[int]:
-    """Where the quote marks around words in a sentence are: outside brackets, after a word or at the start."""
+    """Where the quote marks around words in a sentence are: outside brackets, after a word or at the start,
+    and not a string the code goes on to use (`' '.join(words)`)."""
     marks, depth, scanned = [], 0, 0
     for match in _QUOTED.finditer(text):
         start = match.start()
@@ -67,7 +71,9 @@ def _prose_quotes(text: str) -> list[int]:
         depth += sum(between.count(c) for c in _OPENERS) - sum(between.count(c) for c in _CLOSERS)
         scanned = start
         before = text[:start].rstrip()[-1:]
-        if depth <= 0 and (not before or before.isalnum() or before in ".,?!;:"):
+        after = text[match.end() : match.end() + 2]
+        used = len(after) == 2 and after[0] in ".[(" and (after[1].isalnum() or after[1] in "_'\"])")  # ' '.join
+        if depth <= 0 and not used and (not before or before.isalnum() or before in ".,?!;:"):
             marks += [start, match.end() - 1]
     return marks
 
@@ -93,35 +99,114 @@ class CodeSymbols:
     code_like: bool
     symbols: frozenset[str]
     numbers: tuple[str, ...] = ()
-    segments: frozenset[str] = frozenset()  # each stretch of code, without its spaces
+    segments: frozenset[str] = frozenset()  # each stretch of code, as its tokens (spacing aside)
 
 
 _NO_CODE = CodeSymbols(False, frozenset())
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
-_SENTENCE_END = re.compile(r"[.,?!;:]+$")
-_OPERATOR_ONLY = re.compile("(?:" + "|".join(re.escape(op) for op in _OPERATORS) + r"|[=<>+\-*/%^~|&\\])+")
-# An operand standing apart from its operator ("x = y"): a number, a one-letter name, or a name that
-# only code writes (snake_case, camelCase, a.b, x2); "the", "age" or "and" beside an operator are prose.
-_OPERAND = re.compile(r"\d+(?:\.\d+)?|[A-Za-z]|[A-Za-z_]\w*(?:[_\d.]|[a-z][A-Z])[\w.]*")
+# Code read as tokens, so spacing never matters: string literals whole, names (with dots: `os.path`),
+# numbers, operators (longest first), brackets, and commas and colons (code only inside brackets).
+_TOKEN = re.compile(
+    r"""'[^'\n]*'|"[^"\n]*"|[A-Za-z_][\w.]*\w|[A-Za-z_]|\d+(?:\.\d+)?|"""
+    + "|".join(re.escape(op) for op in _OPERATORS)
+    + "|["
+    + re.escape(_SINGLE)
+    + ",:]"
+)
+_NAME_OR_NUMBER = re.compile(r"[A-Za-z_\d]")
+# Words beside an operator that are the sentence's, not the code's ("a += operator", "between == and ===").
+_PROSE_WORDS = frozenset(
+    "a an the and or not in on of to for from with by as at vs versus than between is are was were be do does did"
+    " what how why when which who this that these those it its i you we my your use using mean means".split()
+)
+_SENTENCE_START = re.compile(r"(?:^|[.?!]\s+)$")
+_SYMBOLIC = ("operator", "bracket", "string")
+_SENTENCE_BREAK = re.compile(r"[.?!;\n]")
+
+
+@dataclass
+class _Token:
+    text: str
+    start: int
+    end: int
+    depth: int  # brackets open around it
+
+    @property
+    def kind(self) -> str:
+        if self.text[0] in "'\"" and len(self.text) > 1:
+            return "string"
+        if self.text in ",:":
+            return "punctuation"
+        if self.text in _OPENERS or self.text in _CLOSERS:
+            return "bracket"
+        return "operand" if _NAME_OR_NUMBER.match(self.text) else "operator"
+
+
+def _tokens(code: str) -> list[_Token]:
+    tokens, depth = [], 0
+    for match in _TOKEN.finditer(code):
+        text = match.group(0)
+        if text in _CLOSERS:
+            depth = max(depth - 1, 0)
+        token_text = text
+        if _NAME_OR_NUMBER.match(text) and _SENTENCE_START.search(code[: match.start()]):
+            token_text = text[0].lower() + text[1:]  # a sentence's capital: "Iter_archive()" is iter_archive()
+        tokens.append(_Token(token_text, match.start(), match.end(), depth))
+        if text in _OPENERS:
+            depth += 1
+    return tokens
+
+
+def _prose_asides(tokens: list[_Token]) -> set[int]:
+    """Brackets around words after a word, "(Python 3)", "(in python)": the sentence's, not code."""
+    prose: set[int] = set()
+    for i, token in enumerate(tokens):
+        if token.text != "(" or (i > 0 and (tokens[i - 1].end == token.start or tokens[i - 1].kind != "operand")):
+            continue
+        j = i + 1
+        while j < len(tokens) and tokens[j].kind in ("operand", "punctuation"):
+            j += 1
+        if j < len(tokens) and tokens[j].text == ")" and j > i + 1:
+            prose.update(range(i, j + 1))
+    return prose
 
 
 def _segments(code: str) -> frozenset[str]:
-    """The stretches of code in a text: runs of words that hold a symbol, with the operands on either
-    side of a lone operator (a sentence's capital aside: lowercased)."""
-    chunks = [_SENTENCE_END.sub("", chunk) for chunk in code.split()]
-    symbolic = [_SYMBOL.search(chunk) is not None for chunk in chunks]
-    operator = [_OPERATOR_ONLY.fullmatch(chunk) is not None for chunk in chunks]
-    segments, run = set(), []
-    for i, chunk in enumerate(chunks):
-        beside_operator = (i > 0 and operator[i - 1]) or (i + 1 < len(chunks) and operator[i + 1])
-        if chunk and (symbolic[i] or (beside_operator and _OPERAND.fullmatch(chunk) is not None)):
-            run.append(chunk)
+    """The stretches of code in a text, as token sequences: symbols, strings, what sits inside brackets
+    or is written against a symbol, and the operands on either side of an operator ("x = y")."""
+    tokens = _tokens(code)
+    aside = _prose_asides(tokens)
+    keep = [False] * len(tokens)
+    for i, token in enumerate(tokens):
+        if i in aside:
             continue
-        if run:
-            segments.add("".join(run).lower())
-        run = []
+        kind = token.kind
+        if kind in _SYMBOLIC:
+            keep[i] = True
+        elif token.depth > 0:
+            keep[i] = True
+        elif kind == "operand":
+            neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(tokens) and j not in aside]
+            attached = any(
+                tokens[j].kind in _SYMBOLIC and (tokens[j].end == token.start or tokens[j].start == token.end)
+                for j in neighbours
+            )
+            beside = any(  # and in the same sentence: "converted. - `schema`" is a list, not a subtraction
+                tokens[j].kind == "operator"
+                and _SENTENCE_BREAK.search(code[min(tokens[j].end, token.end) : max(tokens[j].start, token.start)])
+                is None
+                for j in neighbours
+            )
+            keep[i] = attached or (beside and token.text.lower() not in _PROSE_WORDS)
+    segments, run = set(), []
+    for token, kept in zip(tokens, keep, strict=True):
+        if kept:
+            run.append(token.text)
+        elif run:
+            segments.add(" ".join(run))
+            run = []
     if run:
-        segments.add("".join(run).lower())
+        segments.add(" ".join(run))
     return frozenset(segments)
 
 

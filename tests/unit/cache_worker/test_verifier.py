@@ -177,6 +177,10 @@ def test_prose_is_not_code() -> None:
         ("In Python, what does x = y do?", "In Python, what does y = x do?", 0.99),
         ("What does a[1:] return in Python?", "What does a[:1] return in Python?", 0.99),
         ("What does len(s) return?", "What does len(t) return?", 0.99),
+        ("What does s.split(' ') return?", "What does s.split('') return?", 0.99),
+        ("What does ' '.join(words) give?", "What does ''.join(words) give?", 0.99),
+        ("What does f(x, y) return?", "What does f(xy) return?", 0.99),
+        ("In Python: if total > limit", "In Python: if limit > total", 0.99),
     ],
 )
 def test_code_whose_symbols_differ_is_refused(
@@ -248,6 +252,19 @@ def test_technical_opposites_are_refused(verifier: CalibratedVerifier) -> None:
         ("Use the `list_datasets()` function to list datasets.", "The list_datasets() function lists datasets."),
         ("Iter_archive() yields the files of a TAR archive.", "Files of a TAR archive are yielded by iter_archive()."),
         ("The package's map() function batches examples.", "The map() function of the package batches examples."),
+        # Spacing is not code: the same tokens, however they are spaced.
+        ("Is {a: 1} valid?", "Is {a:1} valid?"),
+        ("What does foo(a, b) return?", "What does foo(a,b) return?"),
+        ("Explain lambda x: x * 2", "Explain lambda x:x*2"),
+        ("Is x == None ok?", "Is x==None ok?"),
+        ("count = count + 1 in Python", "count=count+1 in Python"),
+        # Words of the sentence beside an operator, and asides in brackets, are not code.
+        ("What does a >> operator do in C?", "What does the >> operator do in C?"),
+        ("What does len(x) return (Python)?", "In Python, what does len(x) return?"),
+        (
+            "The parameters: - `df` the frame. - `schema` the schema.",
+            "The parameters: - `df` the frame. - `schema` its schema.",
+        ),
     ],
 )
 def test_paraphrases_pass_the_symbol_and_order_rules(stored: str, asked: str) -> None:
