@@ -6,7 +6,8 @@ antonyms ("!" pointers between word senses) of adjectives, verbs and adverbs, le
 the indirect antonyms of adjectives: each word similar to one end of a direct pair ("&" pointers:
 "arid" to "dry") against the other end ("wet"), as WordNet's adjective clusters are meant to be
 read. On the train half the indirect pairs refuse 1 more Quora duplicate of 3,730 and 5 more
-non-duplicates, and no paraphrase pair (`python -m eval.hard_rules`). Reads the
+non-duplicates, and no paraphrase pair (`python -m eval.hard_rules`). Words with a hyphen are left
+out: the verifier's tokenizer splits them, so they could never match. Reads the
 database files of Debian's `wordnet-base` package (`apt-get install wordnet-base`) and writes
 services/cache_worker/verifier/antonyms.txt, one "word word" pair a line, sorted. WordNet 3.0 is
 (c) Princeton University, under a BSD-style licence that allows redistribution with the notice
@@ -25,7 +26,7 @@ from services.cache_worker.verifier.features import ANTONYM_FILE, STOPWORDS
 
 # Nouns are left out: their antonyms ("question"/"answer", "father"/"mother") are topics, not opposites.
 PARTS_OF_SPEECH = {"adj": ("a", "s"), "verb": ("v",), "adv": ("r",)}
-_PLAIN_WORD = re.compile(r"^[a-z][a-z-]*[a-z]$")
+_PLAIN_WORD = re.compile(r"^[a-z]+$")  # a hyphenated word never matches: the tokenizer splits it
 NOTICE = (
     "# WordNet 3.0 direct and indirect antonyms."
     " WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved."

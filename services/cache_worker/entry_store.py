@@ -23,6 +23,20 @@ from services.cache_worker.entries import CachedAnswer
 
 log = logging.getLogger(__name__)
 
+
+def add_column_ddl(table: str, column: str, column_type: str) -> str:
+    """Add a column to a table from an older version, only when it is missing: ALTER TABLE takes an
+    exclusive lock even when the column exists (IF NOT EXISTS), and every start would then wait for
+    (and stall) the lookups and inserts behind any long query on the table."""
+    return f"""
+    DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                       WHERE table_schema = current_schema() AND table_name = '{table}' AND column_name = '{column}')
+        THEN ALTER TABLE {table} ADD COLUMN {column} {column_type};
+        END IF;
+    END $$"""
+
+
 CATALOGUE_DDL = [
     """
     CREATE TABLE IF NOT EXISTS cache_entries (
@@ -43,7 +57,7 @@ CATALOGUE_DDL = [
         last_hit_at timestamptz
     )""",
     # The earlier turns of a conversation, as embedded: what must agree in them is checked on a hit.
-    "ALTER TABLE cache_entries ADD COLUMN IF NOT EXISTS context_text text",
+    add_column_ddl("cache_entries", "context_text", "text"),
     "CREATE INDEX IF NOT EXISTS cache_entries_tenant ON cache_entries (tenant, namespace, created_at DESC)",
     "CREATE INDEX IF NOT EXISTS cache_entries_expiry ON cache_entries (expires_at)",
 ]
@@ -150,7 +164,7 @@ class EntryStore:
                     context_embedding vector({int(dim)})
                 )"""
             )
-            await conn.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS context_embedding vector({int(dim)})")
+            await conn.execute(add_column_ddl(name, "context_embedding", f"vector({int(dim)})"))
             await conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_partition ON {name} (partition_key, expires_at)")
             # A table from before the half-precision index keeps its full-precision one: building an
             # index over a big table here would block writes for minutes. Swap it with CREATE INDEX

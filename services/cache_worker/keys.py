@@ -9,6 +9,7 @@ embedding model); the prompt text is what the embedding compares.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,7 @@ def semantic_prompt(body: dict[str, Any]) -> str | None:
 
 CONTEXT_ROLES = frozenset({"user", "assistant"})
 MAX_CONTEXT_CHARS = 1500  # the embedder reads ~256 tokens: keep the most recent turns
+_FIRST_WORD = re.compile(r"^\S*\s+")
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,10 @@ def conversation(body: dict[str, Any]) -> Conversation:
             return Conversation(context_text=None, history_hash=hashlib.sha256(canonical_json(earlier)).hexdigest())
         lines.append(f"{message['role']}: {text.strip()}")
     context = "\n".join(lines)
-    return Conversation(context_text=context[-MAX_CONTEXT_CHARS:], history_hash=None)
+    if len(context) > MAX_CONTEXT_CHARS:
+        # The most recent turns, from a whole word: a cut word ("2500" as "00") would read as another number.
+        context = _FIRST_WORD.sub("", context[-MAX_CONTEXT_CHARS:], count=1)
+    return Conversation(context_text=context, history_hash=None)
 
 
 def _beyond_text(message: dict[str, Any]) -> dict[str, Any]:

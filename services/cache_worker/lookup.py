@@ -89,7 +89,13 @@ async def choose_candidate(
         if candidate.similarity < threshold:
             break
         if context_threshold is not None:
-            reason = context_refusal(candidate, context_threshold, context_text)
+            started = time.perf_counter()
+            try:
+                reason = context_refusal(candidate, context_threshold, context_text)
+            except Exception:
+                log.exception("the conversation check failed; refusing the candidate")
+                reason = "verifier_error"
+            STAGE_SECONDS.labels("context").observe(time.perf_counter() - started)
             if reason is not None:
                 refusals.append(reason)
                 continue
@@ -118,13 +124,13 @@ async def choose_candidate(
 def context_refusal(candidate: Candidate, threshold: float, context_text: str | None) -> str | None:
     """Why a candidate's conversation is not the query's, or None.
 
-    An entry stored without its history's text (before it was kept) is refused: its similarity
-    alone would serve "8 cm by 5 cm" for "8 cm by 6 cm".
+    An entry stored without its history's text (before it was kept) is refused (`context_unknown`):
+    its similarity alone would serve "8 cm by 5 cm" for "8 cm by 6 cm".
     """
     if candidate.context_similarity is None or candidate.context_similarity < threshold:
         return "conversation_context"
     if context_text is None or candidate.context_text is None:
-        return "conversation_context"
+        return "context_unknown"
     return context_disagreement(context_text, candidate.context_text)
 
 

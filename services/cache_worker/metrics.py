@@ -9,7 +9,7 @@ LOOKUPS = Counter(
 )
 STAGE_SECONDS = Histogram(
     "llmcache_cache_lookup_stage_seconds",
-    "Time spent per lookup stage (exact, embedding, vector_search, verifier: per candidate, total).",
+    "Time spent per lookup stage (exact, embedding, vector_search, context and verifier: per candidate, total).",
     ["stage"],
     buckets=(0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.125, 0.25, 0.5, 1, 2),
 )
@@ -45,7 +45,8 @@ EVICTED = Counter(
 REFUSED = Counter(
     "llmcache_cache_refused_candidates_total",
     "Semantic candidates above the similarity threshold refused by a further check, by reason "
-    "(conversation_context, context_<rule> such as context_number_mismatch, number_mismatch, negation_mismatch, "
+    "(conversation_context, context_unknown, context_<rule> such as context_number_mismatch, number_mismatch, "
+    "negation_mismatch, "
     "symbol_mismatch, polarity_mismatch, "
     "entity_mismatch, unit_mismatch, scope_mismatch, order_swap, differing_words, low_similarity, low_confidence, "
     "judge_refused, judge_timeout, judge_error, prompt_unknown, verifier_error).",

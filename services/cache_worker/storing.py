@@ -68,7 +68,10 @@ class Storer:
                     embedding_model=embedding_model,
                     embedding=embedding if event.partition_key else None,
                     context_embedding=context_embedding if event.partition_key else None,
-                    context_text=event.context_text if event.partition_key else None,
+                    # PostgreSQL text refuses NUL; the rules read words and symbols, never NUL.
+                    context_text=event.context_text.replace("\x00", "")
+                    if event.partition_key and event.context_text
+                    else None,
                 )
             )
         except psycopg.DataError as exc:

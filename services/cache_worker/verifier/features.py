@@ -175,9 +175,17 @@ STOPWORDS = frozenset(
 _STEM_SUFFIXES = ("ing", "ies", "ied", "es", "ed", "ly", "s")
 
 
-@functools.lru_cache(maxsize=100_000)
 def stem(word: str) -> str:
     """A light stemmer: enough to match "rises"/"rise", "tracked"/"track", "bananas"/"banana"."""
+    return _stem_cached(word) if len(word) <= 30 else _stem(word)  # a 30-letter word is not worth keeping
+
+
+@functools.lru_cache(maxsize=100_000)
+def _stem_cached(word: str) -> str:
+    return _stem(word)
+
+
+def _stem(word: str) -> str:
     for suffix in _STEM_SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= (2 if suffix in ("ies", "ied") else 3):
             base = word[: -len(suffix)]
@@ -319,8 +327,21 @@ class TextFacts:
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
 
 
-@functools.lru_cache(maxsize=4096)  # a stored prompt or history is checked again on every lookup near it
+MAX_CACHED_TEXT = 2000  # histories are compared from their last 1,500 characters; prompts are mostly short
+
+
 def facts(text: str) -> TextFacts:
+    """What the signals read from a text. A stored prompt or history is read again on every lookup
+    near it, so short texts are kept (4,096 of at most 2,000 characters: a few tens of MB at worst)."""
+    return _cached_facts(text) if len(text) <= MAX_CACHED_TEXT else _facts(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_facts(text: str) -> TextFacts:
+    return _facts(text)
+
+
+def _facts(text: str) -> TextFacts:
     normalized = _normalize(text)
     tokens = tuple(words(normalized))
     numbers = {m.group(0).lower().replace(" ", "") for m in _NUMBER.finditer(normalized)}
@@ -565,6 +586,16 @@ DEFAULT_IDF = 8.0  # a word unseen in the training corpus: rare, so it matters
 MAX_IDF = 10.0
 
 
+def must_agree(q: TextFacts, c: TextFacts) -> dict[str, bool]:
+    """The signals of what must agree whatever else two texts share: numbers, negation, code."""
+    return {
+        "number_mismatch": bool(q.numbers) and bool(c.numbers) and q.numbers != c.numbers,
+        "number_one_side": bool(q.numbers) != bool(c.numbers),
+        "negation_mismatch": (q.negations > 0) != (c.negations > 0),
+        "symbol_mismatch": symbol_mismatch(q.code, c.code),
+    }
+
+
 def pair_features(
     query: str, candidate: str, similarity: float, idf: Mapping[str, float] | None = None
 ) -> PairFeatures:
@@ -593,15 +624,12 @@ def pair_features(
     union = len(q.content | c.content)
     return PairFeatures(
         similarity=similarity,
-        number_mismatch=bool(q.numbers) and bool(c.numbers) and q.numbers != c.numbers,
-        number_one_side=bool(q.numbers) != bool(c.numbers),
-        negation_mismatch=(q.negations > 0) != (c.negations > 0),
+        **must_agree(q, c),
         polarity_mismatch=polarity,
         scope_mismatch=bool(q_scope) != bool(c_scope),
         scope_swap=any(kind in q_scope and kind in c_scope for kind in SWAPPABLE_SCOPE_KINDS),
         entity_mismatch=entity_mismatch,
         unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
-        symbol_mismatch=symbol_mismatch(q.code, c.code),
         order_swap=order_swapped(q.directions, c.directions),
         only_query=_count_names_once(only_q, q.names),
         only_candidate=_count_names_once(only_c, c.names),

@@ -136,6 +136,15 @@ def test_long_histories_keep_their_most_recent_turns() -> None:
     assert "RECENT" in context
 
 
+def test_a_long_history_is_cut_at_a_word() -> None:
+    """A cut inside "2500" would leave "00": another number for the context rules."""
+    for pad in range(40):
+        body = chat("x" * pad + " My budget is 2500 dollars. " + "Which laptop should I buy? " * 60)
+        context = keys.conversation(body).context_text
+        assert context is not None and len(context) <= keys.MAX_CONTEXT_CHARS
+        assert context.split()[0] in {"My", "budget", "is", "2500", "dollars.", "Which", "laptop", "should", "I", "buy?"}
+
+
 def test_semantic_prompt_is_the_last_user_text() -> None:
     assert keys.semantic_prompt(BASE) == "What is the boiling point of water?"
     parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}

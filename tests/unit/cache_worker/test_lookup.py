@@ -105,4 +105,22 @@ async def test_an_entry_stored_without_its_history_text_is_not_served_in_a_conve
         None,
         RECTANGLE.format(5),
     )
-    assert choice.candidate is None and choice.refusals == ["conversation_context"]
+    assert choice.candidate is None and choice.refusals == ["context_unknown"]
+
+
+async def test_a_failing_conversation_check_refuses_instead_of_failing_the_lookup(monkeypatch) -> None:
+    def broken(query: str, candidate: str) -> str | None:
+        raise ValueError("bad input")
+
+    monkeypatch.setattr("services.cache_worker.lookup.context_disagreement", broken)
+    same = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(6), 0.99))
+    choice = await choose_candidate(
+        [same],
+        "What's its perimeter?",
+        0.7,
+        Recording(accept={"What's its perimeter?"}),
+        0.85,
+        None,
+        RECTANGLE.format(6) + "!",
+    )
+    assert choice.candidate is None and choice.refusals == ["verifier_error"]
