@@ -275,3 +275,31 @@ async def test_a_tenant_flush_also_deletes_what_only_redis_holds(stores: tuple[E
     assert flushed.deleted == 2 and sorted(flushed.keys) == ["both", "redis-only"]
     assert await exact.get("both") is None and await exact.get("redis-only") is None
     assert await exact.get("other") is not None and await entries.find(other, "other") is not None
+
+
+async def test_a_catalogue_from_before_history_texts_is_upgraded_and_a_restart_does_not_wait_on_readers(
+    tmp_path: Path,
+) -> None:
+    server = start_embedded_postgres(tmp_path / "data", cleanup_mode="delete")
+    pool = await open_pool(server.get_uri(), min_size=1, max_size=3, name="test-upgrade")
+    try:
+        entries = EntryStore(pool, ef_search=40)
+        await entries.ensure_schema()
+        async with pool.connection() as conn:
+            await conn.execute("ALTER TABLE cache_entries DROP COLUMN context_text")  # as an older version made it
+        await entries.ensure_schema()
+        async with pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT 1 FROM information_schema.columns"
+                " WHERE table_name = 'cache_entries' AND column_name = 'context_text'"
+            )
+            assert await cursor.fetchone() is not None
+
+        # A long read holds the table; another replica starting must not queue an exclusive lock behind it
+        # (every lookup would then queue behind that lock).
+        async with pool.connection() as reader, reader.transaction():
+            await reader.execute("SELECT count(*) FROM cache_entries")
+            await asyncio.wait_for(entries.ensure_schema(), timeout=5)
+    finally:
+        await pool.close()
+        server.cleanup()
