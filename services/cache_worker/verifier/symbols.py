@@ -119,27 +119,27 @@ _PROSE_WORDS = frozenset(
     "a an the and or not in on of to for from with by as at vs versus than between is are was were be do does did"
     " what how why when which who this that these those it its i you we my your use using mean means".split()
 )
-_SENTENCE_START = re.compile(r"(?:^|[.?!]\s+)$")
 _SYMBOLIC = ("operator", "bracket", "string")
 _SENTENCE_BREAK = re.compile(r"[.?!;\n]")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Token:
     text: str
     start: int
     end: int
     depth: int  # brackets open around it
+    kind: str  # string, punctuation, bracket, operand or operator
 
-    @property
-    def kind(self) -> str:
-        if self.text[0] in "'\"" and len(self.text) > 1:
-            return "string"
-        if self.text in ",:":
-            return "punctuation"
-        if self.text in _OPENERS or self.text in _CLOSERS:
-            return "bracket"
-        return "operand" if _NAME_OR_NUMBER.match(self.text) else "operator"
+
+def _kind(text: str) -> str:
+    if text[0] in "'\"" and len(text) > 1:
+        return "string"
+    if text in ",:":
+        return "punctuation"
+    if text in _OPENERS or text in _CLOSERS:
+        return "bracket"
+    return "operand" if _NAME_OR_NUMBER.match(text) else "operator"
 
 
 def _tokens(code: str) -> list[_Token]:
@@ -149,9 +149,10 @@ def _tokens(code: str) -> list[_Token]:
         if text in _CLOSERS:
             depth = max(depth - 1, 0)
         token_text = text
-        if _NAME_OR_NUMBER.match(text) and _SENTENCE_START.search(code[: match.start()]):
+        before = code[max(match.start() - 40, 0) : match.start()].rstrip()
+        if _NAME_OR_NUMBER.match(text) and (before[-1:] in ".?!" if before else match.start() <= 40):
             token_text = text[0].lower() + text[1:]  # a sentence's capital: "Iter_archive()" is iter_archive()
-        tokens.append(_Token(token_text, match.start(), match.end(), depth))
+        tokens.append(_Token(token_text, match.start(), match.end(), depth, _kind(text)))
         if text in _OPENERS:
             depth += 1
     return tokens
