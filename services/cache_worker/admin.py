@@ -67,7 +67,10 @@ class CacheAdmin:
             where = EntryFilter(tenant=request.tenant, namespace=request.namespace)
             keys = await self._entries.delete_matching(where)
             if request.namespace is not None:
-                return await self._deleted(request.tenant, keys)
+                # Also what only Redis holds (noted under its namespace when PostgreSQL did not take it).
+                await self._exact.delete(request.tenant, keys)
+                only_in_redis = set(await self._exact.delete_redis_only(request.tenant, request.namespace)) - set(keys)
+                return EntriesDeleted(deleted=len(keys) + len(only_in_redis), keys=keys + sorted(only_in_redis))
             # The whole tenant: also what only Redis holds (Redis does not know an entry's namespace).
             await self._exact.delete(request.tenant, keys)
             only_in_redis = set(await self._exact.delete_tenant(request.tenant)) - set(keys)

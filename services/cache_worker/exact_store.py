@@ -32,6 +32,9 @@ class ExactStore:
     def _lru(self, tenant: str) -> str:
         return f"{self._prefix}:lru:{tenant}"
 
+    def _redis_only(self, tenant: str, namespace: str) -> str:
+        return f"{self._prefix}:redis_only:{tenant}:{namespace}"
+
     def _flight(self, key: str) -> str:
         return f"{self._prefix}:flight:{key}"
 
@@ -56,6 +59,35 @@ class ExactStore:
             pipe.zrem(self._lru(tenant), *keys)
             deleted, _ = await pipe.execute()
         return int(deleted)
+
+    async def mark_redis_only(self, tenant: str, namespace: str, key: str, ttl_seconds: int) -> None:
+        """Note an entry PostgreSQL does not hold (it refused the text, or was down) under its namespace:
+        Redis keys do not carry one, and a namespace flush must not leave it answering until its TTL.
+        The note lives as long as its longest-lived entry; a stale one is harmless (deleting is idempotent)."""
+        record = self._redis_only(tenant, namespace)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(record, {key: time.time() + ttl_seconds})
+            pipe.zremrangebyscore(record, "-inf", time.time())
+            pipe.expire(record, ttl_seconds, nx=True)
+            pipe.expire(record, ttl_seconds, gt=True)
+            await pipe.execute()
+
+    async def delete_redis_only(self, tenant: str, namespace: str) -> list[str]:
+        """Delete the namespace's entries PostgreSQL does not hold; returns the keys Redis still held."""
+        record = self._redis_only(tenant, namespace)
+        members: list[bytes] = await self._redis.zrange(record, 0, -1)  # type: ignore[assignment]
+        keys = [member.decode() for member in members]
+        deleted = []
+        for start in range(0, len(keys), DELETE_CHUNK):
+            chunk = keys[start : start + DELETE_CHUNK]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in chunk:
+                    pipe.delete(self._entry(key))
+                pipe.zrem(self._lru(tenant), *chunk)
+                pipe.zrem(record, *chunk)
+                *held, _, _ = await pipe.execute()
+            deleted += [key for key, count in zip(chunk, held, strict=True) if count]
+        return deleted
 
     async def delete_tenant(self, tenant: str) -> list[str]:
         """Delete every entry Redis holds for the tenant, whether PostgreSQL has a copy or not; returns

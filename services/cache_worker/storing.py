@@ -79,15 +79,25 @@ class Storer:
             # exact-only, in Redis, rather than failing the event twice into the dead-letter queue.
             log.warning("entry not storable in PostgreSQL, kept in Redis only: %s", type(exc).__name__)
             STORES.labels("postgres", "unstorable").inc()
+            await self._mark_redis_only(event, ttl)
             return
         except psycopg.OperationalError as exc:
             STORES.labels("postgres", "error").inc()
+            await self._mark_redis_only(event, ttl)  # until a retry stores it, if one does
             raise Retryable(f"storing an entry in PostgreSQL failed ({type(exc).__name__})") from exc
         except Exception:
             STORES.labels("postgres", "error").inc()
             raise
         STORES.labels("postgres", "ok").inc()
         await self._enforce_cap(event.tenant)
+
+    async def _mark_redis_only(self, event: CompletionGenerated, ttl: int) -> None:
+        """Let a namespace flush find an entry only Redis holds."""
+        try:
+            await self._exact.mark_redis_only(event.tenant, event.namespace, event.exact_key, ttl)
+        except Exception as exc:
+            log.warning("noting a Redis-only entry failed: %s", exc)
+            DEGRADED.labels("redis", "store").inc()
 
     async def end_flight(self, event: FlightEnded) -> None:
         """The leader stored nothing: let the requests waiting on it go upstream themselves."""

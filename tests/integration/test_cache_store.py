@@ -277,6 +277,28 @@ async def test_a_tenant_flush_also_deletes_what_only_redis_holds(stores: tuple[E
     assert await exact.get("other") is not None and await entries.find(other, "other") is not None
 
 
+async def test_a_namespace_flush_also_deletes_what_only_redis_holds(stores: tuple[ExactStore, EntryStore]) -> None:
+    exact, entries = stores
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    storer = Storer(exact, entries, no_embed, default_ttl_seconds=3600, max_entries=100)
+
+    def in_namespace(key: str, seed: int, namespace: str, nul: bool) -> CompletionGenerated:
+        event = generated(tenant, key, seed).model_copy(update={"namespace": namespace})
+        return event.model_copy(update={"prompt_text": "nul\x00 probe"}) if nul else event
+
+    await storer.store(in_namespace("team-a-both", 1, "team-a", nul=False))
+    await storer.store(in_namespace("team-a-redis-only", 2, "team-a", nul=True))
+    await storer.store(in_namespace("team-b-redis-only", 3, "team-b", nul=True))
+    assert await exact.get("team-a-redis-only") is not None
+
+    flushed = await CacheAdmin(exact, entries, no_embed).handle(FlushEntries(tenant=tenant, namespace="team-a"))
+
+    assert isinstance(flushed, EntriesDeleted)
+    assert flushed.deleted == 2 and sorted(flushed.keys) == ["team-a-both", "team-a-redis-only"]
+    assert await exact.get("team-a-both") is None and await exact.get("team-a-redis-only") is None
+    assert await exact.get("team-b-redis-only") is not None  # another namespace: untouched
+
+
 async def test_a_catalogue_from_before_history_texts_is_upgraded_and_a_restart_does_not_wait_on_readers(
     tmp_path: Path,
 ) -> None:
