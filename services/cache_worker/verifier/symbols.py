@@ -21,21 +21,30 @@ The same symbols are not yet the same code: `x = y` and `y = x`, `a[1:]` and `a[
 never matters: `{a: 1}` is `{a:1}`): symbols, string literals (whole: `' '` is not `''`), what
 sits inside brackets or is written against a symbol, and the words on either side of an operator
 in the same sentence, unless they are the sentence's ("a >> operator", "between == and ===").
-Stretches may come in another order ("== and ===" / "=== and =="), and a sentence's capital
-is no name ("Iter_archive()").
+Stretches may come in another order ("== and ===" / "=== and =="), and one text may quote a part
+of a stretch the other holds whole (`*args`, then `def f(*args, **kwargs)`). Names are compared
+without case (a sentence may capitalize one); strings keep theirs.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 _EMPHASIS = re.compile(r"(?<![\w*])(\*{1,2})(?=[^\s*])([^*\n]*?[^\s*])\1(?![\w*])")
 _NAMES_WITH_SYMBOLS = re.compile(r"(?i)(?<![\w+#])(?:c\+\+|notepad\+\+|[cfj]#)(?![\w+#])")
 _INSIDE_WORD = re.compile(r"(?<=[A-Za-z0-9])['-](?=[A-Za-z0-9])")
-_PROSE_DASH = re.compile(r"(?<=[A-Za-z]{2})\s+--?\s+(?=[A-Za-z]{2})")  # "Python - how do I sort"
-_PROSE_ASIDE = re.compile(r"(?:(?<=\s)|^)\(([A-Za-z]+(?: [A-Za-z]+)+)\)")  # "what does x += 1 do (in Python)"
+# A dash between sentence parts: "Python - how do I sort", "`<a><b>` - why?", "`x*x` -- what does it give".
+_PROSE_DASH = re.compile(
+    r"(?<=[A-Za-z]{2})\s+--?\s+(?=[A-Za-z]{2})"
+    r"|\s--?\s+(?=(?i:what|why|how|which|when|where|who|difference|is|are|does|do|can|should|any)\b)"
+)
+# An aside in brackets after a space: "(in Python)", "(python 3.11)", "(JavaScript)".
+_PROSE_ASIDE = re.compile(r"(?:(?<=\s)|^)\(([A-Za-z][A-Za-z0-9.]*(?: [A-Za-z0-9.]+)*)\)")
+_BULLET = re.compile(r"(?m)^(\s*)[-*](?=\s)")  # a markdown list's "- " or "* "
+_POSSESSIVE = re.compile(r"(?<=[A-Za-z]s)'(?=\s)")  # "pandas' groupby"
 _QUOTED = re.compile(r"""(['"])[^'"\n]*?\1""")
 _OPENERS, _CLOSERS = "([{", ")]}"
 # Any character that may survive as a symbol: an apostrophe or hyphen only outside a word.
@@ -83,7 +92,7 @@ def _code_text(text: str) -> str:
     text = text.translate(_QUOTES)
     text = _EMPHASIS.sub(r"\2", text).replace("`", " ")
     text = _NAMES_WITH_SYMBOLS.sub(" ", text)
-    text = _PROSE_DASH.sub(" ", _INSIDE_WORD.sub(" ", text))
+    text = _PROSE_DASH.sub(" ", _INSIDE_WORD.sub(" ", _POSSESSIVE.sub(" ", _BULLET.sub(r"\1 ", text))))
     text = _PROSE_ASIDE.sub(r" \1 ", text)
     chars = list(text)
     for i in _prose_quotes(text):
@@ -99,7 +108,12 @@ class CodeSymbols:
     code_like: bool
     symbols: frozenset[str]
     numbers: tuple[str, ...] = ()
-    segments: frozenset[str] = frozenset()  # each stretch of code, as its tokens (spacing aside)
+    code: str = field(default="", compare=False)  # the text as code is read from it (prose marks blanked)
+
+    @property
+    def segments(self) -> frozenset[tuple[str, ...]]:
+        """Each stretch of code, as its tokens (read only when a pair is compared: most are prose)."""
+        return _cached_segments(self.code) if len(self.code) <= 2000 else _segments(self.code)
 
 
 _NO_CODE = CodeSymbols(False, frozenset())
@@ -114,6 +128,7 @@ _TOKEN = re.compile(
     + ",:]"
 )
 _NAME_OR_NUMBER = re.compile(r"[A-Za-z_\d]")
+_OPERAND = re.compile(r"\d+(?:\.\d+)?|[A-Za-z]|[A-Za-z_]\w*(?:[_\d.]|[a-z][A-Z])[\w.]*")  # x, 42, n_rows, df.x
 # Words beside an operator that are the sentence's, not the code's ("a += operator", "between == and ===").
 _PROSE_WORDS = frozenset(
     "a an the and or not in on of to for from with by as at vs versus than between is are was were be do does did"
@@ -148,10 +163,8 @@ def _tokens(code: str) -> list[_Token]:
         text = match.group(0)
         if text in _CLOSERS:
             depth = max(depth - 1, 0)
-        token_text = text
-        before = code[max(match.start() - 40, 0) : match.start()].rstrip()
-        if _NAME_OR_NUMBER.match(text) and (before[-1:] in ".?!" if before else match.start() <= 40):
-            token_text = text[0].lower() + text[1:]  # a sentence's capital: "Iter_archive()" is iter_archive()
+        # Names without case: a sentence may capitalize one ("Dataset.load_from_disk()" at its start).
+        token_text = text.lower() if _NAME_OR_NUMBER.match(text) else text
         tokens.append(_Token(token_text, match.start(), match.end(), depth, _kind(text)))
         if text in _OPENERS:
             depth += 1
@@ -172,7 +185,48 @@ def _prose_asides(tokens: list[_Token]) -> set[int]:
     return prose
 
 
-def _segments(code: str) -> frozenset[str]:
+def _gap(code: str, left: _Token, right: _Token) -> str:
+    return code[left.end : right.start]
+
+
+def _touching(code: str, a: _Token, b: _Token) -> bool:
+    """Written against each other: nothing but untokenized marks between them, no space, no sentence end."""
+    gap = _gap(code, a, b) if a.start < b.start else _gap(code, b, a)
+    return not any(c.isspace() for c in gap) and _SENTENCE_BREAK.search(gap) is None
+
+
+def _code_looking(token: _Token) -> bool:
+    """A number, a string, a bracket, a one-letter name or a name only code writes (snake_case, a.b, x2)."""
+    return token.kind in ("string", "bracket") or _OPERAND.fullmatch(token.text) is not None
+
+
+def _binary_operand(code: str, tokens: list[_Token], i: int, aside: set[int]) -> bool:
+    """Whether tokens[i], standing apart, is an operand of an operator beside it (`x = y`, `x=y`): spaced
+    alike on both sides, in one sentence, with an operand, string or bracket on the other side; a word
+    of the sentence ("a >> operator", "between == and ===") is not, unless it is a one-letter name
+    facing code ("a = 127")."""
+    token = tokens[i]
+    for op, other in ((i - 1, i - 2), (i + 1, i + 2)):
+        if not (0 <= op < len(tokens) and 0 <= other < len(tokens)) or op in aside or other in aside:
+            continue
+        if tokens[op].kind != "operator" or tokens[other].kind == "operator":
+            continue
+        first, middle, last = sorted((i, op, other))
+        gaps = (_gap(code, tokens[first], tokens[middle]), _gap(code, tokens[middle], tokens[last]))
+        if any(_SENTENCE_BREAK.search(gap) for gap in gaps) or (gaps[0].isspace() != gaps[1].isspace()):
+            continue  # "prints $HOME", "curl -O": a prefix, not a binary operator
+        word = token.text.lower()
+        if word not in _PROSE_WORDS or (len(word) == 1 and _code_looking(tokens[other])):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_segments(code: str) -> frozenset[tuple[str, ...]]:
+    return _segments(code)
+
+
+def _segments(code: str) -> frozenset[tuple[str, ...]]:
     """The stretches of code in a text, as token sequences: symbols, strings, what sits inside brackets
     or is written against a symbol, and the operands on either side of an operator ("x = y")."""
     tokens = _tokens(code)
@@ -181,33 +235,28 @@ def _segments(code: str) -> frozenset[str]:
     for i, token in enumerate(tokens):
         if i in aside:
             continue
-        kind = token.kind
-        if kind in _SYMBOLIC:
+        if token.kind in _SYMBOLIC or token.depth > 0:
             keep[i] = True
-        elif token.depth > 0:
-            keep[i] = True
-        elif kind == "operand":
-            neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(tokens) and j not in aside]
+        elif token.kind == "operand":
             attached = any(
-                tokens[j].kind in _SYMBOLIC and (tokens[j].end == token.start or tokens[j].start == token.end)
-                for j in neighbours
+                0 <= j < len(tokens)
+                and j not in aside
+                and tokens[j].kind in _SYMBOLIC
+                and _touching(code, token, tokens[j])
+                for j in (i - 1, i + 1)
             )
-            beside = any(  # and in the same sentence: "converted. - `schema`" is a list, not a subtraction
-                tokens[j].kind == "operator"
-                and _SENTENCE_BREAK.search(code[min(tokens[j].end, token.end) : max(tokens[j].start, token.start)])
-                is None
-                for j in neighbours
-            )
-            keep[i] = attached or (beside and token.text.lower() not in _PROSE_WORDS)
-    segments, run = set(), []
-    for token, kept in zip(tokens, keep, strict=True):
+            keep[i] = attached or _binary_operand(code, tokens, i, aside)
+    segments: set[tuple[str, ...]] = set()
+    run: list[str] = []
+    for i, (token, kept) in enumerate(zip(tokens, keep, strict=True)):
+        # A run ends at a token it leaves out, and at the end of a statement or sentence ("b=127; a==b").
+        if run and (not kept or _SENTENCE_BREAK.search(_gap(code, tokens[i - 1], token))):
+            segments.add(tuple(run))
+            run = []
         if kept:
             run.append(token.text)
-        elif run:
-            segments.add(" ".join(run))
-            run = []
     if run:
-        segments.add(" ".join(run))
+        segments.add(tuple(run))
     return frozenset(segments)
 
 
@@ -219,7 +268,7 @@ def code_symbols(text: str) -> CodeSymbols:
         _CODE_EVIDENCE.search(code) is not None,
         frozenset(_SYMBOL.findall(code)),
         tuple(_NUMBER.findall(code)),
-        _segments(code),
+        code,
     )
 
 
@@ -228,5 +277,17 @@ def symbol_mismatch(a: CodeSymbols, b: CodeSymbols) -> bool:
     (other numbers are the number rule's to refuse), or a stretch of code differs."""
     if not (a.code_like or b.code_like):
         return False
-    swapped = a.numbers != b.numbers and sorted(a.numbers) == sorted(b.numbers)
-    return a.symbols != b.symbols or swapped or a.segments != b.segments
+    if a.symbols != b.symbols or (a.numbers != b.numbers and sorted(a.numbers) == sorted(b.numbers)):
+        return True
+    return not _within(a.segments, b.segments) or not _within(b.segments, a.segments)
+
+
+def _within(mine: frozenset[tuple[str, ...]], theirs: frozenset[tuple[str, ...]]) -> bool:
+    """Every stretch of mine is written, token for token, within a stretch of theirs (a paraphrase may
+    quote `*args` apart and then all of `def f(*args, **kwargs)`; `x = y` is not within `y = x`)."""
+    return all(any(_contains(outer, inner) for outer in theirs) for inner in mine)
+
+
+def _contains(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
+    n = len(inner)
+    return any(outer[k : k + n] == inner for k in range(len(outer) - n + 1))

@@ -265,6 +265,19 @@ def test_technical_opposites_are_refused(verifier: CalibratedVerifier) -> None:
             "The parameters: - `df` the frame. - `schema` the schema.",
             "The parameters: - `df` the frame. - `schema` its schema.",
         ),
+        # A list's bullet, a possessive, a dash before the question, one text quoting a part first.
+        ("Explain this line:\n- `df.apply(f, axis=1)`", "How does df.apply(f, axis=1) work?"),
+        ("What does pandas' `df.loc[df['age'] > 30]` return?", "In pandas, what does df.loc[df['age']>30] return?"),
+        ("with open('a.txt') as f: - how does it close the file?", "How does with open('a.txt') as f: close the file?"),
+        (
+            "What do `*args` and `**kwargs` mean in `def f(*args, **kwargs):`?",
+            "What does def f(*args,**kwargs): mean?",
+        ),
+        ("Why is `Integer a = 127, b = 127;` equal?", "Integer a=127, b=127; why equal?"),
+        (
+            "Serialized datasets load with `Dataset.load_from_disk()`.",
+            "`Dataset.load_from_disk()` loads serialized datasets.",
+        ),
     ],
 )
 def test_paraphrases_pass_the_symbol_and_order_rules(stored: str, asked: str) -> None:
