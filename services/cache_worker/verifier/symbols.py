@@ -22,8 +22,10 @@ never matters: `{a: 1}` is `{a:1}`): symbols, string literals (whole: `' '` is n
 sits inside brackets or is written against a symbol, and the words on either side of an operator
 in the same sentence, unless they are the sentence's ("a >> operator", "between == and ===").
 Stretches may come in another order ("== and ===" / "=== and =="), and one text may quote a part
-of a stretch the other holds whole (`*args`, then `def f(*args, **kwargs)`). Names are compared
-without case (a sentence may capitalize one); strings keep theirs.
+of a stretch the other holds whole (`*args`, then `def f(*args, **kwargs)`); the stretches no other
+holds must be the same. Case counts, but for a sentence's capital ("Iter_archive() yields...").
+What a text writes in backticks is code word for word (`x = a if b else c`, `result = a and b`): it
+must be written, token for token, in the other text, in backticks or not.
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ _PROSE_DASH = re.compile(
 )
 # An aside in brackets after a space: "(in Python)", "(python 3.11)", "(JavaScript)".
 _PROSE_ASIDE = re.compile(r"(?:(?<=\s)|^)\(([A-Za-z][A-Za-z0-9.]*(?: [A-Za-z0-9.]+)*)\)")
-_BULLET = re.compile(r"(?m)^(\s*)[-*](?=\s)")  # a markdown list's "- " or "* "
-_POSSESSIVE = re.compile(r"(?<=[A-Za-z]s)'(?=\s)")  # "pandas' groupby"
+# A markdown list's "- " or "* " before a word or code (not a diff's "- x" / "+ y" lines).
+_BULLET = re.compile(r"(?m)^(\s*)[-*][ \t]+(?=`|[A-Za-z]{2})")
+_DIFF_LINE = re.compile(r"(?m)^\s*\+ ")
+_POSSESSIVE = re.compile(r"(?<=[A-Za-z]s)'(?=\s)")  # "pandas' groupby", not the end of 'thanks'
 _QUOTED = re.compile(r"""(['"])[^'"\n]*?\1""")
 _OPENERS, _CLOSERS = "([{", ")]}"
 # Any character that may survive as a symbol: an apostrophe or hyphen only outside a word.
@@ -65,7 +69,8 @@ _CODE_EVIDENCE = re.compile(
     r"[=<>{}\[\]\\|^]"
     r"|//|\*\*|&&|\+\+|::"
     r"|(?:\b\d+(?:\.\d+)?|(?<![\w.])[A-Za-z_]\b|[)\]])\s*[-+*/%]\s*(?:\d|[A-Za-z_]\b|[(\[])(?<!\d/\d)"
-    r"|\b[A-Za-z_][\w.]*\((?!(?:s|es|ies)\))"  # a call; "book(s)" and "box(es)" are plurals
+    # A call ("book(s)" and "box(es)" are plurals); no restart after each dot ("a.a.a.a..." is linear).
+    r"|(?:(?<![\w.])[A-Za-z_][\w.]*|(?<=\.)[A-Za-z_]\w*)\((?!(?:s|es|ies)\))"
     r"|[+*?]\$|\$(?:[A-Za-z_]\w+|[a-z_]\b|[({])"  # "$B" is a billion dollars, "$HOME" and "$x" are variables
 )
 
@@ -87,12 +92,24 @@ def _prose_quotes(text: str) -> list[int]:
     return marks
 
 
+def _possessives_blanked(text: str) -> str:
+    """ "pandas' groupby" without its apostrophe; a quote that closes a string ('thanks' + x) stays."""
+
+    def blank(match: re.Match[str]) -> str:
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        return match.group(0) if text.count("'", line_start, match.start()) % 2 else " "
+
+    return _POSSESSIVE.sub(blank, text)
+
+
 def _code_text(text: str) -> str:
     """The text with what is never a symbol blanked out (punctuation stays: the symbol regex skips it)."""
     text = text.translate(_QUOTES)
     text = _EMPHASIS.sub(r"\2", text).replace("`", " ")
     text = _NAMES_WITH_SYMBOLS.sub(" ", text)
-    text = _PROSE_DASH.sub(" ", _INSIDE_WORD.sub(" ", _POSSESSIVE.sub(" ", _BULLET.sub(r"\1 ", text))))
+    if _DIFF_LINE.search(text) is None:
+        text = _BULLET.sub(r"\1 ", text)
+    text = _PROSE_DASH.sub(" ", _INSIDE_WORD.sub(" ", _possessives_blanked(text)))
     text = _PROSE_ASIDE.sub(r" \1 ", text)
     chars = list(text)
     for i in _prose_quotes(text):
@@ -109,25 +126,39 @@ class CodeSymbols:
     symbols: frozenset[str]
     numbers: tuple[str, ...] = ()
     code: str = field(default="", compare=False)  # the text as code is read from it (prose marks blanked)
+    quoted: tuple[str, ...] = field(default=(), compare=False)  # what the text writes in `backticks`
+    text: str = field(default="", compare=False)  # the text itself (curly quotes straightened)
 
     @property
     def segments(self) -> frozenset[tuple[str, ...]]:
         """Each stretch of code, as its tokens (read only when a pair is compared: most are prose)."""
         return _cached_segments(self.code) if len(self.code) <= 2000 else _segments(self.code)
 
+    @property
+    def quoted_tokens(self) -> tuple[tuple[str, ...], ...]:
+        """Each span in backticks as all its tokens, words included: there everything is code
+        (`x = a if b else c`, `result = a and b`, `price - discount`)."""
+        return tuple(tuple(t.text for t in _tokens(span, sentences=False)) for span in self.quoted)
 
-_NO_CODE = CodeSymbols(False, frozenset())
+    @property
+    def all_tokens(self) -> tuple[tuple[str, ...], ...]:
+        """The whole text as tokens, read as code and as written (a quote the prose rules took for a
+        sentence's may be a string: `x = 'a' if c else 'b'`)."""
+        return tuple(t.text for t in _tokens(self.code)), tuple(t.text for t in _tokens(self.text, sentences=False))
+
+
+_BACKTICKS = re.compile(r"```[\w+-]*\n?(.*?)```|`([^`\n]+)`", re.S)
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 # Code read as tokens, so spacing never matters: string literals whole, names (with dots: `os.path`),
 # numbers, operators (longest first), brackets, and commas and colons (code only inside brackets).
 _TOKEN = re.compile(
-    r"""'[^'\n]*'|"[^"\n]*"|[A-Za-z_][\w.]*\w|[A-Za-z_]|\d+(?:\.\d+)?|"""
+    r"""'[^'\n]*'|"[^"\n]*"|[^\W\d][\w.]*\w|[^\W\d]|\d+(?:\.\d+)?|"""
     + "|".join(re.escape(op) for op in _OPERATORS)
     + "|["
     + re.escape(_SINGLE)
     + ",:]"
 )
-_NAME_OR_NUMBER = re.compile(r"[A-Za-z_\d]")
+_NAME_OR_NUMBER = re.compile(r"\w")
 _OPERAND = re.compile(r"\d+(?:\.\d+)?|[A-Za-z]|[A-Za-z_]\w*(?:[_\d.]|[a-z][A-Z])[\w.]*")  # x, 42, n_rows, df.x
 # Words beside an operator that are the sentence's, not the code's ("a += operator", "between == and ===").
 _PROSE_WORDS = frozenset(
@@ -136,6 +167,23 @@ _PROSE_WORDS = frozenset(
 )
 _SYMBOLIC = ("operator", "bracket", "string")
 _SENTENCE_BREAK = re.compile(r"[.?!;\n]")
+_SENTENCE_END = re.compile(r"[.?!]\s")
+
+
+class _SentenceStart(str):
+    """A name starting a sentence, which capitalizes it: equal to the name with either case of its first
+    letter. Elsewhere case counts (`x = True` is not `x = true`)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other[:1].lower() + other[1:] == self[:1].lower() + self[1:]
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(self[:1].lower() + self[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +205,16 @@ def _kind(text: str) -> str:
     return "operand" if _NAME_OR_NUMBER.match(text) else "operator"
 
 
-def _tokens(code: str) -> list[_Token]:
+def _tokens(code: str, sentences: bool = True) -> list[_Token]:
     tokens, depth = [], 0
     for match in _TOKEN.finditer(code):
         text = match.group(0)
         if text in _CLOSERS:
             depth = max(depth - 1, 0)
-        # Names without case: a sentence may capitalize one ("Dataset.load_from_disk()" at its start).
-        token_text = text.lower() if _NAME_OR_NUMBER.match(text) else text
+        token_text = text
+        before = code[max(match.start() - 40, 0) : match.start()].rstrip()
+        if sentences and _NAME_OR_NUMBER.match(text) and (before[-1:] in ".?!" if before else match.start() <= 40):
+            token_text = _SentenceStart(text)  # "Iter_archive() yields ..." is iter_archive()
         tokens.append(_Token(token_text, match.start(), match.end(), depth, _kind(text)))
         if text in _OPENERS:
             depth += 1
@@ -249,8 +299,8 @@ def _segments(code: str) -> frozenset[tuple[str, ...]]:
     segments: set[tuple[str, ...]] = set()
     run: list[str] = []
     for i, (token, kept) in enumerate(zip(tokens, keep, strict=True)):
-        # A run ends at a token it leaves out, and at the end of a statement or sentence ("b=127; a==b").
-        if run and (not kept or _SENTENCE_BREAK.search(_gap(code, tokens[i - 1], token))):
+        # A run ends at a token it leaves out and at a sentence's end; statements stay in order (`x = y; y = x`).
+        if run and (not kept or _SENTENCE_END.search(_gap(code, tokens[i - 1], token))):
             segments.add(tuple(run))
             run = []
         if kept:
@@ -262,30 +312,69 @@ def _segments(code: str) -> frozenset[tuple[str, ...]]:
 
 def code_symbols(text: str) -> CodeSymbols:
     if _MAYBE_SYMBOL.search(text) is None:  # most prompts: nothing but words and punctuation
-        return _NO_CODE
+        return CodeSymbols(False, frozenset(), text=text)  # (the other may quote some of its words as code)
     code = _code_text(text)
+    quoted = tuple(m.group(1) or m.group(2) for m in _BACKTICKS.finditer(text.translate(_QUOTES)))
     return CodeSymbols(
         _CODE_EVIDENCE.search(code) is not None,
         frozenset(_SYMBOL.findall(code)),
         tuple(_NUMBER.findall(code)),
         code,
+        quoted,
+        text.translate(_QUOTES),
     )
 
 
 def symbol_mismatch(a: CodeSymbols, b: CodeSymbols) -> bool:
-    """One of the texts holds code and their symbols differ, or the same numbers stand in another order
-    (other numbers are the number rule's to refuse), or a stretch of code differs."""
+    """What one text writes in backticks the other does not write; or one of the texts holds code and
+    their symbols differ, or the same numbers stand in another order (other numbers are the number
+    rule's to refuse), or a stretch of code differs."""
+    if (a.quoted or b.quoted) and (not _quoted_found(a, b) or not _quoted_found(b, a)):
+        return True
     if not (a.code_like or b.code_like):
         return False
     if a.symbols != b.symbols or (a.numbers != b.numbers and sorted(a.numbers) == sorted(b.numbers)):
         return True
-    return not _within(a.segments, b.segments) or not _within(b.segments, a.segments)
+    mine, theirs = a.segments, b.segments
+    if mine == theirs:
+        return False
+    (mine_whole, mine_parts), (their_whole, their_parts) = _outermost(mine), _outermost(theirs)
+    if not _same(mine_whole, their_whole):
+        return True
+    # A part quoted apart (`*args`, then all of `def f(*args, **kwargs)`) may be on one side only; when
+    # both quote parts, they must be the same parts (`a[i]` after `a[i] = a[j]` is not `a[j]` after it).
+    return bool(mine_parts) and bool(their_parts) and not _same(mine_parts, their_parts)
 
 
-def _within(mine: frozenset[tuple[str, ...]], theirs: frozenset[tuple[str, ...]]) -> bool:
-    """Every stretch of mine is written, token for token, within a stretch of theirs (a paraphrase may
-    quote `*args` apart and then all of `def f(*args, **kwargs)`; `x = y` is not within `y = x`)."""
-    return all(any(_contains(outer, inner) for outer in theirs) for inner in mine)
+def _quoted_found(a: CodeSymbols, b: CodeSymbols) -> bool:
+    """Each of a's spans in backticks is written, token for token and words included, in b: as (part
+    of) one of b's spans, or in b's text when b quotes it without backticks."""
+    if not a.quoted:
+        return True
+    their_spans, their_text = b.quoted_tokens, None
+    for span in a.quoted_tokens:
+        if not span or any(_contains(theirs, span) for theirs in their_spans):
+            continue
+        their_text = b.all_tokens if their_text is None else their_text
+        if not any(_contains(tokens, span) for tokens in their_text):
+            return False
+    return True
+
+
+def _outermost(
+    stretches: frozenset[tuple[str, ...]],
+) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """(the stretches no other one holds, the ones another holds)."""
+    whole: list[tuple[str, ...]] = []
+    parts: list[tuple[str, ...]] = []
+    for stretch in stretches:
+        inside = any(other != stretch and _contains(other, stretch) for other in stretches)
+        (parts if inside else whole).append(stretch)
+    return whole, parts
+
+
+def _same(mine: list[tuple[str, ...]], theirs: list[tuple[str, ...]]) -> bool:
+    return all(any(m == t for t in theirs) for m in mine) and all(any(t == m for m in mine) for t in theirs)
 
 
 def _contains(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:

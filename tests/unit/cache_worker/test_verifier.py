@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -149,6 +150,13 @@ def test_what_counts_as_a_symbol() -> None:
     assert code_symbols("What does **kwargs mean?").code_like  # an operator, not bold text
 
 
+def test_reading_code_stays_linear_on_long_odd_text() -> None:
+    started = time.perf_counter()
+    code_symbols("a." * 8000 + "=")  # a call pattern that restarted after every dot took seconds
+    code_symbols("(x " * 3000)
+    assert time.perf_counter() - started < 1.0
+
+
 def test_prose_is_not_code() -> None:
     for text in (
         "How many cups are in 1/2 gallon?",
@@ -181,6 +189,19 @@ def test_prose_is_not_code() -> None:
         ("What does ' '.join(words) give?", "What does ''.join(words) give?", 0.99),
         ("What does f(x, y) return?", "What does f(xy) return?", 0.99),
         ("In Python: if total > limit", "In Python: if limit > total", 0.99),
+        # Case counts in code (but for a sentence's capital), and so does the order of statements.
+        ("Is `x = True` valid Python?", "Is `x = true` valid Python?", 0.99),
+        ("In Python, after `x = y; y = x`, what is x?", "In Python, after `y = x; x = y`, what is x?", 0.99),
+        # A part quoted apart must be the same part.
+        ("What is `a[i]` after `a[i] = a[j]`?", "What is `a[j]` after `a[i] = a[j]`?", 0.99),
+        # A string's closing quote is no possessive.
+        ("Fix the syntax error: `msg = 'thanks' + name`", "Fix the syntax error: `msg = 'thanks + name`", 0.99),
+        # In backticks every word is code.
+        ("What does `x = a if b else c` give?", "What does `x = a if c else b` give?", 0.99),
+        ("What does `result = a and b` give?", "What does `result = a or b` give?", 0.99),
+        ("Why is `price - discount` negative?", "Why is `price + discount` negative?", 0.99),
+        ("What does `sizeof (int)` return?", "What does `sizeof (long)` return?", 0.99),
+        ("What does `print(ä)` print?", "What does `print(ö)` print?", 0.99),
     ],
 )
 def test_code_whose_symbols_differ_is_refused(
@@ -278,6 +299,10 @@ def test_technical_opposites_are_refused(verifier: CalibratedVerifier) -> None:
             "Serialized datasets load with `Dataset.load_from_disk()`.",
             "`Dataset.load_from_disk()` loads serialized datasets.",
         ),
+        # Code in backticks on one side, written plainly on the other.
+        ("What does `chmod 755 script.sh` do?", "explain chmod 755 script.sh"),
+        ("What does `x = 'cats' if c else 'dogs'` assign?", "What does x='cats' if c else 'dogs' assign?"),
+        ("What does `s = 'yes' + name` give?", "What does s='yes'+name give?"),
     ],
 )
 def test_paraphrases_pass_the_symbol_and_order_rules(stored: str, asked: str) -> None:
