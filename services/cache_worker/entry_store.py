@@ -30,11 +30,17 @@ def add_column_ddl(table: str, column: str, column_type: str) -> str:
     (and stall) the lookups and inserts behind any long query on the table."""
     return f"""
     DO $$ BEGIN
-        IF NOT EXISTS (SELECT 1 FROM information_schema.columns
-                       WHERE table_schema = current_schema() AND table_name = '{table}' AND column_name = '{column}')
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                       WHERE attrelid = '{table}'::regclass AND attname = '{column}' AND NOT attisdropped)
         THEN ALTER TABLE {table} ADD COLUMN {column} {column_type};
         END IF;
     END $$"""
+
+
+def index_if_missing(name: str, ddl: str) -> str:
+    """Run `CREATE INDEX` only when the index is missing: even with IF NOT EXISTS it takes its lock on
+    the table first, so a restart would queue behind any open write, and every write behind it."""
+    return f"DO $$ BEGIN IF to_regclass('{name}') IS NULL THEN {ddl}; END IF; END $$"
 
 
 CATALOGUE_DDL = [
@@ -58,8 +64,13 @@ CATALOGUE_DDL = [
     )""",
     # The earlier turns of a conversation, as embedded: what must agree in them is checked on a hit.
     add_column_ddl("cache_entries", "context_text", "text"),
-    "CREATE INDEX IF NOT EXISTS cache_entries_tenant ON cache_entries (tenant, namespace, created_at DESC)",
-    "CREATE INDEX IF NOT EXISTS cache_entries_expiry ON cache_entries (expires_at)",
+    index_if_missing(
+        "cache_entries_tenant",
+        "CREATE INDEX IF NOT EXISTS cache_entries_tenant ON cache_entries (tenant, namespace, created_at DESC)",
+    ),
+    index_if_missing(
+        "cache_entries_expiry", "CREATE INDEX IF NOT EXISTS cache_entries_expiry ON cache_entries (expires_at)"
+    ),
 ]
 
 
@@ -165,7 +176,12 @@ class EntryStore:
                 )"""
             )
             await conn.execute(add_column_ddl(name, "context_embedding", f"vector({int(dim)})"))
-            await conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_partition ON {name} (partition_key, expires_at)")
+            await conn.execute(
+                index_if_missing(
+                    f"{name}_partition",
+                    f"CREATE INDEX IF NOT EXISTS {name}_partition ON {name} (partition_key, expires_at)",
+                )
+            )
             # A table from before the half-precision index keeps its full-precision one: building an
             # index over a big table here would block writes for minutes. Swap it with CREATE INDEX
             # CONCURRENTLY (vector_index_ddl) and DROP INDEX CONCURRENTLY {name}_hnsw, then restart.
@@ -177,7 +193,7 @@ class EntryStore:
             if full_precision_only:
                 log.warning("%s has only a full-precision HNSW index: lookups use it (see vector_index_ddl)", name)
             else:
-                await conn.execute(vector_index_ddl(dim))
+                await conn.execute(index_if_missing(f"{name}_hnsw_half", vector_index_ddl(dim)))
         order = "embedding" if full_precision_only else f"embedding::halfvec({int(dim)})"
         self._vector_tables[dim] = order
         return name, order

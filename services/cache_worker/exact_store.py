@@ -63,14 +63,17 @@ class ExactStore:
     async def mark_redis_only(self, tenant: str, namespace: str, key: str, ttl_seconds: int) -> None:
         """Note an entry PostgreSQL does not hold (it refused the text, or was down) under its namespace:
         Redis keys do not carry one, and a namespace flush must not leave it answering until its TTL.
-        The note lives as long as its longest-lived entry; a stale one is harmless (deleting is idempotent)."""
+        The note lives as long as its longest-lived entry (EXPIREAT: no Redis 7 options); a stale one is
+        harmless (deleting is idempotent)."""
         record = self._redis_only(tenant, namespace)
+        now = time.time()
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(record, {key: time.time() + ttl_seconds})
-            pipe.zremrangebyscore(record, "-inf", time.time())
-            pipe.expire(record, ttl_seconds, nx=True)
-            pipe.expire(record, ttl_seconds, gt=True)
-            await pipe.execute()
+            pipe.zadd(record, {key: now + ttl_seconds})
+            pipe.zremrangebyscore(record, "-inf", now)
+            pipe.zrange(record, -1, -1, withscores=True)  # the longest-lived entry noted
+            *_, last = await pipe.execute()
+        if last:
+            await self._redis.expireat(record, int(last[0][1]) + 1)
 
     async def delete_redis_only(self, tenant: str, namespace: str) -> list[str]:
         """Delete the namespace's entries PostgreSQL does not hold; returns the keys Redis still held."""
@@ -96,6 +99,10 @@ class ExactStore:
         Entries PostgreSQL never saw (it was down, or refused the text) are only in Redis: a tenant
         flush must not leave them answering until their TTL.
         """
+        literal = "".join("\\" + c if c in "*?[]\\" else c for c in self._redis_only(tenant, ""))
+        notes = [key async for key in self._redis.scan_iter(match=literal + "*", count=1000)]
+        if notes:
+            await self._redis.delete(*notes)  # every entry they name is in the LRU order too
         members: list[bytes] = await self._redis.zrange(self._lru(tenant), 0, -1)  # type: ignore[assignment]
         tracked = [member.decode() for member in members]
         deleted = []

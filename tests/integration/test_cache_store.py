@@ -297,6 +297,11 @@ async def test_a_namespace_flush_also_deletes_what_only_redis_holds(stores: tupl
     assert flushed.deleted == 2 and sorted(flushed.keys) == ["team-a-both", "team-a-redis-only"]
     assert await exact.get("team-a-both") is None and await exact.get("team-a-redis-only") is None
     assert await exact.get("team-b-redis-only") is not None  # another namespace: untouched
+    note = exact._redis_only(tenant, "team-b")
+    assert 3590 < await exact._redis.ttl(note) <= 3601  # lives as long as its entries
+
+    await CacheAdmin(exact, entries, no_embed).handle(FlushEntries(tenant=tenant))
+    assert await exact.get("team-b-redis-only") is None and not await exact._redis.exists(note)
 
 
 async def test_a_catalogue_from_before_history_texts_is_upgraded_and_a_restart_does_not_wait_on_readers(
@@ -322,6 +327,13 @@ async def test_a_catalogue_from_before_history_texts_is_upgraded_and_a_restart_d
         async with pool.connection() as reader, reader.transaction():
             await reader.execute("SELECT count(*) FROM cache_entries")
             await asyncio.wait_for(entries.ensure_schema(), timeout=5)
+        # Nor behind an open write (CREATE INDEX IF NOT EXISTS locks the table before it looks), nor does
+        # a new worker's first lookup, once the vector table exists.
+        await entries.nearest("p", vector(1), None)
+        async with pool.connection() as writer, writer.transaction():
+            await writer.execute("DELETE FROM cache_entries WHERE tenant = 'nobody'")
+            await asyncio.wait_for(entries.ensure_schema(), timeout=5)
+            await asyncio.wait_for(EntryStore(pool, ef_search=40).nearest("p", vector(1), None), timeout=5)
     finally:
         await pool.close()
         server.cleanup()
