@@ -49,7 +49,7 @@ REFUSED = Counter(
     "negation_mismatch, "
     "symbol_mismatch, polarity_mismatch, "
     "entity_mismatch, unit_mismatch, scope_mismatch, order_swap, differing_words, low_similarity, low_confidence, "
-    "judge_refused, judge_timeout, judge_error, prompt_unknown, verifier_error).",
+    "judge_refused, judge_timeout, judge_error, prompt_unknown, prompt_too_long, verifier_error).",
     ["reason"],
 )
 VERIFIER_SCORE = Histogram(

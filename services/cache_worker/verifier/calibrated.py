@@ -38,6 +38,10 @@ SWAP_RULES = (
     "number_one_side",
     "order_swap",
 )
+# Longer prompts hit exactly only. The embedder reads about the first 1,000 characters, so two long
+# documents that open alike score near 1.0 whatever follows; checking what follows costs the event
+# loop tens of milliseconds per candidate at a few thousand characters of code, seconds at 64,000.
+MAX_VERIFIED_CHARS = 2000
 SWAP_REASONS = {"number_one_side": "number_mismatch", "scope_swap": "scope_mismatch"}
 
 
@@ -180,5 +184,7 @@ class CalibratedVerifier(HitVerifier):
     ) -> Verdict:
         if query == candidate:
             return Verdict(True, 1.0)
+        if max(len(query), len(candidate)) > MAX_VERIFIED_CHARS:
+            return Verdict(False, 0.0, "prompt_too_long")
         features = self.model.features(query, candidate, similarity)
         return self.model.verdict(features, self.min_probability, vectors)

@@ -367,8 +367,10 @@ def _outermost(
     """(the stretches no other one holds, the ones another holds)."""
     whole: list[tuple[str, ...]] = []
     parts: list[tuple[str, ...]] = []
-    for stretch in stretches:
-        inside = any(other != stretch and _contains(other, stretch) for other in stretches)
+    # As strings with a separator no token holds, so holding is a substring test (C speed, not Python's).
+    written = {stretch: "\x1f" + "\x1f".join(stretch) + "\x1f" for stretch in stretches}
+    for stretch, text in written.items():
+        inside = any(other is not stretch and text in other_text for other, other_text in written.items())
         (parts if inside else whole).append(stretch)
     return whole, parts
 

@@ -409,6 +409,13 @@ def test_a_swap_of_one_unknown_word_is_doubted(verifier: CalibratedVerifier) -> 
     assert (swap.accept, swap.reason) == (False, "differing_words")
 
 
+def test_a_long_prompt_hits_exactly_only(verifier: CalibratedVerifier) -> None:
+    document = "Summarize this report. " + "The quarterly numbers were steady. " * 150
+    assert verify(verifier, document, document, 1.0).accept
+    verdict = verify(verifier, document + " And the outlook?", document, 0.999)
+    assert (verdict.accept, verdict.reason) == (False, "prompt_too_long")
+
+
 def test_unrelated_text_is_refused(verifier: CalibratedVerifier) -> None:
     # (their real cosine is about 0.1: the pre-filter never even asks the verifier)
     verdict = verify(
