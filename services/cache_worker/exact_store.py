@@ -78,19 +78,7 @@ class ExactStore:
     async def delete_redis_only(self, tenant: str, namespace: str) -> list[str]:
         """Delete the namespace's entries PostgreSQL does not hold; returns the keys Redis still held."""
         record = self._redis_only(tenant, namespace)
-        members: list[bytes] = await self._redis.zrange(record, 0, -1)  # type: ignore[assignment]
-        keys = [member.decode() for member in members]
-        deleted = []
-        for start in range(0, len(keys), DELETE_CHUNK):
-            chunk = keys[start : start + DELETE_CHUNK]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in chunk:
-                    pipe.delete(self._entry(key))
-                pipe.zrem(self._lru(tenant), *chunk)
-                pipe.zrem(record, *chunk)
-                *held, _, _ = await pipe.execute()
-            deleted += [key for key, count in zip(chunk, held, strict=True) if count]
-        return deleted
+        return await self._delete_listed(tenant, record, also_from=record)
 
     async def delete_tenant(self, tenant: str) -> list[str]:
         """Delete every entry Redis holds for the tenant, whether PostgreSQL has a copy or not; returns
@@ -103,16 +91,23 @@ class ExactStore:
         notes = [key async for key in self._redis.scan_iter(match=literal + "*", count=1000)]
         if notes:
             await self._redis.delete(*notes)  # every entry they name is in the LRU order too
-        members: list[bytes] = await self._redis.zrange(self._lru(tenant), 0, -1)  # type: ignore[assignment]
-        tracked = [member.decode() for member in members]
+        return await self._delete_listed(tenant, self._lru(tenant))
+
+    async def _delete_listed(self, tenant: str, listing: str, also_from: str | None = None) -> list[str]:
+        """Delete the entries a sorted set lists, in chunks, and take them out of the tenant's LRU order
+        (and `also_from`); returns the keys Redis still held."""
+        members: list[bytes] = await self._redis.zrange(listing, 0, -1)  # type: ignore[assignment]
+        keys = [member.decode() for member in members]
         deleted = []
-        for start in range(0, len(tracked), DELETE_CHUNK):
-            chunk = tracked[start : start + DELETE_CHUNK]
+        for start in range(0, len(keys), DELETE_CHUNK):
+            chunk = keys[start : start + DELETE_CHUNK]
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in chunk:
                     pipe.delete(self._entry(key))
                 pipe.zrem(self._lru(tenant), *chunk)
-                *held, _ = await pipe.execute()
+                if also_from is not None:
+                    pipe.zrem(also_from, *chunk)
+                held = (await pipe.execute())[: len(chunk)]
             deleted += [key for key, count in zip(chunk, held, strict=True) if count]
         return deleted
 
