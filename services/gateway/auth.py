@@ -302,5 +302,13 @@ async def require_admin(request: Request) -> Principal:
     if token is None:
         raise ApiError(401, "Missing admin API key (Authorization: Bearer ...).", code="missing_api_key")
     if not hmac.compare_digest(token.encode(), admin_key.encode()):
+        # A tenant's key is refused (403); a key that is nobody's is invalid (401), as on the API routes.
+        try:
+            await state.auth.authenticate(token)
+        except ApiError as exc:
+            if exc.status == 401:
+                raise ApiError(
+                    401, "Invalid API key (not the admin key, nor a known key).", code="invalid_api_key"
+                ) from None
         raise ApiError(403, "This key may not use the admin API.", code="not_admin")
     return Principal(tenant="*", is_admin=True)

@@ -465,6 +465,8 @@ async def test_admin_api_keys_limits_and_revocation_on_every_replica(
         forbidden = await one.get("/api/v1/admin/tenants", headers=tenant_key)
         assert (forbidden.status_code, forbidden.json()["error"]["code"]) == (403, "not_admin")
         assert (await one.get("/api/v1/admin/keys")).status_code == 401
+        nobodys = await one.get("/api/v1/admin/tenants", headers={"Authorization": "Bearer lcp-not-a-key"})
+        assert (nobodys.status_code, nobodys.json()["error"]["code"]) == (401, "invalid_api_key")
 
         # Authentication, the model list and the per-minute limit, shared by both replicas.
         chat = {"model": "m1", "messages": [{"role": "user", "content": "hi"}]}

@@ -301,12 +301,34 @@ def test_a_key_limited_to_some_models_may_use_only_those() -> None:
     authorize_model(Principal(tenant="acme"), "anything")  # no list: any model
 
 
+class TenantKeys:
+    """Knows one tenant key (KEY); keys can't be checked when `down`."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if self.down:
+            raise ApiError(503, "down", code="auth_unavailable")
+        if token != KEY:
+            raise ApiError(401, "Invalid API key (unknown or revoked).", code="invalid_api_key")
+        return Principal(tenant="acme", key_id=KEY_ID)
+
+
 async def test_the_admin_api_takes_the_admin_key_only() -> None:
-    state = SimpleNamespace(settings=SimpleNamespace(admin_api_key="admin-secret"))
+    keys = TenantKeys()
+    state = SimpleNamespace(settings=SimpleNamespace(admin_api_key="admin-secret"), auth=keys)
     assert (await require_admin(http_request("Bearer admin-secret", state))).is_admin
     with pytest.raises(ApiError) as tenant_key:
         await require_admin(http_request(f"Bearer {KEY}", state))
     assert (tenant_key.value.status, tenant_key.value.code) == (403, "not_admin")
+    with pytest.raises(ApiError) as nobodys:
+        await require_admin(http_request("Bearer lcp-garbage", state))
+    assert (nobodys.value.status, nobodys.value.code) == (401, "invalid_api_key")
+    keys.down = True  # keys can't be checked: still not the admin key
+    with pytest.raises(ApiError) as unchecked:
+        await require_admin(http_request("Bearer lcp-garbage", state))
+    assert (unchecked.value.status, unchecked.value.code) == (403, "not_admin")
     with pytest.raises(ApiError) as missing:
         await require_admin(http_request(None, state))
     assert missing.value.status == 401
