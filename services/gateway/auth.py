@@ -292,16 +292,25 @@ def authorize_model(principal: Principal, model: str) -> None:
         )
 
 
+ADMIN = Principal(tenant="*", is_admin=True)
+
+
+def is_admin_key(request: Request) -> bool:
+    """Whether the request presents the admin API key (never, when none is set)."""
+    admin_key = request.app.state.gateway.settings.admin_api_key
+    token = bearer_token(request)
+    return bool(admin_key) and token is not None and hmac.compare_digest(token.encode(), admin_key.encode())
+
+
 async def require_admin(request: Request) -> Principal:
     """FastAPI dependency of every admin endpoint: the admin key from settings, or 401/403."""
     state: GatewayState = request.app.state.gateway
-    admin_key = state.settings.admin_api_key
     token = bearer_token(request)
-    if not admin_key:
+    if not state.settings.admin_api_key:
         raise ApiError(403, "The admin API is disabled: set ADMIN_API_KEY.", code="admin_disabled")
     if token is None:
         raise ApiError(401, "Missing admin API key (Authorization: Bearer ...).", code="missing_api_key")
-    if not hmac.compare_digest(token.encode(), admin_key.encode()):
+    if not is_admin_key(request):
         # A tenant's key is refused (403); a key that is nobody's is invalid (401), as on the API routes.
         try:
             await state.auth.authenticate(token)
@@ -311,4 +320,4 @@ async def require_admin(request: Request) -> Principal:
                     401, "Invalid API key (not the admin key, nor a known key).", code="invalid_api_key"
                 ) from None
         raise ApiError(403, "This key may not use the admin API.", code="not_admin")
-    return Principal(tenant="*", is_admin=True)
+    return ADMIN

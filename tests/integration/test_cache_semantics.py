@@ -326,7 +326,8 @@ def test_admin_lists_shows_and_deletes_entries(stack: Stack, stored) -> None:
     base = f"{stack.base_url}/api/v1/admin/cache"
     tenant = {"tenant": stack.tenant}
     assert httpx.get(f"{base}/entries", params=tenant).status_code == 401
-    assert httpx.get(f"{base}/entries", params=tenant, headers={"Authorization": "Bearer nope"}).status_code == 403
+    assert httpx.get(f"{base}/entries", params=tenant, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.get(f"{base}/entries", params=tenant, headers=stack.auth).status_code == 403  # a tenant's key
 
     page = httpx.get(f"{base}/entries", params={**tenant, "namespace": namespace}, headers=admin(stack)).json()
     assert page["total"] == 1 and page["items"][0]["key"] == key
