@@ -129,18 +129,20 @@ class CodeSymbols:
     quoted: tuple[str, ...] = field(default=(), compare=False)  # what the text writes in `backticks`
     text: str = field(default="", compare=False)  # the text itself (curly quotes straightened)
 
-    @property
+    # Read only when a pair is compared (most are prose), once per text: the facts of a stored prompt
+    # are kept (features.facts), and these with them.
+    @functools.cached_property
     def segments(self) -> frozenset[tuple[str, ...]]:
-        """Each stretch of code, as its tokens (read only when a pair is compared: most are prose)."""
-        return _cached_segments(self.code) if len(self.code) <= 2000 else _segments(self.code)
+        """Each stretch of code, as its tokens."""
+        return _segments(self.code)
 
-    @property
+    @functools.cached_property
     def quoted_tokens(self) -> tuple[tuple[str, ...], ...]:
         """Each span in backticks as all its tokens, words included: there everything is code
         (`x = a if b else c`, `result = a and b`, `price - discount`)."""
         return tuple(tuple(t.text for t in _tokens(span, sentences=False)) for span in self.quoted)
 
-    @property
+    @functools.cached_property
     def all_tokens(self) -> tuple[tuple[str, ...], ...]:
         """The whole text as tokens, read as code and as written (a quote the prose rules took for a
         sentence's may be a string: `x = 'a' if c else 'b'`)."""
@@ -271,11 +273,6 @@ def _binary_operand(code: str, tokens: list[_Token], i: int, aside: set[int]) ->
     return False
 
 
-@functools.lru_cache(maxsize=4096)
-def _cached_segments(code: str) -> frozenset[tuple[str, ...]]:
-    return _segments(code)
-
-
 def _segments(code: str) -> frozenset[tuple[str, ...]]:
     """The stretches of code in a text, as token sequences: symbols, strings, what sits inside brackets
     or is written against a symbol, and the operands on either side of an operator ("x = y")."""
@@ -329,7 +326,7 @@ def symbol_mismatch(a: CodeSymbols, b: CodeSymbols) -> bool:
     """What one text writes in backticks the other does not write; or one of the texts holds code and
     their symbols differ, or the same numbers stand in another order (other numbers are the number
     rule's to refuse), or a stretch of code differs."""
-    if (a.quoted or b.quoted) and (not _quoted_found(a, b) or not _quoted_found(b, a)):
+    if not _quoted_found(a, b) or not _quoted_found(b, a):
         return True
     if not (a.code_like or b.code_like):
         return False

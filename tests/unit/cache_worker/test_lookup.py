@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.entry_store import Candidate
-from services.cache_worker.lookup import choose_candidate
+from services.cache_worker.lookup import Choice, choose_candidate
 from services.cache_worker.verifier import HitVerifier, Verdict
 from services.cache_worker.verifier.base import PromptVectors
 
@@ -27,7 +27,7 @@ def candidate(
     prompt: str,
     similarity: float,
     embedding: list[float] | None = None,
-    context: tuple[str, float] | None = None,  # a stored conversation's earlier turns, and their similarity
+    context: tuple[str | None, float] | None = None,  # a stored conversation's earlier turns, and their similarity
 ) -> Candidate:
     answer = CachedAnswer(entry_id=prompt, exact_key=prompt, model="m", completion={}, created_at=0.0)
     context_text, context_similarity = context if context is not None else (None, None)
@@ -93,18 +93,16 @@ async def test_in_a_conversation_the_earlier_turns_must_be_near_and_agree() -> N
     assert choice.candidate is same
 
 
-async def test_an_entry_stored_without_its_history_text_is_not_served_in_a_conversation() -> None:
-    older = candidate("What's its perimeter?", 1.0)
-    older = Candidate(older.answer, 1.0, context_similarity=0.99, prompt_text=older.prompt_text)
-    choice = await choose_candidate(
-        [older],
-        "What's its perimeter?",
-        0.7,
-        Recording(accept={"What's its perimeter?"}),
-        0.85,
-        None,
-        RECTANGLE.format(5),
+async def ask_after(found: Candidate, history: str) -> Choice:
+    """Ask "What's its perimeter?" after `history`, with a verifier that accepts that prompt."""
+    return await choose_candidate(
+        [found], "What's its perimeter?", 0.7, Recording(accept={"What's its perimeter?"}), 0.85, None, history
     )
+
+
+async def test_an_entry_stored_without_its_history_text_is_not_served_in_a_conversation() -> None:
+    older = candidate("What's its perimeter?", 1.0, context=(None, 0.99))
+    choice = await ask_after(older, RECTANGLE.format(5))
     assert choice.candidate is None and choice.refusals == ["context_unknown"]
 
 
@@ -114,13 +112,5 @@ async def test_a_failing_conversation_check_refuses_instead_of_failing_the_looku
 
     monkeypatch.setattr("services.cache_worker.lookup.context_disagreement", broken)
     same = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(6), 0.99))
-    choice = await choose_candidate(
-        [same],
-        "What's its perimeter?",
-        0.7,
-        Recording(accept={"What's its perimeter?"}),
-        0.85,
-        None,
-        RECTANGLE.format(6) + "!",
-    )
+    choice = await ask_after(same, RECTANGLE.format(6) + "!")
     assert choice.candidate is None and choice.refusals == ["verifier_error"]
