@@ -57,8 +57,9 @@ typecheck: install
 
 # Semantic match quality on the held-out half of ../shared/eval (2,000 sampled Quora pairs): the
 # real decision path in-process (embedder, embedded pgvector, hit verifier); chart in eval/results/.
+# Your own pairs instead: make eval PAIRS=my_pairs.jsonl (rows {"a", "b", "same_answer", "category"}).
 eval: install
-	PYTHONPATH=. $(PY) -m eval.harness
+	PYTHONPATH=. $(PY) -m eval.harness $(if $(PAIRS),--pairs $(PAIRS))
 
 # The same pairs through a running gateway (`make run`): make eval-http API_KEY=lcp-...
 BASE_URL ?= http://127.0.0.1:8000

@@ -34,6 +34,7 @@ class Pair:
     a: Any
     b: Any
     same_answer: bool
+    trap: bool = False  # the row names its category (a look-alike kind or a genuine one), as traps_dev's do
 
 
 def _digest(*parts: str) -> str:
@@ -49,7 +50,8 @@ def load(path: Path) -> list[Pair]:
                 continue
             row = json.loads(line)
             category = row.get("category") or row.get("kind") or ("duplicate" if row["same_answer"] else "distinct")
-            pairs.append(Pair(name, str(row.get("id", i)), category, row["a"], row["b"], bool(row["same_answer"])))
+            same, trap = bool(row["same_answer"]), "category" in row
+            pairs.append(Pair(name, str(row.get("id", i)), category, row["a"], row["b"], same, trap))
     return pairs
 
 
@@ -75,4 +77,10 @@ def sample(pairs: list[Pair], n: int | None) -> list[Pair]:
 
 
 def is_look_alike(pair: Pair) -> bool:
-    return pair.file == "traps_dev" and not pair.same_answer
+    """A trap row that should not hit: one number, name, negation, scope or antonym changed."""
+    return pair.trap and not pair.same_answer
+
+
+def is_genuine(pair: Pair) -> bool:
+    """A trap row that should hit: a paraphrase or a near-repeat."""
+    return pair.trap and pair.same_answer

@@ -9,6 +9,7 @@ plays no part), so this needs no embeddings and runs in seconds.
 
     PYTHONPATH=. .venv/bin/python -m eval.hard_rules                      # the table
     PYTHONPATH=. .venv/bin/python -m eval.hard_rules --show symbol_mismatch  # its genuine pairs
+    PYTHONPATH=. .venv/bin/python -m eval.hard_rules --pairs my_pairs.jsonl  # a pair file of your own, whole
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections import Counter
+from pathlib import Path
 
 from eval.dataset import DATA_DIR, PAIR_FILES, Pair, is_look_alike, load, split
 from services.cache_worker.verifier.calibrated import HARD_RULES, SWAP_RULES, hard_refusal
@@ -26,7 +28,7 @@ GROUPS = ("paraphrase_pairs", "traps genuine", "qqp duplicates", "traps look-ali
 
 
 def group(pair: Pair) -> str:
-    if pair.file == "traps_dev":
+    if pair.trap:
         return "traps look-alikes" if is_look_alike(pair) else "traps genuine"
     if pair.file == "qqp_pairs_dev":
         return "qqp duplicates" if pair.same_answer else "qqp non-duplicates"
@@ -45,12 +47,13 @@ def without(features: PairFeatures, rule: str) -> PairFeatures:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--show", choices=RULES, help="print the genuine pairs this rule alone refuses")
+    parser.add_argument("--pairs", type=Path, action="append", help="a pair file to read whole, not the train half")
     args = parser.parse_args()
 
     train: list[Pair] = []
-    for name in PAIR_FILES:
-        part, _ = split(load(DATA_DIR / name))
-        train += part
+    for path in args.pairs or [DATA_DIR / name for name in PAIR_FILES]:
+        rows = load(path)
+        train += rows if args.pairs else split(rows)[0]
     sizes = Counter(group(p) for p in train)
     refused: Counter[tuple[str, str]] = Counter()
     alone: Counter[tuple[str, str]] = Counter()
@@ -65,7 +68,8 @@ def main() -> None:
                 if rule == args.show and pair.same_answer:
                     print(f"[{group(pair)}] differing {features.differing}\n  a: {pair.a!r}\n  b: {pair.b!r}")
 
-    print("train half: pairs each hard rule refuses (of them, refused by that rule alone)\n")
+    which = "the given pairs" if args.pairs else "train half"
+    print(f"{which}: pairs each hard rule refuses (of them, refused by that rule alone)\n")
     print(f"{'rule':20}" + "".join(f"{g:>22}" for g in GROUPS))
     print(f"{'(pairs)':20}" + "".join(f"{sizes[g]:>22}" for g in GROUPS))
     for rule in RULES:

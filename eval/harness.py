@@ -18,6 +18,10 @@ decides when the vectors are of another dimension) is scored beside it on the sa
 
     PYTHONPATH=. .venv/bin/python -m eval.harness                  # held-out split, 2,000 Quora pairs
     PYTHONPATH=. .venv/bin/python -m eval.harness --http http://127.0.0.1:8000 --api-key lcp-...
+    PYTHONPATH=. .venv/bin/python -m eval.harness --pairs my_pairs.jsonl  # your own pairs, whole
+
+A pair file of your own has the same rows; give them a "category" (any name) and the report
+counts them as traps: per category, and in the sweep across the setting.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.dataset import CONVERSATION_FILES, DATA_DIR, PAIR_FILES, Pair, is_look_alike, load, sample, split
+from eval.dataset import CONVERSATION_FILES, DATA_DIR, PAIR_FILES, Pair, is_genuine, is_look_alike, load, sample, split
 from services.cache_worker import keys
 from services.cache_worker.verifier.calibrated import CalibratedModel, CalibratedVerifier, hard_refusal
 
@@ -278,12 +282,12 @@ def group_rows(outcomes: list[Outcome]) -> list[tuple[str, list[Outcome]]]:
     by_category: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
     for o in outcomes:
         by_file[o.pair.file].append(o)
-        if o.pair.file in ("traps_dev", "conversations_dev"):
+        if o.pair.trap or o.pair.file == "conversations_dev":
             by_category[(o.pair.file, o.pair.category)].append(o)
     rows: list[tuple[str, list[Outcome]]] = []
     for name, members in by_file.items():
         rows.append((name, members))
-        if name == "traps_dev":
+        if any(o.pair.trap for o in members):
             rows.append(("  look-alikes (all)", [o for o in members if is_look_alike(o.pair)]))
             rows.append(("  genuine (paraphrase + near_repeat)", [o for o in members if o.pair.same_answer]))
         rows += [(f"  {cat}", group) for (file, cat), group in sorted(by_category.items()) if file == name]
@@ -316,7 +320,8 @@ def summarize(outcomes: list[Outcome], latency: bool = True) -> dict[str, Any]:
     qqp_served = [o for o in qqp if o.served]
     precision = sum(o.pair.same_answer for o in qqp_served) / len(qqp_served) if qqp_served else float("nan")
     recall = sum(o.served for o in qqp if o.pair.same_answer) / max(sum(o.pair.same_answer for o in qqp), 1)
-    print(f"\nQuora pairs: precision {precision:.3f} (served {len(qqp_served)}), recall {recall:.3f}")
+    if qqp:
+        print(f"\nQuora pairs: precision {precision:.3f} (served {len(qqp_served)}), recall {recall:.3f}")
     if not latency:
         return {"table": table, "qqp_precision": precision, "qqp_recall": recall}
     decision = [o.seconds * 1000 for o in outcomes]
@@ -353,7 +358,7 @@ def text_only(outcomes: list[Outcome], min_probability: float) -> list[Outcome]:
 
 def sweep(outcomes: list[Outcome]) -> list[dict[str, float]]:
     """Served and wrong shares across min_probability (what the one setting trades)."""
-    genuine = [o for o in outcomes if o.pair.file == "traps_dev" and o.pair.same_answer]
+    genuine = [o for o in outcomes if is_genuine(o.pair)]
     look_alikes = [o for o in outcomes if is_look_alike(o.pair)]
     categories = sorted({o.pair.category for o in look_alikes})
     qqp = [o for o in outcomes if o.pair.file == "qqp_pairs_dev"]
@@ -391,7 +396,7 @@ def print_sweep(points: list[dict[str, float]]) -> None:
 
 def cosine_only(outcomes: list[Outcome]) -> list[dict[str, float]]:
     """The baseline: a plain cosine threshold, no verifier."""
-    genuine = [o for o in outcomes if o.pair.file == "traps_dev" and o.pair.same_answer]
+    genuine = [o for o in outcomes if is_genuine(o.pair)]
     look_alikes = [o for o in outcomes if is_look_alike(o.pair)]
     points = []
     for t in np.arange(0.70, 1.0001, 0.01):
@@ -449,23 +454,33 @@ def main() -> None:
     parser.add_argument("--http", metavar="BASE_URL", help="send the pairs through a running gateway")
     parser.add_argument("--api-key", default="", help="with --http: a tenant key (make run prints one)")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--pairs", type=Path, action="append", help="run this pair file whole, not the dev data")
+    parser.add_argument("--out", type=Path, help="where summary and chart go (default eval/results; none with --pairs)")
     args = parser.parse_args()
+    out: Path | None = args.out or (None if args.pairs else RESULTS)
 
-    pairs = load_pairs(args.split, args.qqp_sample or None)
+    if args.pairs:
+        pairs = [pair for path in args.pairs for pair in load(path)]
+    else:
+        pairs = load_pairs(args.split, args.qqp_sample or None)
     counts: dict[str, int] = defaultdict(int)
     for pair in pairs:
         counts[pair.file] += 1
-    print(f"{args.split} split (trained and tuned on the other half), pairs: {dict(counts)}")
-    print("Quora pairs: a fixed sample of the split" if args.qqp_sample else "Quora pairs: the whole split")
+    if args.pairs:
+        print(f"your pair files, whole: {dict(counts)}")
+    else:
+        print(f"{args.split} split (trained and tuned on the other half), pairs: {dict(counts)}")
+        print("Quora pairs: a fixed sample of the split" if args.qqp_sample else "Quora pairs: the whole split")
     model = CalibratedModel.load()
-    RESULTS.mkdir(exist_ok=True)
+    if out:
+        out.mkdir(exist_ok=True)
     if args.http:
         outcomes = asyncio.run(run_http(pairs, args.http, args.api_key, args.concurrency))
         summary = summarize(outcomes)
-        (RESULTS / "summary_http.json").write_text(json.dumps(summary, indent=2) + "\n")
-        print(
-            f"(http: latency is the whole request of b, upstream included on a miss)\nwrote {RESULTS}/summary_http.json"
-        )
+        print("(http: latency is the whole request of b, upstream included on a miss)")
+        if out:
+            (out / "summary_http.json").write_text(json.dumps(summary, indent=2) + "\n")
+            print(f"wrote {out / 'summary_http.json'}")
         return
     outcomes = asyncio.run(run_local(pairs, model, args.min_probability))
     summary = summarize(outcomes)
@@ -474,8 +489,8 @@ def main() -> None:
     summary["sweep"] = sweep(outcomes)
     summary["cosine_only"] = cosine_only(outcomes)
     summary["min_probability"] = chosen
-    summary["split"] = args.split
-    print(f"\nacross the setting ({args.split} split):")
+    summary["split"] = "given pairs" if args.pairs else args.split
+    print(f"\nacross the setting ({summary['split']}):")
     print_sweep(summary["sweep"])
     chosen_t = args.min_probability if args.min_probability is not None else model.default_min_probability
     print(
@@ -486,11 +501,12 @@ def main() -> None:
     text_points = sweep(text_only(outcomes, chosen_t))
     summary["text_only"]["sweep"] = text_points
     summary["text_only"]["min_probability"] = chosen_t
-    print(f"across the setting ({args.split} split), the text-only model:")
+    print(f"across the setting ({summary['split']}), the text-only model:")
     print_sweep(text_points)
-    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    chart(summary["sweep"], summary["cosine_only"], chosen, RESULTS / "served_vs_wrong.png", text_points)
-    print(f"wrote {RESULTS / 'summary.json'} and {RESULTS / 'served_vs_wrong.png'}")
+    if out:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        chart(summary["sweep"], summary["cosine_only"], chosen, out / "served_vs_wrong.png", text_points)
+        print(f"wrote {out / 'summary.json'} and {out / 'served_vs_wrong.png'}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from eval.dataset import DATA_DIR, PAIR_FILES, Pair, is_look_alike, load, split
+from eval.dataset import DATA_DIR, PAIR_FILES, Pair, is_genuine, is_look_alike, load, split
 from eval.similarity import Embeddings
 from services.cache_worker.verifier.calibrated import MODEL_FILE, hard_refusal
 from services.cache_worker.verifier.features import FEATURE_NAMES, PairFeatures, pair_features, stem, words
@@ -101,7 +101,7 @@ def served(features: list[PairFeatures], probability: np.ndarray, min_p: float) 
 def rates(pairs: list[Pair], hits: np.ndarray) -> dict[str, float]:
     should = np.array([p.same_answer for p in pairs])
     look_alike = np.array([is_look_alike(p) for p in pairs])
-    genuine = np.array([p.file == "traps_dev" and p.same_answer for p in pairs])
+    genuine = np.array([is_genuine(p) for p in pairs])
     qqp = np.array([p.file == "qqp_pairs_dev" for p in pairs])
     qqp_served = hits & qqp
     categories = {p.category for p in pairs if is_look_alike(p)}
