@@ -55,7 +55,14 @@ IDF_MIN_DF = 3
 SPLITS = 10  # fold assignments the operating point must hold on
 # The word-list flags a masked look-alike has cleared: open word classes (antonyms, names, scope
 # words, units). Numbers and negations are closed classes the regexes and lists cover.
-OPEN_CLASS_FLAGS = ("polarity_mismatch", "scope_mismatch", "scope_swap", "entity_mismatch", "unit_mismatch")
+OPEN_CLASS_FLAGS = (
+    "polarity_mismatch",
+    "strong_polarity",
+    "scope_mismatch",
+    "scope_swap",
+    "entity_mismatch",
+    "unit_mismatch",
+)
 
 
 def idf_weights(pairs: list[Pair]) -> dict[str, float]:

@@ -2,8 +2,10 @@
 
 Numbers, dates, IDs and versions must agree, and so must negation and, when either text holds
 code, the operators and symbols: a pair that differs there is refused outright (the reason says
-which); so is a pair whose few differing words are a swapped name, antonym, scope word or unit, or
-whose words swapped sides of a directional word ("Fahrenheit to Celsius"/"Celsius to Fahrenheit").
+which); so is one where a prompt leaves out what the other names ("without root"/"as root") or adds
+a qualifying phrase to it ("... adjusted for inflation"), or whose few differing words are a swapped
+name, antonym, scope word or unit, or whose words swapped sides of a directional word ("Fahrenheit
+to Celsius"/"Celsius to Fahrenheit"); an antonym paraphrases do not trade is refused among more.
 Every other signal goes into a logistic regression over the features of `features.py` and, when
 the caller passes both prompts' vectors, |u - v| of them too (where in the embedding space the
 two meanings differ). Both are trained by `eval/train.py` on a split of the development data and
@@ -26,7 +28,7 @@ from services.cache_worker.verifier.base import HitVerifier, PromptVectors, Verd
 from services.cache_worker.verifier.features import FEATURE_NAMES, FEATURE_REASONS, PairFeatures, pair_features
 
 MODEL_FILE = Path(__file__).with_name("model.json")
-HARD_RULES = ("number_mismatch", "negation_mismatch", "symbol_mismatch")
+HARD_RULES = ("number_mismatch", "negation_mismatch", "exclusion_mismatch", "symbol_mismatch", "added_phrase")
 # When the texts differ in at most this many content words, a name, antonym, unit or number that
 # differs is the whole difference: "the same question about something else".
 SMALL_DIFFERENCE = 3
@@ -42,18 +44,28 @@ SWAP_RULES = (
 # documents that open alike score near 1.0 whatever follows; checking what follows costs the event
 # loop tens of milliseconds per candidate at a few thousand characters of code, seconds at 64,000.
 MAX_VERIFIED_CHARS = 2000
-SWAP_REASONS = {"number_one_side": "number_mismatch", "scope_swap": "scope_mismatch"}
+# An antonym swap of words paraphrases do not trade stands out among more rewording.
+WIDE_DIFFERENCE = 8
+SWAP_REASONS = {
+    "number_one_side": "number_mismatch",
+    "scope_swap": "scope_mismatch",
+    "added_phrase": "scope_mismatch",
+    "strong_polarity": "polarity_mismatch",
+}
 
 
 def hard_refusal(features: PairFeatures) -> str | None:
     """The reason a pair is refused whatever the model says, or None."""
     for rule in HARD_RULES:
         if getattr(features, rule):
-            return rule
-    if features.only_query + features.only_candidate <= SMALL_DIFFERENCE:
+            return SWAP_REASONS.get(rule, rule)
+    differing = features.only_query + features.only_candidate
+    if differing <= SMALL_DIFFERENCE:
         for rule in SWAP_RULES:
             if getattr(features, rule):
                 return SWAP_REASONS.get(rule, rule)
+    if differing <= WIDE_DIFFERENCE and features.strong_polarity:
+        return "polarity_mismatch"
     return None
 
 

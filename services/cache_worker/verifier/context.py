@@ -11,11 +11,11 @@ them (the most recent 1,500 characters: what is embedded). They only refuse: a r
 
 from __future__ import annotations
 
-from services.cache_worker.verifier.calibrated import HARD_RULES, SMALL_DIFFERENCE, hard_refusal
+from services.cache_worker.verifier.calibrated import SMALL_DIFFERENCE, hard_refusal
 from services.cache_worker.verifier.features import facts, must_agree, pair_features
 
 # Past this many differing content words (before typos and word families are matched) no swap rule
-# can apply (they need at most SMALL_DIFFERENCE): only numbers, negation and code are compared,
+# can apply (they need at most SMALL_DIFFERENCE): only numbers, negation, exclusion and code are compared,
 # which spares matching every word against every other in two long, reworded histories.
 FAR_APART = 4 * SMALL_DIFFERENCE
 
@@ -27,7 +27,7 @@ def context_disagreement(query_context: str, candidate_context: str) -> str | No
     query, candidate = facts(query_context), facts(candidate_context)
     if len(query.content ^ candidate.content) > FAR_APART:
         signals = must_agree(query, candidate)
-        rule = next((rule for rule in HARD_RULES if signals[rule]), None)
+        rule = next((rule for rule, differs in signals.items() if differs), None)
     else:
         # The similarity and word weights only feed the model, which does not judge histories: rules only.
         rule = hard_refusal(pair_features(query_context, candidate_context, similarity=1.0))

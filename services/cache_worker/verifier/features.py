@@ -1,7 +1,8 @@
 """Cheap, explainable signals that two similar texts still ask different things.
 
 Pure functions over two strings (and their cosine similarity): numbers, dates, IDs and versions,
-negation, polarity (antonym swaps), scope (first/last, adults/children, all/some, superlatives),
+negation and exclusion ("without", "except", "avoid"), polarity (antonym swaps, opposite prefixes),
+added qualifying phrases, scope (first/last, adults/children, all/some, superlatives),
 named entities, products, languages and units, the content words that differ between the texts,
 words on swapped sides of a directional word ("Fahrenheit to Celsius"), and the operators and
 symbols of code (`symbols.py`). Everything is regexes and set arithmetic on a few dozen tokens:
@@ -46,6 +47,24 @@ NEGATIONS = frozenset(
     " wont wouldnt shouldnt couldnt mustnt hasnt havent hadnt aint".split()
 )
 NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "il", "ir", "dis", "anti-", "anti")
+# Words that leave out what follows them: "without root", "skips the Vatican", "avoid eating". A text
+# that leaves a thing out asks the opposite of one that names it plainly ("as root", "includes the
+# Vatican", "what can I eat"); one that leaves it out in other words ("sugar-free") asks the same.
+EXCLUSION_WORDS = frozenset(
+    "without except excluding avoid avoids avoided avoiding prevent prevents preventing avert averting skip skips"
+    " skipped omit omits omitted omitting lacking".split()
+)
+_EXCLUSION_HELPERS = frozenset("needing getting having".split())  # "without needing to download": download
+EXCLUSION_REACH = 4  # the excluded thing: the first content word of the next four tokens
+_EXCLUDING_OR_HELPER = EXCLUSION_WORDS | _EXCLUSION_HELPERS
+_LEFT_OUT = re.compile(r"\b([A-Za-z]+)-free\b(?!-)", re.IGNORECASE)  # "sugar-free": sugar left out
+# Prefixes of opposite meaning on one stem: "overactive"/"underactive", "inhale"/"exhale".
+OPPOSITE_PREFIXES = (
+    ("over", "under"), ("hyper", "hypo"), ("pre", "post"), ("inter", "intra"), ("sub", "super"),
+    ("micro", "macro"), ("mono", "poly"), ("uni", "multi"), ("up", "down"), ("in", "out"), ("im", "ex"),
+    ("in", "ex"), ("min", "max"),
+)  # fmt: skip
+MIN_PREFIXED_STEM = 4  # "inhale": "hale"; shorter leftovers ("in"+"to") are not one stem
 
 # Words whose swap turns a question into its opposite (either order); compared after light stemming.
 ANTONYMS = [
@@ -110,6 +129,12 @@ SCOPE_KINDS: dict[str, dict[str, str]] = {  # kind -> word -> what it picks (its
                " ever sometimes usually often rarely".split()},
 }  # fmt: skip
 SWAPPABLE_SCOPE_KINDS = ("order", "audience", "superlative")
+# Antonyms that paraphrases trade freely ("get in"/"get out of", "the best way"/"a good way", "with
+# no"/"without"): an antonym swap among other rewording counts only between other words.
+LOOSE_ANTONYMS = frozenset(
+    "with without in out on off up down over under into from to good bad best worst new old more less most"
+    " least all one some first front back left right top bottom big small large little long short".split()
+)
 # Superlatives ("fastest", "cheapest", "tallest") pick one of many ("best" and "most" are loose).
 _SUPERLATIVE = re.compile(r"^[a-z]{3,}est$")
 NOT_SUPERLATIVES = frozenset(
@@ -325,6 +350,7 @@ class TextFacts:
     directions: tuple[Direction, ...]  # each directional word, with the content words on its sides
     code: CodeSymbols
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
+    excluded: frozenset[str] = frozenset()  # stems of what the text leaves out ("without root": root)
 
 
 MAX_CACHED_TEXT = 2000  # histories are compared from their last 1,500 characters; prompts are mostly short
@@ -364,6 +390,17 @@ def _facts(text: str) -> TextFacts:
     units |= {unit for symbol, unit in _UNIT_SYMBOLS.items() if symbol in lowered}
     units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
     negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
+    excluded = {
+        stem(word.lower())
+        for word in _LEFT_OUT.findall(normalized)
+        if _is_content(word.lower()) and word.lower() != "feel"
+    }
+    for i, token in enumerate(tokens):
+        if token in EXCLUSION_WORDS:
+            following = tokens[i + 1 : i + 1 + EXCLUSION_REACH]
+            thing = next((t for t in following if _is_content(t) and t not in _EXCLUDING_OR_HELPER), None)
+            if thing is not None:
+                excluded.add(stem(thing))
     content = frozenset(stem(t) for t in tokens if _is_content(t))
     return TextFacts(
         tokens=tokens,
@@ -377,6 +414,7 @@ def _facts(text: str) -> TextFacts:
         names=_names(tokens, entities),
         directions=directions(normalized, tokens),
         code=code_symbols(text),
+        excluded=frozenset(excluded),
     )
 
 
@@ -465,6 +503,44 @@ def _antonym_swap(only_a: set[str], only_b: set[str]) -> bool:
     return any(_ROOT_PARTNERS.get(rx, _NONE) & roots_b for x in only_a for rx in _roots(x))
 
 
+def _prefix_opposites(only_a: set[str], only_b: set[str]) -> bool:
+    """One side has a word the other has with the opposite prefix ("overactive"/"underactive")."""
+    for x in only_a:
+        for first, second in OPPOSITE_PREFIXES:
+            for mine, theirs in ((first, second), (second, first)):
+                if x.startswith(mine) and len(x) - len(mine) >= MIN_PREFIXED_STEM and theirs + x[len(mine) :] in only_b:
+                    return True
+    return False
+
+
+def exclusion_mismatch(q: TextFacts, c: TextFacts) -> bool:
+    """One text leaves out what the other names without leaving it out ("without root"/"as root")."""
+    return bool((q.excluded - c.excluded) & c.stems) or bool((c.excluded - q.excluded) & q.stems)
+
+
+def added_phrase(short: tuple[str, ...], long: tuple[str, ...], added: set[str]) -> bool:
+    """The longer text is the shorter plus a qualifying phrase, and says nothing the shorter does not
+    otherwise (`added`: its content words the shorter lacks). Put in with nothing else changed, two
+    content words make a phrase ("the largest file in a directory" + "including all subdirectories",
+    "the highest-grossing film" + "adjusted for inflation"); among reworded text, a run of three
+    ("remove duplicates from a Python list" + "while keeping the original order")."""
+    if len(short) < len(long):
+        head = 0
+        while head < len(short) and short[head] == long[head]:
+            head += 1
+        tail = 0
+        while tail < len(short) - head and short[-1 - tail] == long[-1 - tail]:
+            tail += 1
+        if head + tail == len(short):
+            return sum(1 for t in long[head : len(long) - tail] if _is_content(t)) >= MIN_INSERTED_WORDS
+    run = longest = 0
+    for token in long:
+        if _is_content(token):
+            run = run + 1 if stem(token) in added else 0
+            longest = max(longest, run)
+    return longest >= MIN_ADDED_RUN
+
+
 def _same_family(a: str, b: str) -> bool:
     """ "differ"/"difference", "dehydrat"/"dehydration": a long shared beginning."""
     shorter = min(len(a), len(b))
@@ -527,6 +603,9 @@ class PairFeatures:
     unit_mismatch: bool
     symbol_mismatch: bool  # one holds code, and their operators, brackets, code quotes or number order differ
     order_swap: bool  # the same words on swapped sides of a directional word ("F to C"/"C to F")
+    exclusion_mismatch: bool  # one leaves out what the other names ("without root"/"as root")
+    strong_polarity: bool  # an antonym swap of words paraphrases do not trade ("cold"/"hot", "open"/"close")
+    added_phrase: bool  # one is the other plus a qualifying phrase ("... adjusted for inflation")
     only_query: int  # content words the query has and the candidate lacks (a name of several words: one)
     only_candidate: int
     content_jaccard: float
@@ -582,6 +661,8 @@ FEATURE_REASONS = {
     "entity_mismatch": "entity_mismatch",
     "unit_mismatch": "unit_mismatch",
 }
+MIN_INSERTED_WORDS = 2  # one added word is often filler ("ever", "really", "in life"); two are a qualifier
+MIN_ADDED_RUN = 3  # rewording brings pairs of new words ("get"/"retrieve all info"); a new clause, three
 DEFAULT_IDF = 8.0  # a word unseen in the training corpus: rare, so it matters
 MAX_IDF = 10.0
 
@@ -592,6 +673,7 @@ def must_agree(q: TextFacts, c: TextFacts) -> dict[str, bool]:
         "number_mismatch": bool(q.numbers) and bool(c.numbers) and q.numbers != c.numbers,
         "number_one_side": bool(q.numbers) != bool(c.numbers),
         "negation_mismatch": (q.negations > 0) != (c.negations > 0),
+        "exclusion_mismatch": exclusion_mismatch(q, c),
         "symbol_mismatch": symbol_mismatch(q.code, c.code),
     }
 
@@ -605,8 +687,12 @@ def pair_features(
     only_c = _unmatched(c.content, q.content, c.tokens, q.tokens)
     q_diff_tokens = set(q.tokens) - set(c.tokens)
     c_diff_tokens = set(c.tokens) - set(q.tokens)
+    strong_polarity = _antonym_swap(
+        q_diff_tokens - LOOSE_ANTONYMS, c_diff_tokens - LOOSE_ANTONYMS
+    ) or _prefix_opposites(q_diff_tokens, c_diff_tokens)
     polarity = (
-        _antonym_swap(q_diff_tokens, c_diff_tokens)
+        strong_polarity
+        or _antonym_swap(q_diff_tokens, c_diff_tokens)
         or any(_negated_form(w, c.token_set) for w in q_diff_tokens)
         or any(_negated_form(w, q.token_set) for w in c_diff_tokens)
     )
@@ -631,6 +717,9 @@ def pair_features(
         entity_mismatch=entity_mismatch,
         unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
         order_swap=order_swapped(q.directions, c.directions),
+        strong_polarity=strong_polarity,
+        added_phrase=bool(only_q) != bool(only_c)
+        and (added_phrase(c.tokens, q.tokens, only_q) if only_q else added_phrase(q.tokens, c.tokens, only_c)),
         only_query=_count_names_once(only_q, q.names),
         only_candidate=_count_names_once(only_c, c.names),
         content_jaccard=len(q.content & c.content) / union if union else 1.0,

@@ -386,6 +386,75 @@ def test_a_swapped_scope_is_refused(verifier: CalibratedVerifier) -> None:
     assert (verdict.accept, verdict.reason) == (False, "scope_mismatch")
 
 
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("How do I install Node.js with sudo?", "How do I install Node.js without sudo?"),
+        ("Plan a week of dinners that use chicken", "Plan a week of dinners that avoid chicken"),
+        ("Show all orders that were cancelled", "Show all orders except cancelled ones"),
+        ("Plan a day in Rome that includes the Colosseum", "Plan a day in Rome that skips the Colosseum"),
+    ],
+)
+def test_leaving_a_thing_out_is_refused(verifier: CalibratedVerifier, stored: str, asked: str) -> None:
+    verdict = verify(verifier, asked, stored, 0.95)
+    assert (verdict.accept, verdict.reason) == (False, "exclusion_mismatch")
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("How do I bake bread without yeast?", "How do I bake yeast-free bread?"),
+        (
+            "How can I work offline without downloading the files?",
+            "How can I work offline without having to download the files?",
+        ),
+        ("How do I avoid merge conflicts in git?", "How do I prevent merge conflicts in git?"),
+    ],
+)
+def test_leaving_a_thing_out_in_other_words_is_no_exclusion(stored: str, asked: str) -> None:
+    assert not pair_features(asked, stored, 0.95).exclusion_mismatch
+
+
+def test_opposite_prefixes_and_antonyms_among_other_rewording_are_refused(verifier: CalibratedVerifier) -> None:
+    assert pair_features("Is hyperthyroidism genetic?", "Is hypothyroidism genetic?", 0.95).polarity_mismatch
+    # Five differing words: more than a plain swap rule reads, but "inhale"/"exhale" is no paraphrase.
+    breath = verify(
+        verifier, "Should a runner exhale through the mouth?", "Do runners inhale via the nose or mouth?", 0.9
+    )
+    assert (breath.accept, breath.reason) == (False, "polarity_mismatch")
+    # Antonyms paraphrases trade ("with no"/"without", "good"/"bad") do not count among other rewording.
+    assert not pair_features(
+        "What's a good way to learn Spanish with no money?", "Cheapest method to pick up Spanish without spending", 0.9
+    ).strong_polarity
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("How do I count the words in a file?", "How do I count the words in a file, ignoring blank lines?"),
+        (
+            "What is the capital gains tax rate in Canada?",
+            "What is the capital gains tax rate in Canada for shares held by a corporation?",
+        ),
+        (
+            "How do I sort a dict by value in Python?",
+            "In Python, how do I sort a dict by value while breaking ties alphabetically by key?",
+        ),
+    ],
+)
+def test_an_added_qualifying_phrase_is_refused(verifier: CalibratedVerifier, stored: str, asked: str) -> None:
+    for query, candidate in ((asked, stored), (stored, asked)):
+        verdict = verify(verifier, query, candidate, 0.95)
+        assert (verdict.accept, verdict.reason) == (False, "scope_mismatch")
+
+
+def test_added_filler_is_no_qualifier() -> None:
+    assert not pair_features(
+        "Hey, quick question: how do I reset my router?", "How do I reset my router?", 0.97
+    ).added_phrase
+    assert not pair_features("What is the biggest ocean in the world?", "What is the biggest ocean?", 0.95).added_phrase
+
+
 def test_paraphrases_and_near_repeats_are_accepted(verifier: CalibratedVerifier) -> None:
     water = "What is the boiling point of water at sea level?"
     reworded = verify(
