@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,19 @@ KNOWN_NAMES = frozenset(
     " microsoft facebook instagram whatsapp tiktok twitter paypal venmo visa mastercard amex shopify"
     " squarespace wordpress wix stripe openai chatgpt gpt claude llama".split()
 )
+# Names that are also everyday words ("the word cactus", "go to", "on the edge"): names only when
+# capitalized inside a sentence, as any name is.
+NAMES_WHEN_CAPITALIZED = frozenset(
+    "word go c r edge arch teams zoom express spring lambda swift node galaxy pixel apple visa slack outlook"
+    " safari chrome".split()
+)
+_KNOWN_LOWERCASE_NAMES = KNOWN_NAMES - NAMES_WHEN_CAPITALIZED
+# An acronym and the words it stands for ("GDPR"/"General Data Protection Regulation"); these small
+# words may be skipped in the initials ("Department of Energy": DOE or DE).
+_INITIALISM_SKIPPED = frozenset("of and the for on in to &".split())
+MAX_INITIALS = 6
+_ACRONYM = re.compile(r"[A-Z]{2,}|(?:[A-Z]\.){2,}[A-Z]?\.?|(?:[A-Z]\.)+[A-Z]")
+_DOTTED_INITIALS = re.compile(r"(?:[a-z]\.)+[a-z]\.?")  # "n.a.s.a", "u.s."
 
 # Words with a direction: "convert X to Y", "X bigger than Y", "from X to Y", "X before Y". The same
 # words on swapped sides of one ask the opposite ("Fahrenheit to Celsius"/"Celsius to Fahrenheit");
@@ -265,12 +279,21 @@ def scope_of(tokens: Iterable[str]) -> set[tuple[str, str]]:
 
 
 def _normalize(text: str) -> str:
+    if not text.isascii():  # "résumé": "resume", "naïve": "naive"
+        text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
     return _THOUSANDS.sub("", text.translate(_APOSTROPHE)).replace("%", " percent ").replace("cannot", "cant")
 
 
+def _word_token(raw: str) -> str:
+    """A word as the signals compare it: lower case, no apostrophe, initials without their dots ("N.A.S.A.")."""
+    word = raw.lower().replace("'", "")
+    return word.replace(".", "") if _DOTTED_INITIALS.fullmatch(word) else word
+
+
 def words(text: str) -> list[str]:
-    """Lower-case word tokens (numbers kept as tokens; apostrophes dropped: "don't" -> "dont")."""
-    return [w.lower().replace("'", "") for w in _WORD.findall(_normalize(text))]
+    """Lower-case word tokens (numbers kept as tokens; apostrophes dropped: "don't" -> "dont"; a
+    possessive's "'s" too: "the EU's" -> "eu")."""
+    return [_word_token(w.removesuffix("'s")) for w in _WORD.findall(_normalize(text))]
 
 
 # --- the signals ------------------------------------------------------------------------------------
@@ -351,6 +374,7 @@ class TextFacts:
     code: CodeSymbols
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
     excluded: frozenset[str] = frozenset()  # stems of what the text leaves out ("without root": root)
+    acronyms: frozenset[str] = frozenset()  # words in capitals or dotted initials ("GDPR", "N.A.S.A.")
 
 
 MAX_CACHED_TEXT = 2000  # histories are compared from their last 1,500 characters; prompts are mostly short
@@ -379,11 +403,11 @@ def _facts(text: str) -> TextFacts:
         if low in DATE_WORDS and (low not in AMBIGUOUS_DATE_WORDS or raw[0].isupper()):
             numbers.add(low[:3])
     entities = {
-        raw.lower().replace("'", "")
+        _word_token(raw.removesuffix("'s"))  # "the EU's rules": the EU
         for raw in raw_words
         if raw[0].isupper() and raw not in sentence_starts and raw.lower() not in STOPWORDS and raw != "I"
     }
-    entities |= {t for t in tokens if t in KNOWN_NAMES}
+    entities |= {t for t in tokens if t in _KNOWN_LOWERCASE_NAMES}
     entities -= DATE_WORDS
     units = {UNITS[stem(t)] if stem(t) in UNITS else UNITS[t] for t in tokens if t in UNITS or stem(t) in UNITS}
     lowered = normalized.lower()
@@ -415,6 +439,11 @@ def _facts(text: str) -> TextFacts:
         directions=directions(normalized, tokens),
         code=code_symbols(text),
         excluded=frozenset(excluded),
+        acronyms=frozenset(
+            _word_token(raw)
+            for raw in raw_words
+            if _ACRONYM.fullmatch(raw) and len(raw.replace(".", "")) <= MAX_INITIALS
+        ),
     )
 
 
@@ -513,6 +542,14 @@ def _prefix_opposites(only_a: set[str], only_b: set[str]) -> bool:
     return False
 
 
+def negation_differs(q: TextFacts, c: TextFacts) -> bool:
+    """One text negates and the other does not, nor says it with a negating prefix ("isn't used"/"unused")."""
+    if (q.negations > 0) == (c.negations > 0):
+        return False
+    plain, negating = (q, c) if c.negations else (c, q)
+    return not any(_negated_form(word, negating.token_set) for word in plain.tokens)
+
+
 def exclusion_mismatch(q: TextFacts, c: TextFacts) -> bool:
     """One text leaves out what the other names without leaving it out ("without root"/"as root")."""
     return bool((q.excluded - c.excluded) & c.stems) or bool((c.excluded - q.excluded) & q.stems)
@@ -577,15 +614,43 @@ def _unmatched(
     return left
 
 
-def _missing(entities: frozenset[str], other: TextFacts) -> set[str]:
-    """The entities the other text does not mention (nor misspell)."""
-    return {
+def _missing(mine: TextFacts, other: TextFacts, abbreviated: set[str]) -> set[str]:
+    """My entities the other text does not mention: nor misspell, nor write as one word or two
+    ("Wi-Fi"/"WiFi"), nor spell out or abbreviate (`abbreviated`: my words an acronym accounts for)."""
+    missing = {
         e
-        for e in entities
+        for e in mine.entities
         if e not in other.token_set
         and stem(e) not in other.stems
         and not any(is_typo(e, t) for t in other.token_set if t[:1] == e[:1])
     }
+    if not missing:
+        return missing
+    mine_pairs = zip(mine.tokens, mine.tokens[1:], strict=False)
+    other_joined = {x + y for x, y in zip(other.tokens, other.tokens[1:], strict=False)}
+    missing -= {part for x, y in mine_pairs if x + y in other.token_set for part in (x, y)}
+    return missing - other_joined - abbreviated
+
+
+def _spelled_out(tokens: tuple[str, ...], acronyms: frozenset[str]) -> dict[str, tuple[str, ...]]:
+    """The acronyms whose letters are the initials of a run of `tokens`, with that run's words."""
+    wanted = set(acronyms)
+    found: dict[str, tuple[str, ...]] = {}
+    for start, first in enumerate(tokens):
+        if not wanted or first in _INITIALISM_SKIPPED:
+            continue
+        initials, every_initial, run = "", "", []  # "Department of Energy": "de" and "doe"
+        for token in tokens[start : start + 2 * MAX_INITIALS]:
+            run.append(token)
+            every_initial += token[0]
+            if token not in _INITIALISM_SKIPPED:
+                initials += token[0]
+            for spelled in {initials, every_initial} & wanted:
+                found[spelled] = tuple(run)
+                wanted.discard(spelled)
+            if len(initials) >= MAX_INITIALS:
+                break
+    return found
 
 
 @dataclass(frozen=True)
@@ -672,7 +737,7 @@ def must_agree(q: TextFacts, c: TextFacts) -> dict[str, bool]:
     return {
         "number_mismatch": bool(q.numbers) and bool(c.numbers) and q.numbers != c.numbers,
         "number_one_side": bool(q.numbers) != bool(c.numbers),
-        "negation_mismatch": (q.negations > 0) != (c.negations > 0),
+        "negation_mismatch": negation_differs(q, c),
         "exclusion_mismatch": exclusion_mismatch(q, c),
         "symbol_mismatch": symbol_mismatch(q.code, c.code),
     }
@@ -693,13 +758,25 @@ def pair_features(
     polarity = (
         strong_polarity
         or _antonym_swap(q_diff_tokens, c_diff_tokens)
-        or any(_negated_form(w, c.token_set) for w in q_diff_tokens)
-        or any(_negated_form(w, q.token_set) for w in c_diff_tokens)
+        # "unused"/"used" is a polarity swap; "unused"/"isn't used" is the same (the negation's rule).
+        or (
+            (q.negations > 0) == (c.negations > 0)
+            and (
+                any(_negated_form(w, c.token_set) for w in q_diff_tokens)
+                or any(_negated_form(w, q.token_set) for w in c_diff_tokens)
+            )
+        )
     )
     q_scope_all, c_scope_all = scope_of(q.tokens), scope_of(c.tokens)
     q_scope = {kind for kind, _ in q_scope_all - c_scope_all}
     c_scope = {kind for kind, _ in c_scope_all - q_scope_all}
-    entity_mismatch = bool(_missing(q.entities, c)) or bool(_missing(c.entities, q))
+    # Acronyms one text spells out ("GDPR"/"General Data Protection Regulation"): those words match.
+    q_spells, c_spells = _spelled_out(q.tokens, c.acronyms), _spelled_out(c.tokens, q.acronyms)
+    q_abbreviated = {word for run in q_spells.values() for word in run} | set(c_spells)
+    c_abbreviated = {word for run in c_spells.values() for word in run} | set(q_spells)
+    only_q -= {stem(word) for word in q_abbreviated}
+    only_c -= {stem(word) for word in c_abbreviated}
+    entity_mismatch = bool(_missing(q, c, q_abbreviated)) or bool(_missing(c, q, c_abbreviated))
     weights = idf or {}
 
     def weight(word: str) -> float:

@@ -100,6 +100,40 @@ def test_entities_units_and_typos() -> None:
     assert not is_typo("ethanol", "methanol") and not is_typo("austria", "australia")
 
 
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("How do I pair a Bluetooth mouse?", "how do I pair a bluetooth mouse"),
+        ("Why is my Wi-Fi slow?", "Why is my WiFi slow?"),
+        ("What does the U.N. do?", "What does the UN do?"),
+        ("Can I write my CV in Word?", "Can I write my CV in Word?"),
+        ("Where is the café in the Louvre?", "Where is the cafe in the Louvre?"),
+        ("What does the WHO recommend for sleep?", "What does the World Health Organization recommend for sleep?"),
+        ("Is the DOE funding fusion?", "Is the Department of Energy funding fusion?"),
+        ("What are the EU's roaming rules?", "What are the EU roaming rules?"),
+        ("How do I spell the word necessary?", "What's the spelling of necessary?"),
+    ],
+)
+def test_a_name_written_another_way_is_the_same_name(stored: str, asked: str) -> None:
+    features = pair_features(asked, stored, 0.95)
+    assert not features.entity_mismatch, features.differing
+
+
+def test_names_that_are_everyday_words_count_when_capitalized() -> None:
+    assert pair_features(
+        "Export a table from Excel to Word", "Export a table from Excel to PowerPoint", 0.9
+    ).entity_mismatch
+    assert not facts("Go to the settings page").entities
+    assert pair_features("What does the CIA do?", "What does the FBI do?", 0.9).entity_mismatch
+
+
+def test_a_negating_prefix_is_a_negation() -> None:
+    assert not pair_features("Which images are unused?", "Which images aren't used?", 0.95).negation_mismatch
+    assert not pair_features("Which images are unused?", "Which images aren't used?", 0.95).polarity_mismatch
+    assert pair_features("Which images are unused?", "Which images are used?", 0.95).polarity_mismatch
+    assert pair_features("Which images are not used?", "Which images are used?", 0.95).negation_mismatch
+
+
 def test_a_unit_written_two_ways_is_one_word() -> None:
     spelled = pair_features("Convert 5 miles to km", "convert 5 miles to kilometers", 0.95)
     assert (spelled.only_query, spelled.only_candidate, spelled.unit_mismatch) == (0, 0, False)
