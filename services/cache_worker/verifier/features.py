@@ -185,7 +185,7 @@ _KNOWN_LOWERCASE_NAMES = KNOWN_NAMES - NAMES_WHEN_CAPITALIZED
 # words may be skipped in the initials ("Department of Energy": DOE or DE).
 _INITIALISM_SKIPPED = frozenset("of and the for on in to &".split())
 MAX_INITIALS = 6
-_ACRONYM = re.compile(r"[A-Z]{2,}|(?:[A-Z]\.){2,}[A-Z]?\.?|(?:[A-Z]\.)+[A-Z]")
+_ACRONYM = re.compile(r"[A-Z]{2,}|(?:[A-Z]\.)+[A-Z]\.?")  # "GDPR", "N.A.S.A"
 _DOTTED_INITIALS = re.compile(r"(?:[a-z]\.)+[a-z]\.?")  # "n.a.s.a", "u.s."
 
 # Words with a direction: "convert X to Y", "X bigger than Y", "from X to Y", "X before Y". The same
@@ -414,11 +414,7 @@ def _facts(text: str) -> TextFacts:
     units |= {unit for symbol, unit in _UNIT_SYMBOLS.items() if symbol in lowered}
     units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
     negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
-    excluded = {
-        stem(word.lower())
-        for word in _LEFT_OUT.findall(normalized)
-        if _is_content(word.lower()) and word.lower() != "feel"
-    }
+    excluded = {stem(word.lower()) for word in _LEFT_OUT.findall(normalized) if _is_content(word.lower())}
     for i, token in enumerate(tokens):
         if token in EXCLUSION_WORDS:
             following = tokens[i + 1 : i + 1 + EXCLUSION_REACH]
@@ -440,9 +436,9 @@ def _facts(text: str) -> TextFacts:
         code=code_symbols(text),
         excluded=frozenset(excluded),
         acronyms=frozenset(
-            _word_token(raw)
+            _word_token(word)
             for raw in raw_words
-            if _ACRONYM.fullmatch(raw) and len(raw.replace(".", "")) <= MAX_INITIALS
+            if _ACRONYM.fullmatch(word := raw.removesuffix("'s")) and len(word.replace(".", "")) <= MAX_INITIALS
         ),
     )
 
@@ -636,6 +632,8 @@ def _spelled_out(tokens: tuple[str, ...], acronyms: frozenset[str]) -> dict[str,
     """The acronyms whose letters are the initials of a run of `tokens`, with that run's words."""
     wanted = set(acronyms)
     found: dict[str, tuple[str, ...]] = {}
+    if not wanted:
+        return found
     for start, first in enumerate(tokens):
         if not wanted or first in _INITIALISM_SKIPPED:
             continue
