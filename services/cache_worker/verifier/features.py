@@ -58,7 +58,8 @@ EXCLUSION_WORDS = frozenset(
 _EXCLUSION_HELPERS = frozenset("needing getting having".split())  # "without needing to download": download
 EXCLUSION_REACH = 4  # the excluded thing: the first content word of the next four tokens
 _EXCLUDING_OR_HELPER = EXCLUSION_WORDS | _EXCLUSION_HELPERS
-_LEFT_OUT = re.compile(r"\b([A-Za-z]+)-free\b(?!-)", re.IGNORECASE)  # "sugar-free": sugar left out
+# "sugar-free", "windowless": sugar, window left out
+_LEFT_OUT = re.compile(r"\b([A-Za-z]+)-free\b(?!-)|\b([A-Za-z]{4,})less\b", re.IGNORECASE)
 # Prefixes of opposite meaning on one stem: "overactive"/"underactive", "inhale"/"exhale".
 OPPOSITE_PREFIXES = (
     ("over", "under"), ("hyper", "hypo"), ("pre", "post"), ("inter", "intra"), ("sub", "super"),
@@ -414,7 +415,9 @@ def _facts(text: str) -> TextFacts:
     units |= {unit for symbol, unit in _UNIT_SYMBOLS.items() if symbol in lowered}
     units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
     negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
-    excluded = {stem(word.lower()) for word in _LEFT_OUT.findall(normalized) if _is_content(word.lower())}
+    excluded = {
+        stem(word) for match in _LEFT_OUT.findall(normalized.lower()) for word in match if word and _is_content(word)
+    }
     for i, token in enumerate(tokens):
         if token in EXCLUSION_WORDS:
             following = tokens[i + 1 : i + 1 + EXCLUSION_REACH]

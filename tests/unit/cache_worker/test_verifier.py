@@ -438,6 +438,7 @@ def test_leaving_a_thing_out_is_refused(verifier: CalibratedVerifier, stored: st
     ("stored", "asked"),
     [
         ("How do I bake bread without yeast?", "How do I bake yeast-free bread?"),
+        ("Paint for a bathroom without windows", "Paint for a windowless bathroom"),
         (
             "How can I work offline without downloading the files?",
             "How can I work offline without having to download the files?",
