@@ -55,7 +55,8 @@ EXCLUSION_WORDS = frozenset(
     "without except excluding avoid avoids avoided avoiding prevent prevents preventing avert averting skip skips"
     " skipped omit omits omitted omitting lacking".split()
 )
-_EXCLUSION_HELPERS = frozenset("needing getting having".split())  # "without needing to download": download
+# Verbs before the thing left out: "without needing to download", "without leaving streaks"
+_EXCLUSION_HELPERS = frozenset("needing getting having leaving making causing".split())
 EXCLUSION_REACH = 4  # the excluded thing: the first content word of the next four tokens
 _EXCLUDING_OR_HELPER = EXCLUSION_WORDS | _EXCLUSION_HELPERS
 # "sugar-free", "windowless": sugar, window left out
@@ -118,19 +119,21 @@ _AUDIENCES = {
     "adult": "adult adults grownup grownups", "child": "child children kid kids", "teen": "teen teens teenager"
     " teenagers", "baby": "baby babies infant infants toddler toddlers newborn newborns", "senior": "senior"
     " seniors elderly", "male": "man men boy boys male males", "female": "woman women girl girls female females",
-    "pregnant": "pregnant", "beginner": "beginner beginners novice novices", "expert": "expert experts",
+    "pregnant": "pregnant", "beginner": "beginner beginners novice novices newbie newbies", "intermediate":
+    "intermediate", "expert": "expert experts advanced experienced professional professionals seasoned",
     "student": "student students", "dog": "dog dogs puppy puppies", "cat": "cat cats kitten kittens",
 }  # fmt: skip
 SCOPE_KINDS: dict[str, dict[str, str]] = {  # kind -> word -> what it picks (its class)
     "order": {w: w for w in "first last next previous earliest latest initial final before after during until"
               " since".split()},
     "audience": {w: audience for audience, members in _AUDIENCES.items() for w in members.split()},
+    "season": {w: w for w in "spring summer autumn winter".split()},
     # Quora's "some"/"any"/"all" are interchangeable: a swap among these is no new question.
     "amount": {w: w for w in "all every each any some none only both either neither whole entire single"
                " multiple several many few except excluding including ignoring besides alone per always never"
                " ever sometimes usually often rarely".split()},
 }  # fmt: skip
-SWAPPABLE_SCOPE_KINDS = ("order", "audience", "superlative")
+SWAPPABLE_SCOPE_KINDS = ("order", "audience", "season", "superlative")
 # Antonyms that paraphrases trade freely ("get in"/"get out of", "the best way"/"a good way", "with
 # no"/"without"): an antonym swap among other rewording counts only between other words.
 LOOSE_ANTONYMS = frozenset(
@@ -374,7 +377,7 @@ class TextFacts:
     directions: tuple[Direction, ...]  # each directional word, with the content words on its sides
     code: CodeSymbols
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
-    excluded: frozenset[str] = frozenset()  # stems of what the text leaves out ("without root": root)
+    excluded: frozenset[str] = frozenset()  # roots of what the text leaves out ("without root": root)
     acronyms: frozenset[str] = frozenset()  # words in capitals or dotted initials ("GDPR", "N.A.S.A.")
 
 
@@ -416,14 +419,14 @@ def _facts(text: str) -> TextFacts:
     units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
     negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
     excluded = {
-        stem(word) for match in _LEFT_OUT.findall(normalized.lower()) for word in match if word and _is_content(word)
+        _root(word) for match in _LEFT_OUT.findall(normalized.lower()) for word in match if word and _is_content(word)
     }
     for i, token in enumerate(tokens):
         if token in EXCLUSION_WORDS:
             following = tokens[i + 1 : i + 1 + EXCLUSION_REACH]
             thing = next((t for t in following if _is_content(t) and t not in _EXCLUDING_OR_HELPER), None)
             if thing is not None:
-                excluded.add(stem(thing))
+                excluded.add(_root(thing))
     content = frozenset(stem(t) for t in tokens if _is_content(t))
     return TextFacts(
         tokens=tokens,
@@ -551,7 +554,10 @@ def negation_differs(q: TextFacts, c: TextFacts) -> bool:
 
 def exclusion_mismatch(q: TextFacts, c: TextFacts) -> bool:
     """One text leaves out what the other names without leaving it out ("without root"/"as root")."""
-    return bool((q.excluded - c.excluded) & c.stems) or bool((c.excluded - q.excluded) & q.stems)
+    only_q, only_c = q.excluded - c.excluded, c.excluded - q.excluded
+    return bool(only_q and only_q & {_root(t) for t in c.tokens}) or bool(
+        only_c and only_c & {_root(t) for t in q.tokens}
+    )
 
 
 def added_phrase(short: tuple[str, ...], long: tuple[str, ...], added: set[str]) -> bool:

@@ -418,6 +418,15 @@ def test_a_swapped_name_or_antonym_is_refused(verifier: CalibratedVerifier) -> N
 def test_a_swapped_scope_is_refused(verifier: CalibratedVerifier) -> None:
     verdict = verify(verifier, "Flu vaccine dose for adults", "Flu vaccine dose for children", 0.93)
     assert (verdict.accept, verdict.reason) == (False, "scope_mismatch")
+    for stored, asked in [
+        (
+            "What tires are best for driving in Canada in winter?",
+            "What tires are best for driving in Canada in summer?",
+        ),
+        ("Recommend a chess book for beginners", "Recommend a chess book for experienced players"),
+    ]:
+        verdict = verify(verifier, asked, stored, 0.93)
+        assert (verdict.accept, verdict.reason) == (False, "scope_mismatch")
 
 
 @pytest.mark.parametrize(
@@ -427,6 +436,7 @@ def test_a_swapped_scope_is_refused(verifier: CalibratedVerifier) -> None:
         ("Plan a week of dinners that use chicken", "Plan a week of dinners that avoid chicken"),
         ("Show all orders that were cancelled", "Show all orders except cancelled ones"),
         ("Plan a day in Rome that includes the Colosseum", "Plan a day in Rome that skips the Colosseum"),
+        ("Can my employer fire me if they give two weeks' notice?", "Can my employer fire me without giving notice?"),
     ],
 )
 def test_leaving_a_thing_out_is_refused(verifier: CalibratedVerifier, stored: str, asked: str) -> None:
@@ -439,6 +449,7 @@ def test_leaving_a_thing_out_is_refused(verifier: CalibratedVerifier, stored: st
     [
         ("How do I bake bread without yeast?", "How do I bake yeast-free bread?"),
         ("Paint for a bathroom without windows", "Paint for a windowless bathroom"),
+        ("How do I mop a floor without leaving streaks?", "How do I mop a floor so it is streak-free?"),
         (
             "How can I work offline without downloading the files?",
             "How can I work offline without having to download the files?",
