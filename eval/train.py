@@ -51,6 +51,11 @@ PREFILTER = 0.70  # the cache worker's default SIMILARITY_THRESHOLD
 PROBABILITY_GRID = tuple(round(x, 3) for x in np.arange(0.05, 0.995, 0.01))
 MAX_LOOK_ALIKES_SERVED = 0.02
 MAX_LOOK_ALIKES_SERVED_PER_CATEGORY = 0.05
+# The hard rules refuse nearly every train look-alike, so those alone let almost any setting pass
+# (with the exclusion and added-phrase rules the choice fell to 0.10, and that model served 16 of 200
+# blind look-alikes). A look-alike whose word no list knows (a masked one) must be doubted too: at
+# most this share served, about what the text-only model shipped before those rules served (8%).
+MAX_MASKED_LOOK_ALIKES_SERVED = 0.08
 IDF_MIN_DF = 3
 SPLITS = 10  # fold assignments the operating point must hold on
 # The word-list flags a masked look-alike has cleared: open word classes (antonyms, names, scope
@@ -205,7 +210,8 @@ class TrainingSet:
 def operating_point(
     train: list[Pair], features: list[PairFeatures], data: TrainingSet, l2: float | np.ndarray
 ) -> tuple[float, dict[str, Any]]:
-    """The lowest min_probability whose cross-validated look-alike rates meet the targets on every fold assignment.
+    """The lowest min_probability whose cross-validated look-alike rates meet the targets on every fold assignment,
+    and that serves at most MAX_MASKED_LOOK_ALIKES_SERVED of the masked look-alikes.
 
     Returns it and the rates there, averaged over the fold assignments (with each one's own lowest
     setting, and the share of masked look-alikes served: a look-alike whose word no list knows).
@@ -219,7 +225,12 @@ def operating_point(
             oof[folds == k] = fitted.probability(data.x[folds == k])
             held = folds[data.masked_of] == k
             masked_oof[held] = fitted.probability(data.masked_x[held])
-        meeting = (p for p in PROBABILITY_GRID if meets_targets(rates(train, served(features, oof, p))))
+        meeting = (
+            p
+            for p in PROBABILITY_GRID
+            if meets_targets(rates(train, served(features, oof, p)))
+            and (masked_oof >= p).mean() <= MAX_MASKED_LOOK_ALIKES_SERVED
+        )
         lowest.append(float(next(meeting, 1.0)))
         probabilities.append(oof)
         masked_probabilities.append(masked_oof)
