@@ -229,7 +229,7 @@ def operating_point(
             p
             for p in PROBABILITY_GRID
             if meets_targets(rates(train, served(features, oof, p)))
-            and (masked_oof >= p).mean() <= MAX_MASKED_LOOK_ALIKES_SERVED
+            and masked_share(data, masked_oof, p) <= MAX_MASKED_LOOK_ALIKES_SERVED
         )
         lowest.append(float(next(meeting, 1.0)))
         probabilities.append(oof)
@@ -239,9 +239,17 @@ def operating_point(
         raise SystemExit("no operating point meets the look-alike targets on the train split")
     each = [rates(train, served(features, oof, min_p)) for oof in probabilities]
     averaged: dict[str, Any] = {key: float(np.mean([r[key] for r in each])) for key in each[0]}
-    averaged["masked_look_alikes_served"] = float(np.mean([(m >= min_p).mean() for m in masked_probabilities]))
+    averaged["masked_look_alikes_served"] = float(np.mean([masked_share(data, m, min_p) for m in masked_probabilities]))
     averaged["lowest_per_fold_assignment"] = lowest
     return min_p, averaged
+
+
+def masked_share(data: TrainingSet, probability: np.ndarray, min_p: float) -> float:
+    """The share of the masked look-alikes served at `min_p` (above the pre-filter too); 0 when there are none."""
+    if not len(probability):
+        return 0.0
+    above_prefilter = data.masked_x[:, 0] >= PREFILTER  # the first feature is the similarity
+    return float(((probability >= min_p) & above_prefilter).mean())
 
 
 def meets_targets(r: dict[str, float]) -> bool:

@@ -5,7 +5,8 @@ code, the operators and symbols: a pair that differs there is refused outright (
 which); so is one where a prompt leaves out what the other names ("without root"/"as root") or adds
 a qualifying phrase to it ("... adjusted for inflation"), or whose few differing words are a swapped
 name, antonym, scope word or unit, or whose words swapped sides of a directional word ("Fahrenheit
-to Celsius"/"Celsius to Fahrenheit"); an antonym paraphrases do not trade is refused among more.
+to Celsius"/"Celsius to Fahrenheit"); and one with an antonym among up to 8 differing words, unless it
+is one paraphrases trade ("with no"/"without").
 Every other signal goes into a logistic regression over the features of `features.py` and, when
 the caller passes both prompts' vectors, |u - v| of them too (where in the embedding space the
 two meanings differ). Both are trained by `eval/train.py` on a split of the development data and
@@ -46,10 +47,11 @@ SWAP_RULES = (
 MAX_VERIFIED_CHARS = 2000
 # An antonym swap of words paraphrases do not trade stands out among more rewording.
 WIDE_DIFFERENCE = 8
-SWAP_REASONS = {
+# The reason a rule's refusal is counted under, where it is not the rule's own name.
+REASONS = {
     "number_one_side": "number_mismatch",
     "scope_swap": "scope_mismatch",
-    "added_phrase": "scope_mismatch",
+    "added_phrase": "added_phrase",
     "strong_polarity": "polarity_mismatch",
 }
 
@@ -58,14 +60,14 @@ def hard_refusal(features: PairFeatures) -> str | None:
     """The reason a pair is refused whatever the model says, or None."""
     for rule in HARD_RULES:
         if getattr(features, rule):
-            return SWAP_REASONS.get(rule, rule)
+            return REASONS.get(rule, rule)
     differing = features.only_query + features.only_candidate
     if differing <= SMALL_DIFFERENCE:
         for rule in SWAP_RULES:
             if getattr(features, rule):
-                return SWAP_REASONS.get(rule, rule)
-    if differing <= WIDE_DIFFERENCE and features.strong_polarity:
-        return "polarity_mismatch"
+                return REASONS.get(rule, rule)
+    if differing <= WIDE_DIFFERENCE and features.strong_polarity and not features.reversal_one_side:
+        return REASONS["strong_polarity"]
     return None
 
 

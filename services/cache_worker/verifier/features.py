@@ -52,21 +52,41 @@ NEGATING_PREFIXES = ("non-", "non", "un", "in", "im", "il", "ir", "dis", "anti-"
 # that leaves a thing out asks the opposite of one that names it plainly ("as root", "includes the
 # Vatican", "what can I eat"); one that leaves it out in other words ("sugar-free") asks the same.
 EXCLUSION_WORDS = frozenset(
-    "without except excluding avoid avoids avoided avoiding prevent prevents preventing avert averting skip skips"
-    " skipped omit omits omitted omitting lacking".split()
+    "without except excluding avoid avoids avoided avoiding skip skips skipped skipping omit omits omitted omitting"
+    " lacking miss misses missed missing".split()
 )
+# "avoid injury"/"lower the injury risk", "avoid conflicts"/"prevent conflicts": a text that keeps a
+# thing away in other words does not name it plainly.
+KEEP_AWAY = frozenset(
+    "prevent prevents preventing avert averting stop stops stopped stopping protect protecting reduce reducing"
+    " lower lowering minimize minimise limit fight combat overcome beat eliminate".split()
+)
+# Verbs that turn a question around ("make my laptop faster"/"fix my slow laptop", "keep food hot"/
+# "stop food getting cold"): with one on one side only, an antonym among other rewording is no sign.
+REVERSING_VERBS = KEEP_AWAY | frozenset("fix fixing avoid avoiding treat cure solve handle deal help helps".split())
 # Verbs before the thing left out: "without needing to download", "without leaving streaks"
 _EXCLUSION_HELPERS = frozenset("needing getting having leaving making causing".split())
 EXCLUSION_REACH = 4  # the excluded thing: the first content word of the next four tokens
 _EXCLUDING_OR_HELPER = EXCLUSION_WORDS | _EXCLUSION_HELPERS
 # "sugar-free", "windowless": sugar, window left out
-_LEFT_OUT = re.compile(r"\b([A-Za-z]+)-free\b(?!-)|\b([A-Za-z]{4,})less\b", re.IGNORECASE)
-# Prefixes of opposite meaning on one stem: "overactive"/"underactive", "inhale"/"exhale".
+_LEFT_OUT = re.compile(r"\b([a-z]+)-free\b(?!-)|\b([a-z]{4,})less\b")  # read on lower-cased text
+# Prefixes of opposite meaning on one stem: "overactive"/"underactive", "implicit"/"explicit" ("in"/"out"
+# and "in"/"ex" are left to the word lists: "income"/"outcome", "intend"/"extend").
 OPPOSITE_PREFIXES = (
     ("over", "under"), ("hyper", "hypo"), ("pre", "post"), ("inter", "intra"), ("sub", "super"),
-    ("micro", "macro"), ("mono", "poly"), ("uni", "multi"), ("up", "down"), ("in", "out"), ("im", "ex"),
-    ("in", "ex"), ("min", "max"),
+    ("micro", "macro"), ("mono", "poly"), ("uni", "multi"), ("up", "down"), ("im", "ex"), ("min", "max"),
 )  # fmt: skip
+# A qualifying phrase added to a question (`added_phrase`): two content words put in with nothing else
+# changed ("ever", "really", "in life" are filler; "adjusted for inflation" is a qualifier), or a run of
+# three among rewording (rewording brings pairs of new words: "get"/"retrieve all info").
+MIN_INSERTED_WORDS = 2
+MIN_ADDED_RUN = 3
+# Politeness and asides a near-repeat adds ("Sorry to bother you", "Asking for a friend").
+PHRASE_FILLER = frozenset(
+    "sorry bother asking ask friend advance appreciate appreciated thought random wonder hope hoping cheers"
+    " regards greetings kind kindly much lot".split()
+)
+MAX_TYPO_LENGTH = 24  # longer tokens (DNA strings, URL paths) are compared exactly: alignment is quadratic
 MIN_PREFIXED_STEM = 4  # "inhale": "hale"; shorter leftovers ("in"+"to") are not one stem
 
 # Words whose swap turns a question into its opposite (either order); compared after light stemming.
@@ -105,7 +125,7 @@ ANTONYMS = [
     ("leading", "trailing"), ("prepend", "append"), ("inbound", "outbound"), ("online", "offline"),
     ("whitelist", "blacklist"), ("allowlist", "blocklist"), ("allowlist", "denylist"),
     ("increment", "decrement"), ("plaintext", "ciphertext"), ("asc", "desc"), ("merge", "split"),
-    ("join", "split"), ("portrait", "landscape"), ("big", "little"),
+    ("join", "split"), ("portrait", "landscape"), ("big", "little"), ("inhale", "exhale"),
 ]  # fmt: skip
 _ANTONYM_KEYS = {frozenset(pair) for pair in ANTONYMS}
 # WordNet's direct antonyms (written by eval/wordnet_antonyms.py): the long tail of the list above.
@@ -181,14 +201,15 @@ KNOWN_NAMES = frozenset(
 # Names that are also everyday words ("the word cactus", "go to", "on the edge"): names only when
 # capitalized inside a sentence, as any name is.
 NAMES_WHEN_CAPITALIZED = frozenset(
-    "word go c r edge arch teams zoom express spring lambda swift node galaxy pixel apple visa slack outlook"
-    " safari chrome".split()
+    "word go c r edge arch teams zoom express spring lambda node galaxy pixel apple visa slack outlook".split()
 )
 _KNOWN_LOWERCASE_NAMES = KNOWN_NAMES - NAMES_WHEN_CAPITALIZED
 # An acronym and the words it stands for ("GDPR"/"General Data Protection Regulation"); these small
 # words may be skipped in the initials ("Department of Energy": DOE or DE).
 _INITIALISM_SKIPPED = frozenset("of and the for on in to &".split())
 MAX_INITIALS = 6
+MIN_INITIALS = 3  # two letters spell too much by chance ("US": "Utah state", "IT": "is teaching")
+MAX_ACRONYMS = 8  # a text in capitals is not a list of acronyms
 _ACRONYM = re.compile(r"[A-Z]{2,}|(?:[A-Z]\.)+[A-Z]\.?")  # "GDPR", "N.A.S.A"
 _DOTTED_INITIALS = re.compile(r"(?:[a-z]\.)+[a-z]\.?")  # "n.a.s.a", "u.s."
 
@@ -297,7 +318,11 @@ def _word_token(raw: str) -> str:
 def words(text: str) -> list[str]:
     """Lower-case word tokens (numbers kept as tokens; apostrophes dropped: "don't" -> "dont"; a
     possessive's "'s" too: "the EU's" -> "eu")."""
-    return [_word_token(w.removesuffix("'s")) for w in _WORD.findall(_normalize(text))]
+    return _tokens(_normalize(text))
+
+
+def _tokens(normalized: str) -> list[str]:
+    return [_word_token(w.removesuffix("'s")) for w in _WORD.findall(normalized)]
 
 
 # --- the signals ------------------------------------------------------------------------------------
@@ -379,6 +404,7 @@ class TextFacts:
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
     excluded: frozenset[str] = frozenset()  # roots of what the text leaves out ("without root": root)
     acronyms: frozenset[str] = frozenset()  # words in capitals or dotted initials ("GDPR", "N.A.S.A.")
+    capitalized: frozenset[str] = frozenset()  # tokens written with a capital ("General", "Data")
 
 
 MAX_CACHED_TEXT = 2000  # histories are compared from their last 1,500 characters; prompts are mostly short
@@ -397,9 +423,10 @@ def _cached_facts(text: str) -> TextFacts:
 
 def _facts(text: str) -> TextFacts:
     normalized = _normalize(text)
-    tokens = tuple(words(normalized))
+    tokens = tuple(_tokens(normalized))
     numbers = {m.group(0).lower().replace(" ", "") for m in _NUMBER.finditer(normalized)}
     numbers |= {NUMBER_WORDS[t] for t in tokens if t in NUMBER_WORDS}
+    numbers |= {t for t in tokens if len(t) > MAX_TYPO_LENGTH}  # a DNA string, a hash, a path: an ID
     sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(normalized)}
     raw_words = _WORD.findall(normalized)
     for raw in raw_words:
@@ -441,10 +468,12 @@ def _facts(text: str) -> TextFacts:
         directions=directions(normalized, tokens),
         code=code_symbols(text),
         excluded=frozenset(excluded),
+        capitalized=frozenset(_word_token(raw.removesuffix("'s")) for raw in raw_words if raw[0].isupper()),
         acronyms=frozenset(
             _word_token(word)
             for raw in raw_words
-            if _ACRONYM.fullmatch(word := raw.removesuffix("'s")) and len(word.replace(".", "")) <= MAX_INITIALS
+            if _ACRONYM.fullmatch(word := raw.removesuffix("'s"))
+            and MIN_INITIALS <= len(word.replace(".", "")) <= MAX_INITIALS
         ),
     )
 
@@ -491,8 +520,10 @@ def _damerau_at_most(a: str, b: str, limit: int) -> bool:
 
 
 def is_typo(a: str, b: str) -> bool:
-    """A misspelling or spelling variant ("instal"/"install", "tyre"/"tire"), not another word."""
-    if a[0] != b[0] or min(len(a), len(b)) < 4:
+    """A misspelling or spelling variant ("instal"/"install", "tyre"/"tire"), not another word. A token
+    longer than MAX_TYPO_LENGTH (a DNA string, a URL path) is no word to misspell: compared exactly,
+    and the alignment stays cheap."""
+    if a[0] != b[0] or min(len(a), len(b)) < 4 or max(len(a), len(b)) > MAX_TYPO_LENGTH:
         return False
     if _damerau_at_most(a, b, 1):
         return True
@@ -549,15 +580,21 @@ def negation_differs(q: TextFacts, c: TextFacts) -> bool:
     if (q.negations > 0) == (c.negations > 0):
         return False
     plain, negating = (q, c) if c.negations else (c, q)
-    return not any(_negated_form(word, negating.token_set) for word in plain.tokens)
+    # Only a word the plain text alone has: "display" in both does not explain a "doesn't play".
+    return not any(_negated_form(word, negating.token_set) for word in plain.token_set - negating.token_set)
 
 
 def exclusion_mismatch(q: TextFacts, c: TextFacts) -> bool:
     """One text leaves out what the other names without leaving it out ("without root"/"as root")."""
-    only_q, only_c = q.excluded - c.excluded, c.excluded - q.excluded
-    return bool(only_q and only_q & {_root(t) for t in c.tokens}) or bool(
-        only_c and only_c & {_root(t) for t in q.tokens}
-    )
+    return _names_plainly(c, q.excluded - c.excluded) or _names_plainly(q, c.excluded - q.excluded)
+
+
+def _names_plainly(text: TextFacts, things: frozenset[str]) -> bool:
+    """The text names one of `things` (roots), and not as "X free" nor after a word that keeps it away."""
+    if not things or not KEEP_AWAY.isdisjoint(text.token_set):
+        return False
+    tokens = text.tokens
+    return any(_root(token) in things and tokens[i + 1 : i + 2] != ("free",) for i, token in enumerate(tokens))
 
 
 def added_phrase(short: tuple[str, ...], long: tuple[str, ...], added: set[str]) -> bool:
@@ -574,10 +611,11 @@ def added_phrase(short: tuple[str, ...], long: tuple[str, ...], added: set[str])
         while tail < len(short) - head and short[-1 - tail] == long[-1 - tail]:
             tail += 1
         if head + tail == len(short):
-            return sum(1 for t in long[head : len(long) - tail] if _is_content(t)) >= MIN_INSERTED_WORDS
+            inserted = long[head : len(long) - tail]
+            return sum(1 for t in inserted if _is_content(t) and t not in PHRASE_FILLER) >= MIN_INSERTED_WORDS
     run = longest = 0
     for token in long:
-        if _is_content(token):
+        if _is_content(token) and token not in PHRASE_FILLER:
             run = run + 1 if stem(token) in added else 0
             longest = max(longest, run)
     return longest >= MIN_ADDED_RUN
@@ -586,6 +624,8 @@ def added_phrase(short: tuple[str, ...], long: tuple[str, ...], added: set[str])
 def _same_family(a: str, b: str) -> bool:
     """ "differ"/"difference", "dehydrat"/"dehydration": a long shared beginning."""
     shorter = min(len(a), len(b))
+    if shorter > MAX_TYPO_LENGTH:
+        return False
     prefix = 0
     while prefix < shorter and a[prefix] == b[prefix]:
         prefix += 1
@@ -637,20 +677,27 @@ def _missing(mine: TextFacts, other: TextFacts, abbreviated: set[str]) -> set[st
     return missing - other_joined - abbreviated
 
 
-def _spelled_out(tokens: tuple[str, ...], acronyms: frozenset[str]) -> dict[str, tuple[str, ...]]:
-    """The acronyms whose letters are the initials of a run of `tokens`, with that run's words."""
+def _spelled_out(text: TextFacts, acronyms: frozenset[str]) -> dict[str, tuple[str, ...]]:
+    """The acronyms whose letters are the initials of a run of the text's capitalized words ("Data
+    Protection"; small words such as "of" may stand between them), with that run's words."""
     wanted = set(acronyms)
     found: dict[str, tuple[str, ...]] = {}
-    if not wanted:
+    if not wanted or len(wanted) > MAX_ACRONYMS:
         return found
+    tokens = text.tokens
     for start, first in enumerate(tokens):
-        if not wanted or first in _INITIALISM_SKIPPED:
+        if not wanted:
+            break
+        if first not in text.capitalized:
             continue
         initials, every_initial, run = "", "", []  # "Department of Energy": "de" and "doe"
         for token in tokens[start : start + 2 * MAX_INITIALS]:
+            small = token in _INITIALISM_SKIPPED
+            if not small and token not in text.capitalized:
+                break
             run.append(token)
             every_initial += token[0]
-            if token not in _INITIALISM_SKIPPED:
+            if not small:
                 initials += token[0]
             for spelled in {initials, every_initial} & wanted:
                 found[spelled] = tuple(run)
@@ -677,6 +724,7 @@ class PairFeatures:
     order_swap: bool  # the same words on swapped sides of a directional word ("F to C"/"C to F")
     exclusion_mismatch: bool  # one leaves out what the other names ("without root"/"as root")
     strong_polarity: bool  # an antonym swap of words paraphrases do not trade ("cold"/"hot", "open"/"close")
+    reversal_one_side: bool  # one side only has a verb that turns the question around ("fix", "stop")
     added_phrase: bool  # one is the other plus a qualifying phrase ("... adjusted for inflation")
     only_query: int  # content words the query has and the candidate lacks (a name of several words: one)
     only_candidate: int
@@ -733,8 +781,6 @@ FEATURE_REASONS = {
     "entity_mismatch": "entity_mismatch",
     "unit_mismatch": "unit_mismatch",
 }
-MIN_INSERTED_WORDS = 2  # one added word is often filler ("ever", "really", "in life"); two are a qualifier
-MIN_ADDED_RUN = 3  # rewording brings pairs of new words ("get"/"retrieve all info"); a new clause, three
 DEFAULT_IDF = 8.0  # a word unseen in the training corpus: rare, so it matters
 MAX_IDF = 10.0
 
@@ -777,12 +823,11 @@ def pair_features(
     q_scope_all, c_scope_all = scope_of(q.tokens), scope_of(c.tokens)
     q_scope = {kind for kind, _ in q_scope_all - c_scope_all}
     c_scope = {kind for kind, _ in c_scope_all - q_scope_all}
-    # Acronyms one text spells out ("GDPR"/"General Data Protection Regulation"): those words match.
-    q_spells, c_spells = _spelled_out(q.tokens, c.acronyms), _spelled_out(c.tokens, q.acronyms)
+    # An acronym one text spells out ("GDPR"/"General Data Protection Regulation") is no other name;
+    # the words still differ for the model (one acronym has many expansions: WHO, World Heart...).
+    q_spells, c_spells = _spelled_out(q, c.acronyms), _spelled_out(c, q.acronyms)
     q_abbreviated = {word for run in q_spells.values() for word in run} | set(c_spells)
     c_abbreviated = {word for run in c_spells.values() for word in run} | set(q_spells)
-    only_q -= {stem(word) for word in q_abbreviated}
-    only_c -= {stem(word) for word in c_abbreviated}
     entity_mismatch = bool(_missing(q, c, q_abbreviated)) or bool(_missing(c, q, c_abbreviated))
     weights = idf or {}
 
@@ -802,6 +847,7 @@ def pair_features(
         unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
         order_swap=order_swapped(q.directions, c.directions),
         strong_polarity=strong_polarity,
+        reversal_one_side=REVERSING_VERBS.isdisjoint(q.token_set) != REVERSING_VERBS.isdisjoint(c.token_set),
         added_phrase=bool(only_q) != bool(only_c)
         and (added_phrase(c.tokens, q.tokens, only_q) if only_q else added_phrase(q.tokens, c.tokens, only_c)),
         only_query=_count_names_once(only_q, q.names),

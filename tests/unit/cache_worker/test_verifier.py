@@ -109,6 +109,7 @@ def test_entities_units_and_typos() -> None:
         ("Can I write my CV in Word?", "Can I write my CV in Word?"),
         ("Where is the café in the Louvre?", "Where is the cafe in the Louvre?"),
         ("What does the WHO recommend for sleep?", "What does the World Health Organization recommend for sleep?"),
+        ("Where can I buy Chrome extensions?", "Where can I buy Chrome extensions?"),
         ("Is the DOE funding fusion?", "Is the Department of Energy funding fusion?"),
         ("What are the EU's roaming rules?", "What are the EU roaming rules?"),
         ("How do I spell the word necessary?", "What's the spelling of necessary?"),
@@ -132,6 +133,43 @@ def test_a_negating_prefix_is_a_negation() -> None:
     assert not pair_features("Which images are unused?", "Which images aren't used?", 0.95).polarity_mismatch
     assert pair_features("Which images are unused?", "Which images are used?", 0.95).polarity_mismatch
     assert pair_features("Which images are not used?", "Which images are used?", 0.95).negation_mismatch
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("What is the sales tax in the US?", "What is the sales tax in Utah state?"),
+        ("What is the ROI of an MBA?", "What is the rate of inflation of an MBA?"),
+    ],
+)
+def test_words_that_only_happen_to_spell_an_acronym_are_another_name(stored: str, asked: str) -> None:
+    assert pair_features(asked, stored, 0.9).entity_mismatch
+
+
+def test_a_spelled_out_acronym_still_differs_for_the_model() -> None:
+    features = pair_features(
+        "What does the World Heart Organization say about vaping?", "What does the WHO say about vaping?", 0.9
+    )
+    assert not features.entity_mismatch and {"world", "heart", "organization"} <= set(features.differing)
+
+
+def test_a_negating_prefix_explains_only_a_word_one_side_has() -> None:
+    # "display" holds "play", but it is in both texts: the "doesn't" is a real negation.
+    stored, asked = "Why does the video play on my second display?", "Why doesn't the video play on my second display?"
+    assert pair_features(asked, stored, 0.98).negation_mismatch
+
+
+def test_a_long_token_is_an_id_that_must_agree() -> None:
+    dna = "ATGGCCATTGTAATGGGCCGCTGAAAGGGTGCCCGATAG"
+    features = pair_features(f"Translate this DNA: {dna[:-2]}TG", f"Translate this DNA: {dna}", 0.99)
+    assert hard_refusal(features) == "number_mismatch"
+
+
+def test_long_tokens_are_not_aligned_letter_by_letter() -> None:
+    a, b = "G" * 1900 + "A", "G" * 1899 + "TA"
+    started = time.perf_counter()
+    pair_features(f"Is this sequence valid: {a}", f"Is this sequence valid: {b}", 0.99)
+    assert time.perf_counter() - started < 0.2
 
 
 def test_a_unit_written_two_ways_is_one_word() -> None:
@@ -384,6 +422,16 @@ def test_a_reworded_history_may_share_an_answer(stored: str, asked: str) -> None
     assert context_disagreement(history(asked), history(stored)) is None
 
 
+def test_far_apart_histories_are_compared_on_the_hard_rules_only() -> None:
+    # More than 12 content words apart, one side with a number: only numbers, negation, exclusion and
+    # code are compared there, and a number on one side is no reason on its own.
+    stored = (
+        "user: My Dell laptop stopped powering on today. I bought it 2 years ago and it worked perfectly until now."
+    )
+    asked = "user: The Dell notebook I own refuses to boot this morning, although it had always run great for me."
+    assert context_disagreement(asked, stored) is None
+
+
 def test_the_assistant_turns_count_too() -> None:
     offer = "Would you like me to delete the {} archived emails?"
     assert (
@@ -491,7 +539,25 @@ def test_opposite_prefixes_and_antonyms_among_other_rewording_are_refused(verifi
 def test_an_added_qualifying_phrase_is_refused(verifier: CalibratedVerifier, stored: str, asked: str) -> None:
     for query, candidate in ((asked, stored), (stored, asked)):
         verdict = verify(verifier, query, candidate, 0.95)
-        assert (verdict.accept, verdict.reason) == (False, "scope_mismatch")
+        assert (verdict.accept, verdict.reason) == (False, "added_phrase")
+
+
+def test_a_question_turned_around_is_no_antonym_swap() -> None:
+    for stored, asked in [
+        ("How can I make my laptop faster?", "How do I fix my slow old laptop?"),
+        ("How do I keep my tea hot for hours?", "How do I stop my tea from getting cold for hours?"),
+    ]:
+        features = pair_features(asked, stored, 0.9)
+        assert features.strong_polarity and hard_refusal(features) is None
+
+
+def test_keeping_a_thing_away_in_other_words_is_no_exclusion() -> None:
+    assert not pair_features(
+        "How do I avoid sunburn at the beach?", "How do I prevent sunburn at the beach?", 0.95
+    ).exclusion_mismatch
+    assert not pair_features(
+        "How do I avoid injury when running?", "How do I lower my injury risk when running?", 0.9
+    ).exclusion_mismatch
 
 
 def test_added_filler_is_no_qualifier() -> None:
