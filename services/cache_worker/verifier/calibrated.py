@@ -51,7 +51,6 @@ WIDE_DIFFERENCE = 8
 REASONS = {
     "number_one_side": "number_mismatch",
     "scope_swap": "scope_mismatch",
-    "added_phrase": "added_phrase",
     "strong_polarity": "polarity_mismatch",
 }
 

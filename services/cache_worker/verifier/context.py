@@ -5,9 +5,9 @@ and "... 8 cm by 6 cm" score 0.99, "my flight is refundable" and "... is not ref
 the same follow-up ("What's its perimeter?") then has another answer. So the hard rules that refuse
 a look-alike question (numbers, negation, a thing left out, code symbols, an added qualifying
 phrase, and a swapped name, antonym, scope word or unit when that is the whole difference) apply to
-the earlier turns as well, as the cache keeps
-them (the most recent 1,500 characters: what is embedded). They only refuse: a reworded history
-("My laptop won't turn on" / "my laptop does not power on") passes.
+the earlier turns as well, as the cache keeps them (the most recent 1,500 characters: what is
+embedded). They only refuse: a reworded history ("My laptop won't turn on" / "my laptop does not
+power on") passes.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from services.cache_worker.verifier.calibrated import HARD_RULES, SMALL_DIFFEREN
 from services.cache_worker.verifier.features import facts, must_agree, pair_features
 
 # Past this many differing content words (before typos and word families are matched) no swap rule
-# can apply (they need at most SMALL_DIFFERENCE): only numbers, negation, exclusion and code are compared,
-# which spares matching every word against every other in two long, reworded histories.
+# can apply (they need at most SMALL_DIFFERENCE, an antonym at most WIDE_DIFFERENCE): only numbers,
+# negation, exclusion and code are compared, which spares matching every word against every other
+# in two long, reworded histories.
 FAR_APART = 4 * SMALL_DIFFERENCE
 
 
