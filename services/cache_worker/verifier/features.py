@@ -310,19 +310,16 @@ def _normalize(text: str) -> str:
 
 
 def _word_token(raw: str) -> str:
-    """A word as the signals compare it: lower case, no apostrophe, initials without their dots ("N.A.S.A.")."""
-    word = raw.lower().replace("'", "")
+    """A word as the signals compare it: lower case, no possessive "'s" ("the EU's": "eu") nor other
+    apostrophe ("don't": "dont"), initials without their dots ("N.A.S.A.")."""
+    word = raw.removesuffix("'s").lower().replace("'", "")
     return word.replace(".", "") if _DOTTED_INITIALS.fullmatch(word) else word
 
 
 def words(text: str) -> list[str]:
     """Lower-case word tokens (numbers kept as tokens; apostrophes dropped: "don't" -> "dont"; a
     possessive's "'s" too: "the EU's" -> "eu")."""
-    return _tokens(_normalize(text))
-
-
-def _tokens(normalized: str) -> list[str]:
-    return [_word_token(w.removesuffix("'s")) for w in _WORD.findall(normalized)]
+    return [_word_token(w) for w in _WORD.findall(_normalize(text))]
 
 
 # --- the signals ------------------------------------------------------------------------------------
@@ -423,18 +420,18 @@ def _cached_facts(text: str) -> TextFacts:
 
 def _facts(text: str) -> TextFacts:
     normalized = _normalize(text)
-    tokens = tuple(_tokens(normalized))
+    raw_words = _WORD.findall(normalized)
+    tokens = tuple(_word_token(raw) for raw in raw_words)
     numbers = {m.group(0).lower().replace(" ", "") for m in _NUMBER.finditer(normalized)}
     numbers |= {NUMBER_WORDS[t] for t in tokens if t in NUMBER_WORDS}
     numbers |= {t for t in tokens if len(t) > MAX_TYPO_LENGTH}  # a DNA string, a hash, a path: an ID
     sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(normalized)}
-    raw_words = _WORD.findall(normalized)
     for raw in raw_words:
         low = raw.lower()
         if low in DATE_WORDS and (low not in AMBIGUOUS_DATE_WORDS or raw[0].isupper()):
             numbers.add(low[:3])
     entities = {
-        _word_token(raw.removesuffix("'s"))  # "the EU's rules": the EU
+        _word_token(raw)
         for raw in raw_words
         if raw[0].isupper() and raw not in sentence_starts and raw.lower() not in STOPWORDS and raw != "I"
     }
@@ -445,9 +442,7 @@ def _facts(text: str) -> TextFacts:
     units |= {unit for symbol, unit in _UNIT_SYMBOLS.items() if symbol in lowered}
     units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
     negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
-    excluded = {
-        _root(word) for match in _LEFT_OUT.findall(normalized.lower()) for word in match if word and _is_content(word)
-    }
+    excluded = {_root(word) for match in _LEFT_OUT.findall(lowered) for word in match if word and _is_content(word)}
     for i, token in enumerate(tokens):
         if token in EXCLUSION_WORDS:
             following = tokens[i + 1 : i + 1 + EXCLUSION_REACH]
@@ -468,7 +463,7 @@ def _facts(text: str) -> TextFacts:
         directions=directions(normalized, tokens),
         code=code_symbols(text),
         excluded=frozenset(excluded),
-        capitalized=frozenset(_word_token(raw.removesuffix("'s")) for raw in raw_words if raw[0].isupper()),
+        capitalized=frozenset(_word_token(raw) for raw in raw_words if raw[0].isupper()),
         acronyms=frozenset(
             _word_token(word)
             for raw in raw_words
@@ -805,12 +800,14 @@ def pair_features(
     only_c = _unmatched(c.content, q.content, c.tokens, q.tokens)
     q_diff_tokens = set(q.tokens) - set(c.tokens)
     c_diff_tokens = set(c.tokens) - set(q.tokens)
-    strong_polarity = _antonym_swap(
-        q_diff_tokens - LOOSE_ANTONYMS, c_diff_tokens - LOOSE_ANTONYMS
+    # Most pairs hold no antonym at all: the loose ones are set aside only when there is one.
+    antonym_swap = _antonym_swap(q_diff_tokens, c_diff_tokens)
+    strong_polarity = (
+        antonym_swap and _antonym_swap(q_diff_tokens - LOOSE_ANTONYMS, c_diff_tokens - LOOSE_ANTONYMS)
     ) or _prefix_opposites(q_diff_tokens, c_diff_tokens)
     polarity = (
         strong_polarity
-        or _antonym_swap(q_diff_tokens, c_diff_tokens)
+        or antonym_swap
         # "unused"/"used" is a polarity swap; "unused"/"isn't used" is the same (the negation's rule).
         or (
             (q.negations > 0) == (c.negations > 0)
