@@ -57,9 +57,10 @@ typecheck: install
 
 # Semantic match quality on the held-out half of ../shared/eval (2,000 sampled Quora pairs): the
 # real decision path in-process (embedder, embedded pgvector, hit verifier); chart in eval/results/.
-# Your own pairs instead: make eval PAIRS=my_pairs.jsonl (rows {"a", "b", "same_answer", "category"}).
+# Your own pairs instead: make eval PAIRS=my_pairs.jsonl (rows {"a", "b", "same_answer", "category"});
+# OUTCOMES=decisions.jsonl writes each pair's decision (served, similarity, refusal reasons).
 eval: install
-	PYTHONPATH=. $(PY) -m eval.harness $(if $(PAIRS),--pairs $(PAIRS))
+	PYTHONPATH=. $(PY) -m eval.harness $(if $(PAIRS),--pairs $(PAIRS)) $(if $(OUTCOMES),--outcomes $(OUTCOMES))
 
 # The same pairs through a running gateway (`make run`): make eval-http API_KEY=lcp-...
 BASE_URL ?= http://127.0.0.1:8000

