@@ -23,7 +23,7 @@ from eval.dataset import DATA_DIR, PAIR_FILES, Pair, is_look_alike, load, split
 from services.cache_worker.verifier.calibrated import HARD_RULES, SWAP_RULES, hard_refusal
 from services.cache_worker.verifier.features import PairFeatures, pair_features
 
-RULES = HARD_RULES + SWAP_RULES + ("strong_polarity",)
+RULES = HARD_RULES + SWAP_RULES + ("strong_polarity", "wide_scope_swap")
 GROUPS = ("paraphrase_pairs", "traps genuine", "qqp duplicates", "traps look-alikes", "qqp non-duplicates")
 
 

@@ -225,7 +225,7 @@ async def decide_local(
         features = verifier.model.features(prompt, best.prompt_text or "", best.similarity)
         hard = prompt != best.prompt_text and hard_refusal(features) is not None
         outcome.eligible = context_ok and not hard
-        same = prompt == best.prompt_text
+        same = prompt == best.prompt_text or (features.respelled and not hard)
         vectors = (vector, best.embedding) if best.embedding is not None else None
         outcome.probability = 1.0 if same else verifier.model.scored(features, vectors)[0]
         outcome.probability_text_only = 1.0 if same else verifier.model.probability(features)

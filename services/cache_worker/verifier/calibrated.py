@@ -5,8 +5,10 @@ code, the operators and symbols: a pair that differs there is refused outright (
 which); so is one where a prompt leaves out what the other names ("without root"/"as root") or adds
 a qualifying phrase to it ("... adjusted for inflation"), or whose few differing words are a swapped
 name, antonym, scope word or unit, or whose words swapped sides of a directional word ("Fahrenheit
-to Celsius"/"Celsius to Fahrenheit"); and one with an antonym among up to 8 differing words, unless it
-is one paraphrases trade ("with no"/"without").
+to Celsius"/"Celsius to Fahrenheit"); and one with, among up to 8 differing words, an antonym
+paraphrases do not trade ("hot"/"cold"; not "with no"/"without") or another audience, season, time or
+frequency ("for beginners"/"for experienced developers"). The same words respelled ("freez"/"freeze")
+are served.
 Every other signal goes into a logistic regression over the features of `features.py` and, when
 the caller passes both prompts' vectors, |u - v| of them too (where in the embedding space the
 two meanings differ). Both are trained by `eval/train.py` on a split of the development data and
@@ -65,8 +67,11 @@ def hard_refusal(features: PairFeatures) -> str | None:
         for rule in SWAP_RULES:
             if getattr(features, rule):
                 return REASONS.get(rule, rule)
-    if differing <= WIDE_DIFFERENCE and features.strong_polarity and not features.reversal_one_side:
-        return REASONS["strong_polarity"]
+    if differing <= WIDE_DIFFERENCE:
+        if features.strong_polarity and not features.reversal_one_side:
+            return REASONS["strong_polarity"]
+        if features.wide_scope_swap:
+            return REASONS["scope_swap"]
     return None
 
 
@@ -166,6 +171,8 @@ class CalibratedModel:
         refusal = hard_refusal(features)
         if refusal is not None:
             return Verdict(False, probability, refusal)
+        if features.respelled:  # the same question typed again, misspelled: as sure as the same text
+            return Verdict(True, 1.0)
         if probability >= min_probability:
             return Verdict(True, probability)
         return Verdict(False, probability, self._main_cause(features))

@@ -55,6 +55,10 @@ EXCLUSION_WORDS = frozenset(
     "without except excluding avoid avoids avoided avoiding skip skips skipped skipping omit omits omitted omitting"
     " lacking miss misses missed missing".split()
 )
+# The words that rule a thing out of what is asked ("pancakes without eggs", "all states except Alaska"),
+# unless the thing is a loss: "without losing my edits" asks to keep them.
+RULING_OUT = frozenset("without except excluding".split())
+LOSING = frozenset("losing breaking damaging ruining hurting harming wasting deleting erasing killing".split())
 # "avoid injury"/"lower the injury risk", "avoid conflicts"/"prevent conflicts": a text that keeps a
 # thing away in other words does not name it plainly.
 KEEP_AWAY = frozenset(
@@ -76,16 +80,20 @@ OPPOSITE_PREFIXES = (
     ("over", "under"), ("hyper", "hypo"), ("pre", "post"), ("inter", "intra"), ("sub", "super"),
     ("micro", "macro"), ("mono", "poly"), ("uni", "multi"), ("up", "down"), ("im", "ex"), ("min", "max"),
 )  # fmt: skip
-# A qualifying phrase added to a question (`added_phrase`): two content words put in with nothing else
-# changed ("ever", "really", "in life" are filler; "adjusted for inflation" is a qualifier), or a run of
-# three among rewording (rewording brings pairs of new words: "get"/"retrieve all info").
-MIN_INSERTED_WORDS = 2
+# A qualifier added to a question (`added_phrase`): one content word put in with nothing else changed
+# ("cook rice" + "in a microwave", "a meal plan" + "vegetarian", "salary" + "starting"; "ever",
+# "really", "in life" are filler), or a run of three among rewording (rewording brings pairs of new
+# words: "get"/"retrieve all info").
+MIN_INSERTED_WORDS = 1
 MIN_ADDED_RUN = 3
-# Politeness and asides a near-repeat adds ("Sorry to bother you", "Asking for a friend").
+# Politeness, asides and hedges a near-repeat adds ("Sorry to bother you", "Asking for a friend", "btw").
 PHRASE_FILLER = frozenset(
     "sorry bother asking ask friend advance appreciate appreciated thought random wonder hope hoping cheers"
-    " regards greetings kind kindly much lot".split()
+    " regards greetings kind kindly much lot ty thx um btw lol guys everyone folks somebody briefly simply"
+    " again urgent asap precisely generally typically normally ever life world general nowadays".split()
 )
+# Greetings and thanks a repeat adds or drops ("hey, ...", "... thanks!"): no part of the question.
+POLITENESS = PHRASE_FILLER | frozenset("hi hey hello please pls plz thanks thank thx ty quick question".split())
 MAX_TYPO_LENGTH = 24  # longer tokens (DNA strings, URL paths) are compared exactly: alignment is quadratic
 MIN_PREFIXED_STEM = 4  # "inhale": "hale"; shorter leftovers ("in"+"to") are not one stem
 
@@ -125,43 +133,67 @@ ANTONYMS = [
     ("leading", "trailing"), ("prepend", "append"), ("inbound", "outbound"), ("online", "offline"),
     ("whitelist", "blacklist"), ("allowlist", "blocklist"), ("allowlist", "denylist"),
     ("increment", "decrement"), ("plaintext", "ciphertext"), ("asc", "desc"), ("merge", "split"),
-    ("join", "split"), ("portrait", "landscape"), ("big", "little"), ("inhale", "exhale"),
+    ("join", "split"), ("portrait", "landscape"), ("big", "little"), ("inhale", "exhale"), ("key", "value"),
+    ("local", "public"), ("build", "demolish"), ("build", "tear"),
+    # a part against the whole: "the first chapter"/"the whole book", "before tax"/"including tax"
+    ("first", "whole"), ("first", "entire"), ("last", "whole"), ("last", "entire"), ("final", "whole"),
+    ("final", "entire"), ("before", "including"), ("excluding", "including"), ("per", "total"),
+    ("each", "total"), ("per", "overall"),
 ]  # fmt: skip
 _ANTONYM_KEYS = {frozenset(pair) for pair in ANTONYMS}
 # WordNet's direct antonyms (written by eval/wordnet_antonyms.py): the long tail of the list above.
 ANTONYM_FILE = Path(__file__).with_name("antonyms.txt")
+# English words (written by eval/known_words.py): one edit between two of them is no misspelling.
+KNOWN_WORDS_FILE = Path(__file__).with_name("known_words.txt")
 
 # Words that narrow or widen what a question asks about, by kind: which one (first, last, before),
 # who (adults, children) and how much of it (all, some, only). A pair with such a word on one side
 # only asks about a part of the other's subject; a pair that swaps one word of a kind for another of
 # the same kind ("first"/"last", "adults"/"children", "fastest"/"cheapest") asks another question.
 _AUDIENCES = {
-    "adult": "adult adults grownup grownups", "child": "child children kid kids", "teen": "teen teens teenager"
-    " teenagers", "baby": "baby babies infant infants toddler toddlers newborn newborns", "senior": "senior"
+    "adult": "adult adults grownup grownups", "child": "child children kid kids toddler toddlers", "teen": "teen"
+    " teens teenager teenagers", "baby": "baby babies infant infants newborn newborns", "senior": "senior"
     " seniors elderly", "male": "man men boy boys male males", "female": "woman women girl girls female females",
-    "pregnant": "pregnant", "beginner": "beginner beginners novice novices newbie newbies", "intermediate":
-    "intermediate", "expert": "expert experts advanced experienced professional professionals seasoned",
+    "pregnant": "pregnant", "beginner": "beginner beginners novice novices newbie newbies junior juniors",
+    "intermediate": "intermediate", "expert": "expert experts advanced experienced professional professionals seasoned",
     "student": "student students", "dog": "dog dogs puppy puppies", "cat": "cat cats kitten kittens",
 }  # fmt: skip
+TIMES_OF_DAY = {"evening": "night", "tonight": "night", "overnight": "night", "nighttime": "night",
+                "weekdays": "weekday", "weekend": "weekend", "weekends": "weekend", "weeknight": "weekday",
+                "weeknights": "weekday"}  # fmt: skip
+FREQUENCIES = {"annual": "yearly", "annually": "yearly", "nightly": "daily"}
 SCOPE_KINDS: dict[str, dict[str, str]] = {  # kind -> word -> what it picks (its class)
     "order": {w: w for w in "first last next previous earliest latest initial final before after during until"
               " since".split()},
     "audience": {w: audience for audience, members in _AUDIENCES.items() for w in members.split()},
     "season": {w: w for w in "spring summer autumn winter".split()},
+    "time": {w: TIMES_OF_DAY.get(w, w) for w in "morning afternoon evening night tonight overnight daytime nighttime"
+             " weekday weekdays weekend weekends weeknight weeknights".split()},
+    "frequency": {w: FREQUENCIES.get(w, w) for w in "hourly daily nightly weekly biweekly monthly quarterly yearly"
+                  " annual annually".split()},
     # Quora's "some"/"any"/"all" are interchangeable: a swap among these is no new question.
     "amount": {w: w for w in "all every each any some none only both either neither whole entire single"
                " multiple several many few except excluding including ignoring besides alone per always never"
                " ever sometimes usually often rarely".split()},
 }  # fmt: skip
-SWAPPABLE_SCOPE_KINDS = ("order", "audience", "season", "superlative")
+SWAPPABLE_SCOPE_KINDS = ("order", "audience", "season", "time", "frequency", "superlative")
+# Who it is for and when: a swap of these stands out among more rewording too ("for complete beginners"/
+# "for experienced developers", "on weekdays"/"at the weekend", "monthly"/"annual interest");
+# paraphrases reword them within their class ("kids"/"children", "annual"/"yearly").
+WIDE_SCOPE_KINDS = ("audience", "season", "time", "frequency")
 # Antonyms that paraphrases trade freely ("get in"/"get out of", "the best way"/"a good way", "with
-# no"/"without"): an antonym swap among other rewording counts only between other words.
+# no"/"without"): a swap of two of these among other rewording does not count; a swap of one of these
+# with another word does ("the first chapter"/"the whole book").
 LOOSE_ANTONYMS = frozenset(
     "with without in out on off up down over under into from to good bad best worst new old more less most"
     " least all one some first front back left right top bottom big small large little long short".split()
 )
 # Superlatives ("fastest", "cheapest", "tallest") pick one of many ("best" and "most" are loose).
 _SUPERLATIVE = re.compile(r"^[a-z]{3,}est$")
+# Superlatives that ask the same ("the fastest way"/"the quickest way"): one class, no swap.
+_SAME_SUPERLATIVES = ("fastest quickest speediest", "easiest simplest", "biggest largest", "smallest tiniest",
+                      "cheapest lowest", "hardest toughest", "strongest toughest")  # fmt: skip
+SUPERLATIVE_CLASS = {word: group.split()[0] for group in _SAME_SUPERLATIVES for word in group.split()}
 NOT_SUPERLATIVES = frozenset(
     "interest request test contest protest harvest invest digest suggest guest forest honest modest manifest"
     " arrest chest crest nest pest rest west quest vest zest attest detest ingest infest conquest inquest"
@@ -275,6 +307,7 @@ def _antonym_stems(path: Path) -> frozenset[frozenset[str]]:
 
 
 _ANTONYM_STEMS = _antonym_stems(ANTONYM_FILE)
+_KNOWN_WORDS = frozenset(line for line in KNOWN_WORDS_FILE.read_text().splitlines() if not line.startswith("#"))
 
 
 def _partners(pairs: Iterable[frozenset[str]]) -> dict[str, frozenset[str]]:
@@ -299,7 +332,7 @@ def scope_of(tokens: Iterable[str]) -> set[tuple[str, str]]:
             if word in members:
                 found.add((kind, members[word]))
         if _SUPERLATIVE.match(word) and word not in NOT_SUPERLATIVES:
-            found.add(("superlative", word))
+            found.add(("superlative", SUPERLATIVE_CLASS.get(word, word)))
     return found
 
 
@@ -400,6 +433,7 @@ class TextFacts:
     code: CodeSymbols
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
     excluded: frozenset[str] = frozenset()  # roots of what the text leaves out ("without root": root)
+    restricted: bool = False  # it rules a thing out: "without eggs", "except Alaska", "gluten-free"
     acronyms: frozenset[str] = frozenset()  # words in capitals or dotted initials ("GDPR", "N.A.S.A.")
     capitalized: frozenset[str] = frozenset()  # tokens written with a capital ("General", "Data")
 
@@ -418,12 +452,35 @@ def _cached_facts(text: str) -> TextFacts:
     return _facts(text)
 
 
+# "one" counts only the thing it comes before ("just one window"); as a pronoun ("how can one", "a new
+# one", "one of", "one by one"), after these ("no one", "at one time", "into one") or in "one line at a
+# time" it counts nothing.
+_ONE_AFTER = frozenset(
+    "no the which this that any every each some into at can could should must may might will would does do did"
+    " is".split()
+)
+
+
+def _one_as_pronoun(tokens: tuple[str, ...], i: int) -> bool:
+    """Whether the "one" at i is a pronoun or an idiom, not the number."""
+    if tokens[i] != "one":
+        return False
+    after = tokens[i + 1] if i + 1 < len(tokens) else ""
+    return (
+        (i > 0 and tokens[i - 1] in _ONE_AFTER)
+        or not after
+        or not _is_content(after)
+        or after == "time"
+        or tokens[i + 2 : i + 5] == ("at", "a", "time")  # "one line at a time": each in turn
+    )
+
+
 def _facts(text: str) -> TextFacts:
     normalized = _normalize(text)
     raw_words = _WORD.findall(normalized)
     tokens = tuple(_word_token(raw) for raw in raw_words)
     numbers = {m.group(0).lower().replace(" ", "") for m in _NUMBER.finditer(normalized)}
-    numbers |= {NUMBER_WORDS[t] for t in tokens if t in NUMBER_WORDS}
+    numbers |= {NUMBER_WORDS[t] for i, t in enumerate(tokens) if t in NUMBER_WORDS and not _one_as_pronoun(tokens, i)}
     numbers |= {t for t in tokens if len(t) > MAX_TYPO_LENGTH}  # a DNA string, a hash, a path: an ID
     sentence_starts = {m.group(1) for m in _SENTENCE_START.finditer(normalized)}
     for raw in raw_words:
@@ -442,13 +499,16 @@ def _facts(text: str) -> TextFacts:
     units |= {unit for symbol, unit in _UNIT_SYMBOLS.items() if symbol in lowered}
     units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
     negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
-    excluded = {_root(word) for match in _LEFT_OUT.findall(lowered) for word in match if word and _is_content(word)}
+    left_out = [(free, less) for free, less in _LEFT_OUT.findall(lowered)]
+    excluded = {_root(word) for match in left_out for word in match if word and _is_content(word)}
+    restricted = any(free and _is_content(free) for free, _ in left_out)
     for i, token in enumerate(tokens):
         if token in EXCLUSION_WORDS:
             following = tokens[i + 1 : i + 1 + EXCLUSION_REACH]
             thing = next((t for t in following if _is_content(t) and t not in _EXCLUDING_OR_HELPER), None)
             if thing is not None:
                 excluded.add(_root(thing))
+                restricted |= token in RULING_OUT and thing not in LOSING
     content = frozenset(stem(t) for t in tokens if _is_content(t))
     return TextFacts(
         tokens=tokens,
@@ -463,6 +523,7 @@ def _facts(text: str) -> TextFacts:
         directions=directions(normalized, tokens),
         code=code_symbols(text),
         excluded=frozenset(excluded),
+        restricted=restricted,
         capitalized=frozenset(_word_token(raw) for raw in raw_words if raw[0].isupper()),
         acronyms=frozenset(
             _word_token(word)
@@ -580,8 +641,22 @@ def negation_differs(q: TextFacts, c: TextFacts) -> bool:
 
 
 def exclusion_mismatch(q: TextFacts, c: TextFacts) -> bool:
-    """One text leaves out what the other names without leaving it out ("without root"/"as root")."""
-    return _names_plainly(c, q.excluded - c.excluded) or _names_plainly(q, c.excluded - q.excluded)
+    """One text leaves out what the other names without leaving it out ("without root"/"as root"), or
+    rules a thing out of a question the other asks whole ("pancakes without eggs"/"pancakes")."""
+    return (
+        _names_plainly(c, q.excluded - c.excluded)
+        or _names_plainly(q, c.excluded - q.excluded)
+        or _restricted_one_side(q, c)
+        or _restricted_one_side(c, q)
+    )
+
+
+def _restricted_one_side(text: TextFacts, other: TextFacts) -> bool:
+    """The text rules a thing out; the other leaves nothing out, negates nothing and turns nothing
+    around ("recipes without eggs"/"how to avoid eggs" is the other's business)."""
+    return (
+        text.restricted and not other.excluded and not other.negations and REVERSING_VERBS.isdisjoint(other.token_set)
+    )
 
 
 def _names_plainly(text: TextFacts, things: frozenset[str]) -> bool:
@@ -614,6 +689,29 @@ def added_phrase(short: tuple[str, ...], long: tuple[str, ...], added: set[str])
             run = run + 1 if stem(token) in added else 0
             longest = max(longest, run)
     return longest >= MIN_ADDED_RUN
+
+
+def respelled(q: TextFacts, c: TextFacts) -> bool:
+    """The same question typed again: word for word, in order, save case, punctuation, greetings and
+    misspellings ("Whats the best way to freez bananas" / "What's the best way to freeze bananas?").
+    A name is compared exactly ("Iran"/"Iraq", "Chile"/"China"), and so are two words that are both
+    English words ("desert"/"dessert")."""
+    mine = [t for t in q.tokens if t not in POLITENESS]
+    theirs = [t for t in c.tokens if t not in POLITENESS]
+    if len(mine) != len(theirs):
+        return False
+    names = q.entities | c.entities
+    return all(
+        a == b
+        or (
+            a not in names
+            and b not in names
+            and not a[0].isdigit()
+            and not (a in _KNOWN_WORDS and b in _KNOWN_WORDS)  # "desert"/"dessert", "bread"/"break"
+            and is_typo(a, b)
+        )
+        for a, b in zip(mine, theirs, strict=True)
+    )
 
 
 def _same_family(a: str, b: str) -> bool:
@@ -713,6 +811,7 @@ class PairFeatures:
     polarity_mismatch: bool  # an antonym swap or a prefix negation ("safe"/"unsafe")
     scope_mismatch: bool  # a quantifier, order word, audience or superlative on one side only
     scope_swap: bool  # one on each side ("first"/"last", "adults"/"children", "fastest"/"cheapest")
+    wide_scope_swap: bool  # an audience, season, time or frequency on each side ("beginners"/"experienced")
     entity_mismatch: bool
     unit_mismatch: bool
     symbol_mismatch: bool  # one holds code, and their operators, brackets, code quotes or number order differ
@@ -721,6 +820,7 @@ class PairFeatures:
     strong_polarity: bool  # an antonym swap of words paraphrases do not trade ("cold"/"hot", "open"/"close")
     reversal_one_side: bool  # one side only has a verb that turns the question around ("fix", "stop")
     added_phrase: bool  # one is the other plus a qualifying phrase ("... adjusted for inflation")
+    respelled: bool  # the same words in the same order, some misspelled ("sourdogh"), greetings aside
     only_query: int  # content words the query has and the candidate lacks (a name of several words: one)
     only_candidate: int
     content_jaccard: float
@@ -803,7 +903,11 @@ def pair_features(
     # Most pairs hold no antonym at all: the loose ones are set aside only when there is one.
     antonym_swap = _antonym_swap(q_diff_tokens, c_diff_tokens)
     strong_polarity = (
-        antonym_swap and _antonym_swap(q_diff_tokens - LOOSE_ANTONYMS, c_diff_tokens - LOOSE_ANTONYMS)
+        antonym_swap
+        and (
+            _antonym_swap(q_diff_tokens - LOOSE_ANTONYMS, c_diff_tokens)
+            or _antonym_swap(q_diff_tokens, c_diff_tokens - LOOSE_ANTONYMS)
+        )
     ) or _prefix_opposites(q_diff_tokens, c_diff_tokens)
     polarity = (
         strong_polarity
@@ -840,6 +944,7 @@ def pair_features(
         polarity_mismatch=polarity,
         scope_mismatch=bool(q_scope) != bool(c_scope),
         scope_swap=any(kind in q_scope and kind in c_scope for kind in SWAPPABLE_SCOPE_KINDS),
+        wide_scope_swap=any(kind in q_scope and kind in c_scope for kind in WIDE_SCOPE_KINDS),
         entity_mismatch=entity_mismatch,
         unit_mismatch=bool(q.units) and bool(c.units) and q.units != c.units,
         order_swap=order_swapped(q.directions, c.directions),
@@ -847,6 +952,7 @@ def pair_features(
         reversal_one_side=REVERSING_VERBS.isdisjoint(q.token_set) != REVERSING_VERBS.isdisjoint(c.token_set),
         added_phrase=bool(only_q) != bool(only_c)
         and (added_phrase(c.tokens, q.tokens, only_q) if only_q else added_phrase(q.tokens, c.tokens, only_c)),
+        respelled=respelled(q, c),
         only_query=_count_names_once(only_q, q.names),
         only_candidate=_count_names_once(only_c, c.names),
         content_jaccard=len(q.content & c.content) / union if union else 1.0,

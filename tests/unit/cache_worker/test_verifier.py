@@ -480,6 +480,104 @@ def test_a_swapped_scope_is_refused(verifier: CalibratedVerifier) -> None:
 @pytest.mark.parametrize(
     ("stored", "asked"),
     [
+        # who it is for, and when, among more rewording than a plain swap
+        ("Best Python books for complete beginners", "Best Python books for experienced developers"),
+        ("Good stretches for seniors with stiff hips", "Good stretches for teenagers with stiff hips"),
+        ("Until what time does the London Underground run on weekdays?", "How late does the Tube run at the weekend?"),
+        (
+            "How do I work out the annual interest on a car loan?",
+            "How do I calculate the monthly interest on a car loan?",
+        ),
+        # a part against the whole
+        ("Summarize the first chapter of Pride and Prejudice", "Give me a summary of the whole of Pride and Prejudice"),
+        ("How much does the average wedding cost per guest?", "How much does the average wedding cost in total?"),
+        (
+            "How much is a MacBook Air in California before sales tax?",
+            "How much is a MacBook Air in California including sales tax?",
+        ),
+    ],
+)
+def test_another_audience_time_or_extent_is_refused(verifier: CalibratedVerifier, stored: str, asked: str) -> None:
+    verdict = verify(verifier, asked, stored, 0.9)
+    assert not verdict.accept and verdict.reason in ("scope_mismatch", "polarity_mismatch")
+
+
+def test_superlatives_of_one_meaning_are_no_swap() -> None:
+    features = pair_features(
+        "What is the fastest way to learn Spanish?", "What is the quickest way to learn Spanish?", 0.97
+    )
+    assert not features.scope_swap and hard_refusal(features) is None
+    assert pair_features("What is the fastest car?", "What is the cheapest car?", 0.9).scope_swap
+
+
+def test_the_word_one_counts_only_as_a_number() -> None:
+    assert facts("Combine two dicts into one in Python").numbers == facts("How do I merge two dictionaries?").numbers
+    for pronoun in ("How can one publish a book?", "Which one is better?", "Read a file one line at a time"):
+        assert not facts(pronoun).numbers, pronoun
+    assert facts("How do I take a screenshot of just one window?").numbers == {"1"}
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("What's a good recipe for pancakes without eggs?", "How do I make pancakes at home?"),
+        ("How do I make a caffeine-free energy drink at home?", "How do I make an energy drink at home?"),
+        ("List all the US states in alphabetical order", "List all the US states except Alaska in alphabetical order"),
+    ],
+)
+def test_ruling_a_thing_out_of_the_question_is_refused(verifier: CalibratedVerifier, stored: str, asked: str) -> None:
+    for query, candidate in ((asked, stored), (stored, asked)):
+        verdict = verify(verifier, query, candidate, 0.9)
+        assert (verdict.accept, verdict.reason) == (False, "exclusion_mismatch")
+
+
+def test_keeping_what_is_not_lost_is_no_exclusion() -> None:
+    assert not pair_features(
+        "How do I undo my last git commit but keep the changes?",
+        "How do I revert the most recent commit in git without losing my edits?",
+        0.9,
+    ).exclusion_mismatch
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("How do I cook rice?", "How do I cook rice in a microwave?"),
+        ("What's the best laptop to buy right now?", "What's the best laptop to buy right now for gaming?"),
+        ("Give me a meal plan for the week", "Give me a vegetarian meal plan for the week"),
+        (
+            "What's a typical salary for a software engineer?",
+            "What's a typical starting salary for a software engineer?",
+        ),
+    ],
+)
+def test_one_added_qualifying_word_is_refused(verifier: CalibratedVerifier, stored: str, asked: str) -> None:
+    for query, candidate in ((asked, stored), (stored, asked)):
+        verdict = verify(verifier, query, candidate, 0.9)
+        assert (verdict.accept, verdict.reason) == (False, "added_phrase")
+
+
+def test_the_same_question_misspelled_is_served(verifier: CalibratedVerifier) -> None:
+    # The embedding of a misspelled question drifts (0.75 here), the words do not.
+    for stored, asked in [
+        ("Why is my sourdough so dense?", "why is my sourdogh so dense"),
+        ("What's the best way to freeze bananas?", "hey, Whats the best way to freez bananas? thanks"),
+    ]:
+        assert verify(verifier, asked, stored, 0.75) == Verdict(True, 1.0)
+    # Names, numbers and two English words are compared exactly: one edit apart is another country,
+    # another year, another thing.
+    for stored, asked in [
+        ("What is the capital of Iran?", "What is the capital of Iraq?"),
+        ("Who won the World Cup in 2014?", "Who won the World Cup in 2018?"),
+        ("What is the best way to bread chicken?", "What is the best way to break chicken?"),
+        ("What is a desert?", "What is a dessert?"),
+    ]:
+        assert not pair_features(asked, stored, 0.95).respelled
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
         ("How do I install Node.js with sudo?", "How do I install Node.js without sudo?"),
         ("Plan a week of dinners that use chicken", "Plan a week of dinners that avoid chicken"),
         ("Show all orders that were cancelled", "Show all orders except cancelled ones"),
@@ -670,7 +768,7 @@ def tiny_model(embedding_weights: list[float]) -> CalibratedModel:
 def test_the_prompt_vectors_are_weighed_when_given() -> None:
     # A pair that differs along the first dimension is refused, but only by the model that sees the vectors.
     verifier = CalibratedVerifier(tiny_model([-10.0, 0.0]))
-    pair = ("How do I make cold brew?", "How do I make cold brew coffee?", 0.95)
+    pair = ("How do I make cold brew?", "What is the way to make cold brew?", 0.95)
     assert verify(verifier, *pair).accept
     assert verify(verifier, *pair, ([0.6, 0.8], [0.6, 0.8])).accept
     refused = verify(verifier, *pair, ([1.0, 0.0], [0.0, 1.0]))
