@@ -240,6 +240,14 @@ _KNOWN_LOWERCASE_NAMES = KNOWN_NAMES - NAMES_WHEN_CAPITALIZED
 # words may be skipped in the initials ("Department of Energy": DOE or DE).
 _INITIALISM_SKIPPED = frozenset("of and the for on in to &".split())
 MAX_INITIALS = 6
+# Names written other ways that no acronym rule reads (two letters, a nickname, a product's old name).
+NAME_ALIASES = (
+    "us|usa|united states|america", "uk|united kingdom|britain|great britain", "mac|macos|osx|os x|mac os",
+    "javascript|js", "typescript|ts", "postgres|postgresql", "los angeles|la",
+    "san francisco|sf", "european union|eu", "united nations|un", "new zealand|nz",
+    "vs code|vscode|visual studio code", "golang|go", "node|nodejs|node.js",
+)  # fmt: skip
+_ALIAS_GROUPS = tuple(tuple(tuple(name.split()) for name in group.split("|")) for group in NAME_ALIASES)
 MIN_INITIALS = 3  # two letters spell too much by chance ("US": "Utah state", "IT": "is teaching")
 MAX_ACRONYMS = 8  # a text in capitals is not a list of acronyms
 _ACRONYM = re.compile(r"[A-Z]{2,}|(?:[A-Z]\.)+[A-Z]\.?")  # "GDPR", "N.A.S.A"
@@ -770,6 +778,25 @@ def _missing(mine: TextFacts, other: TextFacts, abbreviated: set[str]) -> set[st
     return missing - other_joined - abbreviated
 
 
+def _aliases_in_both(mine: tuple[str, ...], theirs: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """The words of each text that name what the other names another way ("the United States"/"the
+    US", "macOS"/"a Mac"): (mine, theirs)."""
+    mine_found: set[str] = set()
+    theirs_found: set[str] = set()
+    for group in _ALIAS_GROUPS:
+        in_mine = [name for name in group if _holds(mine, name)]
+        if in_mine and (in_theirs := [name for name in group if _holds(theirs, name)]):
+            mine_found.update(word for name in in_mine for word in name)
+            theirs_found.update(word for name in in_theirs for word in name)
+    return mine_found, theirs_found
+
+
+def _holds(tokens: tuple[str, ...], name: tuple[str, ...]) -> bool:
+    if len(name) == 1:
+        return name[0] in tokens
+    return any(tokens[i : i + len(name)] == name for i in range(len(tokens) - len(name) + 1))
+
+
 def _spelled_out(text: TextFacts, acronyms: frozenset[str]) -> dict[str, tuple[str, ...]]:
     """The acronyms whose letters are the initials of a run of the text's capitalized words ("Data
     Protection"; small words such as "of" may stand between them), with that run's words."""
@@ -927,8 +954,9 @@ def pair_features(
     # An acronym one text spells out ("GDPR"/"General Data Protection Regulation") is no other name;
     # the words still differ for the model (one acronym has many expansions: WHO, World Heart...).
     q_spells, c_spells = _spelled_out(q, c.acronyms), _spelled_out(c, q.acronyms)
-    q_abbreviated = {word for run in q_spells.values() for word in run} | set(c_spells)
-    c_abbreviated = {word for run in c_spells.values() for word in run} | set(q_spells)
+    q_aliased, c_aliased = _aliases_in_both(q.tokens, c.tokens)
+    q_abbreviated = {word for run in q_spells.values() for word in run} | set(c_spells) | q_aliased
+    c_abbreviated = {word for run in c_spells.values() for word in run} | set(q_spells) | c_aliased
     entity_mismatch = bool(_missing(q, c, q_abbreviated)) or bool(_missing(c, q, c_abbreviated))
     weights = idf or {}
 

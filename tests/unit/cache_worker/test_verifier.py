@@ -113,6 +113,12 @@ def test_entities_units_and_typos() -> None:
         ("Is the DOE funding fusion?", "Is the Department of Energy funding fusion?"),
         ("What are the EU's roaming rules?", "What are the EU roaming rules?"),
         ("How do I spell the word necessary?", "What's the spelling of necessary?"),
+        ("How does a bill become law in the United States?", "How does a bill become a law in the US?"),
+        ("On macOS, how do I install Node.js?", "How do I install Node.js on a Mac?"),
+        (
+            "How do I deep clone an object in JS with Postgres?",
+            "How do I deep clone an object in JavaScript with PostgreSQL?",
+        ),
     ],
 )
 def test_a_name_written_another_way_is_the_same_name(stored: str, asked: str) -> None:
@@ -500,6 +506,11 @@ def test_a_swapped_scope_is_refused(verifier: CalibratedVerifier) -> None:
 def test_another_audience_time_or_extent_is_refused(verifier: CalibratedVerifier, stored: str, asked: str) -> None:
     verdict = verify(verifier, asked, stored, 0.9)
     assert not verdict.accept and verdict.reason in ("scope_mismatch", "polarity_mismatch")
+
+
+def test_an_alias_hides_no_other_name() -> None:
+    assert pair_features("What is the capital of the UK?", "What is the capital of the USA?", 0.9).entity_mismatch
+    assert pair_features("Best pizza in North America", "Best pizza in the USA", 0.9).entity_mismatch
 
 
 def test_superlatives_of_one_meaning_are_no_swap() -> None:
