@@ -442,6 +442,7 @@ class TextFacts:
     names: tuple[frozenset[str], ...] = ()  # stemmed words of each name of several words ("Red Bull")
     excluded: frozenset[str] = frozenset()  # roots of what the text leaves out ("without root": root)
     restricted: bool = False  # it rules a thing out: "without eggs", "except Alaska", "gluten-free"
+    lacking: frozenset[str] = frozenset()  # roots of what it says "no" to ("with no experience": experi)
     acronyms: frozenset[str] = frozenset()  # words in capitals or dotted initials ("GDPR", "N.A.S.A.")
     capitalized: frozenset[str] = frozenset()  # tokens written with a capital ("General", "Data")
 
@@ -467,6 +468,13 @@ _ONE_AFTER = frozenset(
     "no the which this that any every each some into at can could should must may might will would does do did"
     " is".split()
 )
+
+
+def _first_thing(tokens: tuple[str, ...], i: int) -> str | None:
+    """The thing the word at i leaves out: the first content word of the next few ("without needing
+    to download": download)."""
+    following = tokens[i + 1 : i + 1 + EXCLUSION_REACH]
+    return next((t for t in following if _is_content(t) and t not in _EXCLUDING_OR_HELPER), None)
 
 
 def _one_as_pronoun(tokens: tuple[str, ...], i: int) -> bool:
@@ -510,10 +518,12 @@ def _facts(text: str) -> TextFacts:
     left_out = [(free, less) for free, less in _LEFT_OUT.findall(lowered)]
     excluded = {_root(word) for match in left_out for word in match if word and _is_content(word)}
     restricted = any(free and _is_content(free) for free, _ in left_out)
+    lacking: set[str] = set()
     for i, token in enumerate(tokens):
+        if token == "no" and (thing := _first_thing(tokens, i)) is not None:
+            lacking.add(_root(thing))
         if token in EXCLUSION_WORDS:
-            following = tokens[i + 1 : i + 1 + EXCLUSION_REACH]
-            thing = next((t for t in following if _is_content(t) and t not in _EXCLUDING_OR_HELPER), None)
+            thing = _first_thing(tokens, i)
             if thing is not None:
                 excluded.add(_root(thing))
                 restricted |= token in RULING_OUT and thing not in LOSING
@@ -532,6 +542,7 @@ def _facts(text: str) -> TextFacts:
         code=code_symbols(text),
         excluded=frozenset(excluded),
         restricted=restricted,
+        lacking=frozenset(lacking),
         capitalized=frozenset(_word_token(raw) for raw in raw_words if raw[0].isupper()),
         acronyms=frozenset(
             _word_token(word)
@@ -640,10 +651,13 @@ def _prefix_opposites(only_a: set[str], only_b: set[str]) -> bool:
 
 
 def negation_differs(q: TextFacts, c: TextFacts) -> bool:
-    """One text negates and the other does not, nor says it with a negating prefix ("isn't used"/"unused")."""
+    """One text negates and the other does not, nor says it with a negating prefix ("isn't used"/"unused")
+    nor leaves out what the other says "no" to ("with no equipment"/"without equipment", "no-code"/"without code")."""
     if (q.negations > 0) == (c.negations > 0):
         return False
     plain, negating = (q, c) if c.negations else (c, q)
+    if negating.negations == negating.tokens.count("no") and negating.lacking and negating.lacking <= plain.excluded:
+        return False  # "a job with no experience"/"a job without experience"
     # Only a word the plain text alone has: "display" in both does not explain a "doesn't play".
     return not any(_negated_form(word, negating.token_set) for word in plain.token_set - negating.token_set)
 
@@ -652,18 +666,23 @@ def exclusion_mismatch(q: TextFacts, c: TextFacts) -> bool:
     """One text leaves out what the other names without leaving it out ("without root"/"as root"), or
     rules a thing out of a question the other asks whole ("pancakes without eggs"/"pancakes")."""
     return (
-        _names_plainly(c, q.excluded - c.excluded)
-        or _names_plainly(q, c.excluded - q.excluded)
+        _names_plainly(c, q.excluded - c.excluded - c.lacking)
+        or _names_plainly(q, c.excluded - q.excluded - q.lacking)
         or _restricted_one_side(q, c)
         or _restricted_one_side(c, q)
     )
 
 
 def _restricted_one_side(text: TextFacts, other: TextFacts) -> bool:
-    """The text rules a thing out; the other leaves nothing out, negates nothing and turns nothing
-    around ("recipes without eggs"/"how to avoid eggs" is the other's business)."""
+    """The text rules a thing out; the other leaves nothing out (but for saying "no" to the same:
+    "pancakes with no eggs"), negates nothing and turns nothing around ("recipes that don't use
+    eggs", "how to avoid eggs" are the other rules' business)."""
     return (
-        text.restricted and not other.excluded and not other.negations and REVERSING_VERBS.isdisjoint(other.token_set)
+        text.restricted
+        and not other.excluded
+        and bool(text.excluded - other.lacking)
+        and other.negations == other.tokens.count("no")
+        and REVERSING_VERBS.isdisjoint(other.token_set)
     )
 
 
@@ -927,6 +946,9 @@ def pair_features(
     only_c = _unmatched(c.content, q.content, c.tokens, q.tokens)
     q_diff_tokens = set(q.tokens) - set(c.tokens)
     c_diff_tokens = set(c.tokens) - set(q.tokens)
+    if q.lacking & c.excluded or c.lacking & q.excluded:  # "with no X"/"without X": no with/without swap
+        q_diff_tokens -= {"with", "without"}
+        c_diff_tokens -= {"with", "without"}
     # Most pairs hold no antonym at all: the loose ones are set aside only when there is one.
     antonym_swap = _antonym_swap(q_diff_tokens, c_diff_tokens)
     strong_polarity = (

@@ -542,6 +542,17 @@ def test_ruling_a_thing_out_of_the_question_is_refused(verifier: CalibratedVerif
         assert (verdict.accept, verdict.reason) == (False, "exclusion_mismatch")
 
 
+def test_saying_no_to_a_thing_is_leaving_it_out() -> None:
+    for stored, asked in [
+        ("How do you get a job with no experience?", "How can I get a job without experience?"),
+        ("Give me a 20 minute no-equipment home workout", "Give me a 20 minute home workout without equipment"),
+        ("Pancakes without eggs", "Pancakes with no eggs"),
+    ]:
+        features = pair_features(asked, stored, 0.93)
+        assert hard_refusal(features) is None, (asked, features)
+    assert hard_refusal(pair_features("How do I make bread with no yeast?", "How do I make bread with yeast?", 0.95))
+
+
 def test_keeping_what_is_not_lost_is_no_exclusion() -> None:
     assert not pair_features(
         "How do I undo my last git commit but keep the changes?",
