@@ -811,9 +811,11 @@ def _aliases_in_both(mine: tuple[str, ...], theirs: tuple[str, ...]) -> tuple[se
 
 
 def _holds(tokens: tuple[str, ...], name: tuple[str, ...]) -> bool:
-    if len(name) == 1:
-        return name[0] in tokens
-    return any(tokens[i : i + len(name)] == name for i in range(len(tokens) - len(name) + 1))
+    """Whether the name's words stand in the tokens, in a row (a scan only from its first word)."""
+    first = name[0]
+    if first not in tokens:
+        return False
+    return len(name) == 1 or any(tokens[i : i + len(name)] == name for i, token in enumerate(tokens) if token == first)
 
 
 def _spelled_out(text: TextFacts, acronyms: frozenset[str]) -> dict[str, tuple[str, ...]]:
