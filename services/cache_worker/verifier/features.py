@@ -92,8 +92,10 @@ PHRASE_FILLER = frozenset(
     " regards greetings kind kindly much lot ty thx um btw lol guys everyone folks somebody briefly simply"
     " again urgent asap precisely generally typically normally ever life world general nowadays".split()
 )
-# Greetings and thanks a repeat adds or drops ("hey, ...", "... thanks!"): no part of the question.
-POLITENESS = PHRASE_FILLER | frozenset("hi hey hello please pls plz thanks thank thx ty quick question".split())
+# Greetings and thanks a repeat adds or drops ("hey, ...", "... thanks!"): no part of the question. Not
+# PHRASE_FILLER: "life", "world", "random", "general" and "quick" are filler beside a question, but part of
+# "life insurance", "a random number", "general relativity" and "quick bread".
+POLITENESS = frozenset("hi hey hello please pls plz thanks thank thx ty".split())
 MAX_TYPO_LENGTH = 24  # longer tokens (DNA strings, URL paths) are compared exactly: alignment is quadratic
 MIN_PREFIXED_STEM = 4  # "inhale": "hale"; shorter leftovers ("in"+"to") are not one stem
 
