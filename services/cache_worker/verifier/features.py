@@ -96,6 +96,8 @@ PHRASE_FILLER = frozenset(
 # PHRASE_FILLER: "life", "world", "random", "general" and "quick" are filler beside a question, but part of
 # "life insurance", "a random number", "general relativity" and "quick bread".
 POLITENESS = frozenset("hi hey hello please pls plz thanks thank thx ty".split())
+# The marks a respelled question must keep, in order: a sign or an operator is no misspelling ("-5"/"5").
+_MARKS = re.compile(r"[+*/=<>^~|&$#@\\€£°]|-(?=\s*[\d.(])|(?<=[\d)])\s*-")
 MAX_TYPO_LENGTH = 24  # longer tokens (DNA strings, URL paths) are compared exactly: alignment is quadratic
 MIN_PREFIXED_STEM = 4  # "inhale": "hale"; shorter leftovers ("in"+"to") are not one stem
 
@@ -447,6 +449,8 @@ class TextFacts:
     lacking: frozenset[str] = frozenset()  # roots of what it says "no" to ("with no experience": experi)
     acronyms: frozenset[str] = frozenset()  # words in capitals or dotted initials ("GDPR", "N.A.S.A.")
     capitalized: frozenset[str] = frozenset()  # tokens written with a capital ("General", "Data")
+    marks: str = ""  # its signs and operators, in order ("-" before or after a number, "+", "=", "$")
+    unread: bool = False  # it holds letters no token reads (Cyrillic, Chinese): its words are not all here
 
 
 MAX_CACHED_TEXT = 2000  # histories are compared from their last 1,500 characters; prompts are mostly short
@@ -545,6 +549,8 @@ def _facts(text: str) -> TextFacts:
         excluded=frozenset(excluded),
         restricted=restricted,
         lacking=frozenset(lacking),
+        marks="".join(m.strip() for m in _MARKS.findall(normalized)),
+        unread=not normalized.isascii() and any(ch.isalpha() and not ch.isascii() for ch in normalized),
         capitalized=frozenset(_word_token(raw) for raw in raw_words if raw[0].isupper()),
         acronyms=frozenset(
             _word_token(word)
@@ -725,9 +731,11 @@ def respelled(q: TextFacts, c: TextFacts) -> bool:
     misspellings ("Whats the best way to freez bananas" / "What's the best way to freeze bananas?").
     A name is compared exactly ("Iran"/"Iraq", "Chile"/"China"), and so are two words that are both
     English words ("desert"/"dessert")."""
+    if q.unread or c.unread or q.marks != c.marks:  # words the tokens miss ("борщ"/"плов"), "-5"/"5"
+        return False
     mine = [t for t in q.tokens if t not in POLITENESS]
     theirs = [t for t in c.tokens if t not in POLITENESS]
-    if len(mine) != len(theirs):
+    if not mine or len(mine) != len(theirs):  # "hi"/"thanks": no question to be the same
         return False
     names = q.entities | c.entities
     return all(

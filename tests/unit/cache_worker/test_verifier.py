@@ -600,6 +600,21 @@ def test_the_same_question_misspelled_is_served(verifier: CalibratedVerifier) ->
 @pytest.mark.parametrize(
     ("stored", "asked"),
     [
+        ("Как приготовить борщ?", "Как приготовить плов?"),  # no word the tokens read: all "the same"
+        ("東京の人口は?", "大阪の人口は?"),
+        ("Hi!", "Thanks!"),  # greetings only: no question
+        ("What is 5 squared?", "What is -5 squared?"),  # a sign is no misspelling
+        ("Is 2^10 bigger than 1000?", "Is 2*10 bigger than 1000?"),
+    ],
+)
+def test_respelled_needs_every_word_and_sign(stored: str, asked: str) -> None:
+    for query, candidate in ((asked, stored), (stored, asked)):
+        assert not pair_features(query, candidate, 0.9).respelled
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
         ("How does insurance work?", "How does life insurance work?"),
         ("How do I generate a number in Python?", "How do I generate a random number in Python?"),
         ("What is relativity?", "What is general relativity?"),
