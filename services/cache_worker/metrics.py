@@ -46,7 +46,7 @@ REFUSED = Counter(
     "llmcache_cache_refused_candidates_total",
     "Semantic candidates above the similarity threshold refused by a further check, by reason "
     "(conversation_context, context_unknown, context_<rule> such as context_number_mismatch, number_mismatch, "
-    "negation_mismatch, exclusion_mismatch, added_phrase, "
+    "negation_mismatch, exclusion_mismatch, added_phrase, unread_text, "
     "symbol_mismatch, polarity_mismatch, "
     "entity_mismatch, unit_mismatch, scope_mismatch, order_swap, differing_words, low_similarity, low_confidence, "
     "judge_refused, judge_timeout, judge_error, prompt_unknown, prompt_too_long, verifier_error).",

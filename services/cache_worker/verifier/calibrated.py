@@ -1,6 +1,7 @@
 """The calibrated verifier: hard rules for what must agree, then a small logistic model.
 
-Numbers, dates, IDs and versions must agree, and so must negation and, when either text holds
+Texts in a script the signals cannot read (Cyrillic, Chinese...) hit exactly only: nothing here would
+see what differs. Numbers, dates, IDs and versions must agree, and so must negation and, when either text holds
 code, the operators and symbols: a pair that differs there is refused outright (the reason says
 which); so is one where a prompt leaves out what the other names ("without root"/"as root") or adds
 a qualifying phrase to it ("... adjusted for inflation"), or whose few differing words are a swapped
@@ -14,7 +15,8 @@ the caller passes both prompts' vectors, |u - v| of them too (where in the embed
 two meanings differ). Both are trained by `eval/train.py` on a split of the development data and
 shipped as `model.json` (coefficients, standardization, word weights and each model's default
 operating point). `min_probability` is the one setting that trades hits for safety: higher serves
-fewer paraphrases and fewer wrong answers.
+fewer paraphrases and fewer wrong answers. It weighs what the rules leave to the model; the same text,
+and the same words misspelled, are served at any setting.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from services.cache_worker.verifier.base import HitVerifier, PromptVectors, Verd
 from services.cache_worker.verifier.features import FEATURE_NAMES, FEATURE_REASONS, PairFeatures, pair_features
 
 MODEL_FILE = Path(__file__).with_name("model.json")
-HARD_RULES = ("number_mismatch", "negation_mismatch", "exclusion_mismatch", "symbol_mismatch", "added_phrase")
+HARD_RULES = (
+    "unread_text",
+    "number_mismatch",
+    "negation_mismatch",
+    "exclusion_mismatch",
+    "symbol_mismatch",
+    "added_phrase",
+)
 # When the texts differ in at most this many content words, a name, antonym, unit or number that
 # differs is the whole difference: "the same question about something else".
 SMALL_DIFFERENCE = 3

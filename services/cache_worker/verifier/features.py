@@ -12,6 +12,7 @@ well under a millisecond per pair, so it runs on every semantic candidate.
 from __future__ import annotations
 
 import functools
+import gzip
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,10 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _NUMBER = re.compile(r"\d+(?:\.\d+)*(?:\s*(?:am|pm)\b)?", re.IGNORECASE)
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)\W*([A-Za-z][\w'\u2019.+#-]*)")
 _APOSTROPHE = str.maketrans({"\u2019": "'"})  # a typographic apostrophe is an apostrophe
+# Latin letters no accent-stripping reaches: "Straße", "Ærø", "Łódź" are read, not unread.
+_LATIN_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ø": "o", "Ø": "O",
+                                "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "\u0131": "i", "þ": "th",
+                                "ð": "d"})  # fmt: skip
 
 NUMBER_WORDS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
@@ -90,7 +95,8 @@ MIN_ADDED_RUN = 3
 PHRASE_FILLER = frozenset(
     "sorry bother asking ask friend advance appreciate appreciated thought random wonder hope hoping cheers"
     " regards greetings kind kindly much lot ty thx um btw lol guys everyone folks somebody briefly simply"
-    " again urgent asap precisely generally typically normally ever life world general nowadays".split()
+    " again urgent asap precisely generally typically normally ever life world general nowadays properly"
+    " correctly exactly actually really basically".split()
 )
 # Greetings and thanks a repeat adds or drops ("hey, ...", "... thanks!"): no part of the question. Not
 # PHRASE_FILLER: "life", "world", "random", "general" and "quick" are filler beside a question, but part of
@@ -147,17 +153,19 @@ ANTONYMS = [
 _ANTONYM_KEYS = {frozenset(pair) for pair in ANTONYMS}
 # WordNet's direct antonyms (written by eval/wordnet_antonyms.py): the long tail of the list above.
 ANTONYM_FILE = Path(__file__).with_name("antonyms.txt")
-# English words (written by eval/known_words.py): one edit between two of them is no misspelling.
-KNOWN_WORDS_FILE = Path(__file__).with_name("known_words.txt")
+# English words (written by eval/known_words.py): a misspelling is one edit from a known word and is
+# not one itself ("freez"/"freeze"; "desert"/"dessert" are two words).
+KNOWN_WORDS_FILE = Path(__file__).with_name("known_words.txt.gz")
 
 # Words that narrow or widen what a question asks about, by kind: which one (first, last, before),
 # who (adults, children) and how much of it (all, some, only). A pair with such a word on one side
 # only asks about a part of the other's subject; a pair that swaps one word of a kind for another of
 # the same kind ("first"/"last", "adults"/"children", "fastest"/"cheapest") asks another question.
+# ("seniors" are older people; "a senior developer" is a rank, and experienced.)
 _AUDIENCES = {
     "adult": "adult adults grownup grownups", "child": "child children kid kids toddler toddlers", "teen": "teen"
-    " teens teenager teenagers", "baby": "baby babies infant infants newborn newborns", "senior": "senior"
-    " seniors elderly", "male": "man men boy boys male males", "female": "woman women girl girls female females",
+    " teens teenager teenagers", "baby": "baby babies infant infants newborn newborns", "senior": "seniors"
+    " elderly", "male": "man men boy boys male males", "female": "woman women girl girls female females",
     "pregnant": "pregnant", "beginner": "beginner beginners novice novices newbie newbies junior juniors",
     "intermediate": "intermediate", "expert": "expert experts advanced experienced professional professionals seasoned",
     "student": "student students", "dog": "dog dogs puppy puppies", "cat": "cat cats kitten kittens",
@@ -196,7 +204,7 @@ LOOSE_ANTONYMS = frozenset(
 _SUPERLATIVE = re.compile(r"^[a-z]{3,}est$")
 # Superlatives that ask the same ("the fastest way"/"the quickest way"): one class, no swap.
 _SAME_SUPERLATIVES = ("fastest quickest speediest", "easiest simplest", "biggest largest", "smallest tiniest",
-                      "cheapest lowest", "hardest toughest", "strongest toughest")  # fmt: skip
+                      "cheapest lowest", "hardest toughest")  # fmt: skip
 SUPERLATIVE_CLASS = {word: group.split()[0] for group in _SAME_SUPERLATIVES for word in group.split()}
 NOT_SUPERLATIVES = frozenset(
     "interest request test contest protest harvest invest digest suggest guest forest honest modest manifest"
@@ -319,7 +327,18 @@ def _antonym_stems(path: Path) -> frozenset[frozenset[str]]:
 
 
 _ANTONYM_STEMS = _antonym_stems(ANTONYM_FILE)
-_KNOWN_WORDS = frozenset(line for line in KNOWN_WORDS_FILE.read_text().splitlines() if not line.startswith("#"))
+_KNOWN_WORDS = frozenset(
+    line for line in gzip.decompress(KNOWN_WORDS_FILE.read_bytes()).decode().splitlines() if not line.startswith("#")
+)
+_INFLECTIONS = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))
+
+
+def _known_word(word: str) -> bool:
+    """A word of the list, or one of its plurals, past forms or adverbs ("bananas", "baked")."""
+    return word in _KNOWN_WORDS or any(
+        word.endswith(suffix) and word[: len(word) - len(suffix)] + base in _KNOWN_WORDS
+        for suffix, base in _INFLECTIONS
+    )
 
 
 def _partners(pairs: Iterable[frozenset[str]]) -> dict[str, frozenset[str]]:
@@ -333,6 +352,7 @@ def _partners(pairs: Iterable[frozenset[str]]) -> dict[str, frozenset[str]]:
 
 _ANTONYM_PARTNERS = _partners(_ANTONYM_KEYS)
 _ROOT_PARTNERS = _partners(_ANTONYM_STEMS)
+_HANDWRITTEN_ROOT_PARTNERS = _partners(frozenset((_root(x), _root(y))) for x, y in ANTONYMS if _root(x) != _root(y))
 _NONE: frozenset[str] = frozenset()
 
 
@@ -351,6 +371,7 @@ def scope_of(tokens: Iterable[str]) -> set[tuple[str, str]]:
 def _normalize(text: str) -> str:
     if not text.isascii():  # "résumé": "resume", "naïve": "naive"
         text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+        text = text.translate(_LATIN_LETTERS)
     return _THOUSANDS.sub("", text.translate(_APOSTROPHE)).replace("%", " percent ").replace("cannot", "cant")
 
 
@@ -528,7 +549,8 @@ def _facts(text: str) -> TextFacts:
     for i, token in enumerate(tokens):
         if token == "no" and (thing := _first_thing(tokens, i)) is not None:
             lacking.add(_root(thing))
-        if token in EXCLUSION_WORDS:
+        # Python's try/except leaves nothing out ("try except in Python"/"handle exceptions in Python").
+        if token in EXCLUSION_WORDS and not (token == "except" and "try" in tokens):
             thing = _first_thing(tokens, i)
             if thing is not None:
                 excluded.add(_root(thing))
@@ -638,14 +660,16 @@ def _roots(word: str) -> set[str]:
     return roots
 
 
-def _antonym_swap(only_a: set[str], only_b: set[str]) -> bool:
-    """One side has a word the other has an antonym of (linear in the words: histories are long)."""
+def _antonym_swap(only_a: set[str], only_b: set[str], lexicon: bool = True) -> bool:
+    """One side has a word the other has an antonym of (linear in the words: histories are long);
+    `lexicon` False: of the handwritten list only, not WordNet's."""
     if not only_a or not only_b:
         return False
     if any(_ANTONYM_PARTNERS.get(x, _NONE) & only_b for x in only_a):
         return True
+    partners = _ROOT_PARTNERS if lexicon else _HANDWRITTEN_ROOT_PARTNERS
     roots_b = {r for y in only_b for r in _roots(y)}
-    return any(_ROOT_PARTNERS.get(rx, _NONE) & roots_b for x in only_a for rx in _roots(x))
+    return any(partners.get(rx, _NONE) & roots_b for x in only_a for rx in _roots(x))
 
 
 def _prefix_opposites(only_a: set[str], only_b: set[str]) -> bool:
@@ -726,15 +750,20 @@ def added_phrase(short: tuple[str, ...], long: tuple[str, ...], added: set[str])
     return longest >= MIN_ADDED_RUN
 
 
+# "What's" reads "what" (the possessive's rule); "Whats", typed without the apostrophe, is the same.
+_UNCONTRACTED = {w + "s": w for w in "what that there here who where how it let".split()}
+
+
 def respelled(q: TextFacts, c: TextFacts) -> bool:
     """The same question typed again: word for word, in order, save case, punctuation, greetings and
     misspellings ("Whats the best way to freez bananas" / "What's the best way to freeze bananas?").
-    A name is compared exactly ("Iran"/"Iraq", "Chile"/"China"), and so are two words that are both
-    English words ("desert"/"dessert")."""
+    A name is compared exactly ("Iran"/"Iraq", "Chile"/"China"); a misspelling is one edit or two from
+    a known word and not a known word itself: "desert"/"dessert" and "alkane"/"alkene" are two words,
+    "strcpy"/"strncpy" two unknown ones."""
     if q.unread or c.unread or q.marks != c.marks:  # words the tokens miss ("борщ"/"плов"), "-5"/"5"
         return False
-    mine = [t for t in q.tokens if t not in POLITENESS]
-    theirs = [t for t in c.tokens if t not in POLITENESS]
+    mine = [_UNCONTRACTED.get(t, t) for t in q.tokens if t not in POLITENESS]
+    theirs = [_UNCONTRACTED.get(t, t) for t in c.tokens if t not in POLITENESS]
     if not mine or len(mine) != len(theirs):  # "hi"/"thanks": no question to be the same
         return False
     names = q.entities | c.entities
@@ -744,7 +773,8 @@ def respelled(q: TextFacts, c: TextFacts) -> bool:
             a not in names
             and b not in names
             and not a[0].isdigit()
-            and not (a in _KNOWN_WORDS and b in _KNOWN_WORDS)  # "desert"/"dessert", "bread"/"break"
+            # one misspells the other: exactly one of them is a word ("desert"/"dessert" are two)
+            and _known_word(a) != _known_word(b)
             and is_typo(a, b)
         )
         for a, b in zip(mine, theirs, strict=True)
@@ -863,6 +893,7 @@ class PairFeatures:
     """Every signal of one (query, candidate) pair; `vector` is what the calibrated model weighs."""
 
     similarity: float
+    unread_text: bool  # either holds letters the signals cannot read (Cyrillic, Chinese, Greek)
     number_mismatch: bool  # both mention numbers, dates or IDs and they differ
     number_one_side: bool  # only one of them does
     negation_mismatch: bool
@@ -941,6 +972,8 @@ MAX_IDF = 10.0
 def must_agree(q: TextFacts, c: TextFacts) -> dict[str, bool]:
     """The signals of what must agree whatever else two texts share: numbers, negation, code."""
     return {
+        # The signals read Latin letters only: in another script they would see no difference at all.
+        "unread_text": q.unread or c.unread,
         "number_mismatch": bool(q.numbers) and bool(c.numbers) and q.numbers != c.numbers,
         "number_one_side": bool(q.numbers) != bool(c.numbers),
         "negation_mismatch": negation_differs(q, c),
@@ -966,8 +999,10 @@ def pair_features(
     strong_polarity = (
         antonym_swap
         and (
-            _antonym_swap(q_diff_tokens - LOOSE_ANTONYMS, c_diff_tokens)
-            or _antonym_swap(q_diff_tokens, c_diff_tokens - LOOSE_ANTONYMS)
+            _antonym_swap(q_diff_tokens - LOOSE_ANTONYMS, c_diff_tokens - LOOSE_ANTONYMS)
+            # one loose word against a handwritten partner: "first"/"whole", not WordNet's "small"/"spacious"
+            or _antonym_swap(q_diff_tokens - LOOSE_ANTONYMS, c_diff_tokens, lexicon=False)
+            or _antonym_swap(q_diff_tokens, c_diff_tokens - LOOSE_ANTONYMS, lexicon=False)
         )
     ) or _prefix_opposites(q_diff_tokens, c_diff_tokens)
     polarity = (

@@ -553,6 +553,30 @@ def test_saying_no_to_a_thing_is_leaving_it_out() -> None:
     assert hard_refusal(pair_features("How do I make bread with no yeast?", "How do I make bread with yeast?", 0.95))
 
 
+def test_text_the_signals_cannot_read_hits_exactly_only(verifier: CalibratedVerifier) -> None:
+    for stored, asked in [("Как приготовить борщ?", "Как приготовить плов?"), ("東京の人口は?", "大阪の人口は?")]:
+        verdict = verify(verifier, asked, stored, 0.97)
+        assert (verdict.accept, verdict.reason) == (False, "unread_text")
+    assert verify(verifier, "Как приготовить борщ?", "Как приготовить борщ?", 1.0).accept
+    # Latin letters are read, accented or not
+    assert not facts("Wie weit ist es von Straße zu Ærø und Łódź?").unread
+
+
+def test_fixes_from_the_review_of_the_new_rules() -> None:
+    # Python's try/except leaves nothing out; a loose word against a WordNet antonym is no swap among
+    # rewording ("small"/"spacious"); "a senior developer" is experienced, not elderly; "hardest" and
+    # "toughest" ask the same; a manner adverb is no qualifier.
+    for stored, asked in [
+        ("How do I use try except in Python?", "How do I handle exceptions in Python?"),
+        ("How can I make a small apartment look bigger?", "How do I make a tiny apartment feel more spacious?"),
+        ("Tips for a senior developer interview", "Tips for an experienced developer interview"),
+        ("What is the hardest exam in the world?", "What is the toughest exam in the world?"),
+        ("How do I tie a tie?", "How do I tie a tie properly?"),
+    ]:
+        features = pair_features(asked, stored, 0.9)
+        assert hard_refusal(features) is None, (asked, features)
+
+
 def test_keeping_what_is_not_lost_is_no_exclusion() -> None:
     assert not pair_features(
         "How do I undo my last git commit but keep the changes?",
@@ -582,19 +606,23 @@ def test_one_added_qualifying_word_is_refused(verifier: CalibratedVerifier, stor
 def test_the_same_question_misspelled_is_served(verifier: CalibratedVerifier) -> None:
     # The embedding of a misspelled question drifts (0.75 here), the words do not.
     for stored, asked in [
-        ("Why is my sourdough so dense?", "why is my sourdogh so dense"),
+        ("How do I lower my cholesterol naturally?", "how do i lower my cholestrol naturally"),
         ("What's the best way to freeze bananas?", "hey, Whats the best way to freez bananas? thanks"),
     ]:
         assert verify(verifier, asked, stored, 0.75) == Verdict(True, 1.0)
-    # Names, numbers and two English words are compared exactly: one edit apart is another country,
-    # another year, another thing.
+    # Names and numbers are compared exactly, and a misspelling is no word itself: one edit apart is
+    # another country, another year, another thing; two unknown words may be anything.
     for stored, asked in [
         ("What is the capital of Iran?", "What is the capital of Iraq?"),
         ("Who won the World Cup in 2014?", "Who won the World Cup in 2018?"),
         ("What is the best way to bread chicken?", "What is the best way to break chicken?"),
         ("What is a desert?", "What is a dessert?"),
+        ("What are alkanes?", "What are alkenes?"),
+        ("How is a stalactite formed?", "How is a stalagmite formed?"),
+        ("How does strcpy work in C?", "How does strncpy work in C?"),
+        ("Why is my sourdough so dense?", "why is my sourdogh so dense"),  # "sourdough" is no listed word
     ]:
-        assert not pair_features(asked, stored, 0.95).respelled
+        assert not pair_features(asked, stored, 0.95).respelled, asked
 
 
 @pytest.mark.parametrize(
