@@ -330,6 +330,10 @@ _ANTONYM_STEMS = _antonym_stems(ANTONYM_FILE)
 _KNOWN_WORDS = frozenset(
     line for line in gzip.decompress(KNOWN_WORDS_FILE.read_bytes()).decode().splitlines() if not line.startswith("#")
 )
+# British spellings and their American shapes, on stems too ("organis": "organiz"): one word spelled two ways.
+_BRITISH_SPELLINGS = (("our", "or"), ("tre", "ter"), ("ise", "ize"), ("is", "iz"), ("yse", "yze"), ("ys", "yz"),
+                      ("ogue", "og"), ("tyre", "tire"), ("grey", "gray"), ("ae", "e"), ("oe", "e"),
+                      ("ll", "l"))  # fmt: skip
 _INFLECTIONS = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))
 
 
@@ -813,10 +817,30 @@ def _unmatched(
     for word in mine - theirs:
         if word in joined or word in split_compound:
             continue
-        if any(is_typo(word, other) or _same_family(word, other) or _same_unit(word, other) for other in theirs - mine):
+        if any(
+            (is_typo(word, other) and not _two_words(word, other, my_tokens, their_tokens))
+            or _same_family(word, other)
+            or _same_unit(word, other)
+            for other in theirs - mine
+        ):
             continue
         left.add(word)
     return left
+
+
+def _two_words(mine: str, theirs: str, my_tokens: tuple[str, ...], their_tokens: tuple[str, ...]) -> bool:
+    """Two stems a typo apart are two words when both are known words and not one word's British and
+    American spellings: "nitrate"/"nitrite", "lactase"/"lactose"; not "colour"/"color"."""
+    mine_known = any(_known_word(t) for t in my_tokens if stem(t) == mine)
+    theirs_known = any(_known_word(t) for t in their_tokens if stem(t) == theirs)
+    return mine_known and theirs_known and _american(mine) != _american(theirs)
+
+
+def _american(word: str) -> str:
+    """The American spelling's shape of a British one ("colour": "color", "centre": "center")."""
+    for british, american in _BRITISH_SPELLINGS:
+        word = word.replace(british, american)
+    return word
 
 
 def _missing(mine: TextFacts, other: TextFacts, abbreviated: set[str]) -> set[str]:

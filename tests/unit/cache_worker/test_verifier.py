@@ -553,6 +553,22 @@ def test_saying_no_to_a_thing_is_leaving_it_out() -> None:
     assert hard_refusal(pair_features("How do I make bread with no yeast?", "How do I make bread with yeast?", 0.95))
 
 
+def test_two_known_words_a_typo_apart_differ() -> None:
+    for stored, asked in [
+        ("What is the chemical formula of sodium nitrate?", "What is the chemical formula of sodium nitrite?"),
+        ("What does the enzyme lactase break down?", "What does the enzyme lactose break down?"),
+    ]:
+        assert pair_features(asked, stored, 0.9).differing, asked
+    # a misspelling, and British and American spellings, are one word
+    for stored, asked in [
+        ("What is the difference between affect and effect?", "What is the difference between affect and efect?"),
+        ("How do I change a bike tyre?", "How do I change a bike tire?"),
+        ("What colour is the sky at the city centre?", "What color is the sky at the city center?"),
+        ("How do I organise my files?", "How do I organize my files?"),
+    ]:
+        assert not pair_features(asked, stored, 0.9).differing, asked
+
+
 def test_text_the_signals_cannot_read_hits_exactly_only(verifier: CalibratedVerifier) -> None:
     for stored, asked in [("Как приготовить борщ?", "Как приготовить плов?"), ("東京の人口は?", "大阪の人口は?")]:
         verdict = verify(verifier, asked, stored, 0.97)
