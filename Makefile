@@ -65,7 +65,7 @@ eval: install
 # The same pairs through a running gateway (`make run`): make eval-http API_KEY=lcp-...
 BASE_URL ?= http://127.0.0.1:8000
 eval-http: install
-	PYTHONPATH=. $(PY) -m eval.harness --http $(BASE_URL) --api-key "$(API_KEY)"
+	PYTHONPATH=. $(PY) -m eval.harness --http $(BASE_URL) --api-key "$(API_KEY)" $(if $(PAIRS),--pairs $(PAIRS)) $(if $(OUTCOMES),--outcomes $(OUTCOMES))
 
 # Retrain the verifier on the train half: writes services/cache_worker/verifier/model.json.
 eval-train: install

@@ -336,11 +336,14 @@ def summarize(outcomes: list[Outcome], latency: bool = True) -> dict[str, Any]:
         "verifier_ms_p50": percentile(verifier, 50),
         "verifier_ms_p99": percentile(verifier, 99),
     }
-    print(
-        f"latency: decision (vector search + checks) p50 {latency['decision_ms_p50']:.2f} ms,"
-        f" p99 {latency['decision_ms_p99']:.2f} ms; verifier p50 {latency['verifier_ms_p50']:.3f} ms,"
-        f" p99 {latency['verifier_ms_p99']:.3f} ms"
-    )
+    if verifier:
+        print(
+            f"latency: decision (vector search + checks) p50 {latency['decision_ms_p50']:.2f} ms,"
+            f" p99 {latency['decision_ms_p99']:.2f} ms; verifier p50 {latency['verifier_ms_p50']:.3f} ms,"
+            f" p99 {latency['verifier_ms_p99']:.3f} ms"
+        )
+    else:  # over HTTP the verifier runs inside the cache worker: its histogram is on /metrics
+        print(f"latency: request of b p50 {latency['decision_ms_p50']:.2f} ms, p99 {latency['decision_ms_p99']:.2f} ms")
     refusals: dict[str, int] = defaultdict(int)
     for o in outcomes:
         for reason in o.refusals:
@@ -450,7 +453,7 @@ def chart(
     plt.close(fig)
 
 
-def write_outcomes(outcomes: list[Outcome], path: Path) -> None:
+def write_outcomes(outcomes: list[Outcome], path: Path, http: bool = False) -> None:
     """One line per pair: its rows, whether b was served a's answer, the best candidate's similarity,
     the refusal reasons and the model's probability, to read which pairs went wrong and why."""
     with path.open("w") as f:
@@ -465,7 +468,7 @@ def write_outcomes(outcomes: list[Outcome], path: Path) -> None:
                 "right": o.served == o.pair.same_answer,
                 "similarity": None if o.similarity is None else round(o.similarity, 4),
                 "refusals": o.refusals,
-                "probability": round(o.probability, 3),
+                "probability": None if http else round(o.probability, 3),  # over HTTP: not in the response
             }
             f.write(json.dumps(row) + "\n")
     print(f"wrote each pair's decision to {path}")
@@ -504,6 +507,8 @@ def main() -> None:
         out.mkdir(exist_ok=True)
     if args.http:
         outcomes = asyncio.run(run_http(pairs, args.http, args.api_key, args.concurrency))
+        if args.outcomes:  # served and the similarity, from the response headers; no refusal reasons
+            write_outcomes(outcomes, args.outcomes, http=True)
         summary = summarize(outcomes)
         print("(http: latency is the whole request of b, upstream included on a miss)")
         if out:
