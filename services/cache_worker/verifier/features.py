@@ -153,8 +153,8 @@ ANTONYMS = [
 _ANTONYM_KEYS = {frozenset(pair) for pair in ANTONYMS}
 # WordNet's direct antonyms (written by eval/wordnet_antonyms.py): the long tail of the list above.
 ANTONYM_FILE = Path(__file__).with_name("antonyms.txt")
-# English words (written by eval/known_words.py): a misspelling is one edit from a known word and is
-# not one itself ("freez"/"freeze"; "desert"/"dessert" are two words).
+# English words (written by eval/known_words.py): a misspelling is an edit or two from a known word and
+# is not one itself ("freez"/"freeze"; "desert"/"dessert" are two words).
 KNOWN_WORDS_FILE = Path(__file__).with_name("known_words.txt.gz")
 
 # Words that narrow or widen what a question asks about, by kind: which one (first, last, before),
@@ -933,7 +933,7 @@ class PairFeatures:
     strong_polarity: bool  # an antonym swap of words paraphrases do not trade ("cold"/"hot", "open"/"close")
     reversal_one_side: bool  # one side only has a verb that turns the question around ("fix", "stop")
     added_phrase: bool  # one is the other plus a qualifying phrase ("... adjusted for inflation")
-    respelled: bool  # the same words in the same order, some misspelled ("sourdogh"), greetings aside
+    respelled: bool  # the same words in the same order, some misspelled ("freez"), greetings aside
     only_query: int  # content words the query has and the candidate lacks (a name of several words: one)
     only_candidate: int
     content_jaccard: float
