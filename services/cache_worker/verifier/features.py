@@ -28,10 +28,16 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _NUMBER = re.compile(r"\d+(?:\.\d+)*(?:\s*(?:am|pm)\b)?", re.IGNORECASE)
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n)\W*([A-Za-z][\w'\u2019.+#-]*)")
 _APOSTROPHE = str.maketrans({"\u2019": "'"})  # a typographic apostrophe is an apostrophe
+# Greek letters are read by their names, as English text uses them: "π" is "pi", "μm" is "mu m", alpha, beta.
+_GREEK_LETTERS = {
+    chr(code): f" {unicodedata.name(chr(code)).split()[-1].lower()} "
+    for code in (*range(0x391, 0x3AA), *range(0x3B1, 0x3CA))
+    if unicodedata.name(chr(code), "").startswith("GREEK")
+}
 # Latin letters no accent-stripping reaches: "Straße", "Ærø", "Łódź" are read, not unread.
 _LATIN_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ø": "o", "Ø": "O",
                                 "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "\u0131": "i", "þ": "th",
-                                "ð": "d"})  # fmt: skip
+                                "ð": "d", **_GREEK_LETTERS})  # fmt: skip
 
 NUMBER_WORDS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",

@@ -574,8 +574,13 @@ def test_text_the_signals_cannot_read_hits_exactly_only(verifier: CalibratedVeri
         verdict = verify(verifier, asked, stored, 0.97)
         assert (verdict.accept, verdict.reason) == (False, "unread_text")
     assert verify(verifier, "Как приготовить борщ?", "Как приготовить борщ?", 1.0).accept
-    # Latin letters are read, accented or not
+    # Latin letters are read, accented or not, and Greek letters by their names, as English uses them
     assert not facts("Wie weit ist es von Straße zu Ærø und Łódź?").unread
+    assert pair_features("What is π to 10 digits?", "What is pi to 10 digits?", 0.95).respelled
+    assert pair_features("Is Cronbach's \u03b1 above 0.7?", "Is Cronbach's \u03b2 above 0.7?", 0.95).differing == (
+        "alpha",
+        "beta",
+    )
 
 
 def test_fixes_from_the_review_of_the_new_rules() -> None:
