@@ -104,10 +104,14 @@ PHRASE_FILLER = frozenset(
     " again urgent asap precisely generally typically normally ever life world general nowadays properly"
     " correctly exactly actually really basically".split()
 )
-# Greetings and thanks a repeat adds or drops ("hey, ...", "... thanks!"): no part of the question. Not
-# PHRASE_FILLER: "life", "world", "random", "general" and "quick" are filler beside a question, but part of
-# "life insurance", "a random number", "general relativity" and "quick bread".
-POLITENESS = frozenset("hi hey hello please pls plz thanks thank thx ty".split())
+# Greetings and thanks a repeat adds or drops ("hey, ...", "... thanks!"): no part of the question, at its
+# start (greetings) or end (thanks) only: "how do you say thanks in Japanese" asks about the word. "Please"
+# is dropped anywhere. Not PHRASE_FILLER: "life", "world", "random", "general" and "quick" are filler beside
+# a question, but part of "life insurance", "a random number", "general relativity" and "quick bread".
+GREETINGS = frozenset("hi hey hello".split())
+PLEASE = frozenset("please pls plz".split())
+THANKS = frozenset("thanks thank thx ty".split())
+POLITENESS = GREETINGS | PLEASE | THANKS
 # The marks a respelled question must keep, in order: a sign or an operator is no misspelling ("-5"/"5").
 _MARKS = re.compile(r"[+*/=<>^~|&$#@\\€£°]|-(?=\s*[\d.(])|(?<=[\d)])\s*-")
 MAX_TYPO_LENGTH = 24  # longer tokens (DNA strings, URL paths) are compared exactly: alignment is quadratic
@@ -764,6 +768,17 @@ def added_phrase(short: tuple[str, ...], long: tuple[str, ...], added: set[str])
 _UNCONTRACTED = {w + "s": w for w in "what that there here who where how it let".split()}
 
 
+def _question_words(tokens: tuple[str, ...]) -> list[str]:
+    """The tokens but greetings before the question, thanks after it and "please" anywhere."""
+    words = [_UNCONTRACTED.get(t, t) for t in tokens if t not in PLEASE]
+    start, end = 0, len(words)
+    while start < end and words[start] in GREETINGS:
+        start += 1
+    while end > start and (words[end - 1] in THANKS or words[end - 2 : end] == ["thank", "you"]):
+        end -= 1
+    return words[start:end]
+
+
 def respelled(q: TextFacts, c: TextFacts) -> bool:
     """The same question typed again: word for word, in order, save case, punctuation, greetings and
     misspellings ("Whats the best way to freez bananas" / "What's the best way to freeze bananas?").
@@ -772,8 +787,7 @@ def respelled(q: TextFacts, c: TextFacts) -> bool:
     "strcpy"/"strncpy" two unknown ones."""
     if q.unread or c.unread or q.marks != c.marks:  # words the tokens miss ("борщ"/"плов"), "-5"/"5"
         return False
-    mine = [_UNCONTRACTED.get(t, t) for t in q.tokens if t not in POLITENESS]
-    theirs = [_UNCONTRACTED.get(t, t) for t in c.tokens if t not in POLITENESS]
+    mine, theirs = _question_words(q.tokens), _question_words(c.tokens)
     if not mine or len(mine) != len(theirs):  # "hi"/"thanks": no question to be the same
         return False
     names = q.entities | c.entities

@@ -661,6 +661,22 @@ def test_respelled_needs_every_word_and_sign(stored: str, asked: str) -> None:
         assert not pair_features(query, candidate, 0.9).respelled
 
 
+def test_a_greeting_or_thanks_inside_the_question_is_a_word_of_it(verifier: CalibratedVerifier) -> None:
+    # Greetings open a repeat and thanks close it; one asked about is the question's own word.
+    for stored, asked in [
+        ("How do you say thanks in Japanese?", "How do you say hello in Japanese?"),
+        ("Is it rude not to say please in Japan?", "Is it rude not to say thanks in Japan?"),
+        ("What is the origin of the word hello?", "What is the origin of the word thanks?"),
+    ]:
+        for query, candidate in ((asked, stored), (stored, asked)):
+            assert not pair_features(query, candidate, 0.9).respelled, query
+    for stored, asked in [
+        ("How do I boil an egg?", "hi, how do I boil an egg please? thank you!"),
+        ("Can you explain recursion in Python?", "hello hey can you please explain recursion in python thx"),
+    ]:
+        assert verify(verifier, asked, stored, 0.8) == Verdict(True, 1.0), asked
+
+
 @pytest.mark.parametrize(
     ("stored", "asked"),
     [
