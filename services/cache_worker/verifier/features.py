@@ -486,6 +486,7 @@ class TextFacts:
     capitalized: frozenset[str] = frozenset()  # tokens written with a capital ("General", "Data")
     marks: str = ""  # its signs and operators, in order ("-" before or after a number, "+", "=", "$")
     unread: bool = False  # it holds letters no token reads (Cyrillic, Chinese): its words are not all here
+    symbols: str = ""  # its symbols no token reads, in order: emoji, "∫", "¥" ("€", "£", "°" are read as units)
 
 
 MAX_CACHED_TEXT = 2000  # histories are compared from their last 1,500 characters; prompts are mostly short
@@ -587,6 +588,7 @@ def _facts(text: str) -> TextFacts:
         lacking=frozenset(lacking),
         marks="".join(m.strip() for m in _MARKS.findall(normalized)),
         unread=not normalized.isascii() and any(ch.isalpha() and not ch.isascii() for ch in normalized),
+        symbols=_unread_symbols(normalized),
         capitalized=frozenset(_word_token(raw) for raw in raw_words if raw[0].isupper()),
         acronyms=frozenset(
             _word_token(word)
@@ -594,6 +596,20 @@ def _facts(text: str) -> TextFacts:
             if _ACRONYM.fullmatch(word := raw.removesuffix("'s"))
             and MIN_INITIALS <= len(word.replace(".", "")) <= MAX_INITIALS
         ),
+    )
+
+
+_READ_SYMBOLS = frozenset("€£°")  # units (_UNIT_SYMBOLS) and marks (_MARKS)
+
+
+def _unread_symbols(normalized: str) -> str:
+    """The symbols of a text no token reads (emoji, "∫", "¥", "→"), in order."""
+    if normalized.isascii():
+        return ""
+    return "".join(
+        ch
+        for ch in normalized
+        if not ch.isascii() and ch not in _READ_SYMBOLS and unicodedata.category(ch).startswith("S")
     )
 
 
@@ -785,7 +801,8 @@ def respelled(q: TextFacts, c: TextFacts) -> bool:
     A name is compared exactly ("Iran"/"Iraq", "Chile"/"China"); a misspelling is one edit or two from
     a known word and not a known word itself: "desert"/"dessert" and "alkane"/"alkene" are two words,
     "strcpy"/"strncpy" two unknown ones."""
-    if q.unread or c.unread or q.marks != c.marks:  # words the tokens miss ("борщ"/"плов"), "-5"/"5"
+    # words the tokens miss ("борщ"/"плов"), signs ("-5"/"5"), symbols ("🍆"/"🍑")
+    if q.unread or c.unread or q.marks != c.marks or q.symbols != c.symbols:
         return False
     mine, theirs = _question_words(q.tokens), _question_words(c.tokens)
     if not mine or len(mine) != len(theirs):  # "hi"/"thanks": no question to be the same
@@ -937,7 +954,7 @@ class PairFeatures:
     """Every signal of one (query, candidate) pair; `vector` is what the calibrated model weighs."""
 
     similarity: float
-    unread_text: bool  # either holds letters the signals cannot read (Cyrillic, Chinese, Greek)
+    unread_text: bool  # either holds letters the signals cannot read (Cyrillic, Chinese, Greek), or other symbols
     number_mismatch: bool  # both mention numbers, dates or IDs and they differ
     number_one_side: bool  # only one of them does
     negation_mismatch: bool
@@ -1016,8 +1033,9 @@ MAX_IDF = 10.0
 def must_agree(q: TextFacts, c: TextFacts) -> dict[str, bool]:
     """The signals of what must agree whatever else two texts share: numbers, negation, code."""
     return {
-        # The signals read Latin letters only: in another script they would see no difference at all.
-        "unread_text": q.unread or c.unread,
+        # The signals read Latin letters only: in another script they would see no difference at all, nor
+        # between two emoji or other symbols ("What does the 🍆 emoji mean?"/"... 🍑 ...": the same words).
+        "unread_text": q.unread or c.unread or q.symbols != c.symbols,
         "number_mismatch": bool(q.numbers) and bool(c.numbers) and q.numbers != c.numbers,
         "number_one_side": bool(q.numbers) != bool(c.numbers),
         "negation_mismatch": negation_differs(q, c),

@@ -583,6 +583,19 @@ def test_text_the_signals_cannot_read_hits_exactly_only(verifier: CalibratedVeri
     )
 
 
+def test_symbols_the_signals_cannot_read_must_agree(verifier: CalibratedVerifier) -> None:
+    # Emoji and other symbols leave the words the same: "the same question", served as such.
+    for stored, asked in [
+        ("What does the 🍆 emoji mean?", "What does the 🍑 emoji mean?"),
+        ("What does the ∫ symbol mean in math?", "What does the ∑ symbol mean in math?"),
+        ("Convert 100 ¥ to dollars", "Convert 100 ₹ to dollars"),
+    ]:
+        features = pair_features(asked, stored, 1.0)
+        assert not features.respelled and hard_refusal(features) == "unread_text", asked
+    assert verify(verifier, "what does the 🙏 emoji mean", "What does the 🙏 emoji mean?", 0.95).accept
+    assert hard_refusal(pair_features("Convert 100 € to dollars", "Convert 100 £ to dollars", 0.9)) != "unread_text"
+
+
 def test_fixes_from_the_review_of_the_new_rules() -> None:
     # Python's try/except leaves nothing out; a loose word against a WordNet antonym is no swap among
     # rewording ("small"/"spacious"); "a senior developer" is experienced, not elderly; "hardest" and
