@@ -341,9 +341,19 @@ _KNOWN_WORDS = frozenset(
     line for line in gzip.decompress(KNOWN_WORDS_FILE.read_bytes()).decode().splitlines() if not line.startswith("#")
 )
 # British spellings and their American shapes, on stems too ("organis": "organiz"): one word spelled two ways.
-_BRITISH_SPELLINGS = (("our", "or"), ("tre", "ter"), ("ise", "ize"), ("is", "iz"), ("yse", "yze"), ("ys", "yz"),
-                      ("ogue", "og"), ("tyre", "tire"), ("grey", "gray"), ("ae", "e"), ("oe", "e"),
-                      ("ll", "l"))  # fmt: skip
+# Each only where British spellings have it, not anywhere in a word: "four"/"for", "hour", "canoe"/"cane",
+# "aloe"/"ale", "poet"/"pet", "mall"/"mal", "pall"/"pal" and "llama"/"lama" are two words.
+_BRITISH_SPELLINGS = (
+    (re.compile(r"(?:(?<=[aeiouy][a-z])|(?<=[aeiouy][a-z]{2})|(?<=[aeiouy][a-z]{3}))our"), "or"),  # colour, armour
+    (re.compile(r"(?<=[a-z]{2})tre(?=s?$|d$)"), "ter"),  # centre, metres
+    (re.compile(r"(?<=[a-z]{3})is(?=e|ing|ation|$)"), "iz"),  # organise, organis(ing), realisation
+    (re.compile(r"(?<=[a-z]{3})ys(?=e|ing|$)"), "yz"),  # analyse, paralys(ed)
+    (re.compile(r"(?<=[a-z]{3})ogue(?=s?$)"), "og"),  # catalogue, dialogues
+    (re.compile(r"tyre"), "tire"),
+    (re.compile(r"grey"), "gray"),
+    (re.compile(r"[ao]e(?=[a-z]{2}|a$)"), "e"),  # anaemia, foetus, oestrogen, diarrhoea
+    (re.compile(r"(?<=[a-z]{3})ll"), "l"),  # travell(ed), enroll/enrol, fulfill/fulfil
+)
 _INFLECTIONS = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))
 
 
@@ -876,7 +886,7 @@ def _two_words(mine: str, theirs: str, my_tokens: tuple[str, ...], their_tokens:
 def _american(word: str) -> str:
     """The American spelling's shape of a British one ("colour": "color", "centre": "center")."""
     for british, american in _BRITISH_SPELLINGS:
-        word = word.replace(british, american)
+        word = british.sub(american, word)
     return word
 
 

@@ -569,6 +569,24 @@ def test_two_known_words_a_typo_apart_differ() -> None:
         assert not pair_features(asked, stored, 0.9).differing, asked
 
 
+def test_british_spellings_only_where_british_spellings_have_them() -> None:
+    # "our", "oe", "ll" inside other words are no British spelling: two known words a typo apart.
+    for stored, asked in [
+        ("How much does a canoe weigh?", "How much does a cane weigh?"),
+        ("How long do llamas live?", "How long do lamas live?"),
+        ("What time does the mall open on Sunday?", "What time does the mal open on Sunday?"),
+    ]:
+        assert pair_features(asked, stored, 0.9).differing, asked
+    for stored, asked in [
+        ("Why is my neighbour so noisy?", "Why is my neighbor so noisy?"),
+        ("What causes anaemia in women?", "What causes anemia in women?"),
+        ("How do I enrol in a college course?", "How do I enroll in a college course?"),
+        ("How many centimetres are in a metre?", "How many centimeters are in a meter?"),
+        ("Why is my armour rusting?", "Why is my armor rusting?"),
+    ]:
+        assert not pair_features(asked, stored, 0.9).differing, asked
+
+
 def test_text_the_signals_cannot_read_hits_exactly_only(verifier: CalibratedVerifier) -> None:
     for stored, asked in [("Как приготовить борщ?", "Как приготовить плов?"), ("東京の人口は?", "大阪の人口は?")]:
         verdict = verify(verifier, asked, stored, 0.97)
