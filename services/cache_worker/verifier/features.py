@@ -34,6 +34,7 @@ _GREEK_LETTERS = {
     for code in (*range(0x391, 0x3AA), *range(0x3B1, 0x3CA))
     if unicodedata.name(chr(code), "").startswith("GREEK")
 }
+_LETTER_RUN = re.compile(r"[^\W\d_]+")  # letters of any script
 # Latin letters no accent-stripping reaches: "Straße", "Ærø", "Łódź" are read, not unread.
 _LATIN_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ø": "o", "Ø": "O",
                                 "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "\u0131": "i", "þ": "th",
@@ -166,6 +167,8 @@ ANTONYM_FILE = Path(__file__).with_name("antonyms.txt")
 # English words (written by eval/known_words.py): a misspelling is an edit or two from a known word and
 # is not one itself ("freez"/"freeze"; "desert"/"dessert" are two words).
 KNOWN_WORDS_FILE = Path(__file__).with_name("known_words.txt.gz")
+# Everyday words (the embedding model's vocabulary): what a misspelled repeat may be a misspelling of.
+COMMON_WORDS_FILE = Path(__file__).with_name("common_words.txt")
 
 # Words that narrow or widen what a question asks about, by kind: which one (first, last, before),
 # who (adults, children) and how much of it (all, some, only). A pair with such a word on one side
@@ -340,6 +343,7 @@ _ANTONYM_STEMS = _antonym_stems(ANTONYM_FILE)
 _KNOWN_WORDS = frozenset(
     line for line in gzip.decompress(KNOWN_WORDS_FILE.read_bytes()).decode().splitlines() if not line.startswith("#")
 )
+_COMMON_WORDS = frozenset(line for line in COMMON_WORDS_FILE.read_text().splitlines() if not line.startswith("#"))
 # British spellings and their American shapes, on stems too ("organis": "organiz"): one word spelled two ways.
 # Each only where British spellings have it, not anywhere in a word: "four"/"for", "hour", "canoe"/"cane",
 # "aloe"/"ale", "poet"/"pet", "mall"/"mal", "pall"/"pal" and "llama"/"lama" are two words.
@@ -357,12 +361,18 @@ _BRITISH_SPELLINGS = (
 _INFLECTIONS = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""))
 
 
-def _known_word(word: str) -> bool:
+def _known_word(word: str, words: frozenset[str] = _KNOWN_WORDS) -> bool:
     """A word of the list, or one of its plurals, past forms or adverbs ("bananas", "baked")."""
-    return word in _KNOWN_WORDS or any(
-        word.endswith(suffix) and word[: len(word) - len(suffix)] + base in _KNOWN_WORDS
-        for suffix, base in _INFLECTIONS
+    return word in words or any(
+        word.endswith(suffix) and word[: len(word) - len(suffix)] + base in words for suffix, base in _INFLECTIONS
     )
+
+
+def _misspelling(typed: str, meant: str) -> bool:
+    """`typed` misspells `meant`: an everyday word ("freeze", "receive") typed as no word at all ("freez",
+    "recieve"). Two words ("desert"/"dessert"), a rarer word ("methanol"/"methanal": a chemist's words
+    the lists may miss) or two unknown ones ("strcpy"/"strncpy") are left to the model."""
+    return _known_word(meant, _COMMON_WORDS) and not _known_word(typed) and is_typo(typed, meant)
 
 
 def _partners(pairs: Iterable[frozenset[str]]) -> dict[str, frozenset[str]]:
@@ -495,7 +505,7 @@ class TextFacts:
     acronyms: frozenset[str] = frozenset()  # words in capitals or dotted initials ("GDPR", "N.A.S.A.")
     capitalized: frozenset[str] = frozenset()  # tokens written with a capital ("General", "Data")
     marks: str = ""  # its signs and operators, in order ("-" before or after a number, "+", "=", "$")
-    unread: bool = False  # it holds letters no token reads (Cyrillic, Chinese): its words are not all here
+    unread: tuple[str, ...] = ()  # its words no token reads (Cyrillic, Chinese), in order: compared whole
     symbols: str = ""  # its symbols no token reads, in order: emoji, "∫", "¥" ("€", "£", "°" are read as units)
 
 
@@ -520,6 +530,14 @@ _ONE_AFTER = frozenset(
     "no the which this that any every each some into at can could should must may might will would does do did"
     " is".split()
 )
+
+
+def _unit(token: str) -> str | None:
+    """The unit a word names, singular or plural, American or British ("centimetres": "cm")."""
+    for word in (token, stem(token), token.removesuffix("s"), token.removesuffix("es")):
+        if word in UNITS:
+            return UNITS[word]
+    return None
 
 
 def _first_thing(tokens: tuple[str, ...], i: int) -> str | None:
@@ -562,11 +580,16 @@ def _facts(text: str) -> TextFacts:
     }
     entities |= {t for t in tokens if t in _KNOWN_LOWERCASE_NAMES}
     entities -= DATE_WORDS
-    units = {UNITS[stem(t)] if stem(t) in UNITS else UNITS[t] for t in tokens if t in UNITS or stem(t) in UNITS}
+    units = {unit for t in tokens if (unit := _unit(t)) is not None}
     lowered = normalized.lower()
     units |= {unit for symbol, unit in _UNIT_SYMBOLS.items() if symbol in lowered}
     units -= {"C", "F"} if not re.search(r"°|\bdegrees?\b|celsius|fahrenheit", lowered) else set()
-    negations = sum(1 for t in tokens if t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
+    negations = sum(
+        1
+        for i, t in enumerate(tokens)
+        if (t in NEGATIONS or (t.endswith("nt") and t[:-2] + "nt" in NEGATIONS))
+        and not (t == "no" and tokens[max(i - 2, 0) : i] == ("yes", "or"))  # "yes or no" negates nothing
+    )
     left_out = [(free, less) for free, less in _LEFT_OUT.findall(lowered)]
     excluded = {_root(word) for match in left_out for word in match if word and _is_content(word)}
     restricted = any(free and _is_content(free) for free, _ in left_out)
@@ -597,7 +620,7 @@ def _facts(text: str) -> TextFacts:
         restricted=restricted,
         lacking=frozenset(lacking),
         marks="".join(m.strip() for m in _MARKS.findall(normalized)),
-        unread=not normalized.isascii() and any(ch.isalpha() and not ch.isascii() for ch in normalized),
+        unread=() if normalized.isascii() else tuple(w for w in _LETTER_RUN.findall(normalized) if not w.isascii()),
         symbols=_unread_symbols(normalized),
         capitalized=frozenset(_word_token(raw) for raw in raw_words if raw[0].isupper()),
         acronyms=frozenset(
@@ -809,10 +832,9 @@ def respelled(q: TextFacts, c: TextFacts) -> bool:
     """The same question typed again: word for word, in order, save case, punctuation, greetings and
     misspellings ("Whats the best way to freez bananas" / "What's the best way to freeze bananas?").
     A name is compared exactly ("Iran"/"Iraq", "Chile"/"China"); a misspelling is one edit or two from
-    a known word and not a known word itself: "desert"/"dessert" and "alkane"/"alkene" are two words,
-    "strcpy"/"strncpy" two unknown ones."""
+    an everyday word and no known word itself (`_misspelling`)."""
     # words the tokens miss ("борщ"/"плов"), signs ("-5"/"5"), symbols ("🍆"/"🍑")
-    if q.unread or c.unread or q.marks != c.marks or q.symbols != c.symbols:
+    if q.unread != c.unread or q.marks != c.marks or q.symbols != c.symbols:
         return False
     mine, theirs = _question_words(q.tokens), _question_words(c.tokens)
     if not mine or len(mine) != len(theirs):  # "hi"/"thanks": no question to be the same
@@ -820,14 +842,7 @@ def respelled(q: TextFacts, c: TextFacts) -> bool:
     names = q.entities | c.entities
     return all(
         a == b
-        or (
-            a not in names
-            and b not in names
-            and not a[0].isdigit()
-            # one misspells the other: exactly one of them is a word ("desert"/"dessert" are two)
-            and _known_word(a) != _known_word(b)
-            and is_typo(a, b)
-        )
+        or (a not in names and b not in names and not a[0].isdigit() and (_misspelling(a, b) or _misspelling(b, a)))
         for a, b in zip(mine, theirs, strict=True)
     )
 
@@ -964,7 +979,7 @@ class PairFeatures:
     """Every signal of one (query, candidate) pair; `vector` is what the calibrated model weighs."""
 
     similarity: float
-    unread_text: bool  # either holds letters the signals cannot read (Cyrillic, Chinese, Greek), or other symbols
+    unread_text: bool  # words the signals cannot read (Cyrillic, Chinese) or symbols (emoji) that differ
     number_mismatch: bool  # both mention numbers, dates or IDs and they differ
     number_one_side: bool  # only one of them does
     negation_mismatch: bool
@@ -1040,12 +1055,17 @@ DEFAULT_IDF = 8.0  # a word unseen in the training corpus: rare, so it matters
 MAX_IDF = 10.0
 
 
+def _both_differ(mine: tuple[str, ...] | str, theirs: tuple[str, ...] | str) -> bool:
+    return bool(mine) and bool(theirs) and mine != theirs
+
+
 def must_agree(q: TextFacts, c: TextFacts) -> dict[str, bool]:
     """The signals of what must agree whatever else two texts share: numbers, negation, code."""
     return {
-        # The signals read Latin letters only: in another script they would see no difference at all, nor
-        # between two emoji or other symbols ("What does the 🍆 emoji mean?"/"... 🍑 ...": the same words).
-        "unread_text": q.unread or c.unread or q.symbols != c.symbols,
+        # The signals read Latin letters only: words in another script, emoji and other symbols that both
+        # texts hold must be the same, in the same order ("Как приготовить борщ?"/"... плов?", "What does
+        # the 🍆/🍑 emoji mean?"); on one side only they are read around ("₹2000"/"2000 rupees", "🤗 Datasets").
+        "unread_text": _both_differ(q.unread, c.unread) or _both_differ(q.symbols, c.symbols),
         "number_mismatch": bool(q.numbers) and bool(c.numbers) and q.numbers != c.numbers,
         "number_one_side": bool(q.numbers) != bool(c.numbers),
         "negation_mismatch": negation_differs(q, c),

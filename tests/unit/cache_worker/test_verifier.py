@@ -587,13 +587,17 @@ def test_british_spellings_only_where_british_spellings_have_them() -> None:
         assert not pair_features(asked, stored, 0.9).differing, asked
 
 
-def test_text_the_signals_cannot_read_hits_exactly_only(verifier: CalibratedVerifier) -> None:
+def test_words_the_signals_cannot_read_must_be_the_same(verifier: CalibratedVerifier) -> None:
     for stored, asked in [("Как приготовить борщ?", "Как приготовить плов?"), ("東京の人口は?", "大阪の人口は?")]:
         verdict = verify(verifier, asked, stored, 0.97)
         assert (verdict.accept, verdict.reason) == (False, "unread_text")
     assert verify(verifier, "Как приготовить борщ?", "Как приготовить борщ?", 1.0).accept
+    # the same foreign word quoted in an English question: the rest is compared as usual
+    quoted = pair_features("What does 'привет' mean?", "what does привет mean", 0.99)
+    assert not quoted.unread_text and quoted.respelled
+    assert pair_features("What does 'привет' mean?", "What does 'спасибо' mean?", 0.9).unread_text
     # Latin letters are read, accented or not, and Greek letters by their names, as English uses them
-    assert not facts("Wie weit ist es von Straße zu Ærø und Łódź?").unread
+    assert facts("Wie weit ist es von Straße zu Ærø und Łódź?").unread == ()
     assert pair_features("What is π to 10 digits?", "What is pi to 10 digits?", 0.95).respelled
     assert pair_features("Is Cronbach's \u03b1 above 0.7?", "Is Cronbach's \u03b2 above 0.7?", 0.95).differing == (
         "alpha",
@@ -658,7 +662,7 @@ def test_one_added_qualifying_word_is_refused(verifier: CalibratedVerifier, stor
 def test_the_same_question_misspelled_is_served(verifier: CalibratedVerifier) -> None:
     # The embedding of a misspelled question drifts (0.75 here), the words do not.
     for stored, asked in [
-        ("How do I lower my cholesterol naturally?", "how do i lower my cholestrol naturally"),
+        ("Can I receive a package at work?", "can i recieve a package at work"),
         ("What's the best way to freeze bananas?", "hey, Whats the best way to freez bananas? thanks"),
     ]:
         assert verify(verifier, asked, stored, 0.75) == Verdict(True, 1.0)
@@ -672,7 +676,10 @@ def test_the_same_question_misspelled_is_served(verifier: CalibratedVerifier) ->
         ("What are alkanes?", "What are alkenes?"),
         ("How is a stalactite formed?", "How is a stalagmite formed?"),
         ("How does strcpy work in C?", "How does strncpy work in C?"),
-        ("Why is my sourdough so dense?", "why is my sourdogh so dense"),  # "sourdough" is no listed word
+        # misspellings of rarer words go to the model: "methanal" is a word too, if the lists miss it
+        ("Why is my sourdough so dense?", "why is my sourdogh so dense"),
+        ("How do I lower my cholesterol naturally?", "how do i lower my cholestrol naturally"),
+        ("Is methanol toxic?", "Is methanal toxic?"),
     ]:
         assert not pair_features(asked, stored, 0.95).respelled, asked
 
