@@ -1,7 +1,7 @@
 """The calibrated verifier: hard rules for what must agree, then a small logistic model.
 
-Texts in a script the signals cannot read (Cyrillic, Chinese...) hit exactly only, and texts must
-hold the same emoji and other unread symbols: nothing here would see what differs. Numbers, dates,
+Words in a script the signals cannot read (Cyrillic, Chinese...) and emoji or other symbols must be
+the same where both texts hold some: nothing here would see what differs. Numbers, dates,
 IDs and versions must agree, and so must negation and, when either text holds
 code, the operators and symbols: a pair that differs there is refused outright (the reason says
 which); so is one where a prompt leaves out what the other names ("without root"/"as root") or adds
