@@ -112,7 +112,6 @@ PHRASE_FILLER = frozenset(
 GREETINGS = frozenset("hi hey hello".split())
 PLEASE = frozenset("please pls plz".split())
 THANKS = frozenset("thanks thank thx ty".split())
-POLITENESS = GREETINGS | PLEASE | THANKS
 # The marks a respelled question must keep, in order: a sign or an operator is no misspelling ("-5"/"5").
 _MARKS = re.compile(r"[+*/=<>^~|&$#@\\€£°]|-(?=\s*[\d.(])|(?<=[\d)])\s*-")
 MAX_TYPO_LENGTH = 24  # longer tokens (DNA strings, URL paths) are compared exactly: alignment is quadratic
