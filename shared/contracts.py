@@ -25,6 +25,9 @@ class Contract(BaseModel):
 # --- request path: gateway -> cache worker -> LLM worker -----------------------------------------
 
 CacheMode = Literal["exact", "semantic", "off"]
+# The API format of a request's `body` and of its answer: OpenAI's chat completions or Anthropic's Messages.
+# Part of the cache partition: an answer stored in one format never answers a request in the other.
+ApiProtocol = Literal["openai", "anthropic"]
 
 
 class CacheControls(Contract):
@@ -66,9 +69,48 @@ class CompletionRequest(Contract):
     received_at: float  # epoch seconds, set by the gateway
     deadline: float  # epoch seconds after which nobody waits for the answer
     stream: bool = False
-    body: dict[str, Any]  # the OpenAI payload as the client sent it
+    body: dict[str, Any]  # the payload as the client sent it, in `protocol`'s format
     controls: CacheControls = Field(default_factory=CacheControls)
     lookup: LookupContext | None = None
+    protocol: ApiProtocol = "openai"
+
+
+class CachedEmbedding(BaseModel):
+    """One input's vector found in the cache, with the tokens the upstream charged for it."""
+
+    index: int  # position in the request's input list
+    embedding: list[float] | str  # as the upstream sent it: floats, or base64 for encoding_format=base64
+    tokens: int = 0
+
+
+class EmbeddingsLookup(Contract):
+    """What the cache worker found for an embeddings request: the cached inputs and every input's key."""
+
+    status: Literal["MISS", "BYPASS"] = "MISS"
+    bypass_reason: str | None = None
+    store: bool = True  # False: vectors from the upstream must not be stored
+    keys: list[str] = Field(default_factory=list)  # one exact key per input, in order
+    cached: list[CachedEmbedding] = Field(default_factory=list)
+
+
+class EmbeddingsRequest(Contract):
+    """POST /v1/embeddings, published by the gateway to the cache worker (and on to the LLM worker for the
+    inputs the cache does not hold)."""
+
+    type: Literal["embeddings_request"] = "embeddings_request"
+    request_id: str
+    tenant: str
+    key_id: str | None = None
+    received_at: float
+    deadline: float
+    body: dict[str, Any]  # the OpenAI embeddings payload as the client sent it
+    controls: CacheControls = Field(default_factory=CacheControls)
+    lookup: EmbeddingsLookup | None = None
+
+
+# What the cache.lookup and llm.request queues carry.
+WorkRequest = Annotated[CompletionRequest | EmbeddingsRequest, Field(discriminator="type")]
+WORK_REQUEST_ADAPTER: TypeAdapter[WorkRequest] = TypeAdapter(WorkRequest)
 
 
 # --- replies to the gateway's reply queue -------------------------------------------------------
@@ -85,6 +127,9 @@ class CacheInfo(BaseModel):
     bypass_reason: str | None = None
     upstream: str | None = None  # "mock" when no real upstream is configured
     coalesced: bool = False  # answered from a concurrent identical request's upstream call
+    # Embeddings: how many of the request's inputs the cache answered, of how many.
+    inputs_cached: int | None = None
+    inputs: int | None = None
 
 
 class ErrorInfo(BaseModel):
@@ -196,7 +241,28 @@ class RequestCancelled(Contract):
     request_id: str
 
 
-StoreEvent = Annotated[CompletionGenerated | FlightEnded, Field(discriminator="type")]
+class GeneratedEmbedding(BaseModel):
+    """One input's vector from the upstream, to store under its exact key."""
+
+    key: str
+    embedding: list[float] | str
+    tokens: int = 0
+
+
+class EmbeddingsGenerated(Contract):
+    """Vectors the upstream computed for an embeddings request: the cache worker stores each under its key."""
+
+    type: Literal["embeddings_generated"] = "embeddings_generated"
+    event_id: str
+    tenant: str
+    namespace: str
+    model: str
+    items: list[GeneratedEmbedding] = Field(min_length=1)
+    ttl_seconds: int | None = None
+    created_at: float
+
+
+StoreEvent = Annotated[CompletionGenerated | FlightEnded | EmbeddingsGenerated, Field(discriminator="type")]
 STORE_EVENT_ADAPTER: TypeAdapter[StoreEvent] = TypeAdapter(StoreEvent)
 
 UsageResult = Literal["hit_exact", "hit_semantic", "miss", "bypass", "error"]

@@ -1,5 +1,5 @@
 """What the LLM worker tells the rest of the system about an answer: pure builders of its replies' cache
-info, the CompletionGenerated to store and the UsageEvent to count."""
+info, the CompletionGenerated to store and the UsageEvent to count (answers in either API format)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from services.llm_worker.completions import is_cacheable, usage_tokens
+from services.llm_worker import anthropic_messages, completions
 from shared.contracts import (
     CacheInfo,
     CompletionGenerated,
@@ -19,6 +19,7 @@ from shared.contracts import (
     UsageResult,
 )
 from shared.pricing import PriceBook
+from shared.usage import token_counts
 
 NO_LOOKUP = LookupContext(status="BYPASS", bypass_reason="no_lookup")
 
@@ -45,7 +46,10 @@ def store_event(
         return None, "no_store"
     if not lookup.exact_key:
         return None, "no_key"
-    cacheable, reason = is_cacheable(completion, cache_tool_calls)
+    if request.protocol == "anthropic":
+        cacheable, reason = anthropic_messages.is_cacheable(completion, cache_tool_calls)
+    else:
+        cacheable, reason = completions.is_cacheable(completion, cache_tool_calls)
     if not cacheable:
         return None, reason
     event = CompletionGenerated(
@@ -85,7 +89,7 @@ def usage_event(
     """The usage record of one request the upstream answered (or failed to answer)."""
     lookup = lookup_of(request)
     model = str(request.body.get("model", ""))
-    prompt_tokens, completion_tokens = usage_tokens(completion) if completion is not None else (0, 0)
+    tokens = token_counts(completion.get("usage")) if completion is not None else token_counts(None)
     result: UsageResult
     reason: str | None
     if error is not None:
@@ -104,9 +108,11 @@ def usage_event(
         model=model,
         result=result,
         reason=reason,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost_usd=prices.cost(model, prompt_tokens, completion_tokens) if prompt_tokens or completion_tokens else 0.0,
+        prompt_tokens=tokens.prompt,
+        completion_tokens=tokens.completion,
+        cost_usd=prices.cost(model, tokens.prompt, tokens.completion, tokens.cache_read, tokens.cache_write)
+        if tokens.total
+        else 0.0,
         latency_ms=max(now - request.received_at, 0.0) * 1000,
         created_at=now,
     )

@@ -1,7 +1,9 @@
 """The LLM worker's message handler: a cache miss in, the upstream's answer out to the waiting gateway.
 
-After the answer is delivered, a storable one goes to the cache (CompletionGenerated) and every
-request is counted (UsageEvent); failing to publish those never turns a delivered answer into an error.
+A request goes to the upstream its model routes to, in the client's API format whatever the
+upstream speaks (`calls`). After the answer is delivered, a storable one goes to the cache
+(CompletionGenerated, EmbeddingsGenerated) and every request is counted (UsageEvent); failing to
+publish those never turns a delivered answer into an error.
 """
 
 from __future__ import annotations
@@ -15,12 +17,23 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from pydantic import BaseModel
 
-from services.llm_worker.completions import assemble, for_client
+from services.llm_worker import anthropic_messages, completions, embeddings
+from services.llm_worker.calls import Call
 from services.llm_worker.events import cache_info, flight_ended, store_event, usage_event
 from services.llm_worker.metrics import EVENT_PUBLISH_FAILURES, EXPIRED, NOT_STORED
-from services.llm_worker.upstream import Upstream, UpstreamError
+from services.llm_worker.providers import Provider, UpstreamError
+from services.llm_worker.upstreams import Upstreams
 from shared.broker import publish_event
-from shared.contracts import ChunkReply, CompletionReply, CompletionRequest, EndReply, ErrorInfo, ErrorReply
+from shared.contracts import (
+    WORK_REQUEST_ADAPTER,
+    ChunkReply,
+    CompletionReply,
+    CompletionRequest,
+    EmbeddingsRequest,
+    EndReply,
+    ErrorInfo,
+    ErrorReply,
+)
 from shared.pricing import PriceBook
 from shared.rpc import reply
 from shared.topology import Topology
@@ -36,7 +49,7 @@ class LlmRequestHandler:
 
     def __init__(
         self,
-        upstream: Upstream,
+        upstreams: Upstreams,
         prices: PriceBook,
         reply_channel: AbstractChannel,
         events_exchange: AbstractExchange,
@@ -44,8 +57,10 @@ class LlmRequestHandler:
         *,
         upstream_timeout: float,
         cache_tool_calls: bool,
+        default_max_tokens: int = 4096,
     ) -> None:
-        self.upstream = upstream
+        self.upstreams = upstreams
+        self.default_max_tokens = default_max_tokens
         self.prices = prices
         self.reply_channel = reply_channel
         self.events_exchange = events_exchange
@@ -56,23 +71,34 @@ class LlmRequestHandler:
         self._cancelled: dict[str, asyncio.Event] = {}
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
-        request = CompletionRequest.model_validate_json(message.body)
+        request = WORK_REQUEST_ADAPTER.validate_json(message.body)
         remaining = request.deadline - time.time()
         if remaining < 0:
             EXPIRED.inc()
             log.debug("dropping expired request request_id=%s (%.1fs late)", request.request_id, -remaining)
-            await self._end_flight(request, "expired")
+            if isinstance(request, CompletionRequest):
+                await self._end_flight(request, "expired")
             return
         timeout = max(min(self.upstream_timeout, remaining), MIN_UPSTREAM_TIMEOUT)
+        if isinstance(request, EmbeddingsRequest):
+            await self._embeddings(message, request, timeout)
+            return
+        try:
+            provider = self.upstreams.for_model(request.body.get("model"))
+        except UpstreamError as exc:
+            await self._reply(message, ErrorReply(error=exc.error))
+            await self._record(request, None, exc.error, None)
+            return
+        call = Call(provider, request.protocol, request.body, self.default_max_tokens)
         cancelled = self._cancelled.setdefault(request.request_id, asyncio.Event())
         try:
             if request.stream:
-                completion, error = await self._stream(message, request, timeout, cancelled)
+                completion, error = await self._stream(message, request, call, timeout, cancelled)
             else:
-                completion, error = await self._complete(message, request, timeout)
+                completion, error = await self._complete(message, request, call, timeout)
         finally:
             self._cancelled.pop(request.request_id, None)
-        await self._record(request, completion, error)
+        await self._record(request, completion, error, provider)
 
     def cancel(self, request_id: str) -> bool:
         """Stop relaying (and storing) a streamed request whose client went away; True if it was here."""
@@ -83,39 +109,47 @@ class LlmRequestHandler:
         return True
 
     async def _complete(
-        self, message: AbstractIncomingMessage, request: CompletionRequest, timeout: float
+        self, message: AbstractIncomingMessage, request: CompletionRequest, call: Call, timeout: float
     ) -> tuple[dict[str, Any] | None, ErrorInfo | None]:
         try:
-            completion = await self.upstream.complete(request.body, timeout)
+            completion = await call.complete(timeout)
         except UpstreamError as exc:
             self._log_error(request, exc.error)
             await self._reply(message, ErrorReply(error=exc.error))
             return None, exc.error
         await self._reply(
-            message, CompletionReply(cache=cache_info(request, self.upstream.label), completion=completion)
+            message, CompletionReply(cache=cache_info(request, call.provider.label), completion=completion)
         )
         return completion, None
 
     async def _stream(
-        self, message: AbstractIncomingMessage, request: CompletionRequest, timeout: float, cancelled: asyncio.Event
+        self,
+        message: AbstractIncomingMessage,
+        request: CompletionRequest,
+        call: Call,
+        timeout: float,
+        cancelled: asyncio.Event,
     ) -> tuple[dict[str, Any] | None, ErrorInfo | None]:
         stream_options = request.body.get("stream_options")
-        client_wants_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
+        # Anthropic's events carry their usage themselves; OpenAI's usage chunk only when asked for.
+        client_wants_usage = request.protocol == "anthropic" or (
+            isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
+        )
         chunks: list[dict[str, Any]] = []
         seq = 0
         try:
             # aclosing: if a reply fails, the upstream response is closed now, not when garbage-collected.
-            async with aclosing(self.upstream.stream(request.body, timeout)) as upstream_chunks:
+            async with aclosing(call.stream(timeout)) as upstream_chunks:
                 async for chunk in upstream_chunks:
                     if cancelled.is_set():
                         # The client is gone: an answer it never saw whole is not stored.
                         log.info("client went away request_id=%s chunks_sent=%d", request.request_id, seq)
                         return None, ErrorInfo(type="client_disconnected", message="client went away", status=499)
                     chunks.append(chunk)
-                    forwarded = for_client(chunk, client_wants_usage)
+                    forwarded = completions.for_client(chunk, client_wants_usage)
                     if forwarded is None:
                         continue
-                    cache = cache_info(request, self.upstream.label) if seq == 0 else None
+                    cache = cache_info(request, call.provider.label) if seq == 0 else None
                     await self._reply(message, ChunkReply(seq=seq, cache=cache, chunk=forwarded))
                     seq += 1
         except UpstreamError as exc:
@@ -123,22 +157,60 @@ class LlmRequestHandler:
             self._log_error(request, exc.error, chunks_sent=seq)
             await self._reply(message, ErrorReply(error=exc.error))
             return None, exc.error
-        completion = assemble(chunks)
+        if request.protocol == "anthropic":
+            completion = anthropic_messages.assemble(chunks)
+        else:
+            completion = completions.assemble(chunks)
         await self._reply(message, EndReply(seq=seq, usage=completion.get("usage")))
         return completion, None
+
+    async def _embeddings(self, message: AbstractIncomingMessage, request: EmbeddingsRequest, timeout: float) -> None:
+        """Embed the inputs the cache did not hold, answer with all of them in order, store and count."""
+        missing = embeddings.missing_indexes(request)
+        label: str | None = None
+        try:
+            upstream = None
+            if missing:
+                provider = self.upstreams.for_model(request.body.get("model"))
+                label = provider.label
+                upstream = await provider.embed(embeddings.upstream_payload(request, missing), timeout)
+            response, new_tokens = embeddings.merge(request, missing, upstream)
+        except (UpstreamError, ValueError) as exc:
+            error = (
+                exc.error
+                if isinstance(exc, UpstreamError)
+                else ErrorInfo(type="upstream_error", message=f"The upstream's answer is unusable: {exc}", status=502)
+            )
+            await self._reply(message, ErrorReply(error=error))
+            await self._publish_usage(embeddings.usage_event(request, self.prices, [], error), request.request_id)
+            return
+        await self._reply(message, CompletionReply(cache=embeddings.cache_info(request, label), completion=response))
+        try:
+            event = embeddings.store_event(request, response, missing, new_tokens)
+            if event is not None:
+                await publish_event(self.events_exchange, self.topology.cache_store, event.model_dump_json().encode())
+        except Exception as exc:
+            EVENT_PUBLISH_FAILURES.labels("embeddings_generated").inc()
+            log.warning("could not publish EmbeddingsGenerated request_id=%s: %r", request.request_id, exc)
+        await self._publish_usage(embeddings.usage_event(request, self.prices, new_tokens), request.request_id)
 
     async def _reply(self, message: AbstractIncomingMessage, answer: BaseModel) -> None:
         await reply(self.reply_channel, message, answer.model_dump_json().encode())
 
     async def _record(
-        self, request: CompletionRequest, completion: dict[str, Any] | None, error: ErrorInfo | None
+        self,
+        request: CompletionRequest,
+        completion: dict[str, Any] | None,
+        error: ErrorInfo | None,
+        provider: Provider | None,
     ) -> None:
         """Store a storable answer and count the request; failures here are logged and counted only."""
         if completion is None:
             await self._end_flight(request, error.type if error is not None else "no_answer")
         else:
             try:
-                event, reason = store_event(request, completion, self.upstream.label, self.cache_tool_calls)
+                label = provider.label if provider is not None else None
+                event, reason = store_event(request, completion, label, self.cache_tool_calls)
                 if event is None:
                     NOT_STORED.labels(reason or "unknown").inc()
                     await self._end_flight(request, reason or "not_stored")
@@ -149,12 +221,14 @@ class LlmRequestHandler:
             except Exception as exc:
                 EVENT_PUBLISH_FAILURES.labels("completion_generated").inc()
                 log.warning("could not publish CompletionGenerated request_id=%s: %r", request.request_id, exc)
+        await self._publish_usage(usage_event(request, self.prices, completion, error), request.request_id)
+
+    async def _publish_usage(self, usage: BaseModel, request_id: str) -> None:
         try:
-            usage = usage_event(request, self.prices, completion, error)
             await publish_event(self.events_exchange, self.topology.usage_events, usage.model_dump_json().encode())
         except Exception as exc:
             EVENT_PUBLISH_FAILURES.labels("usage").inc()
-            log.warning("could not publish UsageEvent request_id=%s: %r", request.request_id, exc)
+            log.warning("could not publish UsageEvent request_id=%s: %r", request_id, exc)
 
     async def _end_flight(self, request: CompletionRequest, reason: str) -> None:
         """Release the waiters of this request's single flight: nothing will be stored for them."""

@@ -1,7 +1,8 @@
 """Run the LLM worker: `python -m services.llm_worker.main`.
 
-Wiring only: settings, logging, the broker worker, the one upstream client, the consumers, and an
-orderly shutdown (stop consuming, let in-flight calls finish, close the client).
+Wiring only: settings, logging, the broker worker, one provider per upstream (the routes file's, or
+the env vars' one), the consumers, and an orderly shutdown (stop consuming, let in-flight calls
+finish, close the clients).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 
 from services.llm_worker.handlers import LlmRequestHandler
 from services.llm_worker.settings import Settings
-from services.llm_worker.upstream import Upstream, choose_target, create_client
+from services.llm_worker.upstreams import Upstreams
 from shared.contracts import ModelsResult, RequestCancelled
 from shared.logs import setup_logging
 from shared.pricing import PriceBook
@@ -25,27 +26,36 @@ async def main() -> None:
     setup_logging("llm_worker", settings.log_level)
     # openai 3.x sends through httpx2, which logs every request at INFO (setup_logging quiets only "httpx").
     logging.getLogger("httpx2").setLevel(logging.WARNING)
-    target = choose_target(settings)
-    if target.is_mock:
-        log.warning(
-            "NO UPSTREAM CONFIGURED: answering from the mock upstream at %s; set UPSTREAM_BASE_URL/OPENAI_API_KEY",
-            target.base_url,
+    upstreams = Upstreams.from_configs(
+        settings.upstreams(), timeout=settings.upstream_timeout_seconds, max_retries=settings.upstream_max_retries
+    )
+    for provider in upstreams.providers:
+        log.info(
+            "upstream %s (%s API) at %s for models %s",
+            provider.name,
+            provider.protocol,
+            provider.config.base_url,
+            ", ".join(provider.config.models),
         )
-    else:
-        log.info("upstream: %s", target.name)
-    upstream = Upstream(create_client(target, settings), target)
+    if upstreams.uses_mock and not settings.upstreams_file:
+        log.warning(
+            "NO UPSTREAM CONFIGURED: answering from the mock upstream at %s; set UPSTREAMS_FILE, "
+            "UPSTREAM_BASE_URL or OPENAI_API_KEY",
+            settings.mock_upstream_url,
+        )
     prices = PriceBook(settings.prices_file or None)
     worker = Worker("llm_worker", settings)
     try:
         await worker.start()
         handler = LlmRequestHandler(
-            upstream,
+            upstreams,
             prices,
             worker.fast_channel,
             worker.exchange,
             worker.topology,
             upstream_timeout=settings.upstream_timeout_seconds,
             cache_tool_calls=settings.cache_tool_calls,
+            default_max_tokens=settings.anthropic_default_max_tokens,
         )
         await worker.consume(worker.topology.llm_request, handler, prefetch=settings.llm_concurrency)
 
@@ -59,13 +69,13 @@ async def main() -> None:
             return {}
 
         async def list_models() -> ModelsResult:
-            return ModelsResult(data=await upstream.list_models())
+            return ModelsResult(data=await upstreams.list_models())
 
         await worker.serve_control(health_checks, list_models)
         await worker.run_until_stopped()
     finally:
         await worker.close()
-        await upstream.close()
+        await upstreams.close()
 
 
 if __name__ == "__main__":
