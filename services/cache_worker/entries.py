@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from shared.usage import TokenCounts, token_counts
+
 
 @dataclass(frozen=True)
 class CachedAnswer:
@@ -41,11 +43,12 @@ class CachedAnswer:
     def age_seconds(self, now: float | None = None) -> int:
         return max(0, int((now or time.time()) - self.created_at))
 
-    def usage(self) -> tuple[int, int]:
-        """Prompt and completion tokens the upstream charged for this answer."""
-        usage = self.completion.get("usage") or {}
-        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    def usage(self) -> TokenCounts:
+        """The tokens the upstream charged for this answer (OpenAI's or Anthropic's usage)."""
+        return token_counts(self.completion.get("usage"))
 
     def served_completion(self) -> dict[str, Any]:
-        """The stored completion with a fresh id, as a client expects of every response."""
+        """The stored answer with a fresh id, as a client expects of every response."""
+        if self.completion.get("type") == "message":  # Anthropic's Messages format
+            return {**self.completion, "id": f"msg_{uuid.uuid4().hex[:24]}"}
         return {**self.completion, "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time())}

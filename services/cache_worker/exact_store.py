@@ -50,6 +50,15 @@ class ExactStore:
             pipe.delete(self._flight(answer.exact_key))
             await pipe.execute()
 
+    async def put_many(self, tenant: str, answers: list[CachedAnswer], ttl_seconds: int) -> None:
+        """Store several answers (an embeddings batch's vectors) in one round trip, most recently used."""
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for answer in answers:
+                pipe.set(self._entry(answer.exact_key), answer.to_bytes(), ex=ttl_seconds)
+            pipe.zadd(self._lru(tenant), {answer.exact_key: now for answer in answers})
+            await pipe.execute()
+
     async def delete(self, tenant: str, keys: list[str]) -> int:
         """Delete entries; returns how many Redis still held."""
         if not keys:
@@ -60,7 +69,7 @@ class ExactStore:
             deleted, _ = await pipe.execute()
         return int(deleted)
 
-    async def mark_redis_only(self, tenant: str, namespace: str, key: str, ttl_seconds: int) -> None:
+    async def mark_redis_only(self, tenant: str, namespace: str, key: str | list[str], ttl_seconds: int) -> None:
         """Note an entry PostgreSQL does not hold (it refused the text, or was down) under its namespace:
         Redis keys do not carry one, and a namespace flush must not leave it answering until its TTL.
         The note lives as long as its longest-lived entry (EXPIREAT: no Redis 7 options); a stale one is
@@ -68,7 +77,7 @@ class ExactStore:
         record = self._redis_only(tenant, namespace)
         now = time.time()
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(record, {key: now + ttl_seconds})
+            pipe.zadd(record, dict.fromkeys([key] if isinstance(key, str) else key, now + ttl_seconds))
             pipe.zremrangebyscore(record, "-inf", now)
             pipe.zrange(record, -1, -1, withscores=True)  # the longest-lived entry noted
             *_, last = await pipe.execute()

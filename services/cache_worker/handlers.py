@@ -9,6 +9,7 @@ import psycopg
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.cache_worker.admin import CacheAdmin
+from services.cache_worker.embeddings import EmbeddingsCache, EmbeddingsHit
 from services.cache_worker.lookup import Hit, Lookup
 from services.cache_worker.metrics import DEGRADED, EXPIRED
 from services.cache_worker.storing import Storer
@@ -18,10 +19,13 @@ from shared.broker import publish_transient
 from shared.contracts import (
     CACHE_ADMIN_ADAPTER,
     STORE_EVENT_ADAPTER,
+    WORK_REQUEST_ADAPTER,
     CacheInfo,
     CompletionGenerated,
     CompletionReply,
     CompletionRequest,
+    EmbeddingsGenerated,
+    EmbeddingsRequest,
     EntriesDeleted,
     EntryFound,
     EntryPage,
@@ -48,6 +52,7 @@ class CacheHandlers:
         hits: HitRecorder,
         usage: UsagePublisher,
         prices: PriceBook,
+        embeddings: EmbeddingsCache,
     ) -> None:
         self._worker = worker
         self._lookup = lookup
@@ -56,17 +61,26 @@ class CacheHandlers:
         self._hits = hits
         self._usage = usage
         self._prices = prices
+        self._embeddings = embeddings
 
     async def on_lookup(self, message: AbstractIncomingMessage) -> None:
-        request = CompletionRequest.model_validate_json(message.body)
+        request = WORK_REQUEST_ADAPTER.validate_json(message.body)
         if time.time() > request.deadline:
             EXPIRED.inc()
             return
-        outcome = await self._lookup.run(request)
-        if isinstance(outcome, Hit):
-            await self._answer_hit(message, request, outcome)
-            return
-        forwarded = request.model_copy(update={"lookup": outcome.lookup})
+        forwarded: CompletionRequest | EmbeddingsRequest
+        if isinstance(request, EmbeddingsRequest):
+            found = await self._embeddings.lookup(request)
+            if isinstance(found, EmbeddingsHit):
+                await self._answer_embeddings_hit(message, request, found)
+                return
+            forwarded = request.model_copy(update={"lookup": found})
+        else:
+            outcome = await self._lookup.run(request)
+            if isinstance(outcome, Hit):
+                await self._answer_hit(message, request, outcome)
+                return
+            forwarded = request.model_copy(update={"lookup": outcome.lookup})
         await publish_transient(
             self._worker.fast_channel,
             self._worker.topology.exchange,
@@ -92,7 +106,7 @@ class CacheHandlers:
         await reply(self._worker.fast_channel, message, body)
         self._hits.record(request.tenant, answer.exact_key)
 
-        prompt_tokens, completion_tokens = answer.usage()
+        tokens = answer.usage()
         event = UsageEvent(
             # From the request: a lookup redelivered after a crash sends the same event, stored once.
             event_id=f"hit-{request.request_id}",
@@ -103,11 +117,44 @@ class CacheHandlers:
             model=str(request.body.get("model", answer.model)),
             result="hit_exact" if hit.match == "exact" else "hit_semantic",
             reason="coalesced" if hit.coalesced else None,
-            tokens_saved=prompt_tokens + completion_tokens,
-            cost_saved_usd=self._prices.cost(answer.model, prompt_tokens, completion_tokens),
+            tokens_saved=tokens.total,
+            cost_saved_usd=self._prices.cost(
+                answer.model, tokens.prompt, tokens.completion, tokens.cache_read, tokens.cache_write
+            ),
             latency_ms=(time.time() - request.received_at) * 1000,
             created_at=time.time(),
         )
+        await self._publish_usage(event)
+
+    async def _answer_embeddings_hit(
+        self, message: AbstractIncomingMessage, request: EmbeddingsRequest, hit: EmbeddingsHit
+    ) -> None:
+        count = len(hit.keys)
+        cache = CacheInfo(status="HIT", match="exact", inputs_cached=count, inputs=count)
+        await reply(
+            self._worker.fast_channel,
+            message,
+            CompletionReply(cache=cache, completion=hit.response).model_dump_json().encode(),
+        )
+        for key in hit.keys:
+            self._hits.record(request.tenant, key)
+        model = str(request.body.get("model", ""))
+        event = UsageEvent(
+            event_id=f"hit-{request.request_id}",
+            request_id=request.request_id,
+            tenant=request.tenant,
+            key_id=request.key_id,
+            namespace=request.controls.namespace,
+            model=model,
+            result="hit_exact",
+            tokens_saved=hit.tokens_saved,
+            cost_saved_usd=self._prices.cost(model, hit.tokens_saved, 0),
+            latency_ms=(time.time() - request.received_at) * 1000,
+            created_at=time.time(),
+        )
+        await self._publish_usage(event)
+
+    async def _publish_usage(self, event: UsageEvent) -> None:
         try:
             # The reply is already on its way; the lookup is acked once the event's batch is confirmed.
             await self._usage.publish(event)
@@ -119,6 +166,9 @@ class CacheHandlers:
         event = STORE_EVENT_ADAPTER.validate_json(message.body)
         if isinstance(event, CompletionGenerated):
             await self._storer.store(event)
+        elif isinstance(event, EmbeddingsGenerated):
+            await self._embeddings.store(event)
+            await self._storer.enforce_cap(event.tenant)
         else:
             await self._storer.end_flight(event)
 

@@ -44,10 +44,18 @@ def answer_affecting(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def exact_key(tenant: str, namespace: str, body: dict[str, Any]) -> str:
-    """SHA-256 (hex) of the tenant, the namespace and every answer-affecting field of the request."""
+def exact_key(tenant: str, namespace: str, body: dict[str, Any], protocol: str = "openai") -> str:
+    """SHA-256 (hex) of the tenant, the namespace, the API format and every answer-affecting field."""
     material = {"tenant": tenant, "namespace": namespace, "request": answer_affecting(body)}
+    _add_protocol(material, protocol)
     return hashlib.sha256(canonical_json(material)).hexdigest()
+
+
+def _add_protocol(material: dict[str, Any], protocol: str) -> None:
+    """Put a non-OpenAI API format in a key's material: an answer in one format never answers the other.
+    (Only then, so the keys of OpenAI-format entries stay what they were.)"""
+    if protocol != "openai":
+        material["protocol"] = protocol
 
 
 def text_of(content: Any) -> str | None:
@@ -122,7 +130,9 @@ def _is_system(message: Any) -> bool:
     return isinstance(message, dict) and message.get("role") in SYSTEM_ROLES
 
 
-def partition_key(tenant: str, namespace: str, body: dict[str, Any], embedding_model: str) -> str:
+def partition_key(
+    tenant: str, namespace: str, body: dict[str, Any], embedding_model: str, protocol: str = "openai"
+) -> str:
     """SHA-256 (hex) of everything that must be equal for a semantic hit.
 
     Tenant, namespace, embedding model, every output-affecting parameter and the system prompts;
@@ -148,4 +158,5 @@ def partition_key(tenant: str, namespace: str, body: dict[str, Any], embedding_m
     if last:
         # Only when present, so the partitions of plain messages stay what they were before.
         material["last_message"] = last
+    _add_protocol(material, protocol)
     return hashlib.sha256(canonical_json(material)).hexdigest()

@@ -169,7 +169,7 @@ class Lookup:
 
     async def _decide(self, request: CompletionRequest) -> Hit | Miss:
         controls = request.controls
-        key = keys.exact_key(request.tenant, controls.namespace, request.body)
+        key = keys.exact_key(request.tenant, controls.namespace, request.body, request.protocol)
         context = LookupContext(status="MISS", exact_key=key, store=controls.store)
 
         bypass = self._bypass_reason(request)
@@ -233,7 +233,9 @@ class Lookup:
         STAGE_SECONDS.labels("embedding").observe(time.perf_counter() - started)
         vector = vectors[0]
         context_vector = vectors[1] if context_text is not None else None
-        partition = keys.partition_key(request.tenant, controls.namespace, request.body, embedding_model)
+        partition = keys.partition_key(
+            request.tenant, controls.namespace, request.body, embedding_model, request.protocol
+        )
         context = context.model_copy(
             update={
                 "partition_key": partition,

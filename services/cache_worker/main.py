@@ -14,6 +14,7 @@ import logging
 import redis.asyncio as redis
 
 from services.cache_worker.admin import CacheAdmin
+from services.cache_worker.embeddings import EmbeddingsCache
 from services.cache_worker.entry_store import EntryStore
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.handlers import CacheHandlers
@@ -85,6 +86,7 @@ async def main() -> None:
             hits,
             usage,
             PriceBook(settings.prices_file or None),
+            EmbeddingsCache(exact, settings.cache_ttl_seconds),
         )
         background = [
             asyncio.create_task(hits.run()),

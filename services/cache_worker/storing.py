@@ -89,7 +89,7 @@ class Storer:
             STORES.labels("postgres", "error").inc()
             raise
         STORES.labels("postgres", "ok").inc()
-        await self._enforce_cap(event.tenant)
+        await self.enforce_cap(event.tenant)
 
     async def _mark_redis_only(self, event: CompletionGenerated, ttl: int) -> None:
         """Let a namespace flush find an entry only Redis holds."""
@@ -107,7 +107,8 @@ class Storer:
             log.warning("releasing a single flight failed (it expires on its own): %s", exc)
             DEGRADED.labels("redis", "single_flight").inc()
 
-    async def _enforce_cap(self, tenant: str) -> None:
+    async def enforce_cap(self, tenant: str) -> None:
+        """Evict the tenant's least recently used entries beyond its cap (failures logged and counted)."""
         try:
             evicted = await self._exact.over_cap(tenant, self._max_entries)
             if evicted:

@@ -22,19 +22,10 @@ from shared.contracts import (
     UsageEvent,
     UsageResult,
 )
+from shared.embeddings import embedding_inputs, embeddings_response
 from shared.pricing import PriceBook
 
 NO_LOOKUP = EmbeddingsLookup(status="BYPASS", bypass_reason="no_lookup", store=False)
-
-
-def inputs(body: dict[str, Any]) -> list[Any]:
-    """The request's inputs as a list: one string, or one token array, is a list of one."""
-    raw = body.get("input")
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list) and raw and all(isinstance(x, int) for x in raw):
-        return [raw]
-    return list(raw) if isinstance(raw, list) else []
 
 
 def lookup_of(request: EmbeddingsRequest) -> EmbeddingsLookup:
@@ -44,12 +35,12 @@ def lookup_of(request: EmbeddingsRequest) -> EmbeddingsLookup:
 def missing_indexes(request: EmbeddingsRequest) -> list[int]:
     """Positions of the inputs the upstream has to embed, in order."""
     cached = {item.index for item in lookup_of(request).cached}
-    return [i for i in range(len(inputs(request.body))) if i not in cached]
+    return [i for i in range(len(embedding_inputs(request.body))) if i not in cached]
 
 
 def upstream_payload(request: EmbeddingsRequest, missing: list[int]) -> dict[str, Any]:
     """The request as sent upstream: the same parameters, only the missing inputs."""
-    items = inputs(request.body)
+    items = embedding_inputs(request.body)
     return {**request.body, "input": [items[i] for i in missing]}
 
 
@@ -74,7 +65,7 @@ def merge(
     request: EmbeddingsRequest, missing: list[int], upstream: dict[str, Any] | None
 ) -> tuple[dict[str, Any], list[int]]:
     """The response the client gets (every input, in order) and the upstream's tokens per missing input."""
-    items = inputs(request.body)
+    items = embedding_inputs(request.body)
     vectors: dict[int, Any] = {item.index: item.embedding for item in lookup_of(request).cached}
     tokens: dict[int, int] = {item.index: item.tokens for item in lookup_of(request).cached}
     new_tokens: list[int] = []
@@ -89,13 +80,7 @@ def merge(
             vectors[position] = item.get("embedding")
             tokens[position] = share
         model = upstream.get("model") or model
-    prompt_tokens = sum(tokens.values())
-    response = {
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": vectors[i]} for i in range(len(items))],
-        "model": model,
-        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-    }
+    response = embeddings_response(model, vectors, tokens)
     return response, new_tokens
 
 
@@ -106,7 +91,7 @@ def cache_info(request: EmbeddingsRequest, upstream_label: str | None) -> CacheI
         bypass_reason=lookup.bypass_reason,
         upstream=upstream_label,
         inputs_cached=len(lookup.cached),
-        inputs=len(inputs(request.body)),
+        inputs=len(embedding_inputs(request.body)),
     )
 
 
@@ -115,7 +100,12 @@ def store_event(
 ) -> EmbeddingsGenerated | None:
     """The vectors to store, each under its input's key (None when the request may not be stored)."""
     lookup = lookup_of(request)
-    if not request.controls.store or not lookup.store or len(lookup.keys) != len(inputs(request.body)) or not missing:
+    if (
+        not request.controls.store
+        or not lookup.store
+        or len(lookup.keys) != len(embedding_inputs(request.body))
+        or not missing
+    ):
         return None
     data = response["data"]
     items = [

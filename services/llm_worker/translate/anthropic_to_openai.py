@@ -255,7 +255,12 @@ class EventsFromChunks:
         index = int(call.get("index", 0))
         function = call.get("function") or {}
         if index not in self.tool_blocks:
-            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": {}}
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": {},
+            }
             events += self._open(block, "tool_use")
             self.tool_blocks[index] = self.blocks - 1
         if function.get("arguments"):

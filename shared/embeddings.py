@@ -1,0 +1,28 @@
+"""OpenAI embeddings requests and responses as the gateway, the cache worker and the LLM worker see them:
+the inputs of a request one by one, and a response put together from vectors cached or computed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def embedding_inputs(body: dict[str, Any]) -> list[Any]:
+    """The inputs of an embeddings request, one per vector: one string, or one token array, is a list of one."""
+    raw = body.get("input")
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and raw and all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
+        return [raw]
+    return list(raw) if isinstance(raw, list) else []
+
+
+def embeddings_response(model: Any, vectors: dict[int, Any], tokens: dict[int, int]) -> dict[str, Any]:
+    """OpenAI's embeddings list for the vectors by input position (every position 0..n-1 present);
+    usage counts every input's tokens, cached or not, as the upstream would have."""
+    prompt_tokens = sum(tokens.values())
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": vectors[i]} for i in range(len(vectors))],
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
