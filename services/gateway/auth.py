@@ -200,7 +200,7 @@ class KeyAuthenticator:
         if token is None:
             raise ApiError(
                 401,
-                "Missing API key: send it as 'Authorization: Bearer <key>'.",
+                "Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key: <key>').",
                 code="missing_api_key",
             )
         key_hash = api_key_hash(token)
@@ -269,10 +269,14 @@ async def start_revocation_listener(state: AuthHost) -> None:
 
 
 def bearer_token(request: Request) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, if there is one."""
+    """The token of an `Authorization: Bearer <token>` header, else of an `x-api-key` header (as the
+    anthropic SDK sends its key), if there is one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    api_key = request.headers.get("x-api-key", "").strip()
+    return api_key or None
 
 
 async def authenticate(request: Request) -> Principal:

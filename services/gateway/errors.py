@@ -1,4 +1,6 @@
-"""Errors at the HTTP edge, in OpenAI's format: {"error": {"message", "type", "param", "code"}}."""
+"""Errors at the HTTP edge, in the format of the API the client speaks: OpenAI's
+{"error": {"message", "type", "param", "code"}}, or on the Messages endpoint Anthropic's
+{"type": "error", "error": {"type", "message"}}."""
 
 from __future__ import annotations
 
@@ -48,10 +50,11 @@ class ApiError(Exception):
         self.param = param
         self.headers = headers or {}
 
-    def response(self, extra_headers: dict[str, str] | None = None) -> Response:
-        return error_response(
-            self.status, self.message, self.type, self.code, self.param, {**self.headers, **(extra_headers or {})}
-        )
+    def response(self, extra_headers: dict[str, str] | None = None, protocol: str = "openai") -> Response:
+        headers = {**self.headers, **(extra_headers or {})}
+        if protocol == "anthropic":
+            return anthropic_error_response(self.status, self.message, self.type, headers)
+        return error_response(self.status, self.message, self.type, self.code, self.param, headers)
 
 
 def error_response(
@@ -74,16 +77,52 @@ def error_response(
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+# Anthropic's error types (https://docs.anthropic.com/en/api/errors), by status.
+ANTHROPIC_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+ANTHROPIC_TYPES = frozenset(ANTHROPIC_TYPE_BY_STATUS.values())
+# Errors of the proxy's own making keep their type in either format: they name what to fix here.
+PROXY_TYPES = frozenset({"upstream_auth_error", "upstream_timeout", "upstream_unreachable", "upstream_error"})
+MESSAGES_PATHS = frozenset({"/v1/messages", "/api/v1/messages"})
+
+
+def anthropic_error_response(
+    status: int, message: str, type: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    """An Anthropic-style error response; a type of another vocabulary becomes Anthropic's for the status."""
+    if type not in ANTHROPIC_TYPES and type not in PROXY_TYPES:
+        type = ANTHROPIC_TYPE_BY_STATUS.get(status, "api_error")
+    body = {"type": "error", "error": {"type": type, "message": message}}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def protocol_of(request: Request) -> str:
+    """The API format of the endpoint a request was sent to: its errors are in that format."""
+    return "anthropic" if request.url.path in MESSAGES_PATHS else "openai"
+
+
 def install(app: FastAPI) -> None:
     """Make every error the app can produce come out in OpenAI's format, without stack traces."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> Response:
-        return exc.response()
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return exc.response(protocol=protocol_of(request))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = getattr(exc, "headers", None)
+        if protocol_of(request) == "anthropic":
+            return anthropic_error_response(exc.status_code, str(exc.detail), headers=headers)
+        return error_response(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -96,11 +135,13 @@ def install(app: FastAPI) -> None:
                 "Invalid request: send the body as JSON, with Content-Type: application/json"
                 f" (got {content_type or 'no Content-Type'})."
             )
-            return error_response(400, message)
-        return error_response(400, f"Invalid request: {first.get('msg', 'invalid input')}", param=param)
+            return ApiError(400, message).response(protocol=protocol_of(request))
+        message = f"Invalid request: {first.get('msg', 'invalid input')}"
+        return ApiError(400, message, param=param).response(protocol=protocol_of(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         # One line: Starlette re-raises the exception after this answer, and uvicorn logs its traceback.
         log.error("unhandled error on %s %s: %r", request.method, request.url.path, exc)
-        return error_response(500, "The server had an error while processing your request.", "api_error")
+        message = "The server had an error while processing your request."
+        return ApiError(500, message, type="api_error").response(protocol=protocol_of(request))

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from services.gateway import errors
 from services.gateway.auth import KeyAuthenticator, start_revocation_listener
 from services.gateway.limits import Limiter
-from services.gateway.routes import admin_cache, admin_keys, chat, ops, stats
+from services.gateway.routes import admin_cache, admin_keys, chat, embeddings, messages, ops, stats
 from services.gateway.settings import Settings
 from services.gateway.state import GatewayState
 from shared.logs import setup_logging
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="LLM Cache Proxy", version="0.1.0", lifespan=lifespan)
     errors.install(app)
     app.include_router(chat.router)
+    app.include_router(messages.router)
+    app.include_router(embeddings.router)
     app.include_router(ops.router)
     app.include_router(admin_cache.router)
     app.include_router(stats.router)

@@ -1,4 +1,5 @@
-"""What the gateway accepts: OpenAI's chat completion request, checked before anything is published.
+"""What the gateway accepts: OpenAI's chat completion and embeddings requests and Anthropic's Messages request,
+checked before anything is published.
 
 Unknown fields are allowed and passed through (new OpenAI parameters must not need a release);
 the types of the fields the cache depends on are checked strictly, as OpenAI does: "1.7" is not a
@@ -8,7 +9,7 @@ temperature rule see a string).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
@@ -48,4 +49,51 @@ class ChatCompletionBody(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: StrictStr | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    user: StrictStr | None = None
+
+
+class AnthropicMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["user", "assistant"]
+    content: StrictStr | list[dict[str, Any]]
+
+
+class MessagesBody(BaseModel):
+    """A Messages API request as Anthropic documents it (max_tokens required, as Anthropic requires it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: StrictStr = Field(min_length=1, max_length=256)
+    max_tokens: StrictInt = Field(ge=1)
+    messages: list[AnthropicMessage] = Field(min_length=1, max_length=10_000)
+    system: StrictStr | list[dict[str, Any]] | None = None
+    stream: StrictBool = False
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=1)
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
+    top_k: StrictInt | None = Field(default=None, ge=0)
+    stop_sequences: list[StrictStr] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+NonEmptyText = Annotated[StrictStr, Field(min_length=1)]
+TokenArray = Annotated[list[StrictInt], Field(min_length=1)]
+
+
+class EmbeddingsBody(BaseModel):
+    """An embeddings request as OpenAI's API documents it: text or token arrays, one or a batch."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: StrictStr = Field(min_length=1, max_length=256)
+    input: (
+        NonEmptyText
+        | Annotated[list[NonEmptyText], Field(min_length=1, max_length=2048)]
+        | TokenArray
+        | Annotated[list[TokenArray], Field(min_length=1, max_length=2048)]
+    )
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: StrictInt | None = Field(default=None, ge=1)
     user: StrictStr | None = None

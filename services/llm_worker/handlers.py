@@ -22,6 +22,7 @@ from services.llm_worker.calls import Call
 from services.llm_worker.events import cache_info, flight_ended, store_event, usage_event
 from services.llm_worker.metrics import EVENT_PUBLISH_FAILURES, EXPIRED, NOT_STORED
 from services.llm_worker.providers import Provider, UpstreamError
+from services.llm_worker.translate import anthropic_to_openai
 from services.llm_worker.upstreams import Upstreams
 from shared.broker import publish_event
 from shared.contracts import (
@@ -86,8 +87,11 @@ class LlmRequestHandler:
         try:
             provider = self.upstreams.for_model(request.body.get("model"))
         except UpstreamError as exc:
-            await self._reply(message, ErrorReply(error=exc.error))
-            await self._record(request, None, exc.error, None)
+            error = exc.error
+            if request.protocol == "anthropic":
+                error = anthropic_to_openai.error_for_anthropic_client(error)  # not_found_error
+            await self._reply(message, ErrorReply(error=error))
+            await self._record(request, None, error, None)
             return
         call = Call(provider, request.protocol, request.body, self.default_max_tokens)
         cancelled = self._cancelled.setdefault(request.request_id, asyncio.Event())

@@ -1,0 +1,277 @@
+"""What every proxied endpoint does once a request is admitted: publish it to the cache worker, await the
+replies on this process's reply queue, and answer in the client's API format (JSON or SSE).
+
+The gateway does not touch Redis, Postgres or the upstream. Chat completions, Messages and
+embeddings differ only in the request they publish and in their `Dialect`: how errors, streamed
+chunks and a replayed stored answer are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pydantic
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from services.gateway import anthropic_sse, sse
+from services.gateway.auth import Principal
+from services.gateway.errors import ApiError, anthropic_error_response, error_response
+from services.gateway.limits import Admission
+from services.gateway.metrics import IN_FLIGHT, LATENCY, REQUESTS
+from services.gateway.state import GatewayState
+from shared.contracts import (
+    REPLY_ADAPTER,
+    ApiProtocol,
+    CacheInfo,
+    ChunkReply,
+    CompletionReply,
+    CompletionRequest,
+    EmbeddingsRequest,
+    EndReply,
+    ErrorInfo,
+    ErrorReply,
+)
+from shared.usage import token_counts
+
+log = logging.getLogger(__name__)
+# What pydantic adds to an error's location for the member of a union it tried: str, list[dict[str,any]], ...
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*|[A-Z]\w*)$")
+
+
+class Dialect:
+    """How answers are written in OpenAI's format (chat completions, embeddings)."""
+
+    protocol: ApiProtocol = "openai"
+    done: bytes = sse.DONE  # what ends a stream
+
+    def error(self, error: ErrorInfo, headers: dict[str, str]) -> Response:
+        return error_response(error.status, error.message, error.type, error.code, error.param, headers)
+
+    def api_error(self, exc: ApiError, headers: dict[str, str]) -> Response:
+        return exc.response(headers, protocol=self.protocol)
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        return sse.event(chunk)
+
+    def stream_error(self, error: ErrorInfo) -> bytes:
+        body = {"message": error.message, "type": error.type, "param": error.param, "code": error.code}
+        return sse.event({"error": body})
+
+    def replay(self, completion: dict[str, Any], body: dict[str, Any]) -> list[bytes]:
+        """The stream a streamed request gets for a whole (stored) answer."""
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return [sse.event(chunk) for chunk in sse.completion_to_chunks(completion, include_usage)] + [sse.DONE]
+
+
+class AnthropicDialect(Dialect):
+    """How answers are written in Anthropic's Messages format."""
+
+    protocol: ApiProtocol = "anthropic"
+    done = b""  # message_stop ends the stream
+
+    def error(self, error: ErrorInfo, headers: dict[str, str]) -> Response:
+        return anthropic_error_response(error.status, error.message, error.type, headers)
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        return anthropic_sse.event(chunk)
+
+    def stream_error(self, error: ErrorInfo) -> bytes:
+        return anthropic_sse.error_event(error.type, error.message)
+
+    def replay(self, completion: dict[str, Any], body: dict[str, Any]) -> list[bytes]:
+        return [anthropic_sse.event(event) for event in anthropic_sse.message_to_events(completion)]
+
+
+OPENAI = Dialect()
+ANTHROPIC = AnthropicDialect()
+
+
+async def read_body(request: Request, limit: int, schema: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """The request's JSON object, checked against `schema` (400 naming the field, 413 when too large)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"Request body is larger than {limit} bytes.", code="request_too_large")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise ApiError(413, f"Request body is larger than {limit} bytes.", code="request_too_large")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "The request body is not valid JSON.", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    try:
+        schema.model_validate(body)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        # Without the union member pydantic tried ("messages.0.content.str" is "messages.0.content").
+        param = ".".join(str(p) for p in first["loc"] if not _UNION_MEMBER.match(str(p))) or None
+        raise ApiError(400, f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value") from exc
+    return body
+
+
+async def forward(
+    state: GatewayState,
+    principal: Principal,
+    admission: Admission,
+    work: CompletionRequest | EmbeddingsRequest,
+    dialect: Dialect,
+    started: float,
+) -> Response:
+    """Publish an admitted request and answer it from its replies."""
+    stream = isinstance(work, CompletionRequest) and work.stream
+    request_id = work.request_id
+    replies = state.inbox.open(request_id)
+    IN_FLIGHT.inc()
+    keep_open = False
+    try:
+        try:
+            await state.rpc.send(
+                state.topology.cache_lookup,
+                work.model_dump_json().encode(),
+                request_id,
+                state.settings.request_timeout_seconds,
+            )
+        except Exception as exc:
+            log.warning("publishing a request failed: %s", exc)
+            raise ApiError(
+                503, "The cache service is unavailable; retry shortly.", headers={"Retry-After": "1"}
+            ) from exc
+        first = await _next_reply(replies, state.settings.request_timeout_seconds)
+
+        if isinstance(first, ErrorReply):
+            count(started, first.error.status, "ERROR", stream)
+            error = first.error
+            headers = {"X-Request-Id": request_id}
+            if error.retry_after_seconds is not None:
+                headers["Retry-After"] = str(math.ceil(error.retry_after_seconds))
+            if error.type == "upstream_auth_error":
+                # The SDKs retry a 502 unless told not to; a refused key stays refused.
+                headers["x-should-retry"] = "false"
+            return dialect.error(error, headers)
+        if isinstance(first, CompletionReply):
+            headers = {**cache_headers(first.cache, request_id), **admission.headers()}
+            if first.cache.status != "HIT":
+                await state.limiter.record_tokens(principal, token_counts(first.completion.get("usage")).total)
+            response: Response
+            if not stream:
+                response = Response(orjson.dumps(first.completion), media_type="application/json", headers=headers)
+            else:
+                events = dialect.replay(first.completion, work.body)
+                response = StreamingResponse(_replay(events), media_type="text/event-stream", headers=headers)
+            count(started, 200, first.cache.status, stream)  # once built: a failure is counted as a 500 only
+            return response
+        if isinstance(first, ChunkReply) and stream:
+            cache = first.cache or CacheInfo(status="MISS")
+            count(started, 200, cache.status, stream)
+            keep_open = True
+            return StreamingResponse(
+                _relay(state, principal, request_id, first, replies, dialect),
+                media_type="text/event-stream",
+                headers={**cache_headers(cache, request_id), **admission.headers()},
+            )
+        raise ApiError(502, "Unexpected reply from the cache service.")
+    except ApiError as exc:
+        count(started, exc.status, "ERROR", stream)
+        return dialect.api_error(exc, {"X-Request-Id": request_id})
+    except Exception:
+        count(started, 500, "ERROR", stream)
+        raise
+    finally:
+        IN_FLIGHT.dec()
+        if not keep_open:
+            state.inbox.close(request_id)
+
+
+async def _next_reply(replies: asyncio.Queue[bytes], timeout: float) -> Any:
+    try:
+        raw = await asyncio.wait_for(replies.get(), timeout)
+    except TimeoutError as exc:
+        raise ApiError(504, f"No answer within {timeout:.0f}s.", code="timeout") from exc
+    return REPLY_ADAPTER.validate_json(raw)
+
+
+async def _replay(events: list[bytes]) -> AsyncIterator[bytes]:
+    for event in events:
+        yield event
+
+
+async def _relay(
+    state: GatewayState,
+    principal: Principal,
+    request_id: str,
+    first: ChunkReply,
+    replies: asyncio.Queue[bytes],
+    dialect: Dialect,
+) -> AsyncIterator[bytes]:
+    """Pass the LLM worker's chunks on as they arrive; close the reply route however the stream ends.
+
+    A client that goes away mid-stream is announced to the LLM workers, which stop the upstream
+    call and store nothing.
+    """
+    finished = False
+    try:
+        yield dialect.chunk(first.chunk)
+        while True:
+            try:
+                reply = await _next_reply(replies, state.settings.stream_idle_timeout_seconds)
+            except ApiError as exc:
+                finished = True
+                yield dialect.stream_error(
+                    ErrorInfo(type=exc.type, message=exc.message, status=exc.status, code=exc.code)
+                )
+                return
+            if isinstance(reply, ChunkReply):
+                yield dialect.chunk(reply.chunk)
+            elif isinstance(reply, EndReply):
+                finished = True
+                if dialect.done:
+                    yield dialect.done
+                if reply.usage:
+                    await state.limiter.record_tokens(principal, token_counts(reply.usage).total)
+                return
+            elif isinstance(reply, ErrorReply):
+                finished = True
+                yield dialect.stream_error(reply.error)
+                return
+    finally:
+        state.inbox.close(request_id)
+        if not finished:
+            state.announce_cancelled(request_id)
+
+
+def cache_headers(cache: CacheInfo, request_id: str) -> dict[str, str]:
+    """The X-Cache* headers (and Age on hits) for a reply."""
+    headers = {"X-Cache": cache.status, "X-Request-Id": request_id}
+    if cache.match:
+        headers["X-Cache-Match"] = cache.match
+    if cache.similarity is not None:
+        headers["X-Cache-Similarity"] = f"{cache.similarity:.4f}"
+    if cache.key:
+        headers["X-Cache-Key"] = cache.key
+    if cache.status == "HIT" and cache.age_seconds is not None:
+        headers["Age"] = str(cache.age_seconds)
+    if cache.bypass_reason:
+        headers["X-Cache-Bypass-Reason"] = cache.bypass_reason
+    if cache.coalesced:
+        headers["X-Cache-Coalesced"] = "true"
+    if cache.inputs is not None:
+        headers["X-Cache-Inputs-Cached"] = f"{cache.inputs_cached or 0}/{cache.inputs}"
+    if cache.upstream == "mock":
+        headers["X-Upstream"] = "mock (no upstream configured)"
+    return headers
+
+
+def count(started: float, status: int, cache: str, stream: bool) -> None:
+    """Count an answer and its latency in the gateway's metrics."""
+    streamed = "true" if stream else "false"
+    REQUESTS.labels(f"{status // 100}xx", cache, streamed).inc()
+    LATENCY.labels(cache, streamed).observe(time.perf_counter() - started)
