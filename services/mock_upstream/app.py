@@ -1,4 +1,6 @@
-"""The mock upstream's HTTP routes: OpenAI's chat, models and embeddings endpoints, plus /_mock controls.
+"""The mock upstream's HTTP routes: OpenAI's chat, models and embeddings endpoints, Anthropic's Messages and
+models endpoints (models answered in Anthropic's format when the request has `anthropic-version`),
+plus /_mock controls.
 
 Routes only parse, count, wait and serialise; what to answer comes from `answers`, and the
 faults and counters live in `state.MockState` on `app.state.mock`.
@@ -20,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.mock_upstream import answers
+from services.mock_upstream import answers, anthropic_answers
 from services.mock_upstream.settings import Settings
 from services.mock_upstream.state import FaultSpec, MockState
 
@@ -104,6 +106,31 @@ async def stream_events(
     yield answers.sse("[DONE]")
 
 
+def api_key(request: Request) -> str | None:
+    """The key a call came with: a bearer token (OpenAI's SDK) or `x-api-key` (Anthropic's)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
+
+
+def anthropic_fault_response(fault: FaultSpec) -> Response:
+    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
+    return json_response(anthropic_answers.error_body(fault.status, fault.message, fault.type), fault.status, headers)
+
+
+async def anthropic_stream_events(
+    events: list[dict[str, Any]], chunk_delay: float, fault: FaultSpec | None
+) -> AsyncIterator[bytes]:
+    """The SSE body of a streamed Message; with a mid-stream fault, an `error` event replaces the rest."""
+    for position, event in enumerate(events):
+        if fault is not None and position == fault.after_chunks:
+            error = anthropic_answers.error_body(fault.status, fault.message, fault.type)
+            yield anthropic_answers.sse(error)
+            return
+        if chunk_delay and position:
+            await asyncio.sleep(chunk_delay)
+        yield anthropic_answers.sse(event)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the mock upstream's FastAPI app (with fresh faults and counters)."""
     settings = settings or Settings()
@@ -134,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         answers.validate_chat_request(body)
         stream = bool(body.get("stream"))
         state.count_chat(answers.last_user_text(body["messages"]), stream)
+        state.count_key(api_key(request))
         latency = latency_seconds(request, settings.latency_ms)
         if SLOW_MARKER in answers.last_user_text(body["messages"]):
             latency = max(latency, 2.0)  # lets a test act while a request is in flight
@@ -160,8 +188,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"Cache-Control": "no-cache"},
         )
 
+    @app.post("/v1/messages")
+    async def messages(request: Request) -> Response:
+        state: MockState = app.state.mock
+        try:
+            body = orjson.loads(await request.body())
+            anthropic_answers.validate_messages_request(body)
+        except (orjson.JSONDecodeError, answers.InvalidRequest) as exc:
+            message = str(exc) if isinstance(exc, answers.InvalidRequest) else "The request body is not valid JSON."
+            return json_response(anthropic_answers.error_body(400, message), 400)
+        stream = bool(body.get("stream"))
+        state.count_messages(anthropic_answers.block_text(body["messages"][-1].get("content")), stream)
+        state.count_key(api_key(request))
+        await asyncio.sleep(latency_seconds(request, settings.latency_ms))
+
+        fault = state.take_fault()
+        mid_stream = fault is not None and stream and fault.after_chunks is not None
+        if fault is not None:
+            await asyncio.sleep(fault.delay_ms / 1000)
+            if not mid_stream:
+                return anthropic_fault_response(fault)
+        plan = anthropic_answers.plan_message(body)
+        message_id = anthropic_answers.new_message_id()
+        if not stream:
+            return json_response(anthropic_answers.message(body, plan, message_id))
+        events = anthropic_answers.events(body, plan, message_id)
+        return StreamingResponse(
+            anthropic_stream_events(events, settings.chunk_delay_ms / 1000, fault if mid_stream else None),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+
     @app.get("/v1/models")
-    async def list_models() -> Response:
+    async def list_models(request: Request) -> Response:
+        if request.headers.get("anthropic-version"):
+            return json_response(anthropic_answers.models_list())
         return json_response(answers.models_list())
 
     @app.post("/v1/embeddings")
@@ -170,6 +231,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = await read_json(request)
         result = answers.embeddings(body)
         state.embedding_calls += 1
+        state.embedding_inputs += len(result["data"])
+        state.count_key(api_key(request))
         await asyncio.sleep(latency_seconds(request, settings.latency_ms))
         return json_response(result)
 

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class FaultSpec(BaseModel):
-    """POST /_mock/faults: make the next `count` chat calls fail with `status` (-1: until cleared)."""
+    """POST /_mock/faults: make the next `count` chat or Messages calls fail with `status` (-1: until cleared).
+
+    On the Messages API the error is Anthropic's for the status (529: overloaded_error) unless `type` says."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,7 +39,11 @@ class MockState:
         self.chat_calls = 0
         self.stream_calls = 0
         self.embedding_calls = 0
+        self.embedding_inputs = 0
+        self.messages_calls = 0  # Anthropic's Messages API
+        self.messages_stream_calls = 0
         self.calls_by_prompt: Counter[str] = Counter()
+        self.calls_by_key: Counter[str] = Counter()  # the API key each call came with (Bearer or x-api-key)
 
     def set_fault(self, fault: FaultSpec) -> None:
         """Arm a fault (replacing any armed one)."""
@@ -66,11 +72,25 @@ class MockState:
             self.stream_calls += 1
         self.calls_by_prompt[prompt] += 1
 
+    def count_messages(self, prompt: str, stream: bool) -> None:
+        """Count one Messages call (streamed ones also in messages_stream_calls)."""
+        self.messages_calls += 1
+        if stream:
+            self.messages_stream_calls += 1
+        self.calls_by_prompt[prompt] += 1
+
+    def count_key(self, key: str | None) -> None:
+        self.calls_by_key[key or ""] += 1
+
     def stats(self) -> dict[str, Any]:
         """GET /_mock/stats."""
         return {
             "chat_calls": self.chat_calls,
             "stream_calls": self.stream_calls,
             "embedding_calls": self.embedding_calls,
+            "embedding_inputs": self.embedding_inputs,
+            "messages_calls": self.messages_calls,
+            "messages_stream_calls": self.messages_stream_calls,
             "calls_by_prompt": dict(self.calls_by_prompt),
+            "calls_by_key": dict(self.calls_by_key),
         }
