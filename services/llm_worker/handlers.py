@@ -87,11 +87,11 @@ class LlmRequestHandler:
         try:
             provider = self.upstreams.for_model(request.body.get("model"))
         except UpstreamError as exc:
-            error = exc.error
+            refused = exc.error
             if request.protocol == "anthropic":
-                error = anthropic_to_openai.error_for_anthropic_client(error)  # not_found_error
-            await self._reply(message, ErrorReply(error=error))
-            await self._record(request, None, error, None)
+                refused = anthropic_to_openai.error_for_anthropic_client(refused)  # not_found_error
+            await self._reply(message, ErrorReply(error=refused))
+            await self._record(request, None, refused, None)
             return
         call = Call(provider, request.protocol, request.body, self.default_max_tokens)
         cancelled = self._cancelled.setdefault(request.request_id, asyncio.Event())
