@@ -14,7 +14,7 @@ import pytest
 from services.llm_worker.handlers import LlmRequestHandler
 from services.llm_worker.metrics import EVENT_PUBLISH_FAILURES, EXPIRED
 from services.llm_worker.settings import Settings
-from services.llm_worker.upstream import Upstream, choose_target, create_client
+from services.llm_worker.upstreams import Upstreams
 from shared.contracts import (
     REPLY_ADAPTER,
     CacheControls,
@@ -86,11 +86,10 @@ class Harness:
 @pytest.fixture
 async def harness(mock_url: str, control: httpx.AsyncClient) -> AsyncIterator[Harness]:
     settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=0)
-    target = choose_target(settings)
-    upstream = Upstream(create_client(target, settings), target)
+    upstreams = Upstreams.from_configs(settings.upstreams(), timeout=10, max_retries=0)
     channel, events = FakeChannel(), FakeExchange()
     handler = LlmRequestHandler(
-        upstream,
+        upstreams,
         PriceBook(),
         channel,  # type: ignore[arg-type]
         events,  # type: ignore[arg-type]
@@ -99,7 +98,7 @@ async def harness(mock_url: str, control: httpx.AsyncClient) -> AsyncIterator[Ha
         cache_tool_calls=False,
     )
     yield Harness(handler, channel, events)
-    await upstream.close()
+    await upstreams.close()
 
 
 def request(content: str = "What is a cache?", *, stream: bool = False, lookup: bool = True, **body: Any) -> bytes:

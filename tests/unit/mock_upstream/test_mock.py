@@ -181,7 +181,16 @@ async def test_stats_count_chat_stream_and_embedding_calls_and_reset(client: htt
     await client.post("/v1/chat/completions", json=chat("two"))
     await client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"})
     stats = (await client.get("/_mock/stats")).json()
-    assert stats == {"chat_calls": 3, "stream_calls": 1, "embedding_calls": 1, "calls_by_prompt": {"one": 2, "two": 1}}
+    assert stats == {
+        "chat_calls": 3,
+        "stream_calls": 1,
+        "embedding_calls": 1,
+        "embedding_inputs": 1,
+        "messages_calls": 0,
+        "messages_stream_calls": 0,
+        "calls_by_prompt": {"one": 2, "two": 1},
+        "calls_by_key": {"": 4},
+    }
     await client.post("/_mock/faults", json={"status": 503, "count": -1})
     await client.post("/_mock/reset")
     assert (await client.get("/_mock/stats")).json()["chat_calls"] == 0

@@ -1,4 +1,5 @@
-"""The upstream module against the real mock upstream served by uvicorn: calls, streams and error mapping."""
+"""The OpenAI-compatible provider against the real mock upstream served by uvicorn: calls, streams and error
+mapping."""
 
 from __future__ import annotations
 
@@ -12,27 +13,25 @@ import openai
 import pytest
 
 from services.llm_worker.completions import assemble, is_cacheable
-from services.llm_worker.settings import Settings
-from services.llm_worker.upstream import (
-    MOCK_LABEL,
-    OPENAI_BASE_URL,
-    Upstream,
-    UpstreamError,
-    UpstreamTarget,
-    choose_target,
-    create_client,
-    error_info,
-    redact,
-    retry_after,
-    upstream_payload,
-)
+from services.llm_worker.providers.base import UpstreamError, redact, retry_after
+from services.llm_worker.providers.openai_compatible import OpenAICompatibleProvider, error_info, upstream_payload
+from services.llm_worker.routing import MOCK_LABEL, UpstreamConfig
+
+Upstream = OpenAICompatibleProvider
+
+
+def provider(base_url: str, *, http: httpx.AsyncClient | None = None, retries: int = 0) -> OpenAICompatibleProvider:
+    """The provider of one upstream; `http` replaces its SDK client's transport (to see or fake traffic)."""
+    config = UpstreamConfig("test", "openai", base_url, "key", ("*",), MOCK_LABEL)
+    upstream = OpenAICompatibleProvider(config, timeout=10, max_retries=retries)
+    if http is not None:
+        upstream.client = openai.AsyncOpenAI(base_url=base_url, api_key="key", max_retries=0, http_client=http)
+    return upstream
 
 
 @pytest.fixture
 async def upstream(mock_url: str) -> AsyncIterator[Upstream]:
-    settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=0, upstream_timeout_seconds=10)
-    target = choose_target(settings)
-    client = Upstream(create_client(target, settings), target)
+    client = provider(f"{mock_url}/v1")
     yield client
     await client.close()
 
@@ -135,9 +134,7 @@ async def test_error_in_the_middle_of_a_stream(upstream: Upstream, control: http
 
 
 async def test_retries_ride_out_a_transient_fault(mock_url: str, control: httpx.AsyncClient) -> None:
-    settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=2)
-    target = choose_target(settings)
-    retrying = Upstream(create_client(target, settings), target)
+    retrying = provider(f"{mock_url}/v1", retries=2)
     try:
         await control.post("/_mock/faults", json={"status": 503, "count": 1, "retry_after": 0})
         assert (await retrying.complete(chat("Hello")))["choices"]
@@ -150,9 +147,7 @@ async def test_unreachable_upstream_maps_to_502() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = Settings(mock_upstream_url=f"http://127.0.0.1:{port}/v1", upstream_max_retries=0)
-    target = choose_target(settings)
-    dead = Upstream(create_client(target, settings), target)
+    dead = provider(f"http://127.0.0.1:{port}/v1")
     try:
         with pytest.raises(UpstreamError) as caught:
             await dead.complete(chat("Hello"))
@@ -175,10 +170,7 @@ async def test_the_payload_goes_upstream_as_the_client_sent_it(mock_url: str) ->
     async def record(request: httpx.Request) -> None:
         sent.append(json.loads(request.content))
 
-    target = UpstreamTarget(f"{mock_url}/v1", "key", MOCK_LABEL, MOCK_LABEL)
-    http = httpx.AsyncClient(event_hooks={"request": [record]})
-    client = openai.AsyncOpenAI(base_url=target.base_url, api_key="key", max_retries=0, http_client=http)
-    upstream = Upstream(client, target)
+    upstream = provider(f"{mock_url}/v1", http=httpx.AsyncClient(event_hooks={"request": [record]}))
     body = chat("Hello", temperature=0.2, top_k=40, repetition_penalty=1.1, stream=False)
     try:
         completion = await upstream.complete(body)
@@ -199,11 +191,7 @@ def test_model_and_messages_are_required() -> None:
 
 
 def upstream_answering(answer) -> Upstream:  # type: ignore[no-untyped-def]
-    target = UpstreamTarget("http://upstream.test/v1", "key", None, "test")
-    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-    return Upstream(
-        openai.AsyncOpenAI(base_url=target.base_url, api_key="key", max_retries=0, http_client=http), target
-    )
+    return provider("http://upstream.test/v1", http=httpx.AsyncClient(transport=httpx.MockTransport(answer)))
 
 
 async def test_a_completion_sent_as_text_plain_is_still_a_completion() -> None:
@@ -240,14 +228,7 @@ async def test_an_answer_that_is_not_a_completion_is_a_bad_gateway() -> None:
             )
         return replies[request.url.path]
 
-    target = UpstreamTarget("http://upstream.test/v1", "key", None, "test")
-    client = openai.AsyncOpenAI(
-        base_url=target.base_url,
-        api_key=target.api_key,
-        max_retries=0,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
-    )
-    upstream = Upstream(client, target)
+    upstream = provider("http://upstream.test/v1", http=httpx.AsyncClient(transport=httpx.MockTransport(answer)))
     try:
         with pytest.raises(UpstreamError) as whole:
             await upstream.complete(chat("Hello"))
@@ -268,29 +249,13 @@ async def test_list_models_failure_is_an_upstream_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = Settings(mock_upstream_url=f"http://127.0.0.1:{port}/v1", upstream_max_retries=0)
-    target = choose_target(settings)
-    dead = Upstream(create_client(target, settings), target)
+    dead = provider(f"http://127.0.0.1:{port}/v1")
     try:
         with pytest.raises(UpstreamError) as caught:
             await dead.list_models()
     finally:
         await dead.close()
     assert str(caught.value) == "Could not reach the upstream."
-
-
-def test_choose_target() -> None:
-    mock = choose_target(Settings(upstream_api_key=""))
-    assert (mock.label, mock.base_url) == (MOCK_LABEL, "http://127.0.0.1:8100/v1")
-    assert mock.is_mock
-    openai_target = choose_target(Settings(upstream_api_key="sk-real-key-123456"))
-    assert (openai_target.label, openai_target.base_url, openai_target.api_key) == (
-        None,
-        OPENAI_BASE_URL,
-        "sk-real-key-123456",
-    )
-    local = choose_target(Settings(upstream_base_url="http://vllm:8000/v1", upstream_api_key=""))
-    assert (local.label, local.base_url, local.api_key) == (None, "http://vllm:8000/v1", "not-needed")
 
 
 def test_api_keys_are_scrubbed_from_error_messages() -> None:
