@@ -178,10 +178,35 @@ def _containers() -> Iterator[dict[str, str]]:
         }
 
 
+# The test system's routes file: three upstreams, all served by the mock (which speaks both APIs), so
+# routing by model, the keys each upstream is given and the Anthropic provider are all exercised.
+ROUTES_FILE = """\
+upstreams:
+  - name: anthropic
+    provider: anthropic
+    base_url: {mock}
+    api_key_env: STACK_ANTHROPIC_API_KEY
+    models: ["claude-*"]
+  - name: local
+    provider: openai
+    base_url: {mock}/v1
+    api_key_env: STACK_LOCAL_API_KEY
+    models: ["llama*"]
+  - name: openai
+    provider: openai
+    base_url: {mock}/v1
+    models: ["gpt-*", "o1*", "o3*", "text-embedding-*", "mock-*"]
+"""
+ANTHROPIC_KEY = "sk-ant-stack-test-key"
+LOCAL_KEY = "local-stack-test-key"
+
+
 def build_stack(urls: dict[str, str], log_dir: Path) -> Stack:
     """A not-yet-started stack for one isolated test run (its own prefixes and ports)."""
     run_id = uuid.uuid4().hex[:8]
     gateway_port, mock_port = free_port(), free_port()
+    routes = log_dir / "upstreams.yaml"
+    routes.write_text(ROUTES_FILE.format(mock=f"http://127.0.0.1:{mock_port}"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "OPENAI_", "EMBEDDING_"))}
     env.update(urls)
     env.update(
@@ -197,6 +222,9 @@ def build_stack(urls: dict[str, str], log_dir: Path) -> Stack:
             "MOCK_PORT": str(mock_port),
             "MOCK_LATENCY_MS": "20",
             "MOCK_UPSTREAM_URL": f"http://127.0.0.1:{mock_port}/v1",
+            "UPSTREAMS_FILE": str(routes),
+            "STACK_ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+            "STACK_LOCAL_API_KEY": LOCAL_KEY,
             "UPSTREAM_MAX_RETRIES": "2",
             "REQUEST_TIMEOUT_SECONDS": "30",
             "ADMIN_API_KEY": f"admin-{uuid.uuid4().hex}",
