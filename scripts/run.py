@@ -49,12 +49,14 @@ def main() -> None:
         print(f"PostgreSQL+pgvector (embedded) running, data in {ROOT / '.data' / 'postgres'}", flush=True)
 
     processes = list(PROCESSES)
-    if not (env.get("UPSTREAM_BASE_URL") or env.get("UPSTREAM_API_KEY") or env.get("OPENAI_API_KEY")):
+    configured = ("UPSTREAMS_FILE", "UPSTREAM_BASE_URL", "UPSTREAM_API_KEY", "OPENAI_API_KEY")
+    if not any(env.get(name) for name in configured):
         processes.insert(0, "mock_upstream")
         env.setdefault("MOCK_LATENCY_MS", "300")
         print(
-            "\n" + "!" * 78 + "\n! No upstream configured (UPSTREAM_BASE_URL / OPENAI_API_KEY): answers come from the"
-            "\n! MOCK upstream on 127.0.0.1:8100. Responses say so in the X-Upstream header.\n" + "!" * 78 + "\n",
+            "\n" + "!" * 78 + "\n! No upstream configured (UPSTREAMS_FILE / UPSTREAM_BASE_URL / OPENAI_API_KEY): answers"
+            "\n! come from the MOCK upstream on 127.0.0.1:8100 (OpenAI's API, and Anthropic's for claude-* models)."
+            "\n! Responses say so in the X-Upstream header.\n" + "!" * 78 + "\n",
             flush=True,
         )
 
