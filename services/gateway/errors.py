@@ -98,11 +98,16 @@ MESSAGES_PATHS = frozenset({"/v1/messages", "/api/v1/messages"})
 def anthropic_error_response(
     status: int, message: str, type: str | None = None, headers: dict[str, str] | None = None
 ) -> Response:
-    """An Anthropic-style error response; a type of another vocabulary becomes Anthropic's for the status."""
-    if type not in ANTHROPIC_TYPES and type not in PROXY_TYPES:
-        type = ANTHROPIC_TYPE_BY_STATUS.get(status, "api_error")
-    body = {"type": "error", "error": {"type": type, "message": message}}
+    """An Anthropic-style error response."""
+    body = {"type": "error", "error": {"type": anthropic_error_type(status, type), "message": message}}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def anthropic_error_type(status: int, type: str | None) -> str:
+    """The error's type if Anthropic's (or the proxy's own), else Anthropic's type for the status."""
+    if type in ANTHROPIC_TYPES or type in PROXY_TYPES:
+        return type
+    return ANTHROPIC_TYPE_BY_STATUS.get(status, "api_error")
 
 
 def protocol_of(request: Request) -> str:

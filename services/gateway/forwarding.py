@@ -23,7 +23,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from services.gateway import anthropic_sse, sse
 from services.gateway.auth import Principal
-from services.gateway.errors import ApiError, anthropic_error_response, error_response
+from services.gateway.errors import ApiError, anthropic_error_response, anthropic_error_type, error_response
 from services.gateway.limits import Admission
 from services.gateway.metrics import IN_FLIGHT, LATENCY, REQUESTS
 from services.gateway.state import GatewayState
@@ -84,7 +84,7 @@ class AnthropicDialect(Dialect):
         return anthropic_sse.event(chunk)
 
     def stream_error(self, error: ErrorInfo) -> bytes:
-        return anthropic_sse.error_event(error.type, error.message)
+        return anthropic_sse.error_event(anthropic_error_type(error.status, error.type), error.message)
 
     def replay(self, completion: dict[str, Any], body: dict[str, Any]) -> list[bytes]:
         return [anthropic_sse.event(event) for event in anthropic_sse.message_to_events(completion)]

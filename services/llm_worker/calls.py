@@ -7,11 +7,11 @@ of the worker only ever sees answers in the client's format.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.llm_worker.providers.base import Provider, UpstreamError
+from services.llm_worker.providers.base import Provider, UpstreamError, invalid_request, not_an_answer
 from services.llm_worker.translate import anthropic_to_openai, openai_to_anthropic
 from shared.contracts import ApiProtocol
 
@@ -33,9 +33,23 @@ class Call:
         """What the provider is sent (UpstreamError 400 when the request has no translation)."""
         if not self.translated:
             return self.body
-        if self.protocol == "openai":
-            return openai_to_anthropic.to_messages_request(self.body, self.default_max_tokens)
-        return anthropic_to_openai.to_chat_request(self.body)
+        try:
+            if self.protocol == "openai":
+                return openai_to_anthropic.to_messages_request(self.body, self.default_max_tokens)
+            return anthropic_to_openai.to_chat_request(self.body)
+        except UpstreamError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # A shape the gateway's schema lets through and the translation cannot read: the client's to fix.
+            raise invalid_request(f"The request could not be translated for this model's upstream ({exc}).") from None
+
+    def _answer(self, translate: Callable[[dict[str, Any]], dict[str, Any]], answer: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return translate(answer)
+        except UpstreamError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise not_an_answer("an answer that can be translated") from None
 
     def _error(self, exc: UpstreamError) -> UpstreamError:
         if not self.translated:
@@ -56,8 +70,8 @@ class Call:
         if not self.translated:
             return answer
         if self.protocol == "openai":
-            return openai_to_anthropic.to_chat_completion(answer)
-        return anthropic_to_openai.to_message(answer)
+            return self._answer(openai_to_anthropic.to_chat_completion, answer)
+        return self._answer(anthropic_to_openai.to_message, answer)
 
     async def stream(self, timeout: float | None) -> AsyncGenerator[dict[str, Any], None]:
         """The chunks (OpenAI) or events (Anthropic) of the streamed answer, in the client's format."""

@@ -203,6 +203,12 @@ def test_models_route_to_their_upstream_and_an_unknown_model_is_a_404(
     assert {"claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4o-mini", "mock-llm"} <= listed  # both APIs' lists
 
 
+def test_the_anthropic_sdk_lists_models_in_its_format(claude_client: anthropic.Anthropic) -> None:
+    listed = list(claude_client.models.list())
+    assert {"claude-haiku-4-5", "gpt-4o-mini"} <= {model.id for model in listed}
+    assert all(model.type == "model" and model.created_at.year >= 1970 for model in listed)
+
+
 # --- the Messages endpoint -------------------------------------------------------------------------
 
 

@@ -1,9 +1,12 @@
-"""Operational and catalogue endpoints: health, readiness, metrics, models."""
+"""Operational and catalogue endpoints: health, readiness, metrics, models (in Anthropic's list format for
+clients that send `anthropic-version`, as the anthropic SDK does)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -88,4 +91,27 @@ async def list_models(request: Request) -> Response:
     except RemoteError as exc:
         raise ApiError(exc.error.status, exc.error.message, type=exc.error.type) from exc
     models = [m for m in result.data if not principal.allowed_models or m.get("id") in principal.allowed_models]
+    if request.headers.get("anthropic-version"):
+        return Response(orjson.dumps(anthropic_model_list(models)), media_type="application/json")
     return Response(orjson.dumps({"object": "list", "data": models}), media_type="application/json")
+
+
+def anthropic_model_list(models: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model list as Anthropic's API answers it: what the anthropic SDK's `models.list()` reads."""
+    data = [
+        {
+            "type": "model",
+            "id": model.get("id"),
+            "display_name": model.get("display_name") or model.get("id"),
+            "created_at": datetime.fromtimestamp(int(model.get("created") or 0), UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+        }
+        for model in models
+    ]
+    return {
+        "data": data,
+        "has_more": False,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
