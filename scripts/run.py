@@ -54,7 +54,9 @@ def main() -> None:
         processes.insert(0, "mock_upstream")
         env.setdefault("MOCK_LATENCY_MS", "300")
         print(
-            "\n" + "!" * 78 + "\n! No upstream configured (UPSTREAMS_FILE / UPSTREAM_BASE_URL / OPENAI_API_KEY): answers"
+            "\n"
+            + "!" * 78
+            + "\n! No upstream configured (UPSTREAMS_FILE / UPSTREAM_BASE_URL / OPENAI_API_KEY): answers"
             "\n! come from the MOCK upstream on 127.0.0.1:8100 (OpenAI's API, and Anthropic's for claude-* models)."
             "\n! Responses say so in the X-Upstream header.\n" + "!" * 78 + "\n",
             flush=True,

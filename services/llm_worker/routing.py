@@ -46,6 +46,7 @@ class UpstreamConfig:
     api_key: str
     models: tuple[str, ...]  # shell-style patterns, matched case-sensitively
     label: str | None = None  # CacheInfo.upstream: "mock" for the mock upstream, else None
+    key_variable: str = ""  # the env var the key came from (routes file), for messages about it
 
     @property
     def is_mock(self) -> bool:
@@ -109,6 +110,7 @@ def parse_routes(data: Any, environ: Mapping[str, str], mock_url: str = "") -> l
                 api_key=api_key,
                 models=tuple(entry.models),
                 label=MOCK_LABEL if mock_url and _same_server(base_url, mock_url) else None,
+                key_variable=entry.api_key_env,
             )
         )
     return upstreams

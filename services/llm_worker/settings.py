@@ -62,4 +62,6 @@ class Settings(BaseServiceSettings):
             for upstream in upstreams:
                 if upstream.is_mock:
                     raise RoutesFileError(f"routes file: upstream {upstream.name!r} is the mock upstream")
+                if upstream.key_variable:
+                    refuse_placeholder(upstream.api_key, upstream.key_variable, self.environment)
         return upstreams

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MockUpstream
+from tests.conftest import MockUpstream, wait_until
 from tests.integration.stack import ANTHROPIC_KEY, LOCAL_KEY, Stack
 
 pytestmark = pytest.mark.integration
@@ -212,8 +212,8 @@ def test_the_anthropic_sdk_lists_models_in_its_format(claude_client: anthropic.A
 # --- the Messages endpoint -------------------------------------------------------------------------
 
 
-def test_messages_miss_exact_hit_semantic_hit_and_the_protocol_partition(
-    claude_client: anthropic.Anthropic, client: openai.OpenAI, mock: MockUpstream, stored
+def test_messages_miss_exact_hit_semantic_hit_usage_and_the_protocol_partition(
+    claude_client: anthropic.Anthropic, client: openai.OpenAI, mock: MockUpstream, stack: Stack, stored
 ) -> None:
     system = f"You are a physics tutor ({uuid.uuid4().hex[:6]})."
 
@@ -225,6 +225,7 @@ def test_messages_miss_exact_hit_semantic_hit_and_the_protocol_partition(
 
     calls = stats_of(mock)["messages_calls"]
     first, headers = ask(QUESTION)
+    first_request_id = headers["x-request-id"]
     assert headers["x-cache"] == "MISS"
     assert first.type == "message" and first.stop_reason == "end_turn"
     assert first.content[0].type == "text" and "boiling point" in first.content[0].text
@@ -233,12 +234,28 @@ def test_messages_miss_exact_hit_semantic_hit_and_the_protocol_partition(
     stored(headers["x-cache-key"])
 
     again, headers = ask(QUESTION)
+    again_request_id = headers["x-request-id"]
     assert (headers["x-cache"], headers["x-cache-match"]) == ("HIT", "exact")
     assert again.content[0].text == first.content[0].text and again.id != first.id
     paraphrase, headers = ask(PARAPHRASE)
     assert (headers["x-cache"], headers["x-cache-match"]) == ("HIT", "semantic")
     assert paraphrase.content[0].text == first.content[0].text
     assert stats_of(mock)["messages_calls"] == calls + 1
+    request_ids = {first_request_id, again_request_id, headers["x-request-id"]}
+
+    # Usage and cost: the miss cost what genai-prices says Claude costs; the hits saved it.
+    def logged() -> list[dict[str, Any]] | None:
+        page = httpx.get(
+            f"{stack.base_url}/api/v1/usage", params={"model": CLAUDE, "limit": 50}, headers=stack.auth, timeout=10
+        ).json()["data"]
+        rows = [row for row in page if row["request_id"] in request_ids]
+        return rows if len(rows) == 3 else None
+
+    rows = wait_until(logged, timeout=15)
+    by_result = {row["result"]: row for row in rows}
+    assert by_result["miss"]["cost_usd"] > 0 and by_result["miss"]["prompt_tokens"] == first.usage.input_tokens
+    assert by_result["hit_exact"]["cost_saved_usd"] == pytest.approx(by_result["miss"]["cost_usd"])
+    assert by_result["hit_semantic"]["tokens_saved"] > 0
 
     # The same fields in OpenAI's format are another request: a Messages answer never answers it.
     question = unique("Which planet is the largest?")

@@ -153,3 +153,12 @@ async def test_an_unrouted_model_is_openais_404() -> None:
     finally:
         await upstreams.close()
         await only.close()
+
+
+def test_placeholder_keys_are_refused_in_production(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES)
+    production = Settings(upstreams_file=str(path), environment="production")
+    assert len(production.upstreams(ENV)) == 3
+    with pytest.raises(ValueError, match="ANTHROPIC_API_KEY"):
+        production.upstreams({**ENV, "ANTHROPIC_API_KEY": "changeme"})
