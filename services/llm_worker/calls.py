@@ -2,18 +2,30 @@
 
 Where the formats agree the payload goes as it came; where they differ it is translated there and
 the answer (whole, or each chunk or event of a stream) and any error translated back, so the rest
-of the worker only ever sees answers in the client's format.
+of the worker only ever sees answers in the client's format. A request with no translation is the
+client's to fix (400); an answer with none is the upstream's fault (502), whatever the translation
+raised, so a malformed answer is never retried or billed twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from services.llm_worker.providers.base import Provider, UpstreamError, invalid_request, not_an_answer
 from services.llm_worker.translate import anthropic_to_openai, openai_to_anthropic
 from shared.contracts import ApiProtocol
+
+# What translating a malformed answer raises: a refusal (UpstreamError) or a shape it could not read.
+UNREADABLE = (UpstreamError, AttributeError, KeyError, TypeError, ValueError)
+T = TypeVar("T")
+
+
+def untranslatable_answer(exc: Exception) -> UpstreamError:
+    """An upstream answer the translation cannot read: the upstream's fault (502), never the client's 400."""
+    detail = exc.error.message if isinstance(exc, UpstreamError) else f"{type(exc).__name__}: {exc}"
+    return not_an_answer(f"one that can be translated to the client's format ({detail})")
 
 
 @dataclass(frozen=True)
@@ -43,13 +55,13 @@ class Call:
             # A shape the gateway's schema lets through and the translation cannot read: the client's to fix.
             raise invalid_request(f"The request could not be translated for this model's upstream ({exc}).") from None
 
-    def _answer(self, translate: Callable[[dict[str, Any]], dict[str, Any]], answer: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _translated(translate: Callable[..., T], *parts: Any) -> T:
+        """An answer, or what a chunk or event of a stream (or its end) amounts to, in the client's format."""
         try:
-            return translate(answer)
-        except UpstreamError:
-            raise
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise not_an_answer("an answer that can be translated") from None
+            return translate(*parts)
+        except UNREADABLE as exc:
+            raise untranslatable_answer(exc) from None
 
     def _error(self, exc: UpstreamError) -> UpstreamError:
         if not self.translated:
@@ -70,8 +82,8 @@ class Call:
         if not self.translated:
             return answer
         if self.protocol == "openai":
-            return self._answer(openai_to_anthropic.to_chat_completion, answer)
-        return self._answer(anthropic_to_openai.to_message, answer)
+            return self._translated(openai_to_anthropic.to_chat_completion, answer)
+        return self._translated(anthropic_to_openai.to_message, answer)
 
     async def stream(self, timeout: float | None) -> AsyncGenerator[dict[str, Any], None]:
         """The chunks (OpenAI) or events (Anthropic) of the streamed answer, in the client's format."""
@@ -80,7 +92,7 @@ class Call:
             chunks = openai_to_anthropic.ChunksFromEvents()
             try:
                 async for event in self.provider.stream(payload, timeout):
-                    for chunk in chunks.feed(event):
+                    for chunk in self._translated(chunks.feed, event):
                         yield chunk
             except UpstreamError as exc:
                 raise self._error(exc) from None
@@ -90,11 +102,11 @@ class Call:
                 async for chunk in self.provider.stream(
                     {**payload, "stream_options": {"include_usage": True}}, timeout
                 ):
-                    for event in events.feed(chunk):
+                    for event in self._translated(events.feed, chunk):
                         yield event
             except UpstreamError as exc:
                 raise self._error(exc) from None
-            for event in events.finish_events():
+            for event in self._translated(events.finish_events):
                 yield event
         else:
             async for part in self.provider.stream(payload, timeout):
