@@ -11,7 +11,10 @@ CACHEABLE_STOP_REASONS = frozenset({"end_turn", "stop_sequence"})
 
 
 def assemble(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rebuild the Message a list of stream events amounts to (text joined, tool inputs parsed)."""
+    """Rebuild the Message a list of stream events amounts to (text joined, tool inputs parsed).
+
+    ValueError (TypeError, ...) for events that do not make one: a delta for a block that never started.
+    """
     message: dict[str, Any] = {"type": "message", "role": "assistant", "content": []}
     blocks: dict[int, dict[str, Any]] = {}
     partial_json: dict[int, list[str]] = {}
@@ -24,11 +27,15 @@ def assemble(events: list[dict[str, Any]]) -> dict[str, Any]:
             blocks[int(event.get("index", 0))] = dict(event.get("content_block") or {})
         elif kind == "content_block_delta":
             index = int(event.get("index", 0))
-            block = blocks.setdefault(index, {"type": "text", "text": ""})
+            block = blocks.get(index)
+            if block is None:
+                raise ValueError(f"a delta for content block {index}, which never started")
             delta = event.get("delta") or {}
             if delta.get("type") == "text_delta":
                 block["text"] = block.get("text", "") + (delta.get("text") or "")
             elif delta.get("type") == "input_json_delta":
+                if not str(block.get("type")).endswith("tool_use"):
+                    raise ValueError(f"tool input for content block {index}, a {block.get('type')} block")
                 partial_json.setdefault(index, []).append(delta.get("partial_json") or "")
             elif delta.get("type") == "thinking_delta":
                 block["thinking"] = block.get("thinking", "") + (delta.get("thinking") or "")

@@ -13,12 +13,12 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from services.llm_worker.providers.base import Provider, UpstreamError, invalid_request, not_an_answer
+from services.llm_worker.providers.base import MALFORMED, Provider, UpstreamError, invalid_request, not_an_answer
 from services.llm_worker.translate import anthropic_to_openai, openai_to_anthropic
 from shared.contracts import ApiProtocol
 
 # What translating a malformed answer raises: a refusal (UpstreamError) or a shape it could not read.
-UNREADABLE = (UpstreamError, AttributeError, KeyError, TypeError, ValueError)
+UNREADABLE = (UpstreamError, *MALFORMED)
 T = TypeVar("T")
 
 
@@ -51,7 +51,7 @@ class Call:
             return anthropic_to_openai.to_chat_request(self.body)
         except UpstreamError:
             raise
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except MALFORMED as exc:
             # A shape the gateway's schema lets through and the translation cannot read: the client's to fix.
             raise invalid_request(f"The request could not be translated for this model's upstream ({exc}).") from None
 

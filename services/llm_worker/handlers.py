@@ -3,7 +3,9 @@
 A request goes to the upstream its model routes to, in the client's API format whatever the
 upstream speaks (`calls`). After the answer is delivered, a storable one goes to the cache
 (CompletionGenerated, EmbeddingsGenerated) and every request is counted (UsageEvent); failing to
-publish those never turns a delivered answer into an error.
+publish those never turns a delivered answer into an error. An upstream answer of a shape that
+cannot be read is a 502 (a stream already relayed ends with it), never a handler failure: that
+would retry the message, calling and billing the upstream twice.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from services.llm_worker.calls import Call
 from services.llm_worker.events import cache_info, flight_ended, store_event, usage_event
 from services.llm_worker.metrics import EVENT_PUBLISH_FAILURES, EXPIRED, NOT_STORED
 from services.llm_worker.providers import Provider, UpstreamError
+from services.llm_worker.providers.base import MALFORMED, not_an_answer
 from services.llm_worker.translate import anthropic_to_openai
 from services.llm_worker.upstreams import Upstreams
 from shared.broker import publish_event
@@ -161,11 +164,19 @@ class LlmRequestHandler:
             self._log_error(request, exc.error, chunks_sent=seq)
             await self._reply(message, ErrorReply(error=exc.error))
             return None, exc.error
-        if request.protocol == "anthropic":
-            completion = anthropic_messages.assemble(chunks)
-        else:
-            completion = completions.assemble(chunks)
-        await self._reply(message, EndReply(seq=seq, usage=completion.get("usage")))
+        try:
+            if request.protocol == "anthropic":
+                completion = anthropic_messages.assemble(chunks)
+            else:
+                completion = completions.assemble(chunks)
+            end = EndReply(seq=seq, usage=completion.get("usage"))
+        except MALFORMED as exc:
+            # Everything was relayed, but it is no answer to store or to count as one: the stream ends in an error.
+            error = not_an_answer(f"a stream that can be read ({type(exc).__name__}: {exc})").error
+            self._log_error(request, error, chunks_sent=seq)
+            await self._reply(message, ErrorReply(error=error))
+            return None, error
+        await self._reply(message, end)
         return completion, None
 
     async def _embeddings(self, message: AbstractIncomingMessage, request: EmbeddingsRequest, timeout: float) -> None:
@@ -179,11 +190,11 @@ class LlmRequestHandler:
                 label = provider.label
                 upstream = await provider.embed(embeddings.upstream_payload(request, missing), timeout)
             response, new_tokens = embeddings.merge(request, missing, upstream)
-        except (UpstreamError, ValueError) as exc:
+        except (UpstreamError, *MALFORMED) as exc:
             error = (
                 exc.error
                 if isinstance(exc, UpstreamError)
-                else ErrorInfo(type="upstream_error", message=f"The upstream's answer is unusable: {exc}", status=502)
+                else not_an_answer(f"a list of embeddings for the inputs ({type(exc).__name__}: {exc})").error
             )
             await self._reply(message, ErrorReply(error=error))
             await self._publish_usage(embeddings.usage_event(request, self.prices, [], error), request.request_id)

@@ -15,6 +15,8 @@ from typing import Any
 from services.llm_worker.routing import UpstreamConfig
 from shared.contracts import ApiProtocol, ErrorInfo
 
+# What reading an answer of an unexpected shape raises (a field null, a list where an object was due, ...).
+MALFORMED = (AttributeError, KeyError, TypeError, ValueError)
 SECRET_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9*_\-]{2})[A-Za-z0-9*_\-]{4,}")
 
 

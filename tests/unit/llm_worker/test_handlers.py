@@ -22,6 +22,8 @@ from shared.contracts import (
     CompletionGenerated,
     CompletionReply,
     CompletionRequest,
+    EmbeddingsLookup,
+    EmbeddingsRequest,
     EndReply,
     ErrorReply,
     LookupContext,
@@ -30,6 +32,7 @@ from shared.contracts import (
 from shared.pricing import PriceBook
 from shared.topology import Topology
 from tests.unit.fakes import ReplyChannel
+from tests.unit.llm_worker.scripted import ScriptedProvider
 
 TOPOLOGY = Topology("unit-llm")
 
@@ -83,10 +86,7 @@ class Harness:
         ]
 
 
-@pytest.fixture
-async def harness(mock_url: str, control: httpx.AsyncClient) -> AsyncIterator[Harness]:
-    settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=0)
-    upstreams = Upstreams.from_configs(settings.upstreams(), timeout=10, max_retries=0)
+def harness_for(upstreams: Upstreams) -> Harness:
     channel, events = FakeChannel(), FakeExchange()
     handler = LlmRequestHandler(
         upstreams,
@@ -97,7 +97,14 @@ async def harness(mock_url: str, control: httpx.AsyncClient) -> AsyncIterator[Ha
         upstream_timeout=10,
         cache_tool_calls=False,
     )
-    yield Harness(handler, channel, events)
+    return Harness(handler, channel, events)
+
+
+@pytest.fixture
+async def harness(mock_url: str, control: httpx.AsyncClient) -> AsyncIterator[Harness]:
+    settings = Settings(mock_upstream_url=f"{mock_url}/v1", upstream_max_retries=0)
+    upstreams = Upstreams.from_configs(settings.upstreams(), timeout=10, max_retries=0)
+    yield harness_for(upstreams)
     await upstreams.close()
 
 
@@ -219,3 +226,85 @@ async def test_failed_event_publish_does_not_fail_a_delivered_answer(harness: Ha
     await harness.handler(FakeMessage(request()))  # type: ignore[arg-type]
     assert isinstance(harness.replies()[0], CompletionReply)
     assert EVENT_PUBLISH_FAILURES.labels("usage")._value.get() == before + 1
+
+
+# --- upstream answers the mock never sends: a 502, never a crashed handler (retried, billed twice) ---
+
+
+def embeddings_request(inputs: list[str]) -> bytes:
+    now = time.time()
+    lookup = EmbeddingsLookup(keys=[f"k{i}" for i in range(len(inputs))])
+    body = {"model": "text-embedding-3-small", "input": inputs}
+    work = EmbeddingsRequest(
+        request_id="e-1", tenant="t1", received_at=now, deadline=now + 30, body=body, lookup=lookup
+    )
+    return work.model_dump_json().encode()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"data": [1, 2], "usage": {"prompt_tokens": 2}},
+        {"data": [{"index": None, "embedding": [1.0]}, {"index": 0, "embedding": [2.0]}]},
+        {"data": [{"index": 0, "embedding": [1.0]}, {"index": 1, "embedding": [2.0]}], "usage": {"prompt_tokens": "x"}},
+        {"data": "vectors"},
+        ["not", "an", "object"],
+    ],
+)
+async def test_an_embeddings_answer_that_is_not_one_is_a_502(answer: Any) -> None:
+    harness = harness_for(Upstreams([ScriptedProvider("openai", embeddings=answer)]))
+    await harness.handler(FakeMessage(embeddings_request(["a", "b"])))  # type: ignore[arg-type]
+    [reply] = harness.replies()
+    assert isinstance(reply, ErrorReply)
+    assert (reply.error.status, reply.error.type) == (502, "upstream_error")
+    assert [key for key, _ in harness.events.published] == [TOPOLOGY.usage_events]  # nothing stored
+    assert harness.usage()[0].result == "error"
+
+
+MESSAGE_START = {"type": "message_start", "message": {"id": "msg_1", "model": "claude-x", "usage": {"input_tokens": 5}}}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "events"),
+    [
+        (  # a delta whose index is null
+            "anthropic",
+            [
+                MESSAGE_START,
+                {"type": "content_block_delta", "index": None, "delta": {"type": "text_delta", "text": "Hi"}},
+            ],
+        ),
+        (  # tool input for a block that never started
+            "anthropic",
+            [
+                MESSAGE_START,
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": "{}"},
+                },
+                {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 3}},
+                {"type": "message_stop"},
+            ],
+        ),
+        (  # choices that are not objects
+            "openai",
+            [{"id": "c1", "model": "gpt-x", "choices": [{"index": 0, "delta": {"content": "Hi"}}, "not a choice"]}],
+        ),
+    ],
+)
+async def test_a_relayed_stream_that_cannot_be_assembled_ends_with_an_error(protocol: Any, events: list[Any]) -> None:
+    harness = harness_for(Upstreams([ScriptedProvider(protocol, events=events)]))
+    body: dict[str, Any] = {"model": "any", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    if protocol == "anthropic":
+        body["max_tokens"] = 10
+    now = time.time()
+    work = CompletionRequest(
+        request_id="s-1", tenant="t1", received_at=now, deadline=now + 30, stream=True, body=body, protocol=protocol
+    )
+    await harness.handler(FakeMessage(work.model_dump_json().encode()))  # type: ignore[arg-type]
+    replies = harness.replies()
+    assert [type(r) for r in replies] == [ChunkReply] * len(events) + [ErrorReply]  # the chunks sent stay sent
+    assert (replies[-1].error.status, replies[-1].error.type) == (502, "upstream_error")
+    assert harness.stored() == []
+    assert harness.usage()[0].result == "error"
