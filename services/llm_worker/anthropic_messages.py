@@ -22,7 +22,7 @@ def assemble(events: list[dict[str, Any]]) -> dict[str, Any]:
         kind = event.get("type")
         if kind == "message_start":
             message.update({k: v for k, v in (event.get("message") or {}).items() if k != "content"})
-            message["usage"] = dict((event.get("message") or {}).get("usage") or {})
+            message["usage"] = _counts({}, (event.get("message") or {}).get("usage"))
         elif kind == "content_block_start":
             blocks[int(event.get("index", 0))] = dict(event.get("content_block") or {})
         elif kind == "content_block_delta":
@@ -43,7 +43,7 @@ def assemble(events: list[dict[str, Any]]) -> dict[str, Any]:
                 block["signature"] = delta.get("signature")
         elif kind == "message_delta":
             message.update(event.get("delta") or {})
-            message["usage"] = {**message.get("usage", {}), **(event.get("usage") or {})}
+            message["usage"] = _counts(message.get("usage") or {}, event.get("usage"))
     for index, parts in partial_json.items():
         text = "".join(parts)
         try:
@@ -53,6 +53,13 @@ def assemble(events: list[dict[str, Any]]) -> dict[str, Any]:
             blocks[index]["invalid_input_json"] = text
     message["content"] = [blocks[i] for i in sorted(blocks)]
     return message
+
+
+def _counts(usage: dict[str, Any], update: Any) -> dict[str, Any]:
+    """`usage` updated with the fields of `update` that are set: message_delta's counts are nullable, and a
+    null there means "not reported", not zero (it would wipe message_start's input tokens, and the cost)."""
+    fields = update.items() if isinstance(update, dict) else ()
+    return {**usage, **{name: value for name, value in fields if value is not None}}
 
 
 def has_tool_use(message: dict[str, Any]) -> bool:
