@@ -3,7 +3,8 @@
 - `system` becomes a system message; `tool_result` blocks become `tool` messages (before the user's
   text of the same turn), `tool_use` blocks assistant `tool_calls`; image blocks become image parts.
 - `stop_sequences` becomes `stop`, tools and `tool_choice` OpenAI's, `metadata.user_id` the `user`.
-- What has no translation (`thinking`, documents, server tools, ...) is a 400 naming it.
+- What has no translation (`thinking`, documents, server tools, images in a tool result, ...) is a 400
+  naming it.
 - finish reasons become stop reasons, usage Anthropic's (cached prompt tokens as cache reads), and a
   stream of chat.completion.chunk objects the event sequence of a streamed Message.
 """
@@ -71,7 +72,7 @@ def _messages(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
         elif kind == "image":
             parts.append({"type": "image_url", "image_url": {"url": _image_url(block, f"{where}.content[{j}]")}})
         elif kind == "tool_result":
-            text = text_of_blocks(block.get("content"))
+            text = _tool_result_text(block.get("content"), f"{where}.content[{j}]")
             if block.get("is_error"):
                 text = f"Error: {text}"
             tool_messages.append({"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": text})
@@ -79,6 +80,18 @@ def _messages(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
             raise untranslatable(f"{where}.content[{j}].type", f"'{kind}' blocks have no equivalent in OpenAI's API.")
     user = [{"role": "user", "content": parts}] if parts else []
     return tool_messages + user
+
+
+def _tool_result_text(content: Any, where: str) -> str:
+    """A tool result's text: OpenAI's tool messages carry no images or documents, so those are refused."""
+    if isinstance(content, list):
+        for k, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text":
+                raise untranslatable(
+                    f"{where}.content[{k}]", f"'{kind}' blocks in a tool result have no equivalent in OpenAI's API."
+                )
+    return text_of_blocks(content)
 
 
 def _assistant(content: list[Any], where: str) -> dict[str, Any]:

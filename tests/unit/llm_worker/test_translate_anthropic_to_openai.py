@@ -103,6 +103,28 @@ def test_images_become_image_parts() -> None:
             ),
             "tools[0]",
         ),
+        (  # OpenAI's tool messages carry text only: the image would be dropped and the answer cached
+            messages_body(
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": [
+                                {"type": "text", "text": "The screenshot:"},
+                                {
+                                    "type": "image",
+                                    "source": {"type": "base64", "media_type": "image/png", "data": "AA"},
+                                },
+                            ],
+                        }
+                    ],
+                },
+            ),
+            "messages[1].content[0].content[1]",
+        ),
     ],
 )
 def test_what_has_no_translation_is_a_400_naming_it(body: dict[str, Any], param: str) -> None:
