@@ -322,6 +322,7 @@ class ChunksFromEvents:
         self.model: Any = None
         self.usage: dict[str, Any] = {}
         self.tool_index: dict[int, int] = {}  # content block index -> tool call index
+        self.no_arguments_yet: set[int] = set()  # tool blocks that have had no input text
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -345,7 +346,9 @@ class ChunksFromEvents:
             block = event.get("content_block") or {}
             if block.get("type") != "tool_use":
                 return []
-            index = self.tool_index.setdefault(int(event.get("index", 0)), len(self.tool_index))
+            block_index = int(event.get("index", 0))
+            index = self.tool_index.setdefault(block_index, len(self.tool_index))
+            self.no_arguments_yet.add(block_index)
             head = {"index": index, "id": block.get("id"), "type": "function"}
             head["function"] = {"name": block.get("name"), "arguments": ""}
             return [self._chunk({"tool_calls": [head]})]
@@ -354,17 +357,31 @@ class ChunksFromEvents:
             if delta.get("type") == "text_delta":
                 return [self._chunk({"content": delta.get("text") or ""})]
             if delta.get("type") == "input_json_delta":
-                index = self.tool_index.get(int(event.get("index", 0)), 0)
-                arguments = {"index": index, "function": {"arguments": delta.get("partial_json") or ""}}
-                return [self._chunk({"tool_calls": [arguments]})]
+                block_index = int(event.get("index", 0))
+                if delta.get("partial_json"):
+                    self.no_arguments_yet.discard(block_index)
+                return [self._arguments(block_index, delta.get("partial_json") or "")]
             return []  # thinking and its signature: OpenAI's format has no place for them
+        if kind == "content_block_stop":
+            return self._empty_arguments([int(event.get("index", 0))])
         if kind == "message_delta":
             self.usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
             stop_reason = (event.get("delta") or {}).get("stop_reason")
-            return [self._chunk({}, finish_reason(stop_reason))] if stop_reason is not None else []
+            chunks = self._empty_arguments(sorted(self.no_arguments_yet))  # blocks the stream never stopped
+            return chunks + ([self._chunk({}, finish_reason(stop_reason))] if stop_reason is not None else [])
         if kind == "message_stop":
             return [{**self._chunk({}), "choices": [], "usage": usage(self.usage)}]
         return []
+
+    def _arguments(self, block_index: int, text: str) -> dict[str, Any]:
+        arguments = {"index": self.tool_index.get(block_index, 0), "function": {"arguments": text}}
+        return self._chunk({"tool_calls": [arguments]})
+
+    def _empty_arguments(self, block_indexes: list[int]) -> list[dict[str, Any]]:
+        """A tool call that had no input text gets "{}", as in a whole answer: "" is not JSON to its client."""
+        ended = [i for i in block_indexes if i in self.no_arguments_yet]
+        self.no_arguments_yet.difference_update(ended)
+        return [self._arguments(i, "{}") for i in ended]
 
 
 # --- errors --------------------------------------------------------------------------------------

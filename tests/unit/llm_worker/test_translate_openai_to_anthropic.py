@@ -211,6 +211,36 @@ def test_a_stream_of_events_becomes_chunks_that_assemble_to_the_same_completion(
     assert completions.for_client(out[-1], client_wants_usage=False) is None
 
 
+def test_streamed_tool_calls_without_input_have_the_arguments_of_an_empty_object() -> None:
+    def tool(index: int, name: str) -> dict[str, Any]:
+        block = {"type": "tool_use", "id": f"toolu_{index}", "name": name, "input": {}}
+        return {"type": "content_block_start", "index": index, "content_block": block}
+
+    events = [
+        {"type": "message_start", "message": {"id": "msg_1", "model": "claude-x", "usage": {"input_tokens": 9}}},
+        tool(0, "get_time"),
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": ""}},
+        {"type": "content_block_stop", "index": 0},
+        tool(1, "list_files"),  # no delta at all
+        {"type": "content_block_stop", "index": 1},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 4}},
+        {"type": "message_stop"},
+    ]
+    chunks = ChunksFromEvents(created=1)
+    assembled = completions.assemble([chunk for event in events for chunk in chunks.feed(event)])
+    calls = assembled["choices"][0]["message"]["tool_calls"]
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
+        ("get_time", "{}"),
+        ("list_files", "{}"),
+    ]  # as to_chat_completion has them: clients json.loads the arguments
+    assert (
+        to_chat_completion({**MESSAGE, "content": [tool(0, "get_time")["content_block"]]})["choices"][0]["message"][
+            "tool_calls"
+        ][0]["function"]["arguments"]
+        == "{}"
+    )
+
+
 def test_anthropic_errors_become_openai_errors() -> None:
     overloaded = error_for_openai_client(ErrorInfo(type="overloaded_error", message="Overloaded", status=529))
     assert (overloaded.status, overloaded.type, overloaded.retry_after_seconds) == (503, "service_unavailable", 5.0)
