@@ -2,7 +2,9 @@
 
 - `system` becomes a system message; `tool_result` blocks become `tool` messages (before the user's
   text of the same turn), `tool_use` blocks assistant `tool_calls`; image blocks become image parts.
-- `stop_sequences` becomes `stop`, tools and `tool_choice` OpenAI's, `metadata.user_id` the `user`.
+- `stop_sequences` becomes `stop`, tools and `tool_choice` OpenAI's, `metadata.user_id` the `user`;
+  `max_tokens` is sent as `max_completion_tokens` (OpenAI's reasoning models refuse `max_tokens`;
+  vLLM reads either). `top_k` is refused: OpenAI's API has none and api.openai.com rejects it.
 - What has no translation (`thinking`, documents, server tools, images in a tool result, ...) is a 400
   naming it.
 - finish reasons become stop reasons, usage Anthropic's (cached prompt tokens as cache reads), and a
@@ -22,7 +24,7 @@ STOP_REASONS["content_filter"] = "refusal"
 # Accepted and dropped (`stream` the worker sets; `service_tier` has no OpenAI-compatible equivalent).
 DELIVERY_PARAMS = frozenset({"model", "messages", "stream", "service_tier"})
 TRANSLATED_PARAMS = frozenset(
-    {"system", "max_tokens", "temperature", "top_p", "top_k", "stop_sequences", "tools", "tool_choice", "metadata"}
+    {"system", "max_tokens", "temperature", "top_p", "stop_sequences", "tools", "tool_choice", "metadata"}
 )
 
 
@@ -40,8 +42,12 @@ def to_chat_request(body: dict[str, Any]) -> dict[str, Any]:
         messages.append({"role": "system", "content": text_of_blocks(system)})
     for i, message in enumerate(body.get("messages") or []):
         messages.extend(_messages(message, f"messages[{i}]"))
-    payload: dict[str, Any] = {"model": body["model"], "messages": messages, "max_tokens": body["max_tokens"]}
-    for name in ("temperature", "top_p", "top_k"):
+    payload: dict[str, Any] = {
+        "model": body["model"],
+        "messages": messages,
+        "max_completion_tokens": body["max_tokens"],
+    }
+    for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             payload[name] = body[name]
     if body.get("stop_sequences"):

@@ -29,14 +29,16 @@ def test_system_parameters_and_metadata() -> None:
         system=[{"type": "text", "text": "Be brief."}],
         stop_sequences=["END"],
         temperature=0.2,
-        top_k=5,
         metadata={"user_id": "u-1"},
         stream=True,
     )
     payload = to_chat_request(body)
     assert payload["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
-    assert (payload["max_tokens"], payload["stop"], payload["temperature"], payload["top_k"]) == (100, ["END"], 0.2, 5)
+    # max_completion_tokens: OpenAI's reasoning models refuse max_tokens (vLLM and the mock read both)
+    assert (payload["max_completion_tokens"], payload["stop"], payload["temperature"]) == (100, ["END"], 0.2)
+    assert "max_tokens" not in payload
     assert payload["user"] == "u-1" and "stream" not in payload
+    assert answers.token_limit(payload) == 100  # the mock upstream honours it
 
 
 def test_tool_use_and_tool_results_become_tool_calls_and_tool_messages() -> None:
@@ -103,6 +105,7 @@ def test_images_become_image_parts() -> None:
             ),
             "tools[0]",
         ),
+        (messages_body({"role": "user", "content": "x"}, top_k=5), "top_k"),  # api.openai.com refuses it
         (  # OpenAI's tool messages carry text only: the image would be dropped and the answer cached
             messages_body(
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
