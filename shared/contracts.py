@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -59,9 +59,17 @@ class LookupContext(Contract):
     best_similarity: float | None = None
 
 
-class CompletionRequest(Contract):
-    """A chat completion request, published by the gateway to the cache worker (and on to the LLM worker)."""
+# A request in another format than OpenAI's (a Messages request) is version 2: workers from before
+# `protocol` existed would drop the field and read the body as OpenAI's (an OpenAI cache key, an
+# OpenAI call); their `v: Literal[1]` refuses it instead (dead-lettered, the gateway answered at once).
+PROTOCOL_SCHEMA_VERSION = 2
 
+
+class CompletionRequest(Contract):
+    """A chat completion (or Messages) request, published by the gateway to the cache worker (and on to the
+    LLM worker). Deploy workers before gateways: only new gateways publish version 2."""
+
+    v: Literal[1, 2] = 1  # type: ignore[assignment]  # 2 when `protocol` is not "openai"
     type: Literal["completion_request"] = "completion_request"
     request_id: str
     tenant: str
@@ -73,6 +81,25 @@ class CompletionRequest(Contract):
     controls: CacheControls = Field(default_factory=CacheControls)
     lookup: LookupContext | None = None
     protocol: ApiProtocol = "openai"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_of_the_protocol(cls, data: Any) -> Any:
+        """Built here: the version follows the protocol. Read off the wire: a version 2 request must still
+        carry its protocol (an older cache worker forwarding it would have dropped it)."""
+        if not isinstance(data, dict):
+            return data
+        protocol = data.get("protocol", "openai")
+        if "v" not in data:
+            return {**data, "v": PROTOCOL_SCHEMA_VERSION if protocol != "openai" else SCHEMA_VERSION}
+        if data["v"] == PROTOCOL_SCHEMA_VERSION and "protocol" not in data:
+            raise ValueError(
+                "a version 2 (Messages) request without its protocol: an older worker forwarded it"
+                " (deploy workers before gateways)"
+            )
+        if data["v"] == SCHEMA_VERSION and protocol != "openai":
+            raise ValueError(f"a {protocol!r} request must be version 2")
+        return data
 
 
 class CachedEmbedding(BaseModel):

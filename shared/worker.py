@@ -296,6 +296,11 @@ def freeze_startup_objects() -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """What to log of an error: its first line, or for a message that failed validation, the first reason."""
+    if isinstance(exc, pydantic.ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"invalid {exc.title}{f' at {where}' if where else ''}: {first['msg']}"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
