@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +32,8 @@ ProviderKind = Literal["openai", "anthropic"]
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"  # the anthropic SDK adds /v1/messages itself
 DEFAULT_BASE_URLS: dict[str, str] = {"openai": OPENAI_BASE_URL, "anthropic": ANTHROPIC_BASE_URL}
+# The providers' public APIs: without a key every call there fails, so such an upstream is refused at startup.
+PUBLIC_API_HOSTS = frozenset(urlsplit(url).hostname for url in DEFAULT_BASE_URLS.values())
 MOCK_LABEL = "mock"
 # Local servers (vLLM, Ollama) ignore the key, but the SDKs refuse to start without one.
 NO_KEY = "not-needed"
@@ -43,7 +46,7 @@ class UpstreamConfig:
     name: str
     provider: ProviderKind
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)  # never in a log line or a traceback's locals
     models: tuple[str, ...]  # shell-style patterns, matched case-sensitively
     label: str | None = None  # CacheInfo.upstream: "mock" for the mock upstream, else None
     key_variable: str = ""  # the env var the key came from (routes file), for messages about it
@@ -57,7 +60,11 @@ class UpstreamConfig:
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
 
 
-class RoutesFileError(ValueError):
+class UpstreamsError(ValueError):
+    """The upstreams configured are not what the LLM worker can run with; the message says what to fix."""
+
+
+class RoutesFileError(UpstreamsError):
     """The routes file is not what the LLM worker can run with; the message says what to fix."""
 
 
@@ -80,8 +87,9 @@ class _RoutesFile(BaseModel):
 def parse_routes(data: Any, environ: Mapping[str, str], mock_url: str = "") -> list[UpstreamConfig]:
     """The upstreams a parsed routes file names, their keys read from `environ` by the variable each names.
 
-    Raises RoutesFileError naming the problem: a wrong field, two upstreams of one name, or a key
-    variable that is not set (an upstream that would fail every call is refused at startup).
+    Raises RoutesFileError naming the problem: a wrong field, two upstreams of one name, a key
+    variable that is not set, or none for a provider's public API (an upstream that would fail every
+    call is refused at startup).
     """
     try:
         routes = _RoutesFile.model_validate(data)
@@ -94,6 +102,7 @@ def parse_routes(data: Any, environ: Mapping[str, str], mock_url: str = "") -> l
         raise RoutesFileError(f"routes file: upstream names must differ ({', '.join(names)})")
     upstreams = []
     for entry in routes.upstreams:
+        base_url = (entry.base_url or DEFAULT_BASE_URLS[entry.provider]).rstrip("/")
         api_key = NO_KEY
         if entry.api_key_env:
             api_key = environ.get(entry.api_key_env, "")
@@ -101,7 +110,11 @@ def parse_routes(data: Any, environ: Mapping[str, str], mock_url: str = "") -> l
                 raise RoutesFileError(
                     f"routes file: upstream {entry.name!r} takes its key from {entry.api_key_env}, which is not set"
                 )
-        base_url = (entry.base_url or DEFAULT_BASE_URLS[entry.provider]).rstrip("/")
+        elif is_public_api(base_url):
+            raise RoutesFileError(
+                f"routes file: upstream {entry.name!r} is {base_url}, which needs a key: name the env var"
+                " holding it in api_key_env"
+            )
         upstreams.append(
             UpstreamConfig(
                 name=entry.name,
@@ -123,6 +136,8 @@ def single_upstream(base_url: str, api_key: str, mock_url: str) -> list[Upstream
     provider against it and every other model the OpenAI one.
     """
     if base_url:
+        if not api_key and is_public_api(base_url):
+            raise UpstreamsError(f"UPSTREAM_BASE_URL is {base_url}, which needs a key: set UPSTREAM_API_KEY")
         return [UpstreamConfig(base_url, "openai", base_url.rstrip("/"), api_key or NO_KEY, ("*",))]
     if api_key:
         return [UpstreamConfig("openai", "openai", OPENAI_BASE_URL, api_key, ("*",))]
@@ -136,6 +151,11 @@ def single_upstream(base_url: str, api_key: str, mock_url: str) -> list[Upstream
 def route(model: str, upstreams: Iterable[UpstreamConfig]) -> UpstreamConfig | None:
     """The first upstream that serves the model, or None."""
     return next((upstream for upstream in upstreams if upstream.serves(model)), None)
+
+
+def is_public_api(base_url: str) -> bool:
+    """Whether a base URL is a provider's public API (OpenAI's, Anthropic's), where calls need a key."""
+    return urlsplit(base_url).hostname in PUBLIC_API_HOSTS
 
 
 def _server_root(url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,6 +97,31 @@ def test_a_bad_routes_file_is_refused_saying_why(tmp_path: Path, text: str, env:
     assert says in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "openai", "provider": "openai", "models": ["gpt-*"]},
+        {"name": "claude", "provider": "anthropic", "models": ["claude-*"]},
+        {"name": "openai", "provider": "openai", "base_url": "https://api.openai.com/v1/", "models": ["*"]},
+    ],
+)
+def test_a_providers_public_api_without_a_key_variable_is_refused_at_startup(entry: dict[str, Any]) -> None:
+    with pytest.raises(RoutesFileError) as refused:
+        parse_routes({"upstreams": [entry]}, ENV)  # it would start, and fail every call with a 502
+    assert entry["name"] in str(refused.value) and "api_key_env" in str(refused.value)
+
+
+def test_the_public_openai_api_as_the_one_upstream_needs_a_key() -> None:
+    with pytest.raises(ValueError, match="UPSTREAM_API_KEY"):
+        single_upstream("https://api.openai.com/v1", "", "")
+    assert single_upstream("https://api.openai.com/v1", "sk-real-key-123456", "")[0].api_key == "sk-real-key-123456"
+
+
+def test_an_upstreams_key_is_not_in_its_repr() -> None:
+    (openai,) = single_upstream("", "sk-real-key-123456", "")
+    assert "sk-real-key-123456" not in repr(openai) and "sk-real-key-123456" not in str(openai)
+
+
 def test_a_missing_routes_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RoutesFileError, match="UPSTREAMS_FILE"):
         Settings(upstreams_file=str(tmp_path / "nope.yaml")).upstreams({})
@@ -133,7 +159,8 @@ def test_routes_to_the_mock_are_labelled_mock_and_refused_in_production(tmp_path
     path.write_text(text)
     with pytest.raises(RoutesFileError, match="mock"):
         Settings(upstreams_file=str(path), environment="production").upstreams({})
-    assert parse_routes({"upstreams": [{"name": "x", "provider": "openai", "models": ["*"]}]}, {})[0].label is None
+    local = {"name": "x", "provider": "openai", "base_url": "http://vllm:8000/v1", "models": ["*"]}
+    assert parse_routes({"upstreams": [local]}, {})[0].label is None
 
 
 async def test_an_unrouted_model_is_openais_404() -> None:
