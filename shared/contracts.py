@@ -111,18 +111,22 @@ class CachedEmbedding(BaseModel):
 
 
 class EmbeddingsLookup(Contract):
-    """What the cache worker found for an embeddings request: the cached inputs and every input's key."""
+    """What the cache worker found for an embeddings request, as the LLM worker needs it: never the cached
+    vectors (they go from the cache worker to the gateway, so no vector crosses the broker twice)."""
 
     status: Literal["MISS", "BYPASS"] = "MISS"
     bypass_reason: str | None = None
     store: bool = True  # False: vectors from the upstream must not be stored
-    keys: list[str] = Field(default_factory=list)  # one exact key per input, in order
-    cached: list[CachedEmbedding] = Field(default_factory=list)
+    keys: list[str] = Field(default_factory=list)  # the exact key of each input of the forwarded `body`, in order
+    # Where each input of the forwarded `body` is in the client's request, when some were cached (None: the same).
+    indexes: list[int] | None = None
+    inputs_cached: int = 0  # how many of the client's inputs the cache answered
+    tokens_saved: int = 0  # the upstream's tokens for those
 
 
 class EmbeddingsRequest(Contract):
-    """POST /v1/embeddings, published by the gateway to the cache worker (and on to the LLM worker for the
-    inputs the cache does not hold)."""
+    """POST /v1/embeddings, published by the gateway to the cache worker, and on to the LLM worker with only the
+    inputs the cache does not hold (`lookup.indexes` says where they go)."""
 
     type: Literal["embeddings_request"] = "embeddings_request"
     request_id: str
@@ -130,7 +134,7 @@ class EmbeddingsRequest(Contract):
     key_id: str | None = None
     received_at: float
     deadline: float
-    body: dict[str, Any]  # the OpenAI embeddings payload as the client sent it
+    body: dict[str, Any]  # the OpenAI embeddings payload as the client sent it (or the inputs left to embed)
     controls: CacheControls = Field(default_factory=CacheControls)
     lookup: EmbeddingsLookup | None = None
 
@@ -203,7 +207,15 @@ class ErrorReply(Contract):
     error: ErrorInfo
 
 
-Reply = Annotated[CompletionReply | ChunkReply | EndReply | ErrorReply, Field(discriminator="kind")]
+class EmbeddingsCached(Contract):
+    """The cached vectors of a partly cached embeddings request, from the cache worker; the LLM worker's
+    reply has the others, and the gateway answers with both."""
+
+    kind: Literal["embeddings_cached"] = "embeddings_cached"
+    cached: list[CachedEmbedding] = Field(min_length=1)
+
+
+Reply = Annotated[CompletionReply | ChunkReply | EndReply | ErrorReply | EmbeddingsCached, Field(discriminator="kind")]
 
 
 REPLY_ADAPTER: TypeAdapter[Reply] = TypeAdapter(Reply)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts import CachedEmbedding
+
 
 def embedding_inputs(body: dict[str, Any]) -> list[Any]:
     """The inputs of an embeddings request, one per vector: one string, or one token array, is a list of one."""
@@ -26,3 +28,17 @@ def embeddings_response(model: Any, vectors: dict[int, Any], tokens: dict[int, i
         "model": model,
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
+
+
+def with_cached(fetched: dict[str, Any], cached: list[CachedEmbedding]) -> dict[str, Any]:
+    """The response for every input: the upstream's vectors (`fetched`, at their places in the request) and
+    the cached ones; usage counts both. ValueError unless together they are every input once."""
+    data = [
+        *fetched.get("data", []),
+        *({"object": "embedding", "index": c.index, "embedding": c.embedding} for c in cached),
+    ]
+    data.sort(key=lambda item: item["index"])
+    if [item["index"] for item in data] != list(range(len(data))):
+        raise ValueError("the cached and the upstream's vectors are not one per input")
+    prompt_tokens = int(fetched.get("usage", {}).get("prompt_tokens") or 0) + sum(c.tokens for c in cached)
+    return {**fetched, "data": data, "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}

@@ -2,8 +2,9 @@
 
 A vector depends on the input, the model and the parameters (`dimensions`, `encoding_format`, ...),
 and is cached per tenant and namespace like any answer. A batch whose inputs are all cached is
-answered here; otherwise the LLM worker is sent the request with the cached vectors, asks the
-upstream only for the others, and answers with all of them in order. Vectors live in the exact
+answered here; otherwise the LLM worker is sent only the other inputs (and where each goes), asks
+the upstream for them and answers with their vectors, while the cached vectors go from here to the
+gateway, which puts both in order: no vector crosses the broker twice. Vectors live in the exact
 store as entries of their own (its TTL, LRU order and per-tenant cap apply; PostgreSQL never
 holds them, so they are noted as Redis-only for namespace flushes). Redis failing is a bypass.
 """
@@ -61,6 +62,36 @@ class EmbeddingsHit:
     tokens_saved: int
 
 
+@dataclass(frozen=True)
+class EmbeddingsMiss:
+    """Some inputs (or all) are not cached: the request for the LLM worker, with only those, and the cached
+    vectors (if any), for the gateway."""
+
+    forward: EmbeddingsRequest
+    cached: list[CachedEmbedding]
+
+
+def for_llm_worker(
+    request: EmbeddingsRequest, lookup: EmbeddingsLookup, cached: list[CachedEmbedding]
+) -> EmbeddingsRequest:
+    """The request as the LLM worker gets it: the inputs the cache did not hold, their keys and places."""
+    if not cached:
+        return request.model_copy(update={"lookup": lookup})
+    held = {item.index for item in cached}
+    items = embedding_inputs(request.body)
+    missing = [i for i in range(len(items)) if i not in held]
+    partial = lookup.model_copy(
+        update={
+            "keys": [lookup.keys[i] for i in missing],
+            "indexes": missing,
+            "inputs_cached": len(cached),
+            "tokens_saved": sum(item.tokens for item in cached),
+        }
+    )
+    body = {**request.body, "input": [items[i] for i in missing]}
+    return request.model_copy(update={"body": body, "lookup": partial})
+
+
 class EmbeddingsCache:
     """Looks up and stores the vectors of embeddings requests."""
 
@@ -68,18 +99,20 @@ class EmbeddingsCache:
         self._exact = exact
         self._default_ttl = default_ttl_seconds
 
-    async def lookup(self, request: EmbeddingsRequest) -> EmbeddingsHit | EmbeddingsLookup:
-        """A hit when every input is cached, else what the LLM worker needs (the cached ones, every key)."""
+    async def lookup(self, request: EmbeddingsRequest) -> EmbeddingsHit | EmbeddingsMiss:
+        """A hit when every input is cached, else the request for the LLM worker and the cached vectors."""
         controls = request.controls
         items = embedding_inputs(request.body)
         keys = [embedding_key(request.tenant, controls.namespace, request.body, item) for item in items]
         lookup = EmbeddingsLookup(keys=keys, store=controls.store)
         if controls.mode == "off":
             LOOKUPS.labels("bypass", "cache_mode_off").inc()
-            return lookup.model_copy(update={"status": "BYPASS", "bypass_reason": "cache_mode_off", "store": False})
+            bypass = lookup.model_copy(update={"status": "BYPASS", "bypass_reason": "cache_mode_off", "store": False})
+            return EmbeddingsMiss(for_llm_worker(request, bypass, []), [])
         if not controls.read:
             LOOKUPS.labels("bypass", "cache_control_no_cache").inc()
-            return lookup.model_copy(update={"status": "BYPASS", "bypass_reason": "cache_control_no_cache"})
+            bypass = lookup.model_copy(update={"status": "BYPASS", "bypass_reason": "cache_control_no_cache"})
+            return EmbeddingsMiss(for_llm_worker(request, bypass, []), [])
         try:
             # One MGET: gets asked for in the same turn of the event loop are batched by the store.
             answers = await asyncio.gather(*(self._exact.get(key) for key in keys))
@@ -87,7 +120,8 @@ class EmbeddingsCache:
             log.warning("embeddings lookup failed, going on without Redis: %s", exc)
             DEGRADED.labels("redis", "lookup").inc()
             LOOKUPS.labels("bypass", "redis_unavailable").inc()
-            return lookup.model_copy(update={"status": "BYPASS", "bypass_reason": "redis_unavailable"})
+            bypass = lookup.model_copy(update={"status": "BYPASS", "bypass_reason": "redis_unavailable"})
+            return EmbeddingsMiss(for_llm_worker(request, bypass, []), [])
         cached = [
             CachedEmbedding(index=i, embedding=answer.completion["embedding"], tokens=answer.usage().prompt)
             for i, answer in enumerate(answers)
@@ -102,7 +136,7 @@ class EmbeddingsCache:
             response = embeddings_response(request.body.get("model"), vectors, tokens)
             return EmbeddingsHit(response, keys, sum(tokens.values()))
         LOOKUPS.labels("miss", "embeddings").inc()
-        return lookup.model_copy(update={"cached": cached})
+        return EmbeddingsMiss(for_llm_worker(request, lookup, cached), cached)
 
     async def store(self, event: EmbeddingsGenerated) -> None:
         """Store each vector under its key; a Redis failure is logged and counted, never raised."""

@@ -24,6 +24,7 @@ from shared.contracts import (
     CompletionGenerated,
     CompletionReply,
     CompletionRequest,
+    EmbeddingsCached,
     EmbeddingsGenerated,
     EmbeddingsRequest,
     EntriesDeleted,
@@ -69,12 +70,14 @@ class CacheHandlers:
             EXPIRED.inc()
             return
         forwarded: CompletionRequest | EmbeddingsRequest
+        cached: EmbeddingsCached | None = None
         if isinstance(request, EmbeddingsRequest):
             found = await self._embeddings.lookup(request)
             if isinstance(found, EmbeddingsHit):
                 await self._answer_embeddings_hit(message, request, found)
                 return
-            forwarded = request.model_copy(update={"lookup": found})
+            forwarded = found.forward
+            cached = EmbeddingsCached(cached=found.cached) if found.cached else None
         else:
             outcome = await self._lookup.run(request)
             if isinstance(outcome, Hit):
@@ -90,6 +93,9 @@ class CacheHandlers:
             reply_to=message.reply_to,
             expiration_seconds=request.deadline - time.time(),
         )
+        if cached is not None:
+            # Straight to the gateway, which answers with these and the LLM worker's vectors together.
+            await reply(self._worker.fast_channel, message, cached.model_dump_json().encode())
 
     async def _answer_hit(self, message: AbstractIncomingMessage, request: CompletionRequest, hit: Hit) -> None:
         answer = hit.answer

@@ -34,11 +34,13 @@ from shared.contracts import (
     ChunkReply,
     CompletionReply,
     CompletionRequest,
+    EmbeddingsCached,
     EmbeddingsRequest,
     EndReply,
     ErrorInfo,
     ErrorReply,
 )
+from shared.embeddings import with_cached
 from shared.usage import token_counts
 
 log = logging.getLogger(__name__)
@@ -146,6 +148,8 @@ async def forward(
                 503, "The cache service is unavailable; retry shortly.", headers={"Retry-After": "1"}
             ) from exc
         first = await _next_reply(replies, state.settings.request_timeout_seconds)
+        if isinstance(work, EmbeddingsRequest):
+            first = await whole_embeddings(first, replies, state.settings.request_timeout_seconds)
 
         if isinstance(first, ErrorReply):
             count(started, first.error.status, "ERROR", stream)
@@ -189,6 +193,28 @@ async def forward(
         IN_FLIGHT.dec()
         if not keep_open:
             state.inbox.close(request_id)
+
+
+async def whole_embeddings(first: Any, replies: asyncio.Queue[bytes], timeout: float) -> Any:
+    """The reply to an embeddings request: a partly cached batch is answered in two parts, in either order
+    (the cached vectors from the cache worker, the others from the LLM worker), put together here so that
+    no vector crosses the broker twice. An error of either part is the reply."""
+    if isinstance(first, EmbeddingsCached):
+        cached, fetched = first, await _next_reply(replies, timeout)
+    elif isinstance(first, CompletionReply) and first.cache.status != "HIT" and first.cache.inputs_cached:
+        fetched, cached = first, await _next_reply(replies, timeout)
+    else:
+        return first
+    for part in (fetched, cached):
+        if isinstance(part, ErrorReply):
+            return part
+    if not isinstance(cached, EmbeddingsCached) or not isinstance(fetched, CompletionReply):
+        raise ApiError(502, "Unexpected reply from the cache service.")
+    try:
+        completion = with_cached(fetched.completion, cached.cached)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ApiError(502, f"The embeddings could not be put together: {exc}.") from exc
+    return fetched.model_copy(update={"completion": completion})
 
 
 async def _next_reply(replies: asyncio.Queue[bytes], timeout: float) -> Any:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class ChatMessage(BaseModel):
@@ -80,6 +81,7 @@ class MessagesBody(BaseModel):
 
 NonEmptyText = Annotated[StrictStr, Field(min_length=1)]
 TokenArray = Annotated[list[StrictInt], Field(min_length=1)]
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's limit per request; it also bounds the vectors of one broker message
 
 
 class EmbeddingsBody(BaseModel):
@@ -90,10 +92,23 @@ class EmbeddingsBody(BaseModel):
     model: StrictStr = Field(min_length=1, max_length=256)
     input: (
         NonEmptyText
-        | Annotated[list[NonEmptyText], Field(min_length=1, max_length=2048)]
+        | Annotated[list[NonEmptyText], Field(min_length=1)]
         | TokenArray
-        | Annotated[list[TokenArray], Field(min_length=1, max_length=2048)]
+        | Annotated[list[TokenArray], Field(min_length=1)]
     )
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: StrictInt | None = Field(default=None, ge=1)
     user: StrictStr | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _at_most_2048_inputs(cls, value: Any) -> Any:
+        # Checked before the union's members, which would each report their own error ("not a string", ...).
+        one_token_array = isinstance(value, list) and all(isinstance(x, int) for x in value)
+        if isinstance(value, list) and len(value) > MAX_EMBEDDING_INPUTS and not one_token_array:
+            raise PydanticCustomError(
+                "too_many_inputs",
+                "at most {limit} inputs per request, not {count}: send the others in another request",
+                {"limit": MAX_EMBEDDING_INPUTS, "count": len(value)},
+            )
+        return value

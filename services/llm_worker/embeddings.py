@@ -1,6 +1,6 @@
-"""Embeddings requests in the LLM worker, as pure functions: ask the upstream only for the inputs the cache
-did not hold, put its vectors and the cached ones back in the request's order, and say what to store
-and to count.
+"""Embeddings requests in the LLM worker, as pure functions: the request holds only the inputs the cache did
+not hold; ask the upstream for them, answer with their vectors at their places in the client's request
+(the gateway adds the cached ones, which the cache worker sent it), and say what to store and to count.
 
 OpenAI reports one token count for a whole batch; each input's share (stored with its vector, so a
 later hit knows what it saved) is exact for token-array inputs and in proportion to length for text.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from shared.contracts import (
@@ -22,26 +23,29 @@ from shared.contracts import (
     UsageEvent,
     UsageResult,
 )
-from shared.embeddings import embedding_inputs, embeddings_response
+from shared.embeddings import embedding_inputs
 from shared.pricing import PriceBook
 
 NO_LOOKUP = EmbeddingsLookup(status="BYPASS", bypass_reason="no_lookup", store=False)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The upstream's vectors and tokens, one per input of the request, in its order."""
+
+    model: Any
+    vectors: list[Any]
+    tokens: list[int]
 
 
 def lookup_of(request: EmbeddingsRequest) -> EmbeddingsLookup:
     return request.lookup or NO_LOOKUP
 
 
-def missing_indexes(request: EmbeddingsRequest) -> list[int]:
-    """Positions of the inputs the upstream has to embed, in order."""
-    cached = {item.index for item in lookup_of(request).cached}
-    return [i for i in range(len(embedding_inputs(request.body))) if i not in cached]
-
-
-def upstream_payload(request: EmbeddingsRequest, missing: list[int]) -> dict[str, Any]:
-    """The request as sent upstream: the same parameters, only the missing inputs."""
-    items = embedding_inputs(request.body)
-    return {**request.body, "input": [items[i] for i in missing]}
+def places(request: EmbeddingsRequest) -> list[int]:
+    """Where each input of the request is in the client's (its own order when none was cached)."""
+    indexes = lookup_of(request).indexes
+    return list(indexes) if indexes is not None else list(range(len(embedding_inputs(request.body))))
 
 
 def split_tokens(items: list[Any], total: int) -> list[int]:
@@ -61,27 +65,34 @@ def split_tokens(items: list[Any], total: int) -> list[int]:
     return [shares[i] for i in range(len(items))]
 
 
-def merge(
-    request: EmbeddingsRequest, missing: list[int], upstream: dict[str, Any] | None
-) -> tuple[dict[str, Any], list[int]]:
-    """The response the client gets (every input, in order) and the upstream's tokens per missing input."""
+def fetched(request: EmbeddingsRequest, upstream: Any) -> Fetched:
+    """The upstream's answer for the request's inputs, read (ValueError, TypeError, ... if it is not one)."""
     items = embedding_inputs(request.body)
-    vectors: dict[int, Any] = {item.index: item.embedding for item in lookup_of(request).cached}
-    tokens: dict[int, int] = {item.index: item.tokens for item in lookup_of(request).cached}
-    new_tokens: list[int] = []
-    model = request.body.get("model")
-    if upstream is not None:
-        data = sorted(upstream.get("data") or [], key=lambda d: d.get("index", 0))
-        if len(data) != len(missing):
-            raise ValueError(f"the upstream returned {len(data)} embeddings for {len(missing)} inputs")
-        total = int((upstream.get("usage") or {}).get("prompt_tokens") or 0)
-        new_tokens = split_tokens([items[i] for i in missing], total)
-        for position, item, share in zip(missing, data, new_tokens, strict=True):
-            vectors[position] = item.get("embedding")
-            tokens[position] = share
-        model = upstream.get("model") or model
-    response = embeddings_response(model, vectors, tokens)
-    return response, new_tokens
+    listed = upstream.get("data")
+    if not isinstance(listed, list):
+        raise ValueError("the upstream's answer has no list of embeddings")
+    # In the inputs' order (OpenAI numbers them; a server that does not keeps their order).
+    data = [item for _, item in sorted(enumerate(listed), key=lambda pair: pair[1].get("index", pair[0]))]
+    if len(data) != len(items):
+        raise ValueError(f"the upstream returned {len(data)} embeddings for {len(items)} inputs")
+    total = int((upstream.get("usage") or {}).get("prompt_tokens") or 0)
+    vectors = [item["embedding"] for item in data]
+    return Fetched(upstream.get("model") or request.body.get("model"), vectors, split_tokens(items, total))
+
+
+def response(request: EmbeddingsRequest, fetched: Fetched) -> dict[str, Any]:
+    """OpenAI's embeddings list for the request's inputs, each at its place in the client's request."""
+    data = [
+        {"object": "embedding", "index": index, "embedding": vector}
+        for index, vector in zip(places(request), fetched.vectors, strict=True)
+    ]
+    tokens = sum(fetched.tokens)
+    return {
+        "object": "list",
+        "data": data,
+        "model": fetched.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def cache_info(request: EmbeddingsRequest, upstream_label: str | None) -> CacheInfo:
@@ -90,27 +101,19 @@ def cache_info(request: EmbeddingsRequest, upstream_label: str | None) -> CacheI
         status=lookup.status,
         bypass_reason=lookup.bypass_reason,
         upstream=upstream_label,
-        inputs_cached=len(lookup.cached),
-        inputs=len(embedding_inputs(request.body)),
+        inputs_cached=lookup.inputs_cached,
+        inputs=lookup.inputs_cached + len(embedding_inputs(request.body)),
     )
 
 
-def store_event(
-    request: EmbeddingsRequest, response: dict[str, Any], missing: list[int], new_tokens: list[int]
-) -> EmbeddingsGenerated | None:
+def store_event(request: EmbeddingsRequest, fetched: Fetched) -> EmbeddingsGenerated | None:
     """The vectors to store, each under its input's key (None when the request may not be stored)."""
     lookup = lookup_of(request)
-    if (
-        not request.controls.store
-        or not lookup.store
-        or len(lookup.keys) != len(embedding_inputs(request.body))
-        or not missing
-    ):
+    if not request.controls.store or not lookup.store or len(lookup.keys) != len(fetched.vectors):
         return None
-    data = response["data"]
     items = [
-        GeneratedEmbedding(key=lookup.keys[i], embedding=data[i]["embedding"], tokens=share)
-        for i, share in zip(missing, new_tokens, strict=True)
+        GeneratedEmbedding(key=key, embedding=vector, tokens=share)
+        for key, vector, share in zip(lookup.keys, fetched.vectors, fetched.tokens, strict=True)
     ]
     return EmbeddingsGenerated(
         event_id=uuid.uuid4().hex,
@@ -130,7 +133,7 @@ def usage_event(
     lookup = lookup_of(request)
     model = str(request.body.get("model", ""))
     spent = sum(new_tokens)
-    saved = sum(item.tokens for item in lookup.cached)
+    saved = lookup.tokens_saved
     result: UsageResult
     if error is not None:
         result, reason = "error", error.type

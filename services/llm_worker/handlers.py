@@ -180,16 +180,14 @@ class LlmRequestHandler:
         return completion, None
 
     async def _embeddings(self, message: AbstractIncomingMessage, request: EmbeddingsRequest, timeout: float) -> None:
-        """Embed the inputs the cache did not hold, answer with all of them in order, store and count."""
-        missing = embeddings.missing_indexes(request)
+        """Embed the inputs the cache did not hold, answer with their vectors at their places, store and count."""
         label: str | None = None
         try:
-            upstream = None
-            if missing:
-                provider = self.upstreams.for_model(request.body.get("model"))
-                label = provider.label
-                upstream = await provider.embed(embeddings.upstream_payload(request, missing), timeout)
-            response, new_tokens = embeddings.merge(request, missing, upstream)
+            provider = self.upstreams.for_model(request.body.get("model"))
+            label = provider.label
+            upstream = await provider.embed(request.body, timeout)
+            fetched = embeddings.fetched(request, upstream)
+            response = embeddings.response(request, fetched)
         except (UpstreamError, *MALFORMED) as exc:
             error = (
                 exc.error
@@ -201,13 +199,13 @@ class LlmRequestHandler:
             return
         await self._reply(message, CompletionReply(cache=embeddings.cache_info(request, label), completion=response))
         try:
-            event = embeddings.store_event(request, response, missing, new_tokens)
+            event = embeddings.store_event(request, fetched)
             if event is not None:
                 await publish_event(self.events_exchange, self.topology.cache_store, event.model_dump_json().encode())
         except Exception as exc:
             EVENT_PUBLISH_FAILURES.labels("embeddings_generated").inc()
             log.warning("could not publish EmbeddingsGenerated request_id=%s: %r", request.request_id, exc)
-        await self._publish_usage(embeddings.usage_event(request, self.prices, new_tokens), request.request_id)
+        await self._publish_usage(embeddings.usage_event(request, self.prices, fetched.tokens), request.request_id)
 
     async def _reply(self, message: AbstractIncomingMessage, answer: BaseModel) -> None:
         await reply(self.reply_channel, message, answer.model_dump_json().encode())

@@ -101,3 +101,7 @@ def test_bad_embeddings_input_is_a_clear_400(stack: Stack) -> None:
         response = httpx.post(f"{stack.base_url}/v1/embeddings", json=body, headers=stack.auth, timeout=10)
         assert response.status_code == 400, body
         assert response.json()["error"]["param"].startswith(param)
+    too_many = {"model": MODEL, "input": [f"text {i}" for i in range(2049)]}
+    response = httpx.post(f"{stack.base_url}/v1/embeddings", json=too_many, headers=stack.auth, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "input" and "at most 2048 inputs" in response.json()["error"]["message"]
