@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -32,9 +33,10 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture(scope="module")
-def claude_client(stack: Stack) -> anthropic.Anthropic:
+def claude_client(stack: Stack) -> Iterator[anthropic.Anthropic]:
     """The anthropic SDK pointed at the proxy, with the proxy's key, as a user would."""
-    return anthropic.Anthropic(base_url=stack.base_url, api_key=stack.env["DEV_API_KEY"], max_retries=0)
+    with anthropic.Anthropic(base_url=stack.base_url, api_key=stack.env["DEV_API_KEY"], max_retries=0) as sdk:
+        yield sdk
 
 
 def unique(text: str) -> str:
