@@ -105,14 +105,21 @@ def anthropic_error_response(
 
 def anthropic_error_type(status: int, type: str | None) -> str:
     """The error's type if Anthropic's (or the proxy's own), else Anthropic's type for the status."""
+    if status == 413:
+        return "request_too_large"  # OpenAI says invalid_request_error; Anthropic has a type of its own
     if type in ANTHROPIC_TYPES or type in PROXY_TYPES:
         return type
     return ANTHROPIC_TYPE_BY_STATUS.get(status, "api_error")
 
 
 def protocol_of(request: Request) -> str:
-    """The API format of the endpoint a request was sent to: its errors are in that format."""
-    return "anthropic" if request.url.path in MESSAGES_PATHS else "openai"
+    """The API format of the endpoint a request was sent to: its errors are in that format. Paths under the
+    Messages endpoint too: the proxy has no /v1/messages/count_tokens or batches, and the anthropic SDK
+    reads that 404 only in its own format."""
+    path = request.url.path
+    if path in MESSAGES_PATHS or any(path.startswith(f"{messages}/") for messages in MESSAGES_PATHS):
+        return "anthropic"
+    return "openai"
 
 
 def install(app: FastAPI) -> None:

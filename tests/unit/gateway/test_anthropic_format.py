@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import orjson
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from starlette.requests import Request
 
+from services.gateway import errors
 from services.gateway.anthropic_sse import error_event, event
 from services.gateway.auth import bearer_token
 from services.gateway.errors import ApiError, anthropic_error_response, protocol_of
@@ -43,3 +46,22 @@ def test_errors_on_the_messages_endpoint_are_anthropics() -> None:
 def test_events_are_named_after_their_type() -> None:
     assert event({"type": "message_stop"}) == b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     assert error_event("overloaded_error", "Busy").startswith(b"event: error\ndata: ")
+
+
+def test_a_request_too_large_on_the_messages_endpoint_is_anthropics_request_too_large() -> None:
+    too_large = ApiError(413, "Request body is larger than 10 bytes.", code="request_too_large")
+    response = too_large.response(protocol="anthropic")
+    assert response.status_code == 413
+    assert orjson.loads(response.body)["error"]["type"] == "request_too_large"
+    assert orjson.loads(too_large.response().body)["error"]["code"] == "request_too_large"  # OpenAI's unchanged
+
+
+def test_paths_under_the_messages_endpoint_answer_in_anthropics_format() -> None:
+    app = FastAPI()
+    errors.install(app)
+    with TestClient(app) as http:
+        missing = http.post("/v1/messages/count_tokens", json={"model": "claude-haiku-4-5", "messages": []})
+        elsewhere = http.post("/v1/nothing-here", json={})
+    assert missing.status_code == 404
+    assert missing.json() == {"type": "error", "error": {"type": "not_found_error", "message": "Not Found"}}
+    assert elsewhere.json()["error"]["type"] == "not_found_error" and "type" not in elsewhere.json()  # OpenAI's
