@@ -8,7 +8,9 @@
 - What has no translation (`thinking`, documents, server tools, images in a tool result, ...) is a 400
   naming it.
 - finish reasons become stop reasons, usage Anthropic's (cached prompt tokens as cache reads), and a
-  stream of chat.completion.chunk objects the event sequence of a streamed Message.
+  stream of chat.completion.chunk objects the event sequence of a streamed Message. A `refusal`
+  (OpenAI's safety refusal, whole or in deltas) becomes text with stop reason `refusal`, which is
+  passed on and never cached.
 """
 
 from __future__ import annotations
@@ -189,6 +191,8 @@ def to_message(completion: dict[str, Any]) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if reply.get("content"):
         content.append({"type": "text", "text": reply["content"]})
+    if reply.get("refusal"):
+        content.append({"type": "text", "text": reply["refusal"]})
     for k, call in enumerate(reply.get("tool_calls") or []):
         function = call.get("function") or {}
         content.append(
@@ -207,7 +211,7 @@ def to_message(completion: dict[str, Any]) -> dict[str, Any]:
         "role": "assistant",
         "model": completion.get("model"),
         "content": content,
-        "stop_reason": stop_reason(choice.get("finish_reason")),
+        "stop_reason": "refusal" if reply.get("refusal") else stop_reason(choice.get("finish_reason")),
         "stop_sequence": None,
         "usage": usage(completion.get("usage")),
     }
@@ -226,6 +230,7 @@ class EventsFromChunks:
         self.blocks = 0
         self.tool_blocks: dict[int, int] = {}  # tool call index -> content block index
         self.finish: str | None = None
+        self.refused = False  # the model refused (OpenAI's refusal deltas)
         self.usage: dict[str, Any] = {}
 
     def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
@@ -248,10 +253,13 @@ class EventsFromChunks:
             self.usage = chunk["usage"]
         for choice in (chunk.get("choices") or [])[:1]:
             delta = choice.get("delta") or {}
-            if delta.get("content"):
+            for text, is_refusal in ((delta.get("content"), False), (delta.get("refusal"), True)):
+                if not text:
+                    continue
+                self.refused = self.refused or is_refusal
                 if self.open_block is None or self.open_block[1] != "text":
                     events += self._open({"type": "text", "text": ""}, "text")
-                events.append(self._delta({"type": "text_delta", "text": delta["content"]}))
+                events.append(self._delta({"type": "text_delta", "text": text}))
             for call in delta.get("tool_calls") or []:
                 events += self._tool_call(call)
             if choice.get("finish_reason") is not None:
@@ -262,7 +270,8 @@ class EventsFromChunks:
     def finish_events(self) -> list[dict[str, Any]]:
         """The closing events, once the chunks have ended."""
         final_usage = usage(self.usage)
-        delta = {"stop_reason": stop_reason(self.finish or "stop"), "stop_sequence": None}
+        reason = "refusal" if self.refused else stop_reason(self.finish or "stop")
+        delta = {"stop_reason": reason, "stop_sequence": None}
         return [
             *self._close(),
             {"type": "message_delta", "delta": delta, "usage": final_usage},

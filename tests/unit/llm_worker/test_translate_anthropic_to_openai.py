@@ -183,6 +183,40 @@ def test_a_completion_becomes_a_message() -> None:
         )
 
 
+def test_a_refusal_is_passed_on_as_text_with_stop_reason_refusal_and_not_cached() -> None:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return {"id": "chatcmpl-r", "object": "chat.completion.chunk", "model": "gpt-4o", "choices": [choice]}
+
+    chunks = [
+        chunk({"role": "assistant", "content": None, "refusal": ""}),
+        chunk({"refusal": "I can't help "}),
+        chunk({"refusal": "with that."}),
+        chunk({}, "stop"),
+        {"id": "chatcmpl-r", "model": "gpt-4o", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 5}},
+    ]
+    translator = EventsFromChunks()
+    events = [event for c in chunks for event in translator.feed(c)] + translator.finish_events()
+    message = anthropic_messages.assemble(events)
+    assert message["content"] == [{"type": "text", "text": "I can't help with that."}]
+    assert message["stop_reason"] == "refusal"
+    assert anthropic_messages.is_cacheable(message, cache_tool_calls=True) == (False, "stop_reason_refusal")
+
+    whole = {
+        "id": "chatcmpl-r",
+        "model": "gpt-4o",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    refused = to_message(whole)
+    assert (refused["content"], refused["stop_reason"]) == (message["content"], "refusal")
+
+
 def test_a_stream_of_chunks_becomes_the_events_of_a_message() -> None:
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "call tool please"}], "stream": True}
     body["tools"] = [{"type": "function", "function": {"name": "lookup"}}]
