@@ -324,6 +324,20 @@ def test_messages_to_an_openai_compatible_upstream_are_translated(
     )
     assert called.stop_reason == "tool_use" and called.content[-1].type == "tool_use"
 
+    # max_tokens goes as max_completion_tokens, which the upstream honours; top_k has no translation.
+    cut = claude_client.messages.create(
+        model="gpt-4o-mini", max_tokens=3, messages=[{"role": "user", "content": unique("Tell me a long story")}]
+    )
+    assert cut.stop_reason == "max_tokens"
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude_client.messages.create(
+            model="gpt-4o-mini",
+            max_tokens=30,
+            messages=[{"role": "user", "content": unique("Hi")}],
+            extra_body={"top_k": 5},
+        )
+    assert "top_k" in refused.value.body["error"]["message"]  # type: ignore[index]
+
 
 def test_messages_errors_are_in_anthropics_format(
     claude_client: anthropic.Anthropic, stack: Stack, mock: MockUpstream
@@ -333,6 +347,10 @@ def test_messages_errors_are_in_anthropics_format(
             model="mistral-large", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
         )
     assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    with pytest.raises(anthropic.NotFoundError) as unserved:  # no count_tokens here, said in Anthropic's format
+        claude_client.messages.count_tokens(model=CLAUDE, messages=[{"role": "user", "content": "Hi"}])
+    assert unserved.value.body["type"] == "error"  # type: ignore[index]
+    assert unserved.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
 
     mock.fail(429, retry_after=3)
     try:
