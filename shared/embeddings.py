@@ -30,15 +30,15 @@ def embeddings_response(model: Any, vectors: dict[int, Any], tokens: dict[int, i
     }
 
 
-def with_cached(fetched: dict[str, Any], cached: list[CachedEmbedding]) -> dict[str, Any]:
+def with_cached(fetched: dict[str, Any], cached: list[CachedEmbedding], inputs: int) -> dict[str, Any]:
     """The response for every input: the upstream's vectors (`fetched`, at their places in the request) and
-    the cached ones; usage counts both. ValueError unless together they are every input once."""
+    the cached ones; usage counts both. ValueError unless together they are each of the `inputs` once."""
     data = [
         *fetched.get("data", []),
         *({"object": "embedding", "index": c.index, "embedding": c.embedding} for c in cached),
     ]
     data.sort(key=lambda item: item["index"])
-    if [item["index"] for item in data] != list(range(len(data))):
+    if [item["index"] for item in data] != list(range(inputs)):
         raise ValueError("the cached and the upstream's vectors are not one per input")
     prompt_tokens = int(fetched.get("usage", {}).get("prompt_tokens") or 0) + sum(c.tokens for c in cached)
     return {**fetched, "data": data, "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}

@@ -211,7 +211,8 @@ async def whole_embeddings(first: Any, replies: asyncio.Queue[bytes], timeout: f
     if not isinstance(cached, EmbeddingsCached) or not isinstance(fetched, CompletionReply):
         raise ApiError(502, "Unexpected reply from the cache service.")
     try:
-        completion = with_cached(fetched.completion, cached.cached)
+        inputs = fetched.cache.inputs if fetched.cache.inputs is not None else len(cached.cached)
+        completion = with_cached(fetched.completion, cached.cached, inputs)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ApiError(502, f"The embeddings could not be put together: {exc}.") from exc
     return fetched.model_copy(update={"completion": completion})

@@ -73,13 +73,23 @@ async def test_a_whole_answer_is_as_it_came_and_an_error_of_either_part_is_the_a
     assert await whole_embeddings(CACHED, queue_of(failed), timeout=1) == failed
 
 
-async def test_parts_that_do_not_make_every_input_are_a_502() -> None:
+@pytest.mark.parametrize("kept", [slice(0, 1), slice(0, 0)])  # input 2 missing; inputs 0 and 2 missing
+async def test_parts_that_do_not_make_every_input_are_a_502(kept: slice) -> None:
     short = CompletionReply(
-        cache=FETCHED.cache, completion={**FETCHED.completion, "data": FETCHED.completion["data"][:1]}
+        cache=FETCHED.cache, completion={**FETCHED.completion, "data": FETCHED.completion["data"][kept]}
     )
     with pytest.raises(ApiError) as refused:
         await whole_embeddings(CACHED, queue_of(short), timeout=1)
     assert refused.value.status == 502
+    cached_first_two = EmbeddingsCached(
+        cached=[CachedEmbedding(index=0, embedding=[1.0]), CachedEmbedding(index=1, embedding=[0.5])]
+    )
+    only_the_third = CompletionReply(
+        cache=FETCHED.cache,
+        completion={**FETCHED.completion, "data": [{"object": "embedding", "index": 2, "embedding": [0.1]}]},
+    )
+    with pytest.raises(ApiError):  # the fourth input is missing at the end
+        await whole_embeddings(cached_first_two, queue_of(only_the_third), timeout=1)
 
 
 def test_more_than_2048_inputs_is_a_400_that_says_so() -> None:
