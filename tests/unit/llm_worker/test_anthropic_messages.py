@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.llm_worker import anthropic_messages
 from shared.pricing import PriceBook
 from shared.usage import token_counts
@@ -9,7 +11,7 @@ from shared.usage import token_counts
 
 def test_null_usage_fields_of_message_delta_keep_the_counts_of_message_start() -> None:
     start_usage = {"input_tokens": 25, "output_tokens": 1, "cache_read_input_tokens": 40, "service_tier": None}
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "message_start", "message": {"id": "msg_1", "model": "claude-haiku-4-5", "usage": start_usage}},
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi."}},

@@ -10,17 +10,17 @@ import orjson
 import pydantic
 import pytest
 
-from shared.contracts import WORK_REQUEST_ADAPTER, CompletionRequest, Contract, LookupContext
+from shared.contracts import WORK_REQUEST_ADAPTER, ApiProtocol, CompletionRequest, Contract, LookupContext
 from shared.worker import _first_line
 
 MESSAGES_BODY = {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
 
 
-def request(**fields: object) -> CompletionRequest:
+def request(protocol: ApiProtocol = "openai") -> CompletionRequest:
     now = time.time()
     return CompletionRequest(
-        request_id="r1", tenant="t", received_at=now, deadline=now + 10, body=MESSAGES_BODY, **fields
-    )  # type: ignore[arg-type]
+        request_id="r1", tenant="t", received_at=now, deadline=now + 10, body=MESSAGES_BODY, protocol=protocol
+    )
 
 
 def test_a_messages_request_is_one_a_worker_reading_only_version_1_refuses() -> None:
