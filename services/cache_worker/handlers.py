@@ -8,7 +8,9 @@ import time
 import psycopg
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.cache_worker.admin import CacheAdmin
+from services.cache_worker import keys
+from services.cache_worker.admin import AdminAnswer, CacheAdmin
+from services.cache_worker.feedback import Served, ServedPairs
 from services.cache_worker.lookup import Hit, Lookup
 from services.cache_worker.metrics import DEGRADED, EXPIRED
 from services.cache_worker.storing import Storer
@@ -22,9 +24,6 @@ from shared.contracts import (
     CompletionGenerated,
     CompletionReply,
     CompletionRequest,
-    EntriesDeleted,
-    EntryFound,
-    EntryPage,
     ErrorInfo,
     ErrorReply,
     UsageEvent,
@@ -48,6 +47,7 @@ class CacheHandlers:
         hits: HitRecorder,
         usage: UsagePublisher,
         prices: PriceBook,
+        served: ServedPairs | None = None,
     ) -> None:
         self._worker = worker
         self._lookup = lookup
@@ -56,6 +56,7 @@ class CacheHandlers:
         self._hits = hits
         self._usage = usage
         self._prices = prices
+        self._served = served
 
     async def on_lookup(self, message: AbstractIncomingMessage) -> None:
         request = CompletionRequest.model_validate_json(message.body)
@@ -91,6 +92,8 @@ class CacheHandlers:
         body = CompletionReply(cache=cache, completion=answer.served_completion()).model_dump_json().encode()
         await reply(self._worker.fast_channel, message, body)
         self._hits.record(request.tenant, answer.exact_key)
+        if hit.match == "semantic":
+            self._record_served(request, hit)
 
         prompt_tokens, completion_tokens = answer.usage()
         event = UsageEvent(
@@ -107,6 +110,9 @@ class CacheHandlers:
             cost_saved_usd=self._prices.cost(answer.model, prompt_tokens, completion_tokens),
             latency_ms=(time.time() - request.received_at) * 1000,
             created_at=time.time(),
+            cache_key=answer.exact_key,
+            similarity=cache.similarity,
+            refusals=list(hit.refusals),
         )
         try:
             # The reply is already on its way; the lookup is acked once the event's batch is confirmed.
@@ -114,6 +120,24 @@ class CacheHandlers:
         except Exception as exc:
             log.warning("publishing a usage event failed: %s", exc)
             DEGRADED.labels("broker", "usage_event").inc()
+
+    def _record_served(self, request: CompletionRequest, hit: Hit) -> None:
+        """Keep the question a semantic hit answered, so the hit can be reported as wrong by its request id."""
+        prompt = keys.semantic_prompt(request.body)
+        if self._served is None or prompt is None:
+            return
+        self._served.record(
+            Served(
+                request_id=request.request_id,
+                tenant=request.tenant,
+                entry_id=hit.answer.entry_id,
+                entry_key=hit.answer.exact_key,
+                asked_prompt=prompt,
+                asked_context=keys.conversation(request.body).context_text,
+                similarity=hit.similarity,
+                served_at=time.time(),
+            )
+        )
 
     async def on_store_event(self, message: AbstractIncomingMessage) -> None:
         event = STORE_EVENT_ADAPTER.validate_json(message.body)
@@ -124,7 +148,7 @@ class CacheHandlers:
 
     async def on_admin(self, message: AbstractIncomingMessage) -> None:
         request = CACHE_ADMIN_ADAPTER.validate_json(message.body)
-        answer: EntryPage | EntryFound | EntriesDeleted | ErrorReply
+        answer: AdminAnswer | ErrorReply
         try:
             answer = await self._admin.handle(request)
         except psycopg.DataError:

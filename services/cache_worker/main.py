@@ -16,6 +16,7 @@ import redis.asyncio as redis
 from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.entry_store import EntryStore
 from services.cache_worker.exact_store import ExactStore
+from services.cache_worker.feedback import ReportedPairs, ServedPairs
 from services.cache_worker.handlers import CacheHandlers
 from services.cache_worker.lookup import Lookup, LookupPolicy
 from services.cache_worker.settings import Settings
@@ -43,6 +44,7 @@ async def main() -> None:
     hits: HitRecorder | None = None
     verifier: HitVerifier | None = None
     usage: UsagePublisher | None = None
+    served: ServedPairs | None = None
     try:
         await worker.start()
 
@@ -55,6 +57,13 @@ async def main() -> None:
         exact = ExactStore(redis_client, settings.redis_prefix)
         entries = EntryStore(pool, settings.hnsw_ef_search)
         await entries.ensure_schema()
+        reported = ReportedPairs(pool, redis_client, settings.redis_prefix)
+        await reported.ensure_schema()
+        try:
+            await reported.load_into_redis()
+        except Exception as exc:  # the lookups' check asks PostgreSQL until Redis has the sets
+            log.warning("loading reported pairs into Redis failed: %s", exc)
+        served = ServedPairs(pool, settings.feedback_window_seconds)
         policy = LookupPolicy(
             similarity_threshold=settings.similarity_threshold,
             context_similarity_threshold=settings.context_similarity_threshold,
@@ -79,16 +88,18 @@ async def main() -> None:
         usage = UsagePublisher(publish_usage)
         handlers = CacheHandlers(
             worker,
-            Lookup(exact, entries, embed, policy, verifier),
+            Lookup(exact, entries, embed, policy, verifier, reported),
             Storer(exact, entries, embed, settings.cache_ttl_seconds, settings.max_entries_per_tenant),
-            CacheAdmin(exact, entries, embed),
+            CacheAdmin(exact, entries, embed, served, reported),
             hits,
             usage,
             PriceBook(settings.prices_file or None),
+            served,
         )
         background = [
             asyncio.create_task(hits.run()),
-            asyncio.create_task(Sweeper(exact, entries, settings.sweep_interval_seconds).run()),
+            asyncio.create_task(served.run()),
+            asyncio.create_task(Sweeper(exact, entries, settings.sweep_interval_seconds, served=served).run()),
         ]
 
         async def health() -> dict[str, bool]:
@@ -109,6 +120,8 @@ async def main() -> None:
                 await task
         if hits is not None:
             await hits.flush()
+        if served is not None:
+            await served.flush()
         if verifier is not None:
             await verifier.close()
         await pool.close()

@@ -33,6 +33,12 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
     flight_wait_seconds: float = Field(
         default=60.0, gt=0, description="Longest wait on an identical request in flight before going upstream."
     )
+    feedback_window_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="How long a semantic hit's question is kept so the hit can be reported as wrong by its "
+        "request id (0: not kept; reports then name the entry and the question).",
+    )
     sweep_interval_seconds: float = Field(default=60.0, gt=0, description="How often expired rows are deleted.")
     embed_timeout_seconds: float = Field(default=2.0, gt=0, description="Semantic lookup is skipped past this.")
     # 128: at 1M entries recall@1 0.993 instead of 0.94 at 64, for +0.7 ms p50 (bench/scale.py).

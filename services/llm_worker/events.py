@@ -109,4 +109,7 @@ def usage_event(
         cost_usd=prices.cost(model, prompt_tokens, completion_tokens) if prompt_tokens or completion_tokens else 0.0,
         latency_ms=max(now - request.received_at, 0.0) * 1000,
         created_at=now,
+        cache_key=lookup.exact_key,
+        similarity=lookup.best_similarity,
+        refusals=lookup.refusals,
     )

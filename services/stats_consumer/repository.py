@@ -49,18 +49,23 @@ MIGRATIONS = (
     "CREATE INDEX IF NOT EXISTS usage_events_created_event ON usage_events (created_at, event_id)",
     # Superseded by usage_events_tenant_created_event, which has the same leading columns.
     "DROP INDEX IF EXISTS usage_events_tenant_created_at",
+    # The entry behind each answer, a semantic match's similarity, refused candidates' reasons.
+    "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS cache_key text",
+    "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS similarity double precision",
+    "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS refusals text[]",
 )
 
 INSERT_EVENT = """
 INSERT INTO usage_events (
     event_id, request_id, tenant, key_id, namespace, model, result, reason, prompt_tokens,
-    completion_tokens, cost_usd, tokens_saved, cost_saved_usd, latency_ms, created_at
-) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    completion_tokens, cost_usd, tokens_saved, cost_saved_usd, latency_ms, created_at,
+    cache_key, similarity, refusals
+) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (event_id) DO NOTHING
 """
 
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
-TEXT_FIELDS = ("event_id", "request_id", "tenant", "key_id", "namespace", "model", "result", "reason")
+TEXT_FIELDS = ("event_id", "request_id", "tenant", "key_id", "namespace", "model", "result", "reason", "cache_key")
 INT_FIELDS = ("prompt_tokens", "completion_tokens", "tokens_saved")
 
 
@@ -83,6 +88,8 @@ def usage_row(event: UsageEvent) -> tuple[Any, ...]:
         value = getattr(event, name)
         if value is not None and "\x00" in value:
             raise UnstorableEvent(f"usage event {name} contains a NUL character")
+    if any("\x00" in reason for reason in event.refusals):
+        raise UnstorableEvent("usage event refusals contain a NUL character")
     for name in INT_FIELDS:
         if not INT4_MIN <= getattr(event, name) <= INT4_MAX:
             raise UnstorableEvent(f"usage event {name} is out of range")
@@ -106,6 +113,9 @@ def usage_row(event: UsageEvent) -> tuple[Any, ...]:
         event.cost_saved_usd,
         event.latency_ms,
         created_at,
+        event.cache_key,
+        event.similarity,
+        event.refusals or None,
     )
 
 

@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -70,10 +71,10 @@ async def chat_completions(request: Request) -> Response:
         admission = await state.limiter.admit(principal)
     except ApiError as exc:
         # Counted like every other answer: the error-rate alert must see a tenants-service outage's 503s.
-        _count(started, exc.status, "ERROR", stream=False)
+        _count(started, exc.status, "ERROR", stream=False, line=RequestLine(state, error=exc.code or exc.type))
         raise
     except Exception:
-        _count(started, 500, "ERROR", stream=False)
+        _count(started, 500, "ERROR", stream=False, line=RequestLine(state, error="internal"))
         raise
     now = time.time()
     completion_request = CompletionRequest(
@@ -88,6 +89,7 @@ async def chat_completions(request: Request) -> Response:
     )
     stream = completion_request.stream
     request_id = completion_request.request_id
+    line = RequestLine(state, request_id, principal.tenant, str(body["model"]))
     replies = state.inbox.open(request_id)
     IN_FLIGHT.inc()
     keep_open = False
@@ -107,7 +109,7 @@ async def chat_completions(request: Request) -> Response:
         first = await _next_reply(replies, state.settings.request_timeout_seconds)
 
         if isinstance(first, ErrorReply):
-            _count(started, first.error.status, "ERROR", stream)
+            _count(started, first.error.status, "ERROR", stream, line=line.failed(first.error.code or first.error.type))
             error = first.error
             headers = {"X-Request-Id": request_id}
             if error.retry_after_seconds is not None:
@@ -128,11 +130,13 @@ async def chat_completions(request: Request) -> Response:
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 chunks = sse.completion_to_chunks(first.completion, include_usage)
                 response = StreamingResponse(_replay(chunks), media_type="text/event-stream", headers=headers)
-            _count(started, 200, first.cache.status, stream)  # once built: a failure is counted as a 500 only
+            _count(
+                started, 200, first.cache.status, stream, line=line.answered(first.cache)
+            )  # once built: a failure is counted as a 500 only
             return response
         if isinstance(first, ChunkReply) and stream:
             cache = first.cache or CacheInfo(status="MISS")
-            _count(started, 200, cache.status, stream)
+            _count(started, 200, cache.status, stream, line=line.answered(cache))
             keep_open = True
             return StreamingResponse(
                 _relay(state, principal, request_id, first, replies),
@@ -141,10 +145,10 @@ async def chat_completions(request: Request) -> Response:
             )
         raise ApiError(502, "Unexpected reply from the cache service.")
     except ApiError as exc:
-        _count(started, exc.status, "ERROR", stream)
+        _count(started, exc.status, "ERROR", stream, line=line.failed(exc.code or exc.type))
         return exc.response({"X-Request-Id": request_id})
     except Exception:
-        _count(started, 500, "ERROR", stream)
+        _count(started, 500, "ERROR", stream, line=line.failed("internal"))
         raise
     finally:
         IN_FLIGHT.dec()
@@ -247,7 +251,63 @@ def cache_headers(cache: CacheInfo, request_id: str) -> dict[str, str]:
     return headers
 
 
-def _count(started: float, status: int, cache: str, stream: bool) -> None:
+def _count(started: float, status: int, cache: str, stream: bool, line: RequestLine | None = None) -> None:
     streamed = "true" if stream else "false"
+    elapsed = time.perf_counter() - started
     REQUESTS.labels(f"{status // 100}xx", cache, streamed).inc()
-    LATENCY.labels(cache, streamed).observe(time.perf_counter() - started)
+    LATENCY.labels(cache, streamed).observe(elapsed)
+    if line is not None:
+        line.log(status, cache, stream, elapsed)
+
+
+_UNSAFE = re.compile(r"[^\w.:/@+-]")
+
+
+def _safe(value: str | None) -> str:
+    """A value as one token of a log line: no spaces or control characters, at most 80 characters."""
+    return _UNSAFE.sub("?", value[:80]) if value else "-"
+
+
+@dataclass(frozen=True)
+class RequestLine:
+    """The one log line of a request: result, match, similarity, model, tenant, latency; never the
+    prompt, the answer or the key (LOG_REQUESTS=false turns it off)."""
+
+    state: GatewayState
+    request_id: str | None = None
+    tenant: str | None = None
+    model: str | None = None
+    cache: CacheInfo | None = None
+    error: str | None = None
+
+    def answered(self, cache: CacheInfo) -> RequestLine:
+        return replace(self, cache=cache)
+
+    def failed(self, error: str) -> RequestLine:
+        return replace(self, error=error)
+
+    def log(self, status: int, result: str, stream: bool, elapsed: float) -> None:
+        if not self.state.settings.log_requests:
+            return
+        cache = self.cache
+        parts = [f"request {result}"]
+        if cache is not None and cache.match:
+            parts.append(f"match={cache.match}")
+        if cache is not None and cache.similarity is not None:
+            parts.append(f"similarity={cache.similarity:.4f}")
+        if cache is not None and cache.bypass_reason:
+            parts.append(f"reason={_safe(cache.bypass_reason)}")
+        if cache is not None and cache.coalesced:
+            parts.append("coalesced=true")
+        if self.error:
+            parts.append(f"error={_safe(self.error)}")
+        parts += [
+            f"model={_safe(self.model)}",
+            f"tenant={_safe(self.tenant)}",
+            f"status={status}",
+            f"latency_ms={elapsed * 1000:.1f}",
+        ]
+        if stream:
+            parts.append("stream=true")
+        parts.append(f"id={self.request_id or '-'}")
+        log.info(" ".join(parts))

@@ -170,8 +170,16 @@ async def usage_log(
     since: str | None = None,
     until: str | None = None,
     tenant: str | None = None,
+    namespace: str | None = None,
+    cache_key: str | None = None,
+    request_id: str | None = None,
 ) -> Response:
-    """The usage log, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    """The usage log, newest first; pass `next_cursor` back as `cursor` for the next page.
+
+    Each row names the entry behind its answer (`cache_key`: a hit's entry, or the key a miss's
+    answer is stored under), the similarity of a semantic match (a miss: its nearest refused
+    candidate's) and why semantic candidates were refused (`refusals`).
+    """
     start, end = usage_window(since, until)
     query = UsageQuery(
         tenant=scoped_tenant(principal, text_param(tenant, "tenant")),
@@ -182,6 +190,9 @@ async def usage_log(
         until=end,
         limit=limit,
         cursor=cursor,
+        namespace=text_param(namespace, "namespace"),
+        cache_key=text_param(cache_key, "cache_key"),
+        request_id=text_param(request_id, "request_id"),
     )
     page = await ask_stats_consumer(request, query, UsagePage)
     body = {

@@ -1,0 +1,398 @@
+"""Wrong-hit feedback: the semantic hits served (so one can be reported by its request id) and the
+(entry, question) pairs reported as wrong, which are never served again.
+
+Knows nothing of the broker. PostgreSQL keeps both (the cache worker's data); a Redis set of pair
+hashes per tenant answers the lookup's check in one round trip, shared by every cache worker, so
+a reported pair stops being served everywhere as soon as the report is answered. A marker key
+says the sets are loaded: after a Redis restart (marker gone) the check asks PostgreSQL until the
+sets are rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as redis
+from psycopg_pool import AsyncConnectionPool
+
+from services.cache_worker.entry_store import Candidate, index_if_missing
+from services.cache_worker.keys import canonical_json
+from services.cache_worker.metrics import DEGRADED, REFUSED, REPORTED_PAIRS
+from shared.contracts import ReportedPair, ServedPair
+
+log = logging.getLogger(__name__)
+
+REPORTED_REASON = "reported_wrong_hit"
+LOAD_CHUNK = 5000
+
+FEEDBACK_DDL = [
+    """
+    CREATE TABLE IF NOT EXISTS served_pairs (
+        request_id text PRIMARY KEY,
+        tenant text NOT NULL,
+        entry_id uuid NOT NULL,
+        entry_key text NOT NULL,
+        asked_prompt text NOT NULL,
+        asked_context text,
+        similarity double precision,
+        served_at timestamptz NOT NULL
+    )""",
+    index_if_missing(
+        "served_pairs_entry",
+        "CREATE INDEX IF NOT EXISTS served_pairs_entry ON served_pairs (tenant, entry_key, served_at DESC)",
+    ),
+    index_if_missing("served_pairs_age", "CREATE INDEX IF NOT EXISTS served_pairs_age ON served_pairs (served_at)"),
+    """
+    CREATE TABLE IF NOT EXISTS reported_pairs (
+        pair_hash text PRIMARY KEY,
+        tenant text NOT NULL,
+        entry_key text NOT NULL,
+        entry_id uuid,
+        stored_prompt text,
+        stored_context text,
+        asked_prompt text NOT NULL,
+        asked_context text,
+        similarity double precision,
+        request_id text,
+        note text,
+        reported_at timestamptz NOT NULL
+    )""",
+    index_if_missing(
+        "reported_pairs_tenant",
+        "CREATE INDEX IF NOT EXISTS reported_pairs_tenant ON reported_pairs (tenant, reported_at DESC)",
+    ),
+]
+
+
+def pair_hash(tenant: str, entry_key: str, asked_prompt: str, asked_context: str | None) -> str:
+    """What identifies a reported pair: the tenant, the stored entry's key, and the question as embedded."""
+    return hashlib.sha256(canonical_json([tenant, entry_key, asked_prompt, asked_context])).hexdigest()
+
+
+@dataclass(frozen=True)
+class Served:
+    """One semantic hit waiting to be written."""
+
+    request_id: str
+    tenant: str
+    entry_id: str
+    entry_key: str
+    asked_prompt: str
+    asked_context: str | None
+    similarity: float | None
+    served_at: float
+
+
+class ServedPairs:
+    """The semantic hits of the last `window_seconds`, written in batches off the request path."""
+
+    def __init__(self, pool: AsyncConnectionPool, window_seconds: int, interval: float = 0.25) -> None:
+        self._pool = pool
+        self.window_seconds = window_seconds
+        self._interval = interval
+        self._pending: list[Served] = []
+
+    def record(self, served: Served) -> None:
+        if self.window_seconds > 0:
+            self._pending.append(served)
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            async with self._pool.connection() as conn, conn.cursor() as cur:
+                await cur.executemany(
+                    """
+                    INSERT INTO served_pairs (request_id, tenant, entry_id, entry_key, asked_prompt, asked_context,
+                                              similarity, served_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING
+                    """,
+                    [
+                        (
+                            s.request_id,
+                            s.tenant,
+                            uuid.UUID(s.entry_id),
+                            s.entry_key,
+                            s.asked_prompt.replace("\x00", ""),
+                            s.asked_context.replace("\x00", "") if s.asked_context else None,
+                            s.similarity,
+                            datetime.fromtimestamp(s.served_at, UTC),
+                        )
+                        for s in batch
+                    ],
+                )
+        except Exception as exc:
+            log.warning("recording %d semantic hits for feedback failed: %s", len(batch), exc)
+            DEGRADED.labels("postgres", "served_pairs").inc()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+
+    async def sweep(self) -> int:
+        """Forget the hits older than the window."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM served_pairs WHERE served_at < now() - make_interval(secs => %s)",
+                (float(self.window_seconds),),
+            )
+            return cursor.rowcount
+
+    async def find(self, tenant: str, request_id: str, wait_seconds: float = 0.0) -> ServedPair | None:
+        """The semantic hit of a request; waits up to `wait_seconds` for one just served (batched writes)."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            await self.flush()
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(
+                    f"SELECT {SERVED_COLUMNS} FROM served_pairs WHERE tenant = %s AND request_id = %s",
+                    (tenant, request_id),
+                )
+                row = await cursor.fetchone()
+            if row is not None:
+                return _served(row)
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.1)
+
+    async def for_entry(self, tenant: str, entry_key: str, limit: int) -> list[ServedPair]:
+        """The questions an entry answered by semantic hits, newest first, each marked if reported."""
+        await self.flush()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"""
+                SELECT {SERVED_COLUMNS}, EXISTS (
+                    SELECT 1 FROM reported_pairs r WHERE r.tenant = s.tenant AND r.entry_key = s.entry_key
+                      AND r.asked_prompt = s.asked_prompt
+                      AND r.asked_context IS NOT DISTINCT FROM s.asked_context)
+                FROM served_pairs s WHERE tenant = %s AND entry_key = %s
+                ORDER BY served_at DESC LIMIT %s
+                """,
+                (tenant, entry_key, limit),
+            )
+            rows = await cursor.fetchall()
+        return [_served(row[:-1]).model_copy(update={"reported": bool(row[-1])}) for row in rows]
+
+
+SERVED_COLUMNS = "request_id, tenant, entry_id, entry_key, asked_prompt, asked_context, similarity, served_at"
+
+
+def _served(row: Sequence[Any]) -> ServedPair:
+    request_id, tenant, entry_id, entry_key, prompt, context, similarity, served_at = row
+    return ServedPair(
+        request_id=request_id,
+        tenant=tenant,
+        entry_id=str(entry_id),
+        entry_key=entry_key,
+        asked_prompt=prompt,
+        asked_context=context,
+        similarity=similarity,
+        served_at=served_at.timestamp(),
+    )
+
+
+@dataclass(frozen=True)
+class NewReport:
+    """A pair to report: the stored entry and the question it was wrongly served for."""
+
+    tenant: str
+    entry_key: str
+    entry_id: str | None
+    stored_prompt: str | None
+    stored_context: str | None
+    asked_prompt: str
+    asked_context: str | None
+    similarity: float | None
+    request_id: str | None
+    note: str | None
+
+
+class ReportedPairs:
+    """Reported pairs: kept in PostgreSQL, checked on every semantic lookup through Redis."""
+
+    def __init__(self, pool: AsyncConnectionPool, client: redis.Redis, prefix: str) -> None:
+        self._pool = pool
+        self._redis = client
+        self._prefix = prefix
+        self._reloading: asyncio.Task[None] | None = None
+
+    def _set(self, tenant: str) -> str:
+        return f"{self._prefix}:reported:{tenant}"
+
+    @property
+    def _marker(self) -> str:
+        return f"{self._prefix}:reported:loaded"
+
+    async def ensure_schema(self) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('feedback_pairs'))")
+            for statement in FEEDBACK_DDL:
+                await conn.execute(statement)
+
+    async def load_into_redis(self) -> int:
+        """Put every reported pair's hash in its tenant's Redis set, then set the marker; returns how many."""
+        loaded = 0
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("SELECT tenant, pair_hash FROM reported_pairs ORDER BY tenant")
+            rows = await cursor.fetchall()
+        for start in range(0, len(rows), LOAD_CHUNK):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for tenant, digest in rows[start : start + LOAD_CHUNK]:
+                    pipe.sadd(self._set(tenant), digest)
+                await pipe.execute()
+            loaded += len(rows[start : start + LOAD_CHUNK])
+        await self._redis.set(self._marker, "1")
+        return loaded
+
+    async def drop_reported(
+        self, tenant: str, prompt: str, context: str | None, candidates: list[Candidate]
+    ) -> tuple[list[Candidate], list[str]]:
+        """The candidates whose pair with this question was not reported, and a refusal per one that was.
+
+        If neither Redis nor PostgreSQL can tell, every candidate is refused: a miss, never a
+        reported answer served again.
+        """
+        if not candidates:
+            return candidates, []
+        hashes = [pair_hash(tenant, c.answer.exact_key, prompt, context) for c in candidates]
+        try:
+            reported = await self._reported(tenant, hashes)
+        except Exception as exc:
+            log.warning("checking reported pairs failed, refusing the semantic candidates: %s", exc)
+            DEGRADED.labels("postgres", "reported_pairs").inc()
+            REFUSED.labels("reported_check_failed").inc(len(candidates))
+            return [], ["reported_check_failed"] * len(candidates)
+        kept = [c for c, digest in zip(candidates, hashes, strict=True) if digest not in reported]
+        refused = len(candidates) - len(kept)
+        if refused:
+            REFUSED.labels(REPORTED_REASON).inc(refused)
+        return kept, [REPORTED_REASON] * refused
+
+    async def _reported(self, tenant: str, hashes: list[str]) -> set[str]:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.exists(self._marker)
+                pipe.smismember(self._set(tenant), hashes)
+                loaded, members = await pipe.execute()
+            if loaded:
+                return {digest for digest, member in zip(hashes, members, strict=True) if member}
+            self._reload_soon()
+        except Exception as exc:
+            log.warning("reported-pair check in Redis failed, asking PostgreSQL: %s", exc)
+            DEGRADED.labels("redis", "reported_pairs").inc()
+        async with self._pool.connection(timeout=1.0) as conn:
+            cursor = await conn.execute(
+                "SELECT pair_hash FROM reported_pairs WHERE tenant = %s AND pair_hash = ANY(%s)", (tenant, hashes)
+            )
+            return {row[0] for row in await cursor.fetchall()}
+
+    def _reload_soon(self) -> None:
+        """Redis lost the sets (a restart): rebuild them from PostgreSQL, once at a time."""
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        try:
+            count = await self.load_into_redis()
+            log.info("reported pairs reloaded into Redis: %d", count)
+        except Exception as exc:
+            log.warning("reloading reported pairs into Redis failed: %s", exc)
+
+    async def report(self, new: NewReport) -> tuple[ReportedPair, bool]:
+        """Record a pair (idempotent) and make every cache worker refuse it; returns it and whether it is new."""
+        digest = pair_hash(new.tenant, new.entry_key, new.asked_prompt, new.asked_context)
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                """
+                INSERT INTO reported_pairs (pair_hash, tenant, entry_key, entry_id, stored_prompt, stored_context,
+                                            asked_prompt, asked_context, similarity, request_id, note, reported_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                ON CONFLICT (pair_hash) DO NOTHING
+                """,
+                (
+                    digest,
+                    new.tenant,
+                    new.entry_key,
+                    uuid.UUID(new.entry_id) if new.entry_id else None,
+                    new.stored_prompt,
+                    new.stored_context,
+                    new.asked_prompt,
+                    new.asked_context,
+                    new.similarity,
+                    new.request_id,
+                    new.note,
+                ),
+            )
+            created = cursor.rowcount == 1
+            cursor = await conn.execute(
+                f"SELECT {REPORTED_COLUMNS} FROM reported_pairs WHERE pair_hash = %s", (digest,)
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        # Before the answer: once the caller hears "reported", no cache worker serves the pair.
+        # Should Redis be down, the lookups' check asks PostgreSQL instead (it has the pair now).
+        try:
+            await self._redis.sadd(self._set(new.tenant), digest)
+        except Exception as exc:
+            log.warning("adding a reported pair to Redis failed: %s", exc)
+            DEGRADED.labels("redis", "reported_pairs").inc()
+            await self._forget_marker()
+        if created:
+            REPORTED_PAIRS.inc()
+        return _reported_pair(row), created
+
+    async def _forget_marker(self) -> None:
+        # The set misses a pair: until it is rebuilt, the lookups must ask PostgreSQL.
+        try:
+            await self._redis.delete(self._marker)
+        except Exception as exc:
+            log.warning("Redis is unreachable; lookups fall back to PostgreSQL on their own: %s", exc)
+
+    async def page(self, tenant: str | None, limit: int, offset: int) -> tuple[list[ReportedPair], int]:
+        """Reported pairs of a tenant (None: all), newest first, and how many there are."""
+        where, params = ("WHERE tenant = %s", [tenant]) if tenant is not None else ("", [])
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(f"SELECT count(*) FROM reported_pairs {where}", params)
+            total = await cursor.fetchone()
+            cursor = await conn.execute(
+                f"SELECT {REPORTED_COLUMNS} FROM reported_pairs {where}"
+                " ORDER BY reported_at DESC, pair_hash LIMIT %s OFFSET %s",
+                [*params, limit, offset],
+            )
+            rows = await cursor.fetchall()
+        return [_reported_pair(row) for row in rows], int(total[0]) if total else 0
+
+
+REPORTED_COLUMNS = (
+    "pair_hash, tenant, entry_key, entry_id, stored_prompt, stored_context, asked_prompt, asked_context,"
+    " similarity, request_id, note, reported_at"
+)
+
+
+def _reported_pair(row: Sequence[Any]) -> ReportedPair:
+    (digest, tenant, entry_key, entry_id, stored_prompt, stored_context, asked_prompt, asked_context,
+     similarity, request_id, note, reported_at) = row  # fmt: skip
+    return ReportedPair(
+        pair_hash=digest,
+        tenant=tenant,
+        entry_key=entry_key,
+        entry_id=str(entry_id) if entry_id else None,
+        stored_prompt=stored_prompt,
+        stored_context=stored_context,
+        asked_prompt=asked_prompt,
+        asked_context=asked_context,
+        similarity=similarity,
+        request_id=request_id,
+        note=note,
+        reported_at=reported_at.timestamp(),
+    )

@@ -1,0 +1,266 @@
+"""The API the dashboard uses, through the real services: who am I, usage rows that name their entry and
+similarity, the caller's own cache (browse, delete, invalidate with a preview), wrong-hit feedback
+(never served again, exported for `make eval`), the split latencies and refusal reasons of the stats,
+and the one log line per request."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import wait_until
+from tests.integration.stack import Stack
+from tests.integration.test_accounting import new_tenant
+
+pytestmark = pytest.mark.integration
+
+MODEL = "gpt-4o-mini"
+WATER = "What is the boiling point of water at sea level?"
+WATER_PARAPHRASE = "What is water's boiling point at sea level?"
+
+
+def admin(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.env['ADMIN_API_KEY']}"}
+
+
+def tutor(tag: str, question: str) -> list[dict[str, Any]]:
+    """A partition of its own (the system prompt), so tests never share entries."""
+    return [{"role": "system", "content": f"You are a physics tutor ({tag})."}, {"role": "user", "content": question}]
+
+
+def chat(stack: Stack, headers: dict[str, str], messages: list[dict[str, Any]], **extra: Any) -> httpx.Response:
+    response = httpx.post(
+        f"{stack.base_url}/v1/chat/completions",
+        json={"model": MODEL, "messages": messages, **extra},
+        headers=headers,
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def semantic_hit(stack: Stack, stored, headers: dict[str, str], tag: str) -> tuple[httpx.Response, httpx.Response]:  # type: ignore[no-untyped-def]
+    """Store WATER in a partition of its own, then ask its paraphrase: (the miss, the semantic hit)."""
+    first = chat(stack, headers, tutor(tag, WATER))
+    assert first.headers["x-cache"] == "MISS"
+    stored(first.headers["x-cache-key"])
+    hit = chat(stack, headers, tutor(tag, WATER_PARAPHRASE))
+    assert (hit.headers["x-cache"], hit.headers.get("x-cache-match")) == ("HIT", "semantic"), hit.headers
+    return first, hit
+
+
+def usage_row(stack: Stack, headers: dict[str, str], request_id: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        page = httpx.get(
+            f"{stack.base_url}/api/v1/usage", params={"request_id": request_id}, headers=headers, timeout=10
+        ).json()
+        return page["data"][0] if page["data"] else None
+
+    return wait_until(find, timeout=10)
+
+
+def test_me_says_who_the_key_is(stack: Stack) -> None:
+    me = httpx.get(f"{stack.base_url}/api/v1/me", headers=stack.auth)
+    assert me.status_code == 200
+    assert me.json()["tenant"] == "dev" and me.json()["admin"] is False and me.json()["key_id"]
+    assert me.headers["cache-control"] == "no-store"
+    assert httpx.get(f"{stack.base_url}/api/v1/me", headers=admin(stack)).json()["admin"] is True
+    wrong = httpx.get(f"{stack.base_url}/api/v1/me", headers={"Authorization": "Bearer lcp-not-a-key"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_usage_rows_name_their_entry_and_similarity(stack: Stack, stored) -> None:
+    _, key = new_tenant(stack)
+    first, hit = semantic_hit(stack, stored, key, uuid.uuid4().hex[:6])
+    miss_row = usage_row(stack, key, first.headers["x-request-id"])
+    assert miss_row["result"] == "miss" and miss_row["cache_key"] == first.headers["x-cache-key"]
+    hit_row = usage_row(stack, key, hit.headers["x-request-id"])
+    assert hit_row["result"] == "hit_semantic"
+    assert hit_row["cache_key"] == hit.headers["x-cache-key"] == first.headers["x-cache-key"]
+    assert hit_row["similarity"] == pytest.approx(float(hit.headers["x-cache-similarity"]), abs=1e-4)
+    by_entry = httpx.get(
+        f"{stack.base_url}/api/v1/usage", params={"cache_key": first.headers["x-cache-key"]}, headers=key
+    ).json()
+    assert {row["request_id"] for row in by_entry["data"]} == {
+        first.headers["x-request-id"],
+        hit.headers["x-request-id"],
+    }
+
+
+def test_a_tenant_browses_and_deletes_its_own_entries_only(stack: Stack, stored) -> None:
+    alice_name, alice = new_tenant(stack)
+    bob_name, bob = new_tenant(stack)
+    tag = uuid.uuid4().hex[:6]
+    first = chat(stack, alice, tutor(tag, WATER))
+    key = first.headers["x-cache-key"]
+    stored(key)
+
+    listed = httpx.get(f"{stack.base_url}/api/v1/cache/entries", params={"q": "boiling"}, headers=alice).json()
+    assert listed["total"] == 1 and listed["items"][0]["key"] == key and listed["items"][0]["prompt"] == WATER
+    shown = httpx.get(f"{stack.base_url}/api/v1/cache/entries/{key}", headers=alice).json()
+    assert shown["entry"]["completion"]["choices"][0]["message"]["content"]
+    assert httpx.get(f"{stack.base_url}/api/v1/cache/entries/{key}", headers=bob).status_code == 404
+    assert (
+        httpx.get(f"{stack.base_url}/api/v1/cache/entries", params={"tenant": alice_name}, headers=bob).status_code
+        == 403
+    )
+    assert httpx.get(f"{stack.base_url}/api/v1/cache/entries", headers=admin(stack)).status_code == 400
+    as_admin = httpx.get(f"{stack.base_url}/api/v1/cache/entries", params={"tenant": alice_name}, headers=admin(stack))
+    assert as_admin.json()["total"] == 1
+    assert httpx.delete(f"{stack.base_url}/api/v1/cache/entries/{key}", headers=bob).status_code == 404
+    assert bob_name != alice_name
+
+    deleted = httpx.delete(f"{stack.base_url}/api/v1/cache/entries/{key}", headers=alice)
+    assert deleted.status_code == 200 and deleted.json()["keys"] == [key]
+    assert httpx.delete(f"{stack.base_url}/api/v1/cache/entries/{key}", headers=alice).status_code == 404
+    # Gone from both stores: neither its paraphrase nor the same question is served from it.
+    no_store = {**alice, "Cache-Control": "no-store"}
+    assert chat(stack, no_store, tutor(tag, WATER_PARAPHRASE)).headers["x-cache"] == "MISS"
+    assert chat(stack, no_store, tutor(tag, WATER)).headers["x-cache"] == "MISS"
+
+
+def test_invalidate_near_previews_then_deletes_what_it_showed(stack: Stack, stored) -> None:
+    _, key = new_tenant(stack)
+    tag = uuid.uuid4().hex[:6]
+    water = chat(stack, key, tutor(tag, WATER))
+    stored(water.headers["x-cache-key"])
+    other = chat(stack, key, tutor(tag, "Who painted the Mona Lisa?"))
+    stored(other.headers["x-cache-key"])
+
+    body = {"prompt": WATER_PARAPHRASE, "min_similarity": 0.8, "dry_run": True}
+    preview = httpx.post(f"{stack.base_url}/api/v1/cache/invalidate", json=body, headers=key, timeout=10)
+    assert preview.status_code == 200, preview.text
+    items = preview.json()["items"]
+    assert [item["key"] for item in items] == [water.headers["x-cache-key"]]
+    assert 0.8 <= items[0]["similarity"] <= 1
+    # The preview deleted nothing.
+    assert httpx.get(f"{stack.base_url}/api/v1/cache/entries", headers=key).json()["total"] == 2
+
+    body = {**body, "dry_run": False, "entry_ids": [items[0]["id"]]}
+    deleted = httpx.post(f"{stack.base_url}/api/v1/cache/invalidate", json=body, headers=key, timeout=10).json()
+    assert deleted["keys"] == [water.headers["x-cache-key"]]
+    assert httpx.get(f"{stack.base_url}/api/v1/cache/entries", headers=key).json()["total"] == 1
+    too_loose = httpx.post(
+        f"{stack.base_url}/api/v1/cache/invalidate", json={"prompt": "x", "min_similarity": 0.1}, headers=key
+    )
+    assert too_loose.status_code == 400 and too_loose.json()["error"]["param"] == "min_similarity"
+
+
+def test_a_reported_pair_is_never_served_again(stack: Stack, stored, redis_client: redis.Redis) -> None:
+    tenant, key = new_tenant(stack)
+    tag = uuid.uuid4().hex[:6]
+    first, hit = semantic_hit(stack, stored, key, tag)
+    entry_key = first.headers["x-cache-key"]
+
+    # An exact hit is the entry's own question: nothing to report by its request id.
+    exact = chat(stack, key, tutor(tag, WATER))
+    assert exact.headers["x-cache-match"] == "exact"
+    refused = httpx.post(
+        f"{stack.base_url}/api/v1/cache/feedback", json={"request_id": exact.headers["x-request-id"]}, headers=key
+    )
+    assert refused.status_code == 404 and refused.json()["error"]["type"] == "not_found_error"
+    # Nor may another tenant report this one's hit.
+    _, stranger = new_tenant(stack)
+    report = {"request_id": hit.headers["x-request-id"], "note": "the paraphrase asks the same"}
+    assert httpx.post(f"{stack.base_url}/api/v1/cache/feedback", json=report, headers=stranger).status_code == 404
+
+    created = httpx.post(f"{stack.base_url}/api/v1/cache/feedback", json=report, headers=key, timeout=10)
+    assert created.status_code == 201, created.text
+    pair = created.json()
+    assert (pair["entry_key"], pair["asked_prompt"], pair["stored_prompt"]) == (entry_key, WATER_PARAPHRASE, WATER)
+    again = httpx.post(f"{stack.base_url}/api/v1/cache/feedback", json=report, headers=key, timeout=10)
+    assert again.status_code == 200 and again.json()["created"] is False
+
+    # The pair is refused; the entry still serves its own question, and the asked one gets its own answer.
+    after = chat(stack, key, tutor(tag, WATER_PARAPHRASE))
+    assert after.headers["x-cache"] == "MISS"
+    assert chat(stack, key, tutor(tag, WATER)).headers["x-cache-match"] == "exact"
+    refusals = usage_row(stack, key, after.headers["x-request-id"])["refusals"]
+    assert "reported_wrong_hit" in refusals
+
+    # After a Redis restart (the sets gone) the check asks PostgreSQL, and the sets are rebuilt. The
+    # asked question's own answer goes first, so that it reaches the semantic lookup again.
+    stored(after.headers["x-cache-key"])
+    assert httpx.delete(f"{stack.base_url}/api/v1/cache/entries/{after.headers['x-cache-key']}", headers=key).is_success
+    prefix = stack.env["REDIS_PREFIX"]
+    redis_client.delete(f"{prefix}:reported:loaded", f"{prefix}:reported:{tenant}")
+    assert chat(stack, key, tutor(tag, WATER_PARAPHRASE)).headers["x-cache"] == "MISS"
+    wait_until(lambda: redis_client.exists(f"{prefix}:reported:loaded"), timeout=10)
+    assert redis_client.sismember(f"{prefix}:reported:{tenant}", pair["pair_hash"])
+
+    stats = httpx.get(f"{stack.base_url}/api/v1/cache/stats", headers=key).json()
+    assert stats["reasons"]["refused"].get("reported_wrong_hit", 0) >= 1
+
+    hits = httpx.get(f"{stack.base_url}/api/v1/cache/entries/{entry_key}/hits", headers=key).json()["items"]
+    assert [(h["request_id"], h["reported"]) for h in hits] == [(hit.headers["x-request-id"], True)]
+
+    listed = httpx.get(f"{stack.base_url}/api/v1/cache/feedback", headers=key).json()
+    assert listed["total"] == 1 and listed["data"][0]["pair_hash"] == pair["pair_hash"]
+    export = httpx.get(f"{stack.base_url}/api/v1/cache/feedback", params={"format": "jsonl"}, headers=key)
+    assert export.headers["content-type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in export.text.splitlines()]
+    assert rows == [
+        {
+            "id": pair["pair_hash"][:16],
+            "a": WATER,
+            "b": WATER_PARAPHRASE,
+            "same_answer": False,
+            "category": "reported_wrong_hit",
+        }
+    ]
+
+
+def test_feedback_by_cache_key_and_question(stack: Stack, stored) -> None:
+    _, key = new_tenant(stack)
+    tag = uuid.uuid4().hex[:6]
+    first = chat(stack, key, tutor(tag, WATER))
+    stored(first.headers["x-cache-key"])
+    url = f"{stack.base_url}/api/v1/cache/feedback"
+    question = tutor(tag, WATER_PARAPHRASE)
+    body = {"cache_key": first.headers["x-cache-key"], "messages": question}
+    assert httpx.post(url, json=body, headers=key, timeout=10).status_code == 201
+    assert chat(stack, key, question).headers["x-cache"] == "MISS"
+
+    for bad in [
+        {},
+        {"request_id": "r", "cache_key": "k"},
+        {"cache_key": first.headers["x-cache-key"]},
+        {"cache_key": first.headers["x-cache-key"], "prompt": "a", "messages": question},
+        {"cache_key": first.headers["x-cache-key"], "prompt": WATER},  # its own question
+        {"cache_key": first.headers["x-cache-key"], "messages": [{"role": "assistant", "content": "hi"}]},
+    ]:
+        response = httpx.post(url, json=bad, headers=key, timeout=10)
+        assert response.status_code == 400, (bad, response.text)
+        assert response.json()["error"]["message"]
+    missing = httpx.post(url, json={"cache_key": "nope", "prompt": "x"}, headers=key, timeout=10)
+    assert missing.status_code == 404
+
+
+def test_stats_split_latency_of_hits_and_misses(stack: Stack, stored) -> None:
+    _, key = new_tenant(stack)
+    semantic_hit(stack, stored, key, uuid.uuid4().hex[:6])
+    stats = wait_until(
+        lambda: (s := httpx.get(f"{stack.base_url}/api/v1/cache/stats", headers=key).json())["requests"] == 2 and s
+    )
+    assert stats["hit_latency_ms"]["p50"] is not None and stats["miss_latency_ms"]["p99"] is not None
+    # The mock upstream takes 20 ms: a miss is slower than a hit.
+    assert stats["miss_latency_ms"]["p50"] > stats["hit_latency_ms"]["p50"]
+    assert stats["models"][0]["hit_latency_ms"]["p50"] == stats["hit_latency_ms"]["p50"]
+
+
+def test_each_request_is_one_log_line_without_prompt_or_key(stack: Stack, stored) -> None:
+    _, key = new_tenant(stack)
+    _, hit = semantic_hit(stack, stored, key, uuid.uuid4().hex[:6])
+    request_id = hit.headers["x-request-id"]
+    line = wait_until(
+        lambda: next((line for line in stack.logs("gateway").splitlines() if f"id={request_id}" in line), None)
+    )
+    assert "request HIT match=semantic similarity=" in line and f"model={MODEL}" in line and "latency_ms=" in line
+    assert "tenant=t-" in line
+    logs = stack.logs("gateway")
+    assert "boiling" not in logs and key["Authorization"].split()[1] not in logs
