@@ -137,7 +137,7 @@ export function EntryPage(props: { entry: string }) {
             <button type="button" onClick={() => setDialog(null)}>
               Cancel
             </button>
-            <button type="button" className="danger" onClick={remove} autoFocus>
+            <button type="button" className="danger" onClick={remove}>
               Delete
             </button>
           </div>

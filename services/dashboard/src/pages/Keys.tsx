@@ -144,7 +144,6 @@ function KeysAdmin() {
             <button
               type="button"
               className="danger"
-              autoFocus
               onClick={async () => {
                 try {
                   await api.del(`/api/v1/admin/keys/${revoking.id}`);
