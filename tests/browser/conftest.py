@@ -49,10 +49,10 @@ def dashboard_built() -> None:
         pytest.skip(f"browser tests skipped: {exc}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(dashboard_built: None, stack) -> Iterator[object]:  # type: ignore[no-untyped-def]
-    # After the stack: it runs asyncio itself, which it can't inside Playwright's sync API (and it is
-    # torn down after the browser).
+    # Playwright's sync API holds an event loop in this thread while it runs: started after the stack
+    # (which runs asyncio itself) and stopped with this package, before other tests use asyncio.
     path = chromium_path()
     if path is None:
         pytest.skip("browser tests skipped: Chromium is not installed (Debian: apt-get install chromium)")
