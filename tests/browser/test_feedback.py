@@ -58,3 +58,13 @@ def test_report_from_the_entry_view(page, stack: Stack, stored) -> None:  # type
     # Shown as reported when the entry is opened again.
     page.reload()
     expect(page.locator('[data-testid="served"] .reported')).to_have_count(1)
+
+
+def test_the_admin_reports_any_tenants_hit(page, stack: Stack, stored) -> None:  # type: ignore[no-untyped-def]
+    traffic = make_traffic(stack, stored)
+    sign_in(page, stack.env["ADMIN_API_KEY"])  # every tenant: the row says whose hit it is
+    page.get_by_role("link", name="Requests").click()
+    row = page.locator(f'tr[data-request-id="{traffic.semantic.headers["x-request-id"]}"]')
+    row.get_by_role("button", name="Wrong answer for this question").click()
+    expect(row.locator(".reported")).to_be_visible()
+    assert chat(stack, traffic.headers, tutor(traffic.tag, WATER_PARAPHRASE)).headers["x-cache"] == "MISS"

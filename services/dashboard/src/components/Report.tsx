@@ -23,7 +23,9 @@ export function ReportButton(props: { requestId: string; tenant?: string | null;
           event.stopPropagation();
           setState("busy");
           try {
-            await api.post("/api/v1/cache/feedback", { request_id: props.requestId }, api.scoped({}, props.tenant ?? null));
+            // The admin names the hit's tenant; a tenant's key reports its own.
+            const tenant = api.session.me.admin ? (props.tenant ?? api.session.tenant ?? undefined) : undefined;
+            await api.post("/api/v1/cache/feedback", { request_id: props.requestId, tenant });
             setState("done");
           } catch (error) {
             setMessage(error instanceof Error ? error.message : String(error));
