@@ -279,8 +279,10 @@ class Lookup:
         if threshold is None:
             threshold = self._policy.similarity_threshold
         context_threshold = self._policy.context_similarity_threshold if context_vector is not None else None
-        # Wrong-hit feedback: pairs reported for this question are never candidates (feedback.py).
-        allowed, reported = await self._drop_reported(request.tenant, prompt, context_text, candidates)
+        # Wrong-hit feedback: pairs reported for this question are never candidates (feedback.py). Only
+        # those past the pre-filter are checked: a lookup with none asks nothing more.
+        above = [c for c in candidates if c.similarity >= threshold]
+        allowed, reported = await self._drop_reported(request.tenant, prompt, context_text, above)
         choice = await choose_candidate(
             allowed, prompt, threshold, self._verifier, context_threshold, vector, context_text
         )
