@@ -151,8 +151,9 @@ class CacheHandlers:
         answer: AdminAnswer | ErrorReply
         try:
             answer = await self._admin.handle(request)
-        except psycopg.DataError:
-            # Values PostgreSQL refuses (text with NUL bytes, ...) are the caller's to fix, not a retry's.
+        except (psycopg.DataError, ValueError):
+            # Values PostgreSQL refuses (text with NUL bytes, ...) or Python can't convert (a time outside
+            # years 1 to 9999) are the caller's to fix, not a retry's.
             answer = ErrorReply(
                 error=ErrorInfo(
                     type="invalid_request_error", message="A value in the request is not valid.", status=400

@@ -264,3 +264,25 @@ def test_each_request_is_one_log_line_without_prompt_or_key(stack: Stack, stored
     assert "tenant=t-" in line
     logs = stack.logs("gateway")
     assert "boiling" not in logs and key["Authorization"].split()[1] not in logs
+
+
+@pytest.mark.parametrize(
+    ("moment", "status"),
+    [
+        ("9999-12-31T23:59:59-14:00", 400),  # year 10000 in UTC
+        ("0001-01-01T00:00:00+01:00", 400),  # year 0 in UTC
+        ("0001-01-01T00:00:00", 200),  # UTC (no zone): the first second there is
+        ("9999-12-31T23:59:59Z", 200),
+    ],
+)
+def test_a_time_out_of_range_is_refused_at_the_edge(stack: Stack, moment: str, status: int) -> None:
+    tenant, key = new_tenant(stack)
+    for url, headers, params in [
+        (f"{stack.base_url}/api/v1/cache/entries", key, {}),
+        (f"{stack.base_url}/api/v1/admin/cache/entries", admin(stack), {"tenant": tenant}),
+    ]:
+        for name in ("created_after", "created_before"):
+            response = httpx.get(url, params={**params, name: moment}, headers=headers, timeout=30)
+            assert response.status_code == status, (url, name, response.status_code, response.text)
+            if status == 400:
+                assert response.json()["error"]["param"] == name

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.gateway.auth import Principal
 from services.gateway.errors import ApiError
-from services.gateway.routes.stats import admin_or_tenant
+from services.gateway.routes.stats import admin_or_tenant, epoch_of
 from services.gateway.state import GatewayState
 from shared.contracts import (
     CacheAdminRequest,
@@ -120,8 +120,8 @@ async def list_entries(
         namespace=namespace,
         text=q or None,
         model=model,
-        created_after=created_after.timestamp() if created_after else None,
-        created_before=created_before.timestamp() if created_before else None,
+        created_after=epoch_of(created_after, "created_after") if created_after else None,
+        created_before=epoch_of(created_before, "created_before") if created_before else None,
         limit=limit,
         offset=offset,
     )

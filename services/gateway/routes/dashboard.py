@@ -32,6 +32,10 @@ the API works without it.</p>
 """
 
 
+def not_found() -> Response:
+    return Response("Not found\n", status_code=404, media_type="text/plain", headers=SECURITY_HEADERS)
+
+
 def dashboard_dir(request: Request) -> Path:
     return Path(request.app.state.gateway.settings.dashboard_path())
 
@@ -48,14 +52,24 @@ async def dashboard(request: Request, path: str) -> Response:
     index = root / "index.html"
     if not index.is_file():
         return HTMLResponse(NOT_BUILT, status_code=503, headers=SECURITY_HEADERS)
+    if "\x00" in path:  # names no file and no route of the app
+        return not_found()
     if path.startswith("assets/"):
-        asset = (root / path).resolve()
-        if asset.is_relative_to(root) and asset.is_file():
+        asset = file_in(root, path)
+        if asset is not None:
             return FileResponse(
                 asset, headers={**SECURITY_HEADERS, "Cache-Control": "public, max-age=31536000, immutable"}
             )
-        return Response("Not found\n", status_code=404, media_type="text/plain", headers=SECURITY_HEADERS)
-    file = (root / path).resolve()
-    if path and file.is_relative_to(root) and file.is_file():
-        return FileResponse(file, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
-    return FileResponse(index, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+        return not_found()
+    file = file_in(root, path) if path else None
+    return FileResponse(file or index, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+
+
+def file_in(root: Path, path: str) -> Path | None:
+    """The build's file at `path`; None when it is outside the build, missing, or a name no file system
+    takes (a NUL byte, a name too long), which the path functions raise on."""
+    try:
+        file = (root / path).resolve()
+        return file if file.is_relative_to(root) and file.is_file() else None
+    except (OSError, ValueError):
+        return None
