@@ -26,9 +26,10 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>Dashboard not built</title>
-<p>The dashboard has not been built. <code>make run</code> builds it when Node.js 20+ and npm are
-installed (Debian: <code>apt-get install nodejs npm</code>, or <a href="https://nodejs.org/">nodejs.org</a>);
-the API works without it.</p>
+<p>The dashboard has not been built. <code>make run</code> builds it when Node.js 20.19+ or 22.12+ and
+npm are installed. Debian 12's <code>nodejs</code> package is 18: take Node.js 22 from
+<a href="https://github.com/nodesource/distributions">NodeSource</a> or Debian 13's <code>nodejs</code>
+and <code>npm</code> packages, or see <a href="https://nodejs.org/">nodejs.org</a>. The API works without it.</p>
 """
 
 
