@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.cache_worker.entries import CachedAnswer
+from shared.db import index_if_missing
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,6 @@ def add_column_ddl(table: str, column: str, column_type: str) -> str:
         THEN ALTER TABLE {table} ADD COLUMN {column} {column_type};
         END IF;
     END $$"""
-
-
-def index_if_missing(name: str, ddl: str) -> str:
-    """Run `CREATE INDEX` only when the index is missing: even with IF NOT EXISTS it takes its lock on
-    the table first, so a restart would queue behind any open write, and every write behind it."""
-    return f"DO $$ BEGIN IF to_regclass('{name}') IS NULL THEN {ddl}; END IF; END $$"
 
 
 CATALOGUE_DDL = [

@@ -23,10 +23,11 @@ from typing import Any
 import redis.asyncio as redis
 from psycopg_pool import AsyncConnectionPool
 
-from services.cache_worker.entry_store import Candidate, index_if_missing
+from services.cache_worker.entry_store import Candidate
 from services.cache_worker.keys import canonical_json
 from services.cache_worker.metrics import DEGRADED, REFUSED, REPORTED_PAIRS
 from shared.contracts import ReportedPair, ServedPair
+from shared.db import index_if_missing
 
 log = logging.getLogger(__name__)
 

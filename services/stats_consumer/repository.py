@@ -13,6 +13,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from shared.contracts import UsageEvent
+from shared.db import index_if_missing
 from shared.worker import Unprocessable
 
 # One name for the lock that serialises schema creation across replicas starting together:
@@ -53,6 +54,17 @@ MIGRATIONS = (
     "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS cache_key text",
     "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS similarity double precision",
     "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS refusals text[]",
+    # The Requests page's `?request_id=` and an entry's requests (`?cache_key=`): a few index rows instead
+    # of the tenant's whole log (bench/usage_filters.py). Created only when missing: a restart of a
+    # replica must not queue behind open writes for the table's lock (shared.db.index_if_missing).
+    index_if_missing(
+        "usage_events_tenant_request",
+        "CREATE INDEX IF NOT EXISTS usage_events_tenant_request ON usage_events (tenant, request_id)",
+    ),
+    index_if_missing(
+        "usage_events_tenant_entry",
+        "CREATE INDEX IF NOT EXISTS usage_events_tenant_entry ON usage_events (tenant, cache_key, created_at DESC)",
+    ),
 )
 
 INSERT_EVENT = """
