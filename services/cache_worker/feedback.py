@@ -228,11 +228,17 @@ class ReportedPairs:
         self._reloading: asyncio.Task[None] | None = None
 
     def _set(self, tenant: str) -> str:
-        return f"{self._prefix}:reported:{tenant}"
+        return f"{self._prefix}:reported:t:{tenant}"
 
     @property
     def _marker(self) -> str:
-        return f"{self._prefix}:reported:loaded"
+        # Apart from the sets: no tenant is named "_..." (a slug starts with a letter or digit).
+        return f"{self._prefix}:reported:_loaded"
+
+    def _legacy_keys(self, tenants: set[str]) -> list[str]:
+        """Keys of the layout before sets moved under `t:`, where the marker `reported:loaded` was also the
+        set of a tenant named "loaded": rebuilt from PostgreSQL under the new names, the old ones go."""
+        return [f"{self._prefix}:reported:loaded", *(f"{self._prefix}:reported:{tenant}" for tenant in tenants)]
 
     async def ensure_schema(self) -> None:
         async with self._pool.connection() as conn, conn.transaction():
@@ -252,6 +258,7 @@ class ReportedPairs:
                     pipe.sadd(self._set(tenant), digest)
                 await pipe.execute()
             loaded += len(rows[start : start + LOAD_CHUNK])
+        await self._redis.delete(*self._legacy_keys({tenant for tenant, _ in rows}))
         await self._redis.set(self._marker, "1")
         return loaded
 

@@ -188,10 +188,10 @@ def test_a_reported_pair_is_never_served_again(stack: Stack, stored, redis_clien
     stored(after.headers["x-cache-key"])
     assert httpx.delete(f"{stack.base_url}/api/v1/cache/entries/{after.headers['x-cache-key']}", headers=key).is_success
     prefix = stack.env["REDIS_PREFIX"]
-    redis_client.delete(f"{prefix}:reported:loaded", f"{prefix}:reported:{tenant}")
+    redis_client.delete(f"{prefix}:reported:_loaded", f"{prefix}:reported:t:{tenant}")
     assert chat(stack, key, tutor(tag, WATER_PARAPHRASE)).headers["x-cache"] == "MISS"
-    wait_until(lambda: redis_client.exists(f"{prefix}:reported:loaded"), timeout=10)
-    assert redis_client.sismember(f"{prefix}:reported:{tenant}", pair["pair_hash"])
+    wait_until(lambda: redis_client.exists(f"{prefix}:reported:_loaded"), timeout=10)
+    assert redis_client.sismember(f"{prefix}:reported:t:{tenant}", pair["pair_hash"])
 
     stats = httpx.get(f"{stack.base_url}/api/v1/cache/stats", headers=key).json()
     assert stats["reasons"]["refused"].get("reported_wrong_hit", 0) >= 1
@@ -264,6 +264,60 @@ def test_each_request_is_one_log_line_without_prompt_or_key(stack: Stack, stored
     assert "tenant=t-" in line
     logs = stack.logs("gateway")
     assert "boiling" not in logs and key["Authorization"].split()[1] not in logs
+
+
+# --- what wrong-hit feedback keeps, and for how long --------------------------------------------
+
+
+def in_reported_set(stack: Stack, client: redis.Redis, tenant: str, digest: str) -> bool:
+    """Whether any Redis set of the tenant's reported pairs holds the pair (whatever the key layout)."""
+    prefix = stack.env["REDIS_PREFIX"]
+    return any(
+        client.type(key) == b"set" and client.sismember(key, digest)
+        for key in client.scan_iter(f"{prefix}:reported*", count=1000)
+        if key.decode().endswith(f":{tenant}")
+    )
+
+
+def report(stack: Stack, headers: dict[str, str], request_id: str) -> dict[str, Any]:
+    created = httpx.post(
+        f"{stack.base_url}/api/v1/cache/feedback", json={"request_id": request_id}, headers=headers, timeout=10
+    )
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def test_a_tenant_named_loaded_keeps_every_check_in_redis(stack: Stack, stored, redis_client: redis.Redis) -> None:
+    """The tenant named like the marker key of the sets: its reports must not wipe the marker (every lookup
+    of every tenant would then ask PostgreSQL) nor be lost."""
+    name = "loaded"
+    created = httpx.post(f"{stack.base_url}/api/v1/admin/tenants", json={"name": name}, headers=admin(stack))
+    assert created.status_code == 201, created.text
+    made = httpx.post(f"{stack.base_url}/api/v1/admin/keys", json={"tenant": name, "name": "t"}, headers=admin(stack))
+    key = {"Authorization": f"Bearer {made.json()['key']}"}
+    tag = uuid.uuid4().hex[:6]
+    _, hit = semantic_hit(stack, stored, key, tag)
+    failures_before = redis_failures(stack)
+
+    pair = report(stack, key, hit.headers["x-request-id"])
+    after = chat(stack, key, tutor(tag, WATER_PARAPHRASE))
+    assert after.headers["x-cache"] == "MISS"
+    assert "reported_wrong_hit" in usage_row(stack, key, after.headers["x-request-id"])["refusals"]
+    assert in_reported_set(stack, redis_client, name, pair["pair_hash"])
+    assert redis_failures(stack) == failures_before
+
+
+def redis_failures(stack: Stack) -> float:
+    """How often the cache worker's reported-pair check or report went without Redis."""
+    text = httpx.get(f"http://127.0.0.1:{stack.metrics_ports['cache_worker']}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith("llmcache_cache_dependency_failures_total{") and 'dependency="redis"' in line:
+            if 'operation="reported_pairs"' in line:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# --- the export and the edge ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
