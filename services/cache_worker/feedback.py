@@ -3,9 +3,15 @@
 
 Knows nothing of the broker. PostgreSQL keeps both (the cache worker's data); a Redis set of pair
 hashes per tenant answers the lookup's check in one round trip, shared by every cache worker, so
-a reported pair stops being served everywhere as soon as the report is answered. A marker key
-says the sets are loaded: after a Redis restart (marker gone) the check asks PostgreSQL until the
-sets are rebuilt from it.
+a reported pair stops being served everywhere as soon as the report is answered.
+
+The sets are trusted only while a marker says they were loaded completely into this very Redis: it
+holds the run id of the Redis instance (INFO server) the load ran on, set only when that run id did
+not change during the load, and compared with the live one on every check (in one script). A
+Redis that restarted has another run id, whether it came back empty or from a snapshot that has the
+marker but not the pairs reported after it: the check then asks PostgreSQL until the sets are
+rebuilt. A reconciliation every minute compares each tenant's set with PostgreSQL's count and puts
+right a set that differs (a report whose Redis write failed while the marker stayed).
 """
 
 from __future__ import annotations
@@ -33,6 +39,21 @@ log = logging.getLogger(__name__)
 
 REPORTED_REASON = "reported_wrong_hit"
 LOAD_CHUNK = 5000
+
+_RUN_ID = "string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')"
+# KEYS: the marker, the tenant's set; ARGV: the pair hashes. The members flags, or nil when the sets
+# were not loaded into this Redis instance (no marker, or another instance's).
+CHECK_SCRIPT = f"""
+local marker = redis.call('GET', KEYS[1])
+if not marker or marker ~= {_RUN_ID} then return false end
+return redis.call('SMISMEMBER', KEYS[2], unpack(ARGV))
+"""
+# KEYS: the marker; ARGV: the run id when the load began. Set only if Redis has not restarted since.
+MARK_SCRIPT = f"""
+if {_RUN_ID} ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
 
 FEEDBACK_DDL = [
     """
@@ -185,6 +206,10 @@ class ServedPairs:
         return [_served(row[:-1]).model_copy(update={"reported": bool(row[-1])}) for row in rows]
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 SERVED_COLUMNS = "request_id, tenant, entry_id, entry_key, asked_prompt, asked_context, similarity, served_at"
 
 
@@ -226,6 +251,8 @@ class ReportedPairs:
         self._redis = client
         self._prefix = prefix
         self._reloading: asyncio.Task[None] | None = None
+        self._check = client.register_script(CHECK_SCRIPT)
+        self._mark = client.register_script(MARK_SCRIPT)
 
     def _set(self, tenant: str) -> str:
         return f"{self._prefix}:reported:t:{tenant}"
@@ -246,8 +273,19 @@ class ReportedPairs:
             for statement in FEEDBACK_DDL:
                 await conn.execute(statement)
 
+    async def _run_id(self) -> str:
+        """The Redis instance's run id: another one after every restart."""
+        return str((await self._redis.info("server"))["run_id"])
+
+    async def loaded(self) -> bool:
+        """Whether the sets were loaded completely into this Redis instance."""
+        marker = await self._redis.get(self._marker)
+        return marker is not None and _text(marker) == await self._run_id()
+
     async def load_into_redis(self) -> int:
-        """Put every reported pair's hash in its tenant's Redis set, then set the marker; returns how many."""
+        """Put every reported pair's hash in its tenant's Redis set, then mark the sets loaded into this Redis
+        instance, unless it restarted meanwhile (the sets would miss what it lost); returns how many."""
+        run_id = await self._run_id()
         loaded = 0
         async with self._pool.connection() as conn:
             cursor = await conn.execute("SELECT tenant, pair_hash FROM reported_pairs ORDER BY tenant")
@@ -259,8 +297,57 @@ class ReportedPairs:
                 await pipe.execute()
             loaded += len(rows[start : start + LOAD_CHUNK])
         await self._redis.delete(*self._legacy_keys({tenant for tenant, _ in rows}))
-        await self._redis.set(self._marker, "1")
+        if not await self._mark(keys=[self._marker], args=[run_id]):
+            log.warning("Redis restarted while reported pairs were loaded into it: the check asks PostgreSQL")
         return loaded
+
+    async def reconcile(self) -> list[str]:
+        """Put right each tenant's set whose size differs from PostgreSQL's count; returns those tenants.
+
+        The dangerous difference is a pair missing from a set while the marker stands (its report's
+        Redis write failed, Redis did not restart): it would be served. Sets of tenants with no pairs
+        left are not looked for (that needs a scan of every key); they only hold pairs no longer reported.
+        """
+        if not await self.loaded():
+            self._reload_soon()
+            return []
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("SELECT tenant, count(*) FROM reported_pairs GROUP BY tenant ORDER BY tenant")
+            counts = {tenant: int(count) for tenant, count in await cursor.fetchall()}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for tenant in counts:
+                pipe.scard(self._set(tenant))
+            sizes = await pipe.execute()
+        differing = [tenant for tenant, size in zip(counts, sizes, strict=True) if size != counts[tenant]]
+        for tenant in differing:
+            await self._repair(tenant)
+        if differing:
+            log.warning("reported-pair sets differed from PostgreSQL and were repaired: %d tenants", len(differing))
+            DEGRADED.labels("redis", "reported_pairs_reconciled").inc(len(differing))
+        return differing
+
+    async def _repair(self, tenant: str) -> None:
+        # Redis first: a pair it holds was in PostgreSQL before (a report writes there, then to Redis),
+        # so one of them that PostgreSQL no longer has was deleted, not reported meanwhile.
+        members = {_text(member) for member in await self._redis.smembers(self._set(tenant))}
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("SELECT pair_hash FROM reported_pairs WHERE tenant = %s", (tenant,))
+            kept = {row[0] for row in await cursor.fetchall()}
+        missing, stale = kept - members, members - kept
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if missing:
+                pipe.sadd(self._set(tenant), *missing)
+            if stale:
+                pipe.srem(self._set(tenant), *stale)
+            await pipe.execute()
+
+    async def run_reconcile(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reconcile()
+            except Exception as exc:
+                log.warning("reconciling reported pairs with Redis failed: %s", exc)
 
     async def drop_reported(
         self, tenant: str, prompt: str, context: str | None, candidates: list[Candidate]
@@ -288,11 +375,8 @@ class ReportedPairs:
 
     async def _reported(self, tenant: str, hashes: list[str]) -> set[str]:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.exists(self._marker)
-                pipe.smismember(self._set(tenant), hashes)
-                loaded, members = await pipe.execute()
-            if loaded:
+            members = await self._check(keys=[self._marker, self._set(tenant)], args=hashes)
+            if members is not None:
                 return {digest for digest, member in zip(hashes, members, strict=True) if member}
             self._reload_soon()
         except Exception as exc:
@@ -304,8 +388,13 @@ class ReportedPairs:
             )
             return {row[0] for row in await cursor.fetchall()}
 
+    async def wait_reloaded(self) -> None:
+        """Until a rebuild of the sets under way is done."""
+        if self._reloading is not None:
+            await asyncio.shield(self._reloading)
+
     def _reload_soon(self) -> None:
-        """Redis lost the sets (a restart): rebuild them from PostgreSQL, once at a time."""
+        """Redis lost the sets or restarted: rebuild them from PostgreSQL, once at a time."""
         if self._reloading is None or self._reloading.done():
             self._reloading = asyncio.get_running_loop().create_task(self._reload())
 

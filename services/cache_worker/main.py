@@ -99,6 +99,7 @@ async def main() -> None:
         background = [
             asyncio.create_task(hits.run()),
             asyncio.create_task(served.run()),
+            asyncio.create_task(reported.run_reconcile(settings.reported_reconcile_seconds)),
             asyncio.create_task(Sweeper(exact, entries, settings.sweep_interval_seconds, served=served).run()),
         ]
 

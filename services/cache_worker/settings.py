@@ -39,6 +39,12 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
         description="How long a semantic hit's question is kept so the hit can be reported as wrong by its "
         "request id (0: not kept; reports then name the entry and the question).",
     )
+    reported_reconcile_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often each tenant's Redis set of reported pairs is compared with PostgreSQL (and put "
+        "right): bounds how long a pair whose Redis write failed could still be served.",
+    )
     sweep_interval_seconds: float = Field(default=60.0, gt=0, description="How often expired rows are deleted.")
     embed_timeout_seconds: float = Field(default=2.0, gt=0, description="Semantic lookup is skipped past this.")
     # 128: at 1M entries recall@1 0.993 instead of 0.94 at 64, for +0.7 ms p50 (bench/scale.py).
