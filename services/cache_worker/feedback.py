@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as redis
+import redis.exceptions as redis_errors
 from psycopg_pool import AsyncConnectionPool
 
 from services.cache_worker.entry_store import Candidate
@@ -243,13 +244,20 @@ class NewReport:
     note: str | None
 
 
+class RedisTooSlow(Exception):
+    """Redis did not answer the reported-pair check in time."""
+
+
 class ReportedPairs:
     """Reported pairs: kept in PostgreSQL, checked on every semantic lookup through Redis."""
 
-    def __init__(self, pool: AsyncConnectionPool, client: redis.Redis, prefix: str) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, client: redis.Redis, prefix: str, check_timeout_seconds: float = 0.5
+    ) -> None:
         self._pool = pool
         self._redis = client
         self._prefix = prefix
+        self._check_timeout = check_timeout_seconds
         self._reloading: asyncio.Task[None] | None = None
         self._check = client.register_script(CHECK_SCRIPT)
         self._mark = client.register_script(MARK_SCRIPT)
@@ -363,8 +371,8 @@ class ReportedPairs:
         try:
             reported = await self._reported(tenant, hashes)
         except Exception as exc:
-            log.warning("checking reported pairs failed, refusing the semantic candidates: %s", exc)
-            DEGRADED.labels("postgres", "reported_pairs").inc()
+            log.warning("checking reported pairs failed, refusing the semantic candidates: %r", exc)
+            DEGRADED.labels("redis" if isinstance(exc, RedisTooSlow) else "postgres", "reported_pairs").inc()
             REFUSED.labels("reported_check_failed").inc(len(candidates))
             return [], ["reported_check_failed"] * len(candidates)
         kept = [c for c, digest in zip(candidates, hashes, strict=True) if digest not in reported]
@@ -375,10 +383,15 @@ class ReportedPairs:
 
     async def _reported(self, tenant: str, hashes: list[str]) -> set[str]:
         try:
-            members = await self._check(keys=[self._marker, self._set(tenant)], args=hashes)
+            async with asyncio.timeout(self._check_timeout):
+                members = await self._check(keys=[self._marker, self._set(tenant)], args=hashes)
             if members is not None:
                 return {digest for digest, member in zip(hashes, members, strict=True) if member}
             self._reload_soon()
+        except (TimeoutError, redis_errors.TimeoutError) as exc:
+            # A hung Redis: the request has waited long enough (its exact lookup may have waited too);
+            # refused, it goes upstream now rather than after a wait on PostgreSQL as well.
+            raise RedisTooSlow(f"no answer within {self._check_timeout:g} s") from exc
         except Exception as exc:
             log.warning("reported-pair check in Redis failed, asking PostgreSQL: %s", exc)
             DEGRADED.labels("redis", "reported_pairs").inc()

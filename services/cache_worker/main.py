@@ -38,7 +38,11 @@ async def main() -> None:
     settings = Settings()
     setup_logging("cache_worker", settings.log_level)
     worker = Worker("cache_worker", settings)
-    redis_client = redis.from_url(settings.redis_url)
+    redis_client = redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout_seconds,
+        socket_connect_timeout=settings.redis_socket_timeout_seconds,
+    )
     pool = await open_service_pool(settings, "cache_worker")
     background: list[asyncio.Task[None]] = []
     hits: HitRecorder | None = None
@@ -57,7 +61,7 @@ async def main() -> None:
         exact = ExactStore(redis_client, settings.redis_prefix)
         entries = EntryStore(pool, settings.hnsw_ef_search)
         await entries.ensure_schema()
-        reported = ReportedPairs(pool, redis_client, settings.redis_prefix)
+        reported = ReportedPairs(pool, redis_client, settings.redis_prefix, settings.reported_check_timeout_seconds)
         await reported.ensure_schema()
         try:
             await reported.load_into_redis()

@@ -39,6 +39,17 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
         description="How long a semantic hit's question is kept so the hit can be reported as wrong by its "
         "request id (0: not kept; reports then name the entry and the question).",
     )
+    redis_socket_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest wait on Redis for a connection or a reply: a hung Redis is an error, not a hang.",
+    )
+    reported_check_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest wait on Redis for the reported-pair check: past it the semantic candidates are "
+        "refused (the request goes upstream), never served unchecked.",
+    )
     reported_reconcile_seconds: float = Field(
         default=60.0,
         gt=0,
