@@ -86,6 +86,8 @@ class CacheAdmin:
                 if not await self._exact.owns(request.tenant, request.entry):
                     return EntriesDeleted(deleted=0)
                 deleted = await self._exact.delete(request.tenant, [request.entry])
+                if self._served is not None:
+                    await self._served.forget_entries(request.tenant, [request.entry])
                 return EntriesDeleted(deleted=deleted, keys=[request.entry] if deleted else [])
             return await self._deleted(request.tenant, keys)
         if isinstance(request, DeleteNear):
@@ -102,17 +104,7 @@ class CacheAdmin:
         if isinstance(request, ReportWrongHit | ListReportedPairs | ListServedPairs):
             return await self._feedback(request)
         if isinstance(request, FlushEntries):
-            where = EntryFilter(tenant=request.tenant, namespace=request.namespace)
-            keys = await self._entries.delete_matching(where)
-            if request.namespace is not None:
-                # Also what only Redis holds (noted under its namespace when PostgreSQL did not take it).
-                await self._exact.delete(request.tenant, keys)
-                only_in_redis = set(await self._exact.delete_redis_only(request.tenant, request.namespace)) - set(keys)
-                return EntriesDeleted(deleted=len(keys) + len(only_in_redis), keys=keys + sorted(only_in_redis))
-            # The whole tenant: also what only Redis holds (Redis does not know an entry's namespace).
-            await self._exact.delete(request.tenant, keys)
-            only_in_redis = set(await self._exact.delete_tenant(request.tenant)) - set(keys)
-            return EntriesDeleted(deleted=len(keys) + len(only_in_redis), keys=keys + sorted(only_in_redis))
+            return await self._flush(request)
         return ErrorReply(error=ErrorInfo(type="invalid_request_error", message="Unknown admin request.", status=400))
 
     async def _feedback(
@@ -135,15 +127,17 @@ class CacheAdmin:
     ) -> WrongHitReported | ErrorReply:
         """Report by the hit's request id, or by the entry and the question asked."""
         if request.request_id is not None:
-            hit = await served.find(request.tenant, request.request_id, SERVED_WAIT_SECONDS)
-            if hit is None:
+            found = await served.find(request.tenant, request.request_id, SERVED_WAIT_SECONDS)
+            if found is None:
                 days = served.window_seconds / 86400
                 return _error(
                     404,
                     f"No semantic hit with request id '{request.request_id}' in the last {days:g} days: only"
-                    " semantic hits can be reported (an exact hit is the question's own answer).",
+                    " semantic hits can be reported (an exact hit is the question's own answer; a request sent"
+                    " with Cache-Control: no-store leaves none: report it by cache_key and its question).",
                     "not_found_error",
                 )
+            hit = found.pair
             entry = await self._entries.find(request.tenant, hit.entry_key)
             new = NewReport(
                 tenant=request.tenant,
@@ -156,6 +150,8 @@ class CacheAdmin:
                 similarity=hit.similarity,
                 request_id=hit.request_id,
                 note=request.note,
+                namespace=found.namespace or (entry["namespace"] if entry else None),
+                digest=found.digest,
             )
         else:
             if request.entry is None or (request.prompt is None) == (request.messages is None):
@@ -185,10 +181,33 @@ class CacheAdmin:
                 similarity=None,
                 request_id=None,
                 note=request.note,
+                namespace=entry["namespace"],
             )
         pair, created = await reported.report(new)
         return WrongHitReported(pair=pair, created=created)
 
+    async def _flush(self, request: FlushEntries) -> EntriesDeleted:
+        """Delete a tenant's entries (or one namespace's), and the wrong-hit feedback about them: the
+        questions their semantic hits answered and the pairs reported, in PostgreSQL and Redis."""
+        where = EntryFilter(tenant=request.tenant, namespace=request.namespace)
+        keys = await self._entries.delete_matching(where)
+        await self._exact.delete(request.tenant, keys)
+        if request.namespace is not None:
+            # Also what only Redis holds (noted under its namespace when PostgreSQL did not take it).
+            only_in_redis = set(await self._exact.delete_redis_only(request.tenant, request.namespace))
+        else:
+            # The whole tenant: also what only Redis holds (Redis does not know an entry's namespace).
+            only_in_redis = set(await self._exact.delete_tenant(request.tenant))
+        deleted = keys + sorted(only_in_redis - set(keys))
+        if self._served is not None:
+            await self._served.forget_flushed(request.tenant, request.namespace, deleted)
+        if self._reported is not None:
+            await self._reported.forget_flushed(request.tenant, request.namespace, deleted)
+        return EntriesDeleted(deleted=len(deleted), keys=deleted)
+
     async def _deleted(self, tenant: str, keys: list[str]) -> EntriesDeleted:
+        """Entries deleted from PostgreSQL: from Redis too, with the questions their semantic hits answered."""
         await self._exact.delete(tenant, keys)
+        if self._served is not None:
+            await self._served.forget_entries(tenant, keys)
         return EntriesDeleted(deleted=len(keys), keys=keys)

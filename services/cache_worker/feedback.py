@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 REPORTED_REASON = "reported_wrong_hit"
 LOAD_CHUNK = 5000
+# The longest text kept of a question (or a stored prompt, or earlier turns): enough to read it and to
+# evaluate it again (the embedder reads ~256 tokens); a pair is still known by the hash of all of it.
+MAX_KEPT_CHARS = 4000
 
 _RUN_ID = "string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')"
 # KEYS: the marker, the tenant's set; ARGV: the pair hashes. The members flags, or nil when the sets
@@ -92,6 +95,11 @@ FEEDBACK_DDL = [
         "reported_pairs_tenant",
         "CREATE INDEX IF NOT EXISTS reported_pairs_tenant ON reported_pairs (tenant, reported_at DESC)",
     ),
+    # The namespace, so a namespace's flush takes its feedback along (rows from before have none: their
+    # entry's key says it); a hit's pair hash, of the whole question (the row keeps MAX_KEPT_CHARS of it).
+    "ALTER TABLE served_pairs ADD COLUMN IF NOT EXISTS namespace text",
+    "ALTER TABLE served_pairs ADD COLUMN IF NOT EXISTS pair_hash text",
+    "ALTER TABLE reported_pairs ADD COLUMN IF NOT EXISTS namespace text",
 ]
 
 
@@ -100,12 +108,26 @@ def pair_hash(tenant: str, entry_key: str, asked_prompt: str, asked_context: str
     return hashlib.sha256(canonical_json([tenant, entry_key, asked_prompt, asked_context])).hexdigest()
 
 
+def kept(text: str | None) -> str | None:
+    """Text as a row keeps it: at most MAX_KEPT_CHARS, without NUL bytes (PostgreSQL's text refuses them)."""
+    return text.replace("\x00", "")[:MAX_KEPT_CHARS] if text is not None else None
+
+
+def _namespace_filter(namespace: str | None, keys: list[str]) -> tuple[str, list[Any]]:
+    """The rows of one namespace (None: all): by their namespace, or (rows from before it was kept) by
+    the deleted entries' keys."""
+    if namespace is None:
+        return "", []
+    return " AND (namespace = %s OR (namespace IS NULL AND entry_key = ANY(%s)))", [namespace, keys]
+
+
 @dataclass(frozen=True)
 class Served:
     """One semantic hit waiting to be written."""
 
     request_id: str
     tenant: str
+    namespace: str
     entry_id: str
     entry_key: str
     asked_prompt: str
@@ -114,8 +136,21 @@ class Served:
     served_at: float
 
 
+@dataclass(frozen=True)
+class FoundHit:
+    """A semantic hit found by its request id: as listed, and what a report of it needs."""
+
+    pair: ServedPair
+    digest: str
+    namespace: str | None
+
+
 class ServedPairs:
-    """The semantic hits of the last `window_seconds`, written in batches off the request path."""
+    """The semantic hits of the last `window_seconds`, written in batches off the request path.
+
+    Only hits of requests that let the cache store (not `Cache-Control: no-store`); deleted with
+    their entry, namespace or tenant, and after the window in any case.
+    """
 
     def __init__(self, pool: AsyncConnectionPool, window_seconds: int, interval: float = 0.25) -> None:
         self._pool = pool
@@ -133,23 +168,30 @@ class ServedPairs:
             return
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
+                # Only while the entry exists: a hit written after its entry's deletion (another worker's
+                # batch) would outlive what deleted it.
                 await cur.executemany(
                     """
-                    INSERT INTO served_pairs (request_id, tenant, entry_id, entry_key, asked_prompt, asked_context,
-                                              similarity, served_at)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING
+                    INSERT INTO served_pairs (request_id, tenant, namespace, entry_id, entry_key, asked_prompt,
+                                              asked_context, similarity, served_at, pair_hash)
+                    SELECT %(request_id)s, %(tenant)s, %(namespace)s, %(entry_id)s, %(entry_key)s, %(prompt)s,
+                           %(context)s, %(similarity)s, %(served_at)s, %(pair_hash)s
+                    WHERE EXISTS (SELECT 1 FROM cache_entries WHERE id = %(entry_id)s)
+                    ON CONFLICT (request_id) DO NOTHING
                     """,
                     [
-                        (
-                            s.request_id,
-                            s.tenant,
-                            uuid.UUID(s.entry_id),
-                            s.entry_key,
-                            s.asked_prompt.replace("\x00", ""),
-                            s.asked_context.replace("\x00", "") if s.asked_context else None,
-                            s.similarity,
-                            datetime.fromtimestamp(s.served_at, UTC),
-                        )
+                        {
+                            "request_id": s.request_id,
+                            "tenant": s.tenant,
+                            "namespace": s.namespace,
+                            "entry_id": uuid.UUID(s.entry_id),
+                            "entry_key": s.entry_key,
+                            "prompt": kept(s.asked_prompt),
+                            "context": kept(s.asked_context),
+                            "similarity": s.similarity,
+                            "served_at": datetime.fromtimestamp(s.served_at, UTC),
+                            "pair_hash": pair_hash(s.tenant, s.entry_key, s.asked_prompt, s.asked_context),
+                        }
                         for s in batch
                     ],
                 )
@@ -171,19 +213,21 @@ class ServedPairs:
             )
             return cursor.rowcount
 
-    async def find(self, tenant: str, request_id: str, wait_seconds: float = 0.0) -> ServedPair | None:
+    async def find(self, tenant: str, request_id: str, wait_seconds: float = 0.0) -> FoundHit | None:
         """The semantic hit of a request; waits up to `wait_seconds` for one just served (batched writes)."""
         deadline = time.monotonic() + wait_seconds
         while True:
             await self.flush()
             async with self._pool.connection() as conn:
                 cursor = await conn.execute(
-                    f"SELECT {SERVED_COLUMNS} FROM served_pairs WHERE tenant = %s AND request_id = %s",
+                    f"SELECT {SERVED_COLUMNS}, pair_hash, namespace FROM served_pairs"
+                    " WHERE tenant = %s AND request_id = %s",
                     (tenant, request_id),
                 )
                 row = await cursor.fetchone()
             if row is not None:
-                return _served(row)
+                pair = _served(row[:-2])
+                return FoundHit(pair, row[-2] or _hash_of(pair), row[-1])
             if time.monotonic() >= deadline:
                 return None
             await asyncio.sleep(0.1)
@@ -193,18 +237,52 @@ class ServedPairs:
         await self.flush()
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                f"""
-                SELECT {SERVED_COLUMNS}, EXISTS (
-                    SELECT 1 FROM reported_pairs r WHERE r.tenant = s.tenant AND r.entry_key = s.entry_key
-                      AND r.asked_prompt = s.asked_prompt
-                      AND r.asked_context IS NOT DISTINCT FROM s.asked_context)
-                FROM served_pairs s WHERE tenant = %s AND entry_key = %s
-                ORDER BY served_at DESC LIMIT %s
-                """,
+                f"SELECT {SERVED_COLUMNS}, pair_hash FROM served_pairs WHERE tenant = %s AND entry_key = %s"
+                " ORDER BY served_at DESC LIMIT %s",
                 (tenant, entry_key, limit),
             )
             rows = await cursor.fetchall()
-        return [_served(row[:-1]).model_copy(update={"reported": bool(row[-1])}) for row in rows]
+            pairs = [(_served(row[:-1]), row[-1]) for row in rows]
+            digests = [digest or _hash_of(pair) for pair, digest in pairs]
+            cursor = await conn.execute(
+                "SELECT pair_hash FROM reported_pairs WHERE tenant = %s AND pair_hash = ANY(%s)", (tenant, digests)
+            )
+            reported = {row[0] for row in await cursor.fetchall()}
+        # Rows from before the cap are cut here, after their hash was taken of the whole question.
+        return [
+            pair.model_copy(
+                update={
+                    "reported": digest in reported,
+                    "asked_prompt": pair.asked_prompt[:MAX_KEPT_CHARS],
+                    "asked_context": kept(pair.asked_context),
+                }
+            )
+            for (pair, _), digest in zip(pairs, digests, strict=True)
+        ]
+
+    async def forget_entries(self, tenant: str, keys: list[str]) -> int:
+        """Forget the hits of deleted entries; returns how many."""
+        if not keys:
+            return 0
+        await self.flush()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM served_pairs WHERE tenant = %s AND entry_key = ANY(%s)", (tenant, keys)
+            )
+            return cursor.rowcount
+
+    async def forget_flushed(self, tenant: str, namespace: str | None, keys: list[str]) -> int:
+        """Forget the hits of a flushed tenant, or of one of its namespaces (`keys`: the entries deleted)."""
+        await self.flush()
+        where, params = _namespace_filter(namespace, keys)
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(f"DELETE FROM served_pairs WHERE tenant = %s{where}", [tenant, *params])
+            return cursor.rowcount
+
+
+def _hash_of(pair: ServedPair) -> str:
+    """A row from before hits kept their pair hash kept the whole question: its hash is computed."""
+    return pair_hash(pair.tenant, pair.entry_key, pair.asked_prompt, pair.asked_context)
 
 
 def _text(value: bytes | str) -> str:
@@ -242,6 +320,8 @@ class NewReport:
     similarity: float | None
     request_id: str | None
     note: str | None
+    namespace: str | None = None
+    digest: str | None = None  # the pair's hash when known (a served hit's: of the whole question)
 
 
 class RedisTooSlow(Exception):
@@ -420,24 +500,26 @@ class ReportedPairs:
 
     async def report(self, new: NewReport) -> tuple[ReportedPair, bool]:
         """Record a pair (idempotent) and make every cache worker refuse it; returns it and whether it is new."""
-        digest = pair_hash(new.tenant, new.entry_key, new.asked_prompt, new.asked_context)
+        digest = new.digest or pair_hash(new.tenant, new.entry_key, new.asked_prompt, new.asked_context)
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
                 """
-                INSERT INTO reported_pairs (pair_hash, tenant, entry_key, entry_id, stored_prompt, stored_context,
-                                            asked_prompt, asked_context, similarity, request_id, note, reported_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                INSERT INTO reported_pairs (pair_hash, tenant, namespace, entry_key, entry_id, stored_prompt,
+                                            stored_context, asked_prompt, asked_context, similarity, request_id,
+                                            note, reported_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
                 ON CONFLICT (pair_hash) DO NOTHING
                 """,
                 (
                     digest,
                     new.tenant,
+                    new.namespace,
                     new.entry_key,
                     uuid.UUID(new.entry_id) if new.entry_id else None,
-                    new.stored_prompt,
-                    new.stored_context,
-                    new.asked_prompt,
-                    new.asked_context,
+                    kept(new.stored_prompt),
+                    kept(new.stored_context),
+                    kept(new.asked_prompt),
+                    kept(new.asked_context),
                     new.similarity,
                     new.request_id,
                     new.note,
@@ -468,6 +550,23 @@ class ReportedPairs:
         except Exception as exc:
             log.warning("Redis is unreachable; lookups fall back to PostgreSQL on their own: %s", exc)
 
+    async def forget_flushed(self, tenant: str, namespace: str | None, keys: list[str]) -> int:
+        """Forget the reported pairs of a flushed tenant, or of one of its namespaces (`keys`: the entries
+        deleted), in PostgreSQL and in the tenant's Redis set; returns how many."""
+        where, params = _namespace_filter(namespace, keys)
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"DELETE FROM reported_pairs WHERE tenant = %s{where} RETURNING pair_hash", [tenant, *params]
+            )
+            digests = [row[0] for row in await cursor.fetchall()]
+        try:
+            for start in range(0, len(digests), LOAD_CHUNK):
+                await self._redis.srem(self._set(tenant), *digests[start : start + LOAD_CHUNK])
+        except Exception as exc:  # the set holds pairs no longer reported until the next reconciliation
+            log.warning("removing forgotten reported pairs from Redis failed: %s", exc)
+            DEGRADED.labels("redis", "reported_pairs").inc()
+        return len(digests)
+
     async def page(self, tenant: str | None, limit: int, offset: int) -> tuple[list[ReportedPair], int]:
         """Reported pairs of a tenant (None: all), newest first, and how many there are."""
         where, params = ("WHERE tenant = %s", [tenant]) if tenant is not None else ("", [])
@@ -475,7 +574,7 @@ class ReportedPairs:
             cursor = await conn.execute(f"SELECT count(*) FROM reported_pairs {where}", params)
             total = await cursor.fetchone()
             cursor = await conn.execute(
-                f"SELECT {REPORTED_COLUMNS} FROM reported_pairs {where}"
+                f"SELECT {REPORTED_COLUMNS_KEPT} FROM reported_pairs {where}"
                 " ORDER BY reported_at DESC, pair_hash LIMIT %s OFFSET %s",
                 [*params, limit, offset],
             )
@@ -486,6 +585,13 @@ class ReportedPairs:
 REPORTED_COLUMNS = (
     "pair_hash, tenant, entry_key, entry_id, stored_prompt, stored_context, asked_prompt, asked_context,"
     " similarity, request_id, note, reported_at"
+)
+# The same, the texts cut to MAX_KEPT_CHARS: rows from before the cap can be longer, and a page of
+# them must fit in one broker message.
+REPORTED_COLUMNS_KEPT = (
+    f"pair_hash, tenant, entry_key, entry_id, left(stored_prompt, {MAX_KEPT_CHARS}),"
+    f" left(stored_context, {MAX_KEPT_CHARS}), left(asked_prompt, {MAX_KEPT_CHARS}),"
+    f" left(asked_context, {MAX_KEPT_CHARS}), similarity, request_id, note, reported_at"
 )
 
 

@@ -122,14 +122,16 @@ class CacheHandlers:
             DEGRADED.labels("broker", "usage_event").inc()
 
     def _record_served(self, request: CompletionRequest, hit: Hit) -> None:
-        """Keep the question a semantic hit answered, so the hit can be reported as wrong by its request id."""
+        """Keep the question a semantic hit answered, so the hit can be reported as wrong by its request id;
+        not a request's that told the cache not to store (`Cache-Control: no-store`)."""
         prompt = keys.semantic_prompt(request.body)
-        if self._served is None or prompt is None:
+        if self._served is None or prompt is None or not request.controls.store:
             return
         self._served.record(
             Served(
                 request_id=request.request_id,
                 tenant=request.tenant,
+                namespace=request.controls.namespace,
                 entry_id=hit.answer.entry_id,
                 entry_key=hit.answer.exact_key,
                 asked_prompt=prompt,

@@ -37,7 +37,8 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
         default=7 * 24 * 3600,
         ge=0,
         description="How long a semantic hit's question is kept so the hit can be reported as wrong by its "
-        "request id (0: not kept; reports then name the entry and the question).",
+        "request id (0: not kept; reports then name the entry and the question). Never kept for a request "
+        "with Cache-Control: no-store; deleted with its entry, namespace or tenant before then.",
     )
     redis_socket_timeout_seconds: float = Field(
         default=1.0,

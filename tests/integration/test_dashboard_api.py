@@ -10,9 +10,11 @@ import uuid
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import redis
 
+from services.cache_worker.feedback import pair_hash
 from tests.conftest import wait_until
 from tests.integration.stack import Stack
 from tests.integration.test_accounting import new_tenant
@@ -269,6 +271,11 @@ def test_each_request_is_one_log_line_without_prompt_or_key(stack: Stack, stored
 # --- what wrong-hit feedback keeps, and for how long --------------------------------------------
 
 
+def pg_rows(stack: Stack, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
 def in_reported_set(stack: Stack, client: redis.Redis, tenant: str, digest: str) -> bool:
     """Whether any Redis set of the tenant's reported pairs holds the pair (whatever the key layout)."""
     prefix = stack.env["REDIS_PREFIX"]
@@ -279,12 +286,104 @@ def in_reported_set(stack: Stack, client: redis.Redis, tenant: str, digest: str)
     )
 
 
+def reported_sets(stack: Stack, client: redis.Redis, tenant: str) -> list[bytes]:
+    prefix = stack.env["REDIS_PREFIX"]
+    return [k for k in client.scan_iter(f"{prefix}:reported*", count=1000) if k.decode().endswith(f":{tenant}")]
+
+
+def served_hits(stack: Stack, headers: dict[str, str], entry_key: str) -> list[dict[str, Any]]:
+    """The hits the entry's view lists (the cache worker writes what it holds first)."""
+    response = httpx.get(f"{stack.base_url}/api/v1/cache/entries/{entry_key}/hits", headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
 def report(stack: Stack, headers: dict[str, str], request_id: str) -> dict[str, Any]:
     created = httpx.post(
         f"{stack.base_url}/api/v1/cache/feedback", json={"request_id": request_id}, headers=headers, timeout=10
     )
     assert created.status_code == 201, created.text
     return created.json()
+
+
+def test_a_no_store_request_leaves_no_question_behind(stack: Stack, stored) -> None:
+    tenant, key = new_tenant(stack)
+    tag = uuid.uuid4().hex[:6]
+    first = chat(stack, key, tutor(tag, WATER))
+    stored(first.headers["x-cache-key"])
+    hit = chat(stack, {**key, "Cache-Control": "no-store"}, tutor(tag, WATER_PARAPHRASE))
+    assert (hit.headers["x-cache"], hit.headers.get("x-cache-match")) == ("HIT", "semantic"), hit.headers
+
+    assert served_hits(stack, key, first.headers["x-cache-key"]) == []
+    assert pg_rows(stack, "SELECT asked_prompt FROM served_pairs WHERE tenant = %s", tenant) == []
+    by_id = httpx.post(
+        f"{stack.base_url}/api/v1/cache/feedback", json={"request_id": hit.headers["x-request-id"]}, headers=key
+    )
+    assert by_id.status_code == 404
+
+
+def test_flushing_a_tenant_forgets_its_questions_and_reports(stack: Stack, stored, redis_client: redis.Redis) -> None:
+    tenant, key = new_tenant(stack)
+    _, hit = semantic_hit(stack, stored, key, uuid.uuid4().hex[:6])
+    pair = report(stack, key, hit.headers["x-request-id"])
+    assert in_reported_set(stack, redis_client, tenant, pair["pair_hash"])
+    assert pg_rows(stack, "SELECT count(*) FROM served_pairs WHERE tenant = %s", tenant) == [(1,)]
+
+    flushed = httpx.delete(f"{stack.base_url}/api/v1/admin/cache/tenants/{tenant}", headers=admin(stack), timeout=10)
+    assert flushed.status_code == 200, flushed.text
+
+    listed = httpx.get(f"{stack.base_url}/api/v1/cache/feedback", headers=key).json()
+    assert (listed["total"], listed["data"]) == (0, [])
+    assert pg_rows(stack, "SELECT count(*) FROM served_pairs WHERE tenant = %s", tenant) == [(0,)]
+    assert pg_rows(stack, "SELECT count(*) FROM reported_pairs WHERE tenant = %s", tenant) == [(0,)]
+    assert reported_sets(stack, redis_client, tenant) == []
+
+
+def test_flushing_a_namespace_forgets_only_its_questions(stack: Stack, stored, redis_client: redis.Redis) -> None:
+    tenant, key = new_tenant(stack)
+    pairs = {}
+    for namespace in ("team-a", "team-b"):
+        headers = {**key, "X-Cache-Namespace": namespace}
+        _, hit = semantic_hit(stack, stored, headers, uuid.uuid4().hex[:6])
+        pairs[namespace] = (hit.headers["x-request-id"], report(stack, headers, hit.headers["x-request-id"]))
+
+    flushed = httpx.delete(f"{stack.base_url}/api/v1/cache/namespaces/team-a", headers=key, timeout=10)
+    assert flushed.status_code == 200, flushed.text
+
+    (kept_request, kept_pair), (gone_request, gone_pair) = pairs["team-b"], pairs["team-a"]
+    listed = httpx.get(f"{stack.base_url}/api/v1/cache/feedback", headers=key).json()
+    assert [item["pair_hash"] for item in listed["data"]] == [kept_pair["pair_hash"]]
+    assert pg_rows(stack, "SELECT request_id FROM served_pairs WHERE tenant = %s", tenant) == [(kept_request,)]
+    assert in_reported_set(stack, redis_client, tenant, kept_pair["pair_hash"])
+    assert not in_reported_set(stack, redis_client, tenant, gone_pair["pair_hash"])
+    assert gone_request != kept_request
+
+
+def test_deleting_an_entry_forgets_the_questions_it_answered(stack: Stack, stored) -> None:
+    tenant, key = new_tenant(stack)
+    first, hit = semantic_hit(stack, stored, key, uuid.uuid4().hex[:6])
+    entry_key = first.headers["x-cache-key"]
+    assert [h["request_id"] for h in served_hits(stack, key, entry_key)] == [hit.headers["x-request-id"]]
+
+    assert httpx.delete(f"{stack.base_url}/api/v1/cache/entries/{entry_key}", headers=key).status_code == 200
+    assert pg_rows(stack, "SELECT request_id FROM served_pairs WHERE tenant = %s", tenant) == []
+
+
+def test_a_long_question_is_kept_cut_but_still_refused_whole(stack: Stack, stored) -> None:
+    tenant, key = new_tenant(stack)
+    first = chat(stack, key, tutor(uuid.uuid4().hex[:6], WATER))
+    stored(first.headers["x-cache-key"])
+    question = WATER_PARAPHRASE + " Explain." * 11_000  # ~99,000 characters
+    body = {"cache_key": first.headers["x-cache-key"], "prompt": question}
+    created = httpx.post(f"{stack.base_url}/api/v1/cache/feedback", json=body, headers=key, timeout=10)
+    assert created.status_code == 201, created.text
+
+    kept = pg_rows(stack, "SELECT length(asked_prompt), pair_hash FROM reported_pairs WHERE tenant = %s", tenant)
+    assert len(kept) == 1 and kept[0][0] <= 10_000
+    # The lookup's check hashes the whole question: the pair is known by that hash.
+    assert kept[0][1] == pair_hash(tenant, first.headers["x-cache-key"], question, None)
+    listed = httpx.get(f"{stack.base_url}/api/v1/cache/feedback", headers=key).json()["data"]
+    assert len(listed[0]["asked_prompt"]) <= 10_000
 
 
 def test_a_tenant_named_loaded_keeps_every_check_in_redis(stack: Stack, stored, redis_client: redis.Redis) -> None:
