@@ -407,12 +407,15 @@ class ReportWrongHit(Contract):
 
 
 class ListReportedPairs(Contract):
-    """The reported pairs of a tenant (None: every tenant), newest first."""
+    """A page of the reported pairs of a tenant (None: every tenant), newest first (or oldest first: an
+    export paging through them while pairs are reported sees each once). A page's texts are each at most
+    4,000 characters: 500 of them fit in one broker message; callers page for more."""
 
     type: Literal["list_reported_pairs"] = "list_reported_pairs"
     tenant: str | None = None
-    limit: int = Field(default=100, ge=1, le=100_000)
+    limit: int = Field(default=100, ge=1, le=500)
     offset: int = Field(default=0, ge=0)
+    oldest_first: bool = False
 
 
 class ListServedPairs(Contract):

@@ -113,7 +113,9 @@ class CacheAdmin:
         if self._served is None or self._reported is None:
             return _error(503, "Wrong-hit feedback is not available on this cache worker.", "service_unavailable")
         if isinstance(request, ListReportedPairs):
-            items, total = await self._reported.page(request.tenant, request.limit, request.offset)
+            items, total = await self._reported.page(
+                request.tenant, request.limit, request.offset, request.oldest_first
+            )
             return ReportedPairList(items=items, total=total)
         if isinstance(request, ListServedPairs):
             row = await self._entries.find(request.tenant, request.entry)

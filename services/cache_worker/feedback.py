@@ -567,15 +567,17 @@ class ReportedPairs:
             DEGRADED.labels("redis", "reported_pairs").inc()
         return len(digests)
 
-    async def page(self, tenant: str | None, limit: int, offset: int) -> tuple[list[ReportedPair], int]:
-        """Reported pairs of a tenant (None: all), newest first, and how many there are."""
+    async def page(
+        self, tenant: str | None, limit: int, offset: int, oldest_first: bool = False
+    ) -> tuple[list[ReportedPair], int]:
+        """Reported pairs of a tenant (None: all), newest (or oldest) first, and how many there are."""
         where, params = ("WHERE tenant = %s", [tenant]) if tenant is not None else ("", [])
+        order = "reported_at, pair_hash" if oldest_first else "reported_at DESC, pair_hash"
         async with self._pool.connection() as conn:
             cursor = await conn.execute(f"SELECT count(*) FROM reported_pairs {where}", params)
             total = await cursor.fetchone()
             cursor = await conn.execute(
-                f"SELECT {REPORTED_COLUMNS_KEPT} FROM reported_pairs {where}"
-                " ORDER BY reported_at DESC, pair_hash LIMIT %s OFFSET %s",
+                f"SELECT {REPORTED_COLUMNS_KEPT} FROM reported_pairs {where} ORDER BY {order} LIMIT %s OFFSET %s",
                 [*params, limit, offset],
             )
             rows = await cursor.fetchall()

@@ -419,6 +419,50 @@ def redis_failures(stack: Stack) -> float:
 # --- the export and the edge ----------------------------------------------------------------------
 
 
+def seed_reported(stack: Stack, tenant: str, count: int, long_text: int = 0) -> None:
+    """Reported pairs straight into PostgreSQL (as an older version, which kept any length, left them)."""
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO reported_pairs (pair_hash, tenant, entry_key, stored_prompt, asked_prompt, reported_at)"
+                " VALUES (%s, %s, %s, %s, %s, now() - make_interval(secs => %s))",
+                [
+                    (
+                        uuid.uuid4().hex * 2,
+                        tenant,
+                        f"k{i}",
+                        f"stored {i}" + "x" * long_text,
+                        f"asked {i}" + "y" * long_text,
+                        i,
+                    )
+                    for i in range(count)
+                ],
+            )
+
+
+def test_the_jsonl_export_holds_every_pair(stack: Stack) -> None:
+    tenant, key = new_tenant(stack)
+    seed_reported(stack, tenant, 260)
+    seed_reported(stack, tenant, 3, long_text=100_000)
+    export = httpx.get(f"{stack.base_url}/api/v1/cache/feedback", params={"format": "jsonl"}, headers=key, timeout=60)
+    assert export.status_code == 200, export.text
+    rows = [json.loads(line) for line in export.text.splitlines()]
+    assert len(rows) == 263 and export.headers["x-total-count"] == "263"
+    assert len({row["id"] for row in rows}) == 263
+    assert max(len(row["b"]) for row in rows) <= 10_000
+
+    page = httpx.get(f"{stack.base_url}/api/v1/cache/feedback", params={"limit": 263}, headers=key, timeout=60)
+    assert page.status_code == 200, page.text
+    assert page.json()["total"] == 263 and len(page.json()["data"]) == 263
+    assert max(len(item["asked_prompt"]) for item in page.json()["data"]) <= 10_000
+    too_many = httpx.get(f"{stack.base_url}/api/v1/cache/feedback", params={"limit": 1001}, headers=key)
+    assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "limit"
+    as_admin = httpx.get(
+        f"{stack.base_url}/api/v1/cache/feedback", params={"format": "jsonl", "tenant": tenant}, headers=admin(stack)
+    )
+    assert len(as_admin.text.splitlines()) == 263
+
+
 @pytest.mark.parametrize(
     ("moment", "status"),
     [

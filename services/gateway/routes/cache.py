@@ -12,13 +12,14 @@ question. The reported pairs export as JSONL in `make eval`'s pair format.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 import pydantic
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.gateway.auth import Principal
@@ -58,7 +59,10 @@ ContractT = TypeVar("ContractT", bound=BaseModel)
 MIN_NEAR_SIMILARITY = 0.5
 # What `make eval` reports these pairs under (`PAIRS=reported.jsonl`).
 REPORTED_CATEGORY = "reported_wrong_hit"
-MAX_EXPORT = 100_000
+# Reported pairs per RPC: texts are kept to 4,000 characters each, so a page stays a few MB, far below
+# a broker message's limit; more pairs take more pages.
+RPC_PAGE = 100
+MAX_LIST = 1000
 
 
 def own_tenant(principal: Principal, requested: str | None) -> str:
@@ -252,28 +256,75 @@ async def reported_pairs(
     principal: Caller,
     tenant: TenantParam = None,
     format: Literal["json", "jsonl"] = "json",
-    limit: Annotated[int, Query(ge=1, le=MAX_EXPORT)] = 100,
+    limit: Annotated[
+        int | None, Query(ge=1, le=10_000_000, description=f"json: 1 to {MAX_LIST} (100); jsonl: none means all")
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
     """The reported pairs, newest first (admin: every tenant's unless `tenant`); `format=jsonl` exports them
-    as `make eval` pairs (`{"a": stored, "b": asked, "same_answer": false, "category": ...}`)."""
+    all, oldest first (or `limit` of them), as `make eval` pairs (`{"a": stored, "b": asked, "same_answer":
+    false, "category": ...}`), streamed page by page; `X-Total-Count` says how many pairs there are."""
     scope = tenant if principal.is_admin else own_tenant(principal, tenant)
-    result = await ask_cache(request, ListReportedPairs(tenant=scope, limit=limit, offset=offset), ReportedPairList)
     if format == "jsonl":
-        lines = b"".join(orjson.dumps(eval_pair(pair)) + b"\n" for pair in result.items if pair.stored_prompt)
-        return Response(
-            lines,
-            media_type="application/x-ndjson",
-            headers={"Content-Disposition": 'attachment; filename="reported_pairs.jsonl"'},
-        )
+        return await export_jsonl(request, scope, limit, offset)
+    if limit is not None and limit > MAX_LIST:
+        raise ApiError(400, f"'limit' is at most {MAX_LIST} (format=jsonl exports them all).", param="limit")
+    wanted = limit or 100
+    items: list[ReportedPair] = []
+    total = 0
+    async for page in reported_pages(request, scope, wanted, offset, oldest_first=False):
+        items += page.items
+        total = page.total
     body = {
         "object": "list",
-        "data": [item.model_dump() for item in result.items],
-        "total": result.total,
-        "limit": limit,
+        "data": [item.model_dump() for item in items],
+        "total": total,
+        "limit": wanted,
         "offset": offset,
     }
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def reported_pages(
+    request: Request, tenant: str | None, limit: int | None, offset: int, *, oldest_first: bool
+) -> AsyncIterator[ReportedPairList]:
+    """Up to `limit` reported pairs (None: all) from `offset`, one RPC page (RPC_PAGE pairs) at a time."""
+    left = limit
+    while left is None or left > 0:
+        size = RPC_PAGE if left is None else min(RPC_PAGE, left)
+        message = ListReportedPairs(tenant=tenant, limit=size, offset=offset, oldest_first=oldest_first)
+        page = await ask_cache(request, message, ReportedPairList)
+        yield page
+        if len(page.items) < size:
+            return
+        offset += size
+        left = None if left is None else left - size
+
+
+async def export_jsonl(request: Request, tenant: str | None, limit: int | None, offset: int) -> Response:
+    """The pairs as `make eval` rows, streamed. The first page is asked before the answer starts (a failure
+    is still an HTTP error); a failure later cuts the stream off unfinished, which a client sees as an
+    error, never as a shorter file."""
+    pages = reported_pages(request, tenant, limit, offset, oldest_first=True)
+    first = await anext(pages)
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield eval_lines(first)
+        async for page in pages:
+            yield eval_lines(page)
+
+    return StreamingResponse(
+        lines(),
+        media_type="application/x-ndjson",
+        headers={
+            "Content-Disposition": 'attachment; filename="reported_pairs.jsonl"',
+            "X-Total-Count": str(first.total),
+        },
+    )
+
+
+def eval_lines(page: ReportedPairList) -> bytes:
+    return b"".join(orjson.dumps(eval_pair(pair)) + b"\n" for pair in page.items if pair.stored_prompt)
 
 
 def eval_pair(pair: ReportedPair) -> dict[str, Any]:

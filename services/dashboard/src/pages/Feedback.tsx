@@ -22,7 +22,7 @@ export function FeedbackPage() {
 
   async function exportJsonl() {
     try {
-      const text = await api.text("/api/v1/cache/feedback", api.scoped({ format: "jsonl", limit: 100000 }));
+      const text = await api.text("/api/v1/cache/feedback", api.scoped({ format: "jsonl" }));
       const url = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));
       const link = document.createElement("a");
       link.href = url;
