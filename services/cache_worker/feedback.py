@@ -420,8 +420,8 @@ class ReportedPairs:
         members = {_text(member) for member in await self._redis.smembers(self._set(tenant))}
         async with self._pool.connection() as conn:
             cursor = await conn.execute("SELECT pair_hash FROM reported_pairs WHERE tenant = %s", (tenant,))
-            kept = {row[0] for row in await cursor.fetchall()}
-        missing, stale = kept - members, members - kept
+            in_postgres = {row[0] for row in await cursor.fetchall()}
+        missing, stale = in_postgres - members, members - in_postgres
         async with self._redis.pipeline(transaction=False) as pipe:
             if missing:
                 pipe.sadd(self._set(tenant), *missing)
@@ -455,11 +455,11 @@ class ReportedPairs:
             DEGRADED.labels("redis" if isinstance(exc, RedisTooSlow) else "postgres", "reported_pairs").inc()
             REFUSED.labels("reported_check_failed").inc(len(candidates))
             return [], ["reported_check_failed"] * len(candidates)
-        kept = [c for c, digest in zip(candidates, hashes, strict=True) if digest not in reported]
-        refused = len(candidates) - len(kept)
+        allowed = [c for c, digest in zip(candidates, hashes, strict=True) if digest not in reported]
+        refused = len(candidates) - len(allowed)
         if refused:
             REFUSED.labels(REPORTED_REASON).inc(refused)
-        return kept, [REPORTED_REASON] * refused
+        return allowed, [REPORTED_REASON] * refused
 
     async def _reported(self, tenant: str, hashes: list[str]) -> set[str]:
         try:
