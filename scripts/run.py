@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 
-from scripts import supervise
+from scripts import dashboard, supervise
 from scripts.stack import ROOT, check_dependencies, fail, reachable, start_embedded_postgres
 
 PROCESSES = ["embedder", "cache_worker", "llm_worker", "stats_consumer", "tenants", "gateway"]
@@ -109,9 +109,13 @@ def _announce_when_ready(base_url: str) -> None:
                 if response.status == 200:
                     print(
                         f"\n==> LLM Cache Proxy ready: OpenAI base_url = {base_url}/v1"
-                        f"   (stats: {base_url}/api/v1/cache/stats, metrics: {base_url}/metrics)\n",
+                        f"   (stats: {base_url}/api/v1/cache/stats, metrics: {base_url}/metrics)",
                         flush=True,
                     )
+                    if (ROOT / "services" / "dashboard" / "dist" / "index.html").is_file():
+                        print(f"==> Dashboard: {base_url}/dashboard   (sign in with the API key above)\n", flush=True)
+                    else:
+                        print(f"==> No dashboard: {dashboard.HOW_TO_GET_NODE}\n", flush=True)
                     return
         except Exception:
             pass

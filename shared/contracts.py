@@ -57,6 +57,7 @@ class LookupContext(Contract):
     context_embedding: list[float] | None = None
     embedding_model: str | None = None
     best_similarity: float | None = None
+    refusals: list[str] = Field(default_factory=list)  # why the semantic candidates were not served
 
 
 # A request in another format than OpenAI's (a Messages request) is version 2: workers from before
@@ -329,6 +330,11 @@ class UsageEvent(Contract):
     cost_saved_usd: float = 0.0  # hits: what the upstream would have charged
     latency_ms: float = 0.0
     created_at: float
+    # The entry behind the answer: a hit's entry, or the key a miss's answer is stored under.
+    cache_key: str | None = None
+    # Semantic hits: the served entry's similarity; misses: the nearest candidate's (refused).
+    similarity: float | None = None
+    refusals: list[str] = Field(default_factory=list)  # refused semantic candidates, by reason
 
 
 class UsageEventBatch(Contract):
@@ -388,6 +394,8 @@ class StatsResult(Contract):
     cost_usd: float
     cost_saved_usd: float
     latency_ms: LatencyPercentiles = Field(default_factory=lambda: LatencyPercentiles())
+    hit_latency_ms: LatencyPercentiles = Field(default_factory=lambda: LatencyPercentiles())  # hits only
+    miss_latency_ms: LatencyPercentiles = Field(default_factory=lambda: LatencyPercentiles())  # misses only
     since: float | None = None  # the window asked for (epoch seconds)
     until: float | None = None
     bucket: StatsBucketSize | None = None
@@ -464,7 +472,11 @@ class DeleteEntry(Contract):
 
 
 class DeleteNear(Contract):
-    """Delete every entry whose prompt is semantically near `prompt` (similarity >= min_similarity)."""
+    """Delete every entry whose prompt is semantically near `prompt` (similarity >= min_similarity).
+
+    `dry_run` deletes nothing and answers NearEntries (what would go, with each similarity);
+    `entry_ids` limits the deletion to those entries (the ones a preview showed).
+    """
 
     type: Literal["delete_near"] = "delete_near"
     tenant: str
@@ -472,6 +484,9 @@ class DeleteNear(Contract):
     min_similarity: float = Field(ge=0, le=1)
     namespace: str | None = None
     model: str | None = None
+    dry_run: bool = False
+    entry_ids: list[str] | None = Field(default=None, max_length=1000)
+    limit: int = Field(default=500, ge=1, le=1000)  # most entries a preview lists
 
 
 class FlushEntries(Contract):
@@ -482,8 +497,51 @@ class FlushEntries(Contract):
     namespace: str | None = None
 
 
+class ReportWrongHit(Contract):
+    """A semantic hit's answer was wrong for the question asked: that (entry, question) pair is never
+    served again. Named by the hit's request id, or by the entry (id or key) and the question asked (its
+    prompt, or the request's messages: the last user message and, in a conversation, the earlier turns)."""
+
+    type: Literal["report_wrong_hit"] = "report_wrong_hit"
+    tenant: str
+    request_id: str | None = Field(default=None, min_length=1, max_length=128)
+    entry: str | None = Field(default=None, min_length=1, max_length=128)
+    prompt: str | None = Field(default=None, min_length=1, max_length=100_000)  # a single-turn question
+    messages: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=1000)  # or the whole chat
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ListReportedPairs(Contract):
+    """A page of the reported pairs of a tenant (None: every tenant), newest first (or oldest first: an
+    export paging through them while pairs are reported sees each once). A page's texts are each at most
+    4,000 characters: 500 of them fit in one broker message; callers page for more."""
+
+    type: Literal["list_reported_pairs"] = "list_reported_pairs"
+    tenant: str | None = None
+    limit: int = Field(default=100, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+    oldest_first: bool = False
+
+
+class ListServedPairs(Contract):
+    """The questions an entry answered by semantic hits (within the feedback window), newest first."""
+
+    type: Literal["list_served_pairs"] = "list_served_pairs"
+    tenant: str
+    entry: str
+    limit: int = Field(default=50, ge=1, le=500)
+
+
 CacheAdminRequest = Annotated[
-    ListEntries | GetEntry | DeleteEntry | DeleteNear | FlushEntries, Field(discriminator="type")
+    ListEntries
+    | GetEntry
+    | DeleteEntry
+    | DeleteNear
+    | FlushEntries
+    | ReportWrongHit
+    | ListReportedPairs
+    | ListServedPairs,
+    Field(discriminator="type"),
 ]
 CACHE_ADMIN_ADAPTER: TypeAdapter[CacheAdminRequest] = TypeAdapter(CacheAdminRequest)
 
@@ -528,6 +586,67 @@ class EntriesDeleted(Contract):
     keys: list[str] = Field(default_factory=list)
 
 
+class NearEntry(EntrySummary):
+    """An entry near a prompt, with its prompt's similarity to it."""
+
+    similarity: float
+
+
+class NearEntries(Contract):
+    """What DeleteNear with dry_run would delete, most similar first."""
+
+    kind: Literal["near_entries"] = "near_entries"
+    items: list[NearEntry]
+
+
+class ServedPair(BaseModel):
+    """One semantic hit: the entry that answered and the question it answered."""
+
+    request_id: str
+    tenant: str
+    entry_id: str
+    entry_key: str
+    asked_prompt: str
+    asked_context: str | None = None
+    similarity: float | None = None
+    served_at: float
+    reported: bool = False
+
+
+class ServedPairList(Contract):
+    kind: Literal["served_pairs"] = "served_pairs"
+    items: list[ServedPair]
+
+
+class ReportedPair(BaseModel):
+    """A (stored entry, asked question) pair reported as a wrong hit: never served again."""
+
+    pair_hash: str
+    tenant: str
+    entry_key: str
+    entry_id: str | None = None
+    stored_prompt: str | None
+    stored_context: str | None = None
+    asked_prompt: str
+    asked_context: str | None = None
+    similarity: float | None = None
+    request_id: str | None = None
+    note: str | None = None
+    reported_at: float
+
+
+class WrongHitReported(Contract):
+    kind: Literal["wrong_hit_reported"] = "wrong_hit_reported"
+    pair: ReportedPair
+    created: bool  # False: the pair had been reported before
+
+
+class ReportedPairList(Contract):
+    kind: Literal["reported_pairs"] = "reported_pairs"
+    items: list[ReportedPair]
+    total: int
+
+
 # --- usage statistics and the usage log (RPC, gateway -> stats consumer) ------------------------
 # StatsQuery and StatsResult (above) refer to these: they are rebuilt once these are defined.
 
@@ -559,6 +678,8 @@ class UsageMeasures(BaseModel):
     cost_usd: float = 0.0
     cost_saved_usd: float = 0.0
     latency_ms: LatencyPercentiles = Field(default_factory=LatencyPercentiles)
+    hit_latency_ms: LatencyPercentiles = Field(default_factory=LatencyPercentiles)  # hits only
+    miss_latency_ms: LatencyPercentiles = Field(default_factory=LatencyPercentiles)  # misses only
 
 
 class StatsBucket(UsageMeasures):
@@ -574,10 +695,12 @@ class ModelStats(UsageMeasures):
 
 
 class ReasonCounts(BaseModel):
-    """How many bypasses and errors there were, by reason ("unknown" when none was given)."""
+    """How many bypasses and errors there were, by reason ("unknown" when none was given), and how
+    many semantic candidates were refused, by the refusal's reason."""
 
     bypass: dict[str, int] = Field(default_factory=dict)
     error: dict[str, int] = Field(default_factory=dict)
+    refused: dict[str, int] = Field(default_factory=dict)
 
 
 class UsageQuery(Contract):
@@ -592,6 +715,9 @@ class UsageQuery(Contract):
     until: float | None = None  # epoch seconds, exclusive
     limit: int = Field(default=50, ge=1, le=500)
     cursor: str | None = None  # a previous page's next_cursor: continue after its last row
+    namespace: str | None = None
+    cache_key: str | None = None  # only the requests of this entry
+    request_id: str | None = None
 
 
 class UsageRecord(BaseModel):
@@ -612,6 +738,9 @@ class UsageRecord(BaseModel):
     cost_saved_usd: float
     latency_ms: float | None
     created_at: float  # epoch seconds
+    cache_key: str | None = None
+    similarity: float | None = None
+    refusals: list[str] = Field(default_factory=list)
 
 
 class UsagePage(Contract):

@@ -28,6 +28,12 @@ async def open_service_pool(settings: DatabaseSettings, service: str, *, vector:
     )
 
 
+def index_if_missing(name: str, ddl: str) -> str:
+    """Run `CREATE INDEX` only when the index is missing: even with IF NOT EXISTS it takes its lock on
+    the table first, so a restart would queue behind any open write, and every write behind it."""
+    return f"DO $$ BEGIN IF to_regclass('{name}') IS NULL THEN {ddl}; END IF; END $$"
+
+
 async def ensure_extension(url: str) -> None:
     """Create the pgvector extension if it is missing (needs the right to; fails loudly if it can't)."""
     async with await AsyncConnection.connect(url, autocommit=True) as conn:

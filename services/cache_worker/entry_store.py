@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.cache_worker.entries import CachedAnswer
+from shared.db import index_if_missing
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,6 @@ def add_column_ddl(table: str, column: str, column_type: str) -> str:
         THEN ALTER TABLE {table} ADD COLUMN {column} {column_type};
         END IF;
     END $$"""
-
-
-def index_if_missing(name: str, ddl: str) -> str:
-    """Run `CREATE INDEX` only when the index is missing: even with IF NOT EXISTS it takes its lock on
-    the table first, so a restart would queue behind any open write, and every write behind it."""
-    return f"DO $$ BEGIN IF to_regclass('{name}') IS NULL THEN {ddl}; END IF; END $$"
 
 
 CATALOGUE_DDL = [
@@ -399,13 +394,14 @@ class EntryStore:
         column, value = _id_or_key(entry)
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                f"SELECT {SUMMARY_COLUMNS}, completion FROM cache_entries WHERE tenant = %s AND {column} = %s",
+                f"SELECT {SUMMARY_COLUMNS}, context_text, completion FROM cache_entries"
+                f" WHERE tenant = %s AND {column} = %s",
                 (tenant, value),
             )
             row = await cursor.fetchone()
         if row is None:
             return None
-        return {**_summary(row[:-1]), "completion": row[-1]}
+        return {**_summary(row[:-2]), "context_text": row[-2], "completion": row[-1]}
 
     async def delete_one(self, tenant: str, entry: str) -> list[str]:
         column, value = _id_or_key(entry)
@@ -421,10 +417,20 @@ class EntryStore:
             cursor = await conn.execute(f"DELETE FROM cache_entries WHERE {clause} RETURNING exact_key", params)
             return [row[0] for row in await cursor.fetchall()]
 
-    async def delete_near(self, where: EntryFilter, embedding: list[float], min_similarity: float) -> list[str]:
-        """Delete the tenant's entries whose prompt vector is at least `min_similarity` to `embedding`."""
+    async def delete_near(
+        self,
+        where: EntryFilter,
+        embedding: list[float],
+        min_similarity: float,
+        entry_ids: list[str] | None = None,
+    ) -> list[str]:
+        """Delete the tenant's entries whose prompt vector is at least `min_similarity` to `embedding`
+        (only those of `entry_ids`, when given: the ones a preview showed)."""
         table, _ = await self._ensure_vector_table(len(embedding))
         clause, params = _where(where, alias="e.")
+        if entry_ids is not None:
+            clause += " AND e.id = ANY(%(ids)s)"
+            params["ids"] = [_uuid_or_none(value) for value in entry_ids]
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
                 f"""
@@ -436,6 +442,31 @@ class EntryStore:
                 {**params, "v": np.asarray(embedding, dtype=np.float32), "min_similarity": min_similarity},
             )
             return [row[0] for row in await cursor.fetchall()]
+
+    async def near(
+        self, where: EntryFilter, embedding: list[float], min_similarity: float, limit: int
+    ) -> list[dict[str, Any]]:
+        """What delete_near would delete (at most `limit`), most similar first, each with its similarity."""
+        table, _ = await self._ensure_vector_table(len(embedding))
+        clause, params = _where(where, alias="e.")
+        columns = ", ".join(f"e.{column}" for column in SUMMARY_COLUMNS.split(", "))
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"""
+                SELECT {columns}, 1 - (v.embedding <=> %(v)s) AS similarity
+                FROM {table} v JOIN cache_entries e ON e.id = v.entry_id
+                WHERE {clause} AND 1 - (v.embedding <=> %(v)s) >= %(min_similarity)s
+                ORDER BY v.embedding <=> %(v)s LIMIT %(limit)s
+                """,
+                {
+                    **params,
+                    "v": np.asarray(embedding, dtype=np.float32),
+                    "min_similarity": min_similarity,
+                    "limit": limit,
+                },
+            )
+            rows = await cursor.fetchall()
+        return [{**_summary(row[:-1]), "similarity": float(row[-1])} for row in rows]
 
 
 SUMMARY_COLUMNS = "id, exact_key, tenant, namespace, model, prompt_text, created_at, expires_at, hit_count, last_hit_at"
@@ -455,6 +486,13 @@ def _summary(row: Any) -> dict[str, Any]:
         "hit_count": int(hits),
         "last_hit_at": last_hit.timestamp() if last_hit else None,
     }
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def _id_or_key(entry: str) -> tuple[str, Any]:

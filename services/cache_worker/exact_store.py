@@ -69,6 +69,10 @@ class ExactStore:
             deleted, _ = await pipe.execute()
         return int(deleted)
 
+    async def owns(self, tenant: str, key: str) -> bool:
+        """Whether Redis lists the entry under this tenant (its LRU order holds every key it stores)."""
+        return await self._redis.zscore(self._lru(tenant), key) is not None
+
     async def mark_redis_only(self, tenant: str, namespace: str, key: str | list[str], ttl_seconds: int) -> None:
         """Note an entry PostgreSQL does not hold (it refused the text, or was down) under its namespace:
         Redis keys do not carry one, and a namespace flush must not leave it answering until its TTL.

@@ -8,8 +8,10 @@ import time
 import psycopg
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.cache_worker.admin import CacheAdmin
+from services.cache_worker import keys
+from services.cache_worker.admin import AdminAnswer, CacheAdmin
 from services.cache_worker.embeddings import EmbeddingsCache, EmbeddingsHit
+from services.cache_worker.feedback import Served, ServedPairs
 from services.cache_worker.lookup import Hit, Lookup
 from services.cache_worker.metrics import DEGRADED, EXPIRED
 from services.cache_worker.storing import Storer
@@ -27,9 +29,6 @@ from shared.contracts import (
     EmbeddingsCached,
     EmbeddingsGenerated,
     EmbeddingsRequest,
-    EntriesDeleted,
-    EntryFound,
-    EntryPage,
     ErrorInfo,
     ErrorReply,
     UsageEvent,
@@ -54,6 +53,7 @@ class CacheHandlers:
         usage: UsagePublisher,
         prices: PriceBook,
         embeddings: EmbeddingsCache,
+        served: ServedPairs | None = None,
     ) -> None:
         self._worker = worker
         self._lookup = lookup
@@ -63,6 +63,7 @@ class CacheHandlers:
         self._usage = usage
         self._prices = prices
         self._embeddings = embeddings
+        self._served = served
 
     async def on_lookup(self, message: AbstractIncomingMessage) -> None:
         request = WORK_REQUEST_ADAPTER.validate_json(message.body)
@@ -111,6 +112,8 @@ class CacheHandlers:
         body = CompletionReply(cache=cache, completion=answer.served_completion()).model_dump_json().encode()
         await reply(self._worker.fast_channel, message, body)
         self._hits.record(request.tenant, answer.exact_key)
+        if hit.match == "semantic":
+            self._record_served(request, hit)
 
         tokens = answer.usage()
         event = UsageEvent(
@@ -129,6 +132,9 @@ class CacheHandlers:
             ),
             latency_ms=(time.time() - request.received_at) * 1000,
             created_at=time.time(),
+            cache_key=answer.exact_key,
+            similarity=cache.similarity,
+            refusals=list(hit.refusals),
         )
         await self._publish_usage(event)
 
@@ -168,6 +174,26 @@ class CacheHandlers:
             log.warning("publishing a usage event failed: %s", exc)
             DEGRADED.labels("broker", "usage_event").inc()
 
+    def _record_served(self, request: CompletionRequest, hit: Hit) -> None:
+        """Keep the question a semantic hit answered, so the hit can be reported as wrong by its request id;
+        not a request's that told the cache not to store (`Cache-Control: no-store`)."""
+        prompt = keys.semantic_prompt(request.body)
+        if self._served is None or prompt is None or not request.controls.store:
+            return
+        self._served.record(
+            Served(
+                request_id=request.request_id,
+                tenant=request.tenant,
+                namespace=request.controls.namespace,
+                entry_id=hit.answer.entry_id,
+                entry_key=hit.answer.exact_key,
+                asked_prompt=prompt,
+                asked_context=keys.conversation(request.body).context_text,
+                similarity=hit.similarity,
+                served_at=time.time(),
+            )
+        )
+
     async def on_store_event(self, message: AbstractIncomingMessage) -> None:
         event = STORE_EVENT_ADAPTER.validate_json(message.body)
         if isinstance(event, CompletionGenerated):
@@ -180,11 +206,12 @@ class CacheHandlers:
 
     async def on_admin(self, message: AbstractIncomingMessage) -> None:
         request = CACHE_ADMIN_ADAPTER.validate_json(message.body)
-        answer: EntryPage | EntryFound | EntriesDeleted | ErrorReply
+        answer: AdminAnswer | ErrorReply
         try:
             answer = await self._admin.handle(request)
-        except psycopg.DataError:
-            # Values PostgreSQL refuses (text with NUL bytes, ...) are the caller's to fix, not a retry's.
+        except (psycopg.DataError, ValueError):
+            # Values PostgreSQL refuses (text with NUL bytes, ...) or Python can't convert (a time outside
+            # years 1 to 9999) are the caller's to fix, not a retry's.
             answer = ErrorReply(
                 error=ErrorInfo(
                     type="invalid_request_error", message="A value in the request is not valid.", status=400

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from services.cache_worker import keys
 from services.cache_worker.entries import CachedAnswer
@@ -36,12 +36,22 @@ log = logging.getLogger(__name__)
 Embed = Callable[[list[str]], Awaitable[tuple[list[list[float]], str]]]
 
 
+class ReportedCheck(Protocol):
+    """Wrong-hit feedback (feedback.ReportedPairs): drops the candidates whose pair with this question
+    was reported, returning the others and one refusal reason per candidate dropped."""
+
+    async def drop_reported(
+        self, tenant: str, prompt: str, context: str | None, candidates: list[Candidate]
+    ) -> tuple[list[Candidate], list[str]]: ...
+
+
 @dataclass(frozen=True)
 class Hit:
     answer: CachedAnswer
     match: Literal["exact", "semantic"]
     similarity: float | None = None
     coalesced: bool = False
+    refusals: tuple[str, ...] = ()  # semantic candidates refused before this one was served
 
 
 @dataclass(frozen=True)
@@ -149,12 +159,14 @@ class Lookup:
         embed: Embed,
         policy: LookupPolicy,
         verifier: HitVerifier | None = None,
+        reported: ReportedCheck | None = None,
     ) -> None:
         self._exact = exact
         self._entries = entries
         self._embed = embed
         self._policy = policy
         self._verifier = verifier if verifier is not None else ThresholdVerifier()
+        self._reported = reported
 
     async def run(self, request: CompletionRequest) -> Hit | Miss:
         started = time.perf_counter()
@@ -269,15 +281,27 @@ class Lookup:
         if threshold is None:
             threshold = self._policy.similarity_threshold
         context_threshold = self._policy.context_similarity_threshold if context_vector is not None else None
+        # Wrong-hit feedback: pairs reported for this question are never candidates (feedback.py). Only
+        # those past the pre-filter are checked: a lookup with none asks nothing more.
+        above = [c for c in candidates if c.similarity >= threshold]
+        allowed, reported = await self._drop_reported(request.tenant, prompt, context_text, above)
         choice = await choose_candidate(
-            candidates, prompt, threshold, self._verifier, context_threshold, vector, context_text
+            allowed, prompt, threshold, self._verifier, context_threshold, vector, context_text
         )
+        refusals = reported + choice.refusals
         if choice.candidate is not None:
             BEST_SIMILARITY.labels("hit").observe(choice.candidate.similarity)
-            return Hit(choice.candidate.answer, "semantic", choice.candidate.similarity)
+            return Hit(choice.candidate.answer, "semantic", choice.candidate.similarity, refusals=tuple(refusals))
         best = candidates[0].similarity
         BEST_SIMILARITY.labels("miss").observe(best)
-        return Miss(context.model_copy(update={"best_similarity": best}))
+        return Miss(context.model_copy(update={"best_similarity": best, "refusals": refusals}))
+
+    async def _drop_reported(
+        self, tenant: str, prompt: str, context_text: str | None, candidates: list[Candidate]
+    ) -> tuple[list[Candidate], list[str]]:
+        if self._reported is None:
+            return candidates, []
+        return await self._reported.drop_reported(tenant, prompt, context_text, candidates)
 
     async def _single_flight(self, request: CompletionRequest, context: LookupContext) -> Hit | Miss:
         """Let one of several concurrent identical misses call the upstream; the others wait for its answer."""

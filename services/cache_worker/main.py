@@ -17,6 +17,7 @@ from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.embeddings import EmbeddingsCache
 from services.cache_worker.entry_store import EntryStore
 from services.cache_worker.exact_store import ExactStore
+from services.cache_worker.feedback import ReportedPairs, ServedPairs
 from services.cache_worker.handlers import CacheHandlers
 from services.cache_worker.lookup import Lookup, LookupPolicy
 from services.cache_worker.settings import Settings
@@ -38,12 +39,17 @@ async def main() -> None:
     settings = Settings()
     setup_logging("cache_worker", settings.log_level)
     worker = Worker("cache_worker", settings)
-    redis_client = redis.from_url(settings.redis_url)
+    redis_client = redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout_seconds,
+        socket_connect_timeout=settings.redis_socket_timeout_seconds,
+    )
     pool = await open_service_pool(settings, "cache_worker")
     background: list[asyncio.Task[None]] = []
     hits: HitRecorder | None = None
     verifier: HitVerifier | None = None
     usage: UsagePublisher | None = None
+    served: ServedPairs | None = None
     try:
         await worker.start()
 
@@ -56,6 +62,13 @@ async def main() -> None:
         exact = ExactStore(redis_client, settings.redis_prefix)
         entries = EntryStore(pool, settings.hnsw_ef_search)
         await entries.ensure_schema()
+        reported = ReportedPairs(pool, redis_client, settings.redis_prefix, settings.reported_check_timeout_seconds)
+        await reported.ensure_schema()
+        try:
+            await reported.load_into_redis()
+        except Exception as exc:  # the lookups' check asks PostgreSQL until Redis has the sets
+            log.warning("loading reported pairs into Redis failed: %s", exc)
+        served = ServedPairs(pool, settings.feedback_window_seconds)
         policy = LookupPolicy(
             similarity_threshold=settings.similarity_threshold,
             context_similarity_threshold=settings.context_similarity_threshold,
@@ -80,17 +93,20 @@ async def main() -> None:
         usage = UsagePublisher(publish_usage)
         handlers = CacheHandlers(
             worker,
-            Lookup(exact, entries, embed, policy, verifier),
+            Lookup(exact, entries, embed, policy, verifier, reported),
             Storer(exact, entries, embed, settings.cache_ttl_seconds, settings.max_entries_per_tenant),
-            CacheAdmin(exact, entries, embed),
+            CacheAdmin(exact, entries, embed, served, reported),
             hits,
             usage,
             PriceBook(settings.prices_file or None),
             EmbeddingsCache(exact, settings.cache_ttl_seconds),
+            served,
         )
         background = [
             asyncio.create_task(hits.run()),
-            asyncio.create_task(Sweeper(exact, entries, settings.sweep_interval_seconds).run()),
+            asyncio.create_task(served.run()),
+            asyncio.create_task(reported.run_reconcile(settings.reported_reconcile_seconds)),
+            asyncio.create_task(Sweeper(exact, entries, settings.sweep_interval_seconds, served=served).run()),
         ]
 
         async def health() -> dict[str, bool]:
@@ -111,6 +127,8 @@ async def main() -> None:
                 await task
         if hits is not None:
             await hits.flush()
+        if served is not None:
+            await served.flush()
         if verifier is not None:
             await verifier.close()
         await pool.close()

@@ -49,7 +49,8 @@ REFUSED = Counter(
     "negation_mismatch, exclusion_mismatch, added_phrase, unread_text, "
     "symbol_mismatch, polarity_mismatch, "
     "entity_mismatch, unit_mismatch, scope_mismatch, order_swap, differing_words, low_similarity, low_confidence, "
-    "judge_refused, judge_timeout, judge_error, prompt_unknown, prompt_too_long, verifier_error).",
+    "judge_refused, judge_timeout, judge_error, prompt_unknown, prompt_too_long, verifier_error; "
+    "reported_wrong_hit: the pair was reported as a wrong hit, reported_check_failed: that could not be checked).",
     ["reason"],
 )
 VERIFIER_SCORE = Histogram(
@@ -62,4 +63,7 @@ USAGE_BATCH_SIZE = Histogram(
     "llmcache_cache_usage_batch_size",
     "Usage events of hits per published UsageEventBatch message.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+)
+REPORTED_PAIRS = Counter(
+    "llmcache_cache_reported_pairs_total", "(Entry, question) pairs reported as wrong hits (never served again)."
 )

@@ -33,6 +33,30 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
     flight_wait_seconds: float = Field(
         default=60.0, gt=0, description="Longest wait on an identical request in flight before going upstream."
     )
+    feedback_window_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="How long a semantic hit's question is kept so the hit can be reported as wrong by its "
+        "request id (0: not kept; reports then name the entry and the question). Never kept for a request "
+        "with Cache-Control: no-store; deleted with its entry, namespace or tenant before then.",
+    )
+    redis_socket_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Longest wait on Redis for a connection or a reply: a hung Redis is an error, not a hang.",
+    )
+    reported_check_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest wait on Redis for the reported-pair check: past it the semantic candidates are "
+        "refused (the request goes upstream), never served unchecked.",
+    )
+    reported_reconcile_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often each tenant's Redis set of reported pairs is compared with PostgreSQL (and put "
+        "right): bounds how long a pair whose Redis write failed could still be served.",
+    )
     sweep_interval_seconds: float = Field(default=60.0, gt=0, description="How often expired rows are deleted.")
     embed_timeout_seconds: float = Field(default=2.0, gt=0, description="Semantic lookup is skipped past this.")
     # 128: at 1M entries recall@1 0.993 instead of 0.94 at 64, for +0.7 ms p50 (bench/scale.py).

@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from services.cache_worker.entry_store import EntryStore
 from services.cache_worker.exact_store import ExactStore
+from services.cache_worker.feedback import ServedPairs
 from services.cache_worker.metrics import DEGRADED, SWEPT
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,19 @@ class HitRecorder:
 class Sweeper:
     """Deletes expired entries from PostgreSQL (Redis expires its own) every `interval` seconds."""
 
-    def __init__(self, exact: ExactStore, entries: EntryStore, interval: float, batch: int = 1000) -> None:
+    def __init__(
+        self,
+        exact: ExactStore,
+        entries: EntryStore,
+        interval: float,
+        batch: int = 1000,
+        served: ServedPairs | None = None,
+    ) -> None:
         self._exact = exact
         self._entries = entries
         self._interval = interval
         self._batch = batch
+        self._served = served  # semantic hits kept for feedback: forgotten after their window
 
     async def sweep(self) -> int:
         swept = 0
@@ -85,6 +94,8 @@ class Sweeper:
                 swept = await self.sweep()
                 if swept:
                     log.info("swept %d expired entries", swept)
+                if self._served is not None:
+                    await self._served.sweep()
             except Exception as exc:
                 log.warning("sweeping expired entries failed: %s", exc)
                 DEGRADED.labels("postgres", "sweep").inc()

@@ -26,6 +26,7 @@ from services.gateway.auth import Principal
 from services.gateway.errors import ApiError, anthropic_error_response, anthropic_error_type, error_response
 from services.gateway.limits import Admission
 from services.gateway.metrics import IN_FLIGHT, LATENCY, REQUESTS
+from services.gateway.request_log import RequestLine
 from services.gateway.state import GatewayState
 from shared.contracts import (
     REPLY_ADAPTER,
@@ -131,6 +132,7 @@ async def forward(
     """Publish an admitted request and answer it from its replies."""
     stream = isinstance(work, CompletionRequest) and work.stream
     request_id = work.request_id
+    line = RequestLine(state, request_id, work.tenant, str(work.body.get("model")))
     replies = state.inbox.open(request_id)
     IN_FLIGHT.inc()
     keep_open = False
@@ -152,7 +154,7 @@ async def forward(
             first = await whole_embeddings(first, replies, state.settings.request_timeout_seconds)
 
         if isinstance(first, ErrorReply):
-            count(started, first.error.status, "ERROR", stream)
+            count(started, first.error.status, "ERROR", stream, line.failed(first.error.code or first.error.type))
             error = first.error
             headers = {"X-Request-Id": request_id}
             if error.retry_after_seconds is not None:
@@ -171,11 +173,12 @@ async def forward(
             else:
                 events = dialect.replay(first.completion, work.body)
                 response = StreamingResponse(_replay(events), media_type="text/event-stream", headers=headers)
-            count(started, 200, first.cache.status, stream)  # once built: a failure is counted as a 500 only
+            # Once built: a failure is counted as a 500 only.
+            count(started, 200, first.cache.status, stream, line.answered(first.cache))
             return response
         if isinstance(first, ChunkReply) and stream:
             cache = first.cache or CacheInfo(status="MISS")
-            count(started, 200, cache.status, stream)
+            count(started, 200, cache.status, stream, line.answered(cache))
             keep_open = True
             return StreamingResponse(
                 _relay(state, principal, request_id, first, replies, dialect),
@@ -184,10 +187,10 @@ async def forward(
             )
         raise ApiError(502, "Unexpected reply from the cache service.")
     except ApiError as exc:
-        count(started, exc.status, "ERROR", stream)
+        count(started, exc.status, "ERROR", stream, line.failed(exc.code or exc.type))
         return dialect.api_error(exc, {"X-Request-Id": request_id})
     except Exception:
-        count(started, 500, "ERROR", stream)
+        count(started, 500, "ERROR", stream, line.failed("internal"))
         raise
     finally:
         IN_FLIGHT.dec()
@@ -297,8 +300,11 @@ def cache_headers(cache: CacheInfo, request_id: str) -> dict[str, str]:
     return headers
 
 
-def count(started: float, status: int, cache: str, stream: bool) -> None:
-    """Count an answer and its latency in the gateway's metrics."""
+def count(started: float, status: int, cache: str, stream: bool, line: RequestLine | None = None) -> None:
+    """Count an answer and its latency in the gateway's metrics, and write its log line."""
     streamed = "true" if stream else "false"
+    elapsed = time.perf_counter() - started
     REQUESTS.labels(f"{status // 100}xx", cache, streamed).inc()
-    LATENCY.labels(cache, streamed).observe(time.perf_counter() - started)
+    LATENCY.labels(cache, streamed).observe(elapsed)
+    if line is not None:
+        line.log(status, cache, stream, elapsed)

@@ -15,7 +15,18 @@ from fastapi import FastAPI
 from services.gateway import errors
 from services.gateway.auth import KeyAuthenticator, start_revocation_listener
 from services.gateway.limits import Limiter
-from services.gateway.routes import admin_cache, admin_keys, chat, embeddings, messages, ops, stats
+from services.gateway.routes import (
+    admin_cache,
+    admin_keys,
+    cache,
+    chat,
+    dashboard,
+    embeddings,
+    messages,
+    ops,
+    session,
+    stats,
+)
 from services.gateway.settings import Settings
 from services.gateway.state import GatewayState
 from shared.logs import setup_logging
@@ -65,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_cache.router)
     app.include_router(stats.router)
     app.include_router(admin_keys.router)
+    app.include_router(cache.router)
+    app.include_router(session.router)
+    app.include_router(dashboard.router)
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from shared.settings import BaseServiceSettings, RedisSettings
@@ -26,3 +28,9 @@ class Settings(BaseServiceSettings, RedisSettings):
         default=3600.0, ge=0, description="How long a known-valid key keeps working while keys can't be checked."
     )
     limits_timeout_seconds: float = Field(default=0.5, gt=0, description="Redis timeout of limit checks (fail open).")
+    log_requests: bool = Field(default=True, description="One log line per request: result, match, model, latency.")
+    dashboard_dir: str = Field(default="", description="The dashboard's build (default: services/dashboard/dist).")
+
+    def dashboard_path(self) -> Path:
+        """Where the dashboard's static build is."""
+        return Path(self.dashboard_dir) if self.dashboard_dir else Path(__file__).parents[1] / "dashboard" / "dist"

@@ -115,4 +115,7 @@ def usage_event(
         else 0.0,
         latency_ms=max(now - request.received_at, 0.0) * 1000,
         created_at=now,
+        cache_key=lookup.exact_key,
+        similarity=lookup.best_similarity,
+        refusals=lookup.refusals,
     )

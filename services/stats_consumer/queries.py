@@ -49,7 +49,10 @@ MEASURES = sql.SQL("""
     coalesce(sum(tokens_saved), 0),
     coalesce(sum(cost_usd), 0),
     coalesce(sum(cost_saved_usd), 0),
+    percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY latency_ms),
     percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
+        FILTER (WHERE result IN ('hit_exact', 'hit_semantic')),
+    percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE result = 'miss')
 """)
 
 # One scan for the totals, the time series and the per-model breakdown. GROUPING() tells the
@@ -76,10 +79,19 @@ FROM usage_events
 GROUP BY 1, 2
 """)
 
+# The reasons of refused semantic candidates (one request may have several).
+SELECT_REFUSALS = sql.SQL("""
+SELECT refusal, count(*)
+FROM usage_events CROSS JOIN LATERAL unnest(refusals) AS refusal
+{where}
+GROUP BY 1
+""")
+
 SELECT_USAGE = sql.SQL("""
 SELECT event_id, request_id, tenant, key_id, namespace, model, result, reason,
        coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0), coalesce(cost_usd, 0),
-       coalesce(tokens_saved, 0), coalesce(cost_saved_usd, 0), latency_ms, created_at
+       coalesce(tokens_saved, 0), coalesce(cost_saved_usd, 0), latency_ms, cache_key, similarity,
+       coalesce(refusals, '{{}}'), created_at
 FROM usage_events
 {where}
 ORDER BY created_at DESC, event_id DESC
@@ -165,19 +177,31 @@ def reasons_statement(query: StatsQuery) -> Statement:
     return Statement(statement, filters.params)
 
 
+def refusals_statement(query: StatsQuery) -> Statement:
+    """SELECT_REFUSALS over the query's window."""
+    filters = window_filters(query.tenant, query.since, query.until)
+    filters.add("refusals IS NOT NULL")
+    return Statement(SELECT_REFUSALS.format(where=filters.clause()), filters.params)
+
+
 async def query_stats(pool: AsyncConnectionPool, query: StatsQuery) -> StatsResult:
     """Totals, time series (if a bucket size is asked for), per-model measures and reasons over a window."""
     measures_query, reasons_query = measures_statement(query), reasons_statement(query)
+    refusals_query = refusals_statement(query)
     async with pool.connection() as conn, conn.transaction():
-        # One snapshot for both statements, so the reasons add up to the totals' bypasses and errors.
+        # One snapshot for every statement, so the reasons add up to the totals' bypasses and errors.
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         measure_rows = await (await conn.execute(measures_query.query, measures_query.params)).fetchall()
         reason_rows = await (await conn.execute(reasons_query.query, reasons_query.params)).fetchall()
-    return stats_result(query, measure_rows, reason_rows)
+        refusal_rows = await (await conn.execute(refusals_query.query, refusals_query.params)).fetchall()
+    return stats_result(query, measure_rows, reason_rows, refusal_rows)
 
 
 def stats_result(
-    query: StatsQuery, measure_rows: Sequence[Sequence[Any]], reason_rows: Sequence[Sequence[Any]]
+    query: StatsQuery,
+    measure_rows: Sequence[Sequence[Any]],
+    reason_rows: Sequence[Sequence[Any]],
+    refusal_rows: Sequence[Sequence[Any]] = (),
 ) -> StatsResult:
     """Assemble the StatsResult from the rows of SELECT_MEASURES and SELECT_REASONS."""
     totals: dict[str, Any] = measures(None)
@@ -195,6 +219,8 @@ def stats_result(
     reasons = ReasonCounts()
     for result, reason, count in reason_rows:
         (reasons.bypass if result == "bypass" else reasons.error)[reason] = count
+    for refusal, count in refusal_rows:
+        reasons.refused[refusal] = count
     series = fill_series(buckets, query.since, query.until, query.bucket) if query.bucket is not None else []
     return StatsResult(
         tenant=query.tenant,
@@ -213,9 +239,9 @@ def measures(values: Sequence[Any] | None) -> dict[str, Any]:
     if values is None:
         return dict(UsageMeasures())
     requests, hits_exact, hits_semantic, misses, bypasses, errors = values[:6]
-    prompt_tokens, completion_tokens, tokens_saved, cost_usd, cost_saved_usd, percentiles = values[6:]
+    prompt_tokens, completion_tokens, tokens_saved, cost_usd, cost_saved_usd, percentiles = values[6:12]
+    hit_percentiles, miss_percentiles = values[12:14] if len(values) >= 14 else (None, None)
     hits = hits_exact + hits_semantic
-    p50, p90, p99 = percentiles if percentiles is not None else (None, None, None)
     return {
         "requests": requests,
         "hits": hits,
@@ -230,8 +256,16 @@ def measures(values: Sequence[Any] | None) -> dict[str, Any]:
         "tokens_saved": tokens_saved,
         "cost_usd": float(cost_usd),
         "cost_saved_usd": float(cost_saved_usd),
-        "latency_ms": LatencyPercentiles(p50=p50, p90=p90, p99=p99),
+        "latency_ms": latency(percentiles),
+        "hit_latency_ms": latency(hit_percentiles),
+        "miss_latency_ms": latency(miss_percentiles),
     }
+
+
+def latency(percentiles: Sequence[float | None] | None) -> LatencyPercentiles:
+    """LatencyPercentiles from percentile_cont's array of p50, p90, p99 (None: no rows)."""
+    p50, p90, p99 = percentiles if percentiles is not None else (None, None, None)
+    return LatencyPercentiles(p50=p50, p90=p90, p99=p99)
 
 
 def fill_series(
@@ -275,6 +309,9 @@ def usage_statement(query: UsageQuery) -> Statement:
     filters.equal("model", query.model)
     filters.equal("result", query.result)
     filters.equal("key_id", query.key_id)
+    filters.equal("namespace", query.namespace)
+    filters.equal("cache_key", query.cache_key)
+    filters.equal("request_id", query.request_id)
     if query.cursor is not None:
         filters.add("(created_at, event_id) < (%s, %s)", *decode_cursor(query.cursor))
     return Statement(SELECT_USAGE.format(where=filters.clause()), [*filters.params, query.limit + 1])
@@ -283,7 +320,7 @@ def usage_statement(query: UsageQuery) -> Statement:
 def usage_record(row: Sequence[Any]) -> UsageRecord:
     """A UsageRecord from a row of SELECT_USAGE."""
     (event_id, request_id, tenant, key_id, namespace, model, result, reason, prompt_tokens, completion_tokens,
-     cost_usd, tokens_saved, cost_saved_usd, latency_ms, created_at) = row  # fmt: skip
+     cost_usd, tokens_saved, cost_saved_usd, latency_ms, cache_key, similarity, refusals, created_at) = row  # fmt: skip
     return UsageRecord(
         event_id=event_id,
         request_id=request_id,
@@ -300,4 +337,7 @@ def usage_record(row: Sequence[Any]) -> UsageRecord:
         cost_saved_usd=float(cost_saved_usd),
         latency_ms=latency_ms,
         created_at=created_at.timestamp(),
+        cache_key=cache_key,
+        similarity=similarity,
+        refusals=list(refusals),
     )

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from shared.contracts import UsageEvent
+from shared.db import index_if_missing
 from shared.worker import Unprocessable
 
 # One name for the lock that serialises schema creation across replicas starting together:
@@ -49,18 +50,34 @@ MIGRATIONS = (
     "CREATE INDEX IF NOT EXISTS usage_events_created_event ON usage_events (created_at, event_id)",
     # Superseded by usage_events_tenant_created_event, which has the same leading columns.
     "DROP INDEX IF EXISTS usage_events_tenant_created_at",
+    # The entry behind each answer, a semantic match's similarity, refused candidates' reasons.
+    "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS cache_key text",
+    "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS similarity double precision",
+    "ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS refusals text[]",
+    # The Requests page's `?request_id=` and an entry's requests (`?cache_key=`): a few index rows instead
+    # of the tenant's whole log (bench/usage_filters.py). Created only when missing: a restart of a
+    # replica must not queue behind open writes for the table's lock (shared.db.index_if_missing).
+    index_if_missing(
+        "usage_events_tenant_request",
+        "CREATE INDEX IF NOT EXISTS usage_events_tenant_request ON usage_events (tenant, request_id)",
+    ),
+    index_if_missing(
+        "usage_events_tenant_entry",
+        "CREATE INDEX IF NOT EXISTS usage_events_tenant_entry ON usage_events (tenant, cache_key, created_at DESC)",
+    ),
 )
 
 INSERT_EVENT = """
 INSERT INTO usage_events (
     event_id, request_id, tenant, key_id, namespace, model, result, reason, prompt_tokens,
-    completion_tokens, cost_usd, tokens_saved, cost_saved_usd, latency_ms, created_at
-) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    completion_tokens, cost_usd, tokens_saved, cost_saved_usd, latency_ms, created_at,
+    cache_key, similarity, refusals
+) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (event_id) DO NOTHING
 """
 
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
-TEXT_FIELDS = ("event_id", "request_id", "tenant", "key_id", "namespace", "model", "result", "reason")
+TEXT_FIELDS = ("event_id", "request_id", "tenant", "key_id", "namespace", "model", "result", "reason", "cache_key")
 INT_FIELDS = ("prompt_tokens", "completion_tokens", "tokens_saved")
 
 
@@ -83,6 +100,8 @@ def usage_row(event: UsageEvent) -> tuple[Any, ...]:
         value = getattr(event, name)
         if value is not None and "\x00" in value:
             raise UnstorableEvent(f"usage event {name} contains a NUL character")
+    if any("\x00" in reason for reason in event.refusals):
+        raise UnstorableEvent("usage event refusals contain a NUL character")
     for name in INT_FIELDS:
         if not INT4_MIN <= getattr(event, name) <= INT4_MAX:
             raise UnstorableEvent(f"usage event {name} is out of range")
@@ -106,6 +125,9 @@ def usage_row(event: UsageEvent) -> tuple[Any, ...]:
         event.cost_saved_usd,
         event.latency_ms,
         created_at,
+        event.cache_key,
+        event.similarity,
+        event.refusals or None,
     )
 
 

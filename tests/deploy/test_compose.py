@@ -56,6 +56,9 @@ def test_compose_runs_the_whole_stack_with_monitoring() -> None:
 def test_the_images_run_as_non_root_with_a_healthcheck() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     stages = dockerfile.split("\nFROM ")[1:]  # [0] is the header comment
+    dashboard, *stages = stages  # the dashboard's build stage: only its dist/ reaches an image
+    assert dashboard.startswith("node:") and "npm ci" in dashboard
+    assert "COPY --from=dashboard /build/dist services/dashboard/dist" in stages[0]
     assert len(stages) == 2, "two targets: service and embedder"
     for stage in stages:
         assert "USER 10001" in stage and "HEALTHCHECK" in stage

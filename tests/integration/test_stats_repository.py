@@ -420,7 +420,13 @@ async def test_a_table_from_before_keys_and_namespaces_is_upgraded(pool: AsyncCo
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'usage_events' ORDER BY 1")
         indexes = [row[0] for row in await cur.fetchall()]
-    assert indexes == ["usage_events_created_event", "usage_events_pkey", "usage_events_tenant_created_event"]
+    assert indexes == [
+        "usage_events_created_event",
+        "usage_events_pkey",
+        "usage_events_tenant_created_event",
+        "usage_events_tenant_entry",
+        "usage_events_tenant_request",
+    ]
 
 
 async def plan(pool: AsyncConnectionPool, statement: Statement) -> str:
@@ -446,3 +452,36 @@ async def test_every_query_is_served_by_an_index(pool: AsyncConnectionPool, tena
         text = await plan(pool, statement)
         assert "Seq Scan" not in text, f"{name}:\n{text}"
         assert "usage_events_" in text, f"{name}:\n{text}"
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({"request_id": "req-acme-1234"}, "usage_events_tenant_request"),
+        ({"cache_key": "entry-7"}, "usage_events_tenant_entry"),
+    ],
+)
+async def test_a_request_or_entry_filter_reads_its_own_index(
+    pool: AsyncConnectionPool, filters: dict[str, str], index: str
+) -> None:
+    """The Requests page's `?request_id=` and an entry's requests (`?cache_key=`) read a few index rows, not
+    the tenant's whole log (timed on 100,000 rows: `make bench-usage-filters`)."""
+    events = [
+        usage(
+            "acme",
+            "miss",
+            request_id=f"req-acme-{i}",
+            cache_key=f"entry-{i % 200}",
+            created_at=BASE + i,
+        )
+        for i in range(5000)
+    ]
+    await insert_events(pool, events)
+    async with pool.connection() as conn:
+        await conn.execute("ANALYZE usage_events")
+        cur = await conn.execute(sql.SQL("EXPLAIN ") + usage_statement(UsageQuery(tenant="acme", **filters)).query,
+                                 usage_statement(UsageQuery(tenant="acme", **filters)).params)  # fmt: skip
+        text = "\n".join(row[0] for row in await cur.fetchall())
+    assert index in text, text
+    page = await query_usage(pool, UsageQuery(tenant="acme", **filters))
+    assert page.items and all(getattr(item, name) == value for item in page.items for name, value in filters.items())

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from services.gateway.auth import Principal, require_admin
 from services.gateway.errors import ApiError
+from services.gateway.routes.stats import epoch_of
 from services.gateway.state import GatewayState
 from shared.contracts import (
     CacheAdminRequest,
@@ -76,8 +77,8 @@ async def list_entries(
         namespace=namespace,
         text=q,
         model=model,
-        created_after=created_after.timestamp() if created_after else None,
-        created_before=created_before.timestamp() if created_before else None,
+        created_after=epoch_of(created_after, "created_after") if created_after else None,
+        created_before=epoch_of(created_before, "created_before") if created_before else None,
         limit=limit,
         offset=offset,
     )

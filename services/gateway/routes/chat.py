@@ -17,6 +17,7 @@ from services.gateway.auth import authenticate, authorize_model
 from services.gateway.cache_controls import parse_cache_controls
 from services.gateway.errors import ApiError
 from services.gateway.forwarding import OPENAI, cache_headers, count, forward, read_body
+from services.gateway.request_log import RequestLine
 from services.gateway.schemas import ChatCompletionBody
 from services.gateway.state import GatewayState
 from shared.contracts import CompletionRequest
@@ -52,10 +53,10 @@ async def chat_completions(request: Request) -> Response:
         admission = await state.limiter.admit(principal)
     except ApiError as exc:
         # Counted like every other answer: the error-rate alert must see a tenants-service outage's 503s.
-        count(started, exc.status, "ERROR", stream=False)
+        count(started, exc.status, "ERROR", stream=False, line=RequestLine(state, error=exc.code or exc.type))
         raise
     except Exception:
-        count(started, 500, "ERROR", stream=False)
+        count(started, 500, "ERROR", stream=False, line=RequestLine(state, error="internal"))
         raise
     now = time.time()
     completion_request = CompletionRequest(

@@ -18,6 +18,7 @@ from services.gateway.auth import authenticate, authorize_model
 from services.gateway.cache_controls import parse_cache_controls
 from services.gateway.errors import ApiError
 from services.gateway.forwarding import OPENAI, count, forward, read_body
+from services.gateway.request_log import RequestLine
 from services.gateway.schemas import EmbeddingsBody
 from services.gateway.state import GatewayState
 from shared.contracts import EmbeddingsRequest
@@ -48,10 +49,10 @@ async def embeddings(request: Request) -> Response:
         controls = parse_cache_controls(request.headers)
         admission = await state.limiter.admit(principal)
     except ApiError as exc:
-        count(started, exc.status, "ERROR", stream=False)
+        count(started, exc.status, "ERROR", stream=False, line=RequestLine(state, error=exc.code or exc.type))
         raise
     except Exception:
-        count(started, 500, "ERROR", stream=False)
+        count(started, 500, "ERROR", stream=False, line=RequestLine(state, error="internal"))
         raise
     now = time.time()
     work = EmbeddingsRequest(

@@ -87,14 +87,28 @@ def parse_time(value: str | None, param: str) -> float | None:
                 f"'{param}' must be an ISO-8601 time or epoch seconds (in a URL, write a zone's '+' as %2B).",
                 param=param,
             ) from None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        return epoch_of(parsed, param)
     if not math.isfinite(moment):
         raise ApiError(400, f"'{param}' must be a finite number of epoch seconds.", param=param)
+    return in_range(moment, param)
+
+
+def epoch_of(moment: datetime, param: str) -> float:
+    """A time (UTC if it names no zone) as epoch seconds; 400 if, in UTC, it falls outside years 1 to 9999
+    (the workers turn it back into a datetime: 9999-12-31T23:59:59-14:00 is in year 10000 there)."""
     try:
-        datetime.fromtimestamp(moment, tz=UTC)
+        seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        raise ApiError(400, f"'{param}' is out of range.", param=param) from None
+    return in_range(seconds, param)
+
+
+def in_range(seconds: float, param: str) -> float:
+    try:
+        datetime.fromtimestamp(seconds, tz=UTC)
     except (ValueError, OverflowError, OSError):
         raise ApiError(400, f"'{param}' is out of range.", param=param) from None
-    return moment
+    return seconds
 
 
 def stats_window(bucket: StatsBucketSize, since: str | None, until: str | None, now: float) -> StatsWindow:
@@ -170,8 +184,16 @@ async def usage_log(
     since: str | None = None,
     until: str | None = None,
     tenant: str | None = None,
+    namespace: str | None = None,
+    cache_key: str | None = None,
+    request_id: str | None = None,
 ) -> Response:
-    """The usage log, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    """The usage log, newest first; pass `next_cursor` back as `cursor` for the next page.
+
+    Each row names the entry behind its answer (`cache_key`: a hit's entry, or the key a miss's
+    answer is stored under), the similarity of a semantic match (a miss: its nearest refused
+    candidate's) and why semantic candidates were refused (`refusals`).
+    """
     start, end = usage_window(since, until)
     query = UsageQuery(
         tenant=scoped_tenant(principal, text_param(tenant, "tenant")),
@@ -182,6 +204,9 @@ async def usage_log(
         until=end,
         limit=limit,
         cursor=cursor,
+        namespace=text_param(namespace, "namespace"),
+        cache_key=text_param(cache_key, "cache_key"),
+        request_id=text_param(request_id, "request_id"),
     )
     page = await ask_stats_consumer(request, query, UsagePage)
     body = {

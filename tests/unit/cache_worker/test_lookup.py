@@ -114,3 +114,17 @@ async def test_a_failing_conversation_check_refuses_instead_of_failing_the_looku
     same = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(6), 0.99))
     choice = await ask_after(same, RECTANGLE.format(6) + "!")
     assert choice.candidate is None and choice.refusals == ["verifier_error"]
+
+
+def test_a_pair_is_named_by_tenant_entry_question_and_history() -> None:
+    from services.cache_worker.feedback import pair_hash
+
+    base = pair_hash("acme", "key", "Why is the sky blue?", None)
+    assert base == pair_hash("acme", "key", "Why is the sky blue?", None)
+    others = {
+        pair_hash("other", "key", "Why is the sky blue?", None),
+        pair_hash("acme", "key2", "Why is the sky blue?", None),
+        pair_hash("acme", "key", "Why is the sky grey?", None),
+        pair_hash("acme", "key", "Why is the sky blue?", "user: hi"),
+    }
+    assert base not in others and len(others) == 4

@@ -263,6 +263,8 @@ def test_usage_filters_and_cursor_are_passed_on(client: TestClient, rpc: FakeRpc
         ({"key_id": "a\x00b"}, "key_id"),
         ({"since": "soon"}, "since"),
         ({"since": "2024-01-02", "until": "2024-01-01"}, "since"),
+        ({"until": "9999-12-31T23:59:59-14:00"}, "until"),  # year 10000 in UTC: the consumer can't read it
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),  # year 0 in UTC
     ],
 )
 def test_bad_usage_parameters_are_400(client: TestClient, rpc: FakeRpc, params: dict[str, str], param: str) -> None:

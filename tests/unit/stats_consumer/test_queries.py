@@ -124,3 +124,20 @@ def test_stats_result_sorts_rows_into_totals_series_models_and_reasons() -> None
 def test_stats_result_without_a_totals_row_is_all_zero() -> None:
     result = stats_result(StatsQuery(), [], [])
     assert (result.requests, result.hit_rate, result.series, result.models) == (0, 0.0, [], [])
+
+
+def test_hits_and_misses_have_their_own_latency_and_refusals_are_counted() -> None:
+    values = [*measure_values(4, hits_exact=1, latencies=[1.0, 2.0, 3.0]), [0.5, 0.6, 0.7], [300.0, 400.0, 500.0]]
+    split = measures(values)
+    assert (split["hit_latency_ms"].p50, split["miss_latency_ms"].p99) == (0.5, 500.0)
+    assert measures(measure_values(1))["hit_latency_ms"].p50 is None  # no such column: none
+    result = stats_result(StatsQuery(), [(3, None, None, *values)], [], [("number_mismatch", 3), ("reported", 1)])
+    assert result.reasons.refused == {"number_mismatch": 3, "reported": 1}
+    assert result.miss_latency_ms.p50 == 300.0
+
+
+def test_usage_rows_filter_by_namespace_entry_and_request() -> None:
+    statement = usage_statement(UsageQuery(tenant="acme", namespace="ns", cache_key="k", request_id="r"))
+    query = text(statement.query)
+    assert '"namespace" = %s AND "cache_key" = %s AND "request_id" = %s' in query
+    assert statement.params[-4:-1] == ["ns", "k", "r"]

@@ -25,12 +25,26 @@ def event(**overrides: object) -> UsageEvent:
 def test_row_has_a_utc_timestamp() -> None:
     row = usage_row(event())
     assert row[0] == "e1"
-    assert row[-1] == datetime.fromtimestamp(1_700_000_000.5, tz=UTC)
+    assert row[14] == datetime.fromtimestamp(1_700_000_000.5, tz=UTC)
+
+
+def test_row_carries_the_entry_similarity_and_refusals() -> None:
+    row = usage_row(event(result="hit_semantic", cache_key="k1", similarity=0.93, refusals=["number_mismatch"]))
+    assert row[15:] == ("k1", 0.93, ["number_mismatch"])
+    # No refusal is stored as NULL, not an empty array: the stats skip those rows (refusals IS NOT NULL).
+    assert usage_row(event())[15:] == (None, None, None)
 
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"tenant": "ac\x00me"}, {"reason": "\x00"}, {"prompt_tokens": 2**31}, {"created_at": 1e20}],
+    [
+        {"tenant": "ac\x00me"},
+        {"reason": "\x00"},
+        {"prompt_tokens": 2**31},
+        {"created_at": 1e20},
+        {"cache_key": "k\x00"},
+        {"refusals": ["a\x00"]},
+    ],
 )
 def test_unstorable_values_are_refused(overrides: dict[str, object]) -> None:
     with pytest.raises(UnstorableEvent):
