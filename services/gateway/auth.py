@@ -280,7 +280,11 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
-    """FastAPI dependency of the API routes: the caller's principal, or 401 / 503."""
+    """FastAPI dependency of the API routes: the caller's principal, or 401 / 503 (the request gate's
+    answer when it already authenticated the request)."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
     authenticator: KeyAuthenticator = request.app.state.gateway.auth
     return await authenticator.authenticate(bearer_token(request))
 

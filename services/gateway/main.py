@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from services.gateway import errors
 from services.gateway.auth import KeyAuthenticator, start_revocation_listener
+from services.gateway.gate import RequestGate
 from services.gateway.limits import Limiter
 from services.gateway.routes import admin_cache, admin_keys, chat, embeddings, messages, ops, stats
 from services.gateway.settings import Settings
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="LLM Cache Proxy", version="0.1.0", lifespan=lifespan)
     errors.install(app)
+    # Before any route reads a body: the caller's key, then the body's size and shape.
+    app.add_middleware(RequestGate)
     app.include_router(chat.router)
     app.include_router(messages.router)
     app.include_router(embeddings.router)

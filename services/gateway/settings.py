@@ -17,7 +17,13 @@ class Settings(BaseServiceSettings, RedisSettings):
     request_timeout_seconds: float = Field(default=120.0, gt=0, description="Wait for the first reply (504 after).")
     stream_idle_timeout_seconds: float = Field(default=60.0, gt=0, description="Longest gap between stream chunks.")
     control_timeout_seconds: float = Field(default=2.0, gt=0, description="Health, stats and model-list queries.")
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Larger bodies: 413, while reading.")
+    max_body_depth: int = Field(
+        default=64, ge=2, le=128, description="Deeper JSON nesting: 400 (the workers' JSON parsers stop at 200)."
+    )
+    max_body_containers: int = Field(
+        default=100_000, ge=1, description="More JSON objects and arrays in a body: 400 (each costs memory parsed)."
+    )
     admin_api_key: str = Field(default="", description="Bearer token of the admin API; empty: admin API disabled.")
     auth_required: bool = Field(default=True, description="Require an API key; false: all is DEFAULT_TENANT's.")
     key_cache_ttl_seconds: float = Field(default=5.0, ge=0, description="How long a key look-up is trusted.")
