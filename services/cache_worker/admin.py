@@ -52,8 +52,9 @@ class CacheAdmin:
         if isinstance(request, DeleteEntry):
             keys = await self._entries.delete_one(request.tenant, request.entry)
             if not keys:
-                # An entry Postgres never saw (it was down when the answer was stored) may still be in Redis.
-                deleted = await self._exact.delete(request.tenant, [request.entry])
+                # An entry Postgres never saw (it was down when the answer was stored) may still be in Redis;
+                # only if it is this tenant's (a key of another tenant's entry must not delete it).
+                deleted = await self._exact.delete_tenants(request.tenant, request.entry)
                 return EntriesDeleted(deleted=deleted, keys=[request.entry] if deleted else [])
             return await self._deleted(request.tenant, keys)
         if isinstance(request, DeleteNear):

@@ -69,6 +69,15 @@ class ExactStore:
             deleted, _ = await pipe.execute()
         return int(deleted)
 
+    async def delete_tenants(self, tenant: str, key: str) -> int:
+        """Delete one entry if it is the tenant's (in its LRU order, as every live entry is); returns 1 if so.
+
+        For an entry only Redis may hold: its key alone does not say whose it is.
+        """
+        if await self._redis.zscore(self._lru(tenant), key) is None:
+            return 0
+        return await self.delete(tenant, [key])
+
     async def mark_redis_only(self, tenant: str, namespace: str, key: str | list[str], ttl_seconds: int) -> None:
         """Note an entry PostgreSQL does not hold (it refused the text, or was down) under its namespace:
         Redis keys do not carry one, and a namespace flush must not leave it answering until its TTL.
