@@ -16,6 +16,7 @@ from services.gateway import errors
 from services.gateway.auth import KeyAuthenticator, start_revocation_listener
 from services.gateway.gate import RequestGate
 from services.gateway.limits import Limiter
+from services.gateway.memo import Memo
 from services.gateway.routes import admin_cache, admin_keys, chat, embeddings, messages, ops, stats
 from services.gateway.settings import Settings
 from services.gateway.state import GatewayState
@@ -46,7 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = Limiter.from_url(
             settings.redis_url, settings.redis_prefix, timeout_seconds=settings.limits_timeout_seconds
         )
-        state = GatewayState(settings=settings, worker=worker, auth=auth, limiter=limiter)
+        state = GatewayState(
+            settings=settings,
+            worker=worker,
+            auth=auth,
+            limiter=limiter,
+            status=Memo(settings.status_cache_seconds),
+            models=Memo(settings.models_cache_seconds),
+        )
         app.state.gateway = state
         await start_revocation_listener(state)
         freeze_startup_objects()

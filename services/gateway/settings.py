@@ -17,6 +17,12 @@ class Settings(BaseServiceSettings, RedisSettings):
     request_timeout_seconds: float = Field(default=120.0, gt=0, description="Wait for the first reply (504 after).")
     stream_idle_timeout_seconds: float = Field(default=60.0, gt=0, description="Longest gap between stream chunks.")
     control_timeout_seconds: float = Field(default=2.0, gt=0, description="Health, stats and model-list queries.")
+    status_cache_seconds: float = Field(
+        default=1.0, ge=0, description="/status answers this long from its last fan-out (it needs no key)."
+    )
+    models_cache_seconds: float = Field(
+        default=60.0, ge=0, description="How long /v1/models reuses the upstreams' lists."
+    )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Larger bodies: 413, while reading.")
     max_body_depth: int = Field(
         default=64, ge=2, le=128, description="Deeper JSON nesting: 400 (the workers' JSON parsers stop at 200)."

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from services.gateway.auth import KeyAuthenticator
 from services.gateway.limits import Limiter
+from services.gateway.memo import Memo
 from services.gateway.settings import Settings
 from shared.broker import json_message
-from shared.contracts import RequestCancelled
+from shared.contracts import ModelsResult, RequestCancelled
 from shared.rpc import ReplyInbox, RpcClient
 from shared.topology import Topology
 from shared.worker import Worker
@@ -24,6 +25,9 @@ class GatewayState:
     worker: Worker
     auth: KeyAuthenticator
     limiter: Limiter
+    # /status and /v1/models: one fan-out (or upstream call) per interval, however many ask.
+    status: Memo[tuple[bool, bytes]] = field(default_factory=lambda: Memo(1.0))
+    models: Memo[ModelsResult] = field(default_factory=lambda: Memo(60.0))
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
