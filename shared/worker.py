@@ -98,7 +98,7 @@ class Worker:
 
     async def start(self) -> None:
         """Connect, declare the topology and open the channels every worker uses."""
-        self.connection = await connect(self.settings.rabbitmq_url, self.service)
+        self.connection = await connect(self.settings.rabbitmq_url.get_secret_value(), self.service)
         # Events must not be lost: their channel confirms every publish.
         self.events_channel: AbstractChannel = await self.connection.channel(publisher_confirms=True)
         self.exchange: AbstractExchange = await declare(self.events_channel, self.topology)

@@ -38,7 +38,7 @@ async def main() -> None:
     settings = Settings()
     setup_logging("cache_worker", settings.log_level)
     worker = Worker("cache_worker", settings)
-    redis_client = redis.from_url(settings.redis_url)
+    redis_client = redis.from_url(settings.redis_url.get_secret_value())
     pool = await open_service_pool(settings, "cache_worker")
     background: list[asyncio.Task[None]] = []
     hits: HitRecorder | None = None
@@ -67,7 +67,7 @@ async def main() -> None:
             min_probability=settings.verifier_min_probability,
             model_file=settings.verifier_model_file,
             judge_base_url=settings.llm_judge_base_url,
-            judge_api_key=settings.llm_judge_api_key,
+            judge_api_key=settings.llm_judge_api_key.get_secret_value(),
             judge_model=settings.llm_judge_model,
             judge_timeout_seconds=settings.llm_judge_timeout_seconds,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import BaseServiceSettings, DatabaseSettings, RedisSettings
 
@@ -54,6 +54,6 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
     )
     verifier_model_file: str = Field(default="", description="Calibrated model JSON (default: the shipped one).")
     llm_judge_base_url: str = Field(default="", description="OpenAI-compatible endpoint of the LLM judge.")
-    llm_judge_api_key: str = ""
+    llm_judge_api_key: SecretStr = SecretStr("")
     llm_judge_model: str = "gpt-4o-mini"
     llm_judge_timeout_seconds: float = Field(default=2.0, gt=0, description="A slower judge counts as a refusal.")

@@ -305,7 +305,7 @@ ADMIN = Principal(tenant="*", is_admin=True)
 
 def is_admin_key(request: Request) -> bool:
     """Whether the request presents the admin API key (never, when none is set)."""
-    admin_key = request.app.state.gateway.settings.admin_api_key
+    admin_key = request.app.state.gateway.settings.admin_api_key.get_secret_value()
     token = bearer_token(request)
     return bool(admin_key) and token is not None and hmac.compare_digest(token.encode(), admin_key.encode())
 
@@ -314,7 +314,7 @@ async def require_admin(request: Request) -> Principal:
     """FastAPI dependency of every admin endpoint: the admin key from settings, or 401/403."""
     state: GatewayState = request.app.state.gateway
     token = bearer_token(request)
-    if not state.settings.admin_api_key:
+    if not state.settings.admin_api_key.get_secret_value():
         raise ApiError(403, "The admin API is disabled: set ADMIN_API_KEY.", code="admin_disabled")
     if token is None:
         raise ApiError(401, "Missing admin API key (Authorization: Bearer ...).", code="missing_api_key")

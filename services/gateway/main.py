@@ -45,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stale_if_error_seconds=settings.key_stale_if_error_seconds,
         )
         limiter = Limiter.from_url(
-            settings.redis_url, settings.redis_prefix, timeout_seconds=settings.limits_timeout_seconds
+            settings.redis_url.get_secret_value(),
+            settings.redis_prefix,
+            timeout_seconds=settings.limits_timeout_seconds,
         )
         state = GatewayState(
             settings=settings,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import BaseServiceSettings, RedisSettings
+
+MIN_ADMIN_KEY_LENGTH = 16
 
 
 class Settings(BaseServiceSettings, RedisSettings):
@@ -30,7 +32,9 @@ class Settings(BaseServiceSettings, RedisSettings):
     max_body_containers: int = Field(
         default=100_000, ge=1, description="More JSON objects and arrays in a body: 400 (each costs memory parsed)."
     )
-    admin_api_key: str = Field(default="", description="Bearer token of the admin API; empty: admin API disabled.")
+    admin_api_key: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token of the admin API; empty: admin API disabled."
+    )
     auth_required: bool = Field(default=True, description="Require an API key; false: all is DEFAULT_TENANT's.")
     key_cache_ttl_seconds: float = Field(default=5.0, ge=0, description="How long a key look-up is trusted.")
     key_cache_max_entries: int = Field(default=100_000, ge=1)
@@ -38,3 +42,12 @@ class Settings(BaseServiceSettings, RedisSettings):
         default=3600.0, ge=0, description="How long a known-valid key keeps working while keys can't be checked."
     )
     limits_timeout_seconds: float = Field(default=0.5, gt=0, description="Redis timeout of limit checks (fail open).")
+
+    @model_validator(mode="after")
+    def _refuse_a_short_admin_key(self) -> Settings:
+        # The admin key is a bearer token people choose: in production it must be long enough to be a secret
+        # (placeholders such as change-me are refused with every other secret, by the base settings).
+        key = self.admin_api_key.get_secret_value()
+        if self.environment == "production" and key and len(key) < MIN_ADMIN_KEY_LENGTH:
+            raise ValueError(f"ADMIN_API_KEY must be at least {MIN_ADMIN_KEY_LENGTH} characters in production")
+        return self

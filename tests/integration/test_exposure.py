@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
+from scripts.stack import ROOT
 from tests.conftest import MockUpstream
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, free_port
 from tests.integration.test_accounting import new_tenant
 
 pytestmark = pytest.mark.integration
@@ -94,3 +99,41 @@ def test_a_model_name_with_a_nul_byte_is_a_400(stack: Stack) -> None:
         response = httpx.post(f"{stack.base_url}{path}", json=body, headers=stack.auth, timeout=30)
         assert response.status_code == 400, (path, response.text)
         assert "model" in response.text
+
+
+def test_production_refuses_placeholder_secrets(stack: Stack, tmp_path: Path) -> None:
+    """`ENVIRONMENT=production ADMIN_API_KEY=change-me` must not start a gateway that accepts `change-me`."""
+    port = free_port()
+    env = {
+        **stack.env,
+        "ENVIRONMENT": "production",
+        "ADMIN_API_KEY": "change-me",
+        "GATEWAY_PORT": str(port),  # another gateway replica of the stack, on a port of its own
+    }
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.gateway.main"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/api/v1/admin/tenants",
+                    headers={"Authorization": "Bearer change-me"},
+                    timeout=5,
+                )
+            except httpx.HTTPError:
+                time.sleep(0.2)
+                continue
+            pytest.fail(f"the gateway started in production with ADMIN_API_KEY=change-me and answered {answer}")
+        assert process.returncode not in (None, 0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    output = log.read_text()
+    # Every placeholder at once: the admin key, and RabbitMQ's guest password.
+    assert "ADMIN_API_KEY" in output and "RABBITMQ_URL" in output, output[-2000:]
+    assert "change-me" not in output.replace("ADMIN_API_KEY=change-me", "")  # the secret itself is not echoed

@@ -8,6 +8,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from pydantic import SecretStr
 from starlette.requests import Request
 
 from services.gateway.auth import (
@@ -317,7 +318,7 @@ class TenantKeys:
 
 async def test_the_admin_api_takes_the_admin_key_only() -> None:
     keys = TenantKeys()
-    state = SimpleNamespace(settings=SimpleNamespace(admin_api_key="admin-secret"), auth=keys)
+    state = SimpleNamespace(settings=SimpleNamespace(admin_api_key=SecretStr("admin-secret")), auth=keys)
     assert (await require_admin(http_request("Bearer admin-secret", state))).is_admin
     with pytest.raises(ApiError) as tenant_key:
         await require_admin(http_request(f"Bearer {KEY}", state))
@@ -332,7 +333,7 @@ async def test_the_admin_api_takes_the_admin_key_only() -> None:
     with pytest.raises(ApiError) as missing:
         await require_admin(http_request(None, state))
     assert missing.value.status == 401
-    state.settings.admin_api_key = ""
+    state.settings.admin_api_key = SecretStr("")
     with pytest.raises(ApiError) as disabled:
         await require_admin(http_request("Bearer admin-secret", state))
     assert disabled.value.code == "admin_disabled"
