@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache_max_entries=settings.key_cache_max_entries,
             timeout_seconds=settings.control_timeout_seconds,
             stale_if_error_seconds=settings.key_stale_if_error_seconds,
+            cache_max_unknown=settings.key_cache_max_unknown,
+            failures_per_minute=settings.auth_failures_per_minute,
         )
         limiter = Limiter.from_url(
             settings.redis_url.get_secret_value(),
@@ -93,6 +95,8 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

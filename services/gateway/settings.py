@@ -37,7 +37,17 @@ class Settings(BaseServiceSettings, RedisSettings):
     )
     auth_required: bool = Field(default=True, description="Require an API key; false: all is DEFAULT_TENANT's.")
     key_cache_ttl_seconds: float = Field(default=5.0, ge=0, description="How long a key look-up is trusted.")
-    key_cache_max_entries: int = Field(default=100_000, ge=1)
+    key_cache_max_entries: int = Field(default=100_000, ge=1, description="Valid keys remembered.")
+    key_cache_max_unknown: int = Field(
+        default=10_000, ge=1, description="Unknown keys remembered (apart: they never push valid keys out)."
+    )
+    auth_failures_per_minute: int = Field(
+        default=30, ge=0, description="Unknown keys a client address may send a minute before 429s (0: no limit)."
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For names the client (its address is what failed keys are counted by).",
+    )
     key_stale_if_error_seconds: float = Field(
         default=3600.0, ge=0, description="How long a known-valid key keeps working while keys can't be checked."
     )

@@ -5,6 +5,7 @@ a clear 4xx, early, without growing."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -137,3 +138,66 @@ def test_deeply_nested_bodies_are_a_400_at_the_edge(stack: Stack, depth: int) ->
     assert error["code"] == "too_deeply_nested" and "nested" in error["message"]
     time.sleep(0.5)
     assert dead_letters(stack) == before, "the request reached a worker and was dead-lettered"
+
+
+def key_resolutions(stack: Stack) -> float:
+    """How many key look-ups the gateway sent to the tenants service (answered invalid) so far."""
+    metrics = httpx.get(f"{stack.base_url}/metrics", timeout=5).text
+    found = re.search(
+        r'llmcache_gateway_key_resolutions_total\{result="invalid",source="tenants"\} ([0-9.e+]+)', metrics
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def spray(stack: Stack, address: str, tokens: int) -> list[httpx.Response]:
+    """Random bearer tokens from one client address (the gateway trusts X-Forwarded-For from loopback)."""
+
+    async def send() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+            responses = []
+            for _ in range(tokens):
+                headers = {"Authorization": f"Bearer lcp-{uuid.uuid4().hex}", "X-Forwarded-For": address}
+                responses.append(await client.get("/v1/models", headers=headers))
+            return responses
+
+    return asyncio.run(send())
+
+
+def test_failed_authentications_are_limited_per_client_address(stack: Stack) -> None:
+    attacker = "203.0.113.7"
+    valid = {**stack.auth, "X-Forwarded-For": attacker}
+    assert httpx.get(f"{stack.base_url}/v1/models", headers=valid, timeout=15).status_code == 200
+    before = key_resolutions(stack)
+    responses = spray(stack, attacker, 80)
+    statuses = [response.status_code for response in responses]
+    looked_up = key_resolutions(stack) - before
+    print(
+        f"\n80 random keys from one address: {statuses.count(401)} x 401, {statuses.count(429)} x 429, "
+        f"{looked_up:.0f} look-ups"
+    )
+    assert set(statuses) == {401, 429} and statuses[-1] == 429
+    limited = responses[-1]
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.json()["error"]["type"] == "rate_limit_error"
+    assert looked_up <= 40, f"{looked_up:.0f} random keys cost a tenants-service look-up each"
+    # The key the address already used still works from it; other addresses are not limited.
+    assert httpx.get(f"{stack.base_url}/v1/models", headers=valid, timeout=15).status_code == 200
+    other = spray(stack, "198.51.100.9", 1)[0]
+    assert other.status_code == 401
+
+
+def test_a_spray_of_unknown_keys_does_not_evict_known_ones(stack: Stack) -> None:
+    """The test stack keeps 500 keys (KEY_CACHE_MAX_ENTRIES): 600 unknown keys from many addresses once
+    evicted the valid key, and with it the stale answer that keeps it working while keys can't be checked."""
+    assert int(stack.env["KEY_CACHE_MAX_ENTRIES"]) == 500
+    assert httpx.get(f"{stack.base_url}/v1/models", headers=stack.auth, timeout=15).status_code == 200
+    for i in range(30):
+        spray(stack, f"192.0.2.{i + 1}", 20)
+    stack.stop("tenants")
+    try:
+        time.sleep(float(stack.env.get("KEY_CACHE_TTL_SECONDS", "5")) + 0.5)  # the valid key's answer is stale now
+        response = httpx.get(f"{stack.base_url}/v1/models", headers=stack.auth, timeout=15)
+        assert response.status_code == 200, response.text
+    finally:
+        stack.start("tenants")
+        stack.wait_ready()
