@@ -11,7 +11,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.embeddings import EmbeddingsCache, EmbeddingsHit
 from services.cache_worker.lookup import Hit, Lookup
-from services.cache_worker.metrics import DEGRADED, EXPIRED
+from services.cache_worker.metrics import EXPIRED
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder
 from services.cache_worker.usage import UsagePublisher
@@ -35,7 +35,8 @@ from shared.contracts import (
 )
 from shared.pricing import PriceBook
 from shared.rpc import reply
-from shared.worker import Worker
+from shared.usage import usage_event_id
+from shared.worker import Worker, publish_confirmed
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class CacheHandlers:
         tokens = answer.usage()
         event = UsageEvent(
             # From the request: a lookup redelivered after a crash sends the same event, stored once.
-            event_id=f"hit-{request.request_id}",
+            event_id=usage_event_id(request.request_id),
             request_id=request.request_id,
             tenant=request.tenant,
             key_id=request.key_id,
@@ -140,7 +141,7 @@ class CacheHandlers:
             self._hits.record(request.tenant, key)
         model = str(request.body.get("model", ""))
         event = UsageEvent(
-            event_id=f"hit-{request.request_id}",
+            event_id=usage_event_id(request.request_id),
             request_id=request.request_id,
             tenant=request.tenant,
             key_id=request.key_id,
@@ -155,12 +156,9 @@ class CacheHandlers:
         await self._publish_usage(event)
 
     async def _publish_usage(self, event: UsageEvent) -> None:
-        try:
-            # The reply is already on its way; the lookup is acked once the event's batch is confirmed.
-            await self._usage.publish(event)
-        except Exception as exc:
-            log.warning("publishing a usage event failed: %s", exc)
-            DEGRADED.labels("broker", "usage_event").inc()
+        """The reply is already on its way; the lookup is acked once the event's batch is confirmed, and
+        requeued (its reply sent again, to nobody: the gateway took the first) if it can't be."""
+        await publish_confirmed(lambda: self._usage.publish(event), "usage")
 
     async def on_store_event(self, message: AbstractIncomingMessage) -> None:
         event = STORE_EVENT_ADAPTER.validate_json(message.body)

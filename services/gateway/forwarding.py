@@ -39,7 +39,7 @@ from shared.contracts import (
     ErrorInfo,
     ErrorReply,
 )
-from shared.usage import token_counts
+from shared.usage import estimated_tokens, texts_in, token_counts
 
 log = logging.getLogger(__name__)
 # What pydantic adds to an error's location for the member of a union it tried: str, list[dict[str,any]], ...
@@ -174,7 +174,7 @@ async def forward(
             count(started, 200, cache.status, stream)
             keep_open = True
             return StreamingResponse(
-                _relay(state, principal, request_id, first, replies, dialect),
+                _relay(state, principal, request_id, first, replies, dialect, work.body),
                 media_type="text/event-stream",
                 headers={**cache_headers(cache, request_id), **admission.headers()},
             )
@@ -211,15 +211,19 @@ async def _relay(
     first: ChunkReply,
     replies: asyncio.Queue[bytes],
     dialect: Dialect,
+    body: dict[str, Any],
 ) -> AsyncIterator[bytes]:
     """Pass the LLM worker's chunks on as they arrive; close the reply route however the stream ends.
 
     A client that goes away mid-stream is announced to the LLM workers, which stop the upstream
-    call and store nothing.
+    call and store nothing; the tokens it was sent (and its prompt's) still count against its key's
+    daily limit, estimated: the upstream's usage comes only at the end of a stream.
     """
     finished = False
+    sent_tokens = 0
     try:
         yield dialect.chunk(first.chunk)
+        sent_tokens += _chunk_tokens(first.chunk)
         while True:
             try:
                 reply = await _next_reply(replies, state.settings.stream_idle_timeout_seconds)
@@ -231,6 +235,7 @@ async def _relay(
                 return
             if isinstance(reply, ChunkReply):
                 yield dialect.chunk(reply.chunk)
+                sent_tokens += _chunk_tokens(reply.chunk)
             elif isinstance(reply, EndReply):
                 finished = True
                 if dialect.done:
@@ -246,6 +251,16 @@ async def _relay(
         state.inbox.close(request_id)
         if not finished:
             state.announce_cancelled(request_id)
+            if principal.tokens_per_day is not None:
+                prompt = sum(estimated_tokens(text) for text in texts_in(body.get("messages")))
+                prompt += sum(estimated_tokens(text) for text in texts_in({"system": body.get("system")}))
+                state.record_tokens_later(principal, prompt + sent_tokens)
+
+
+def _chunk_tokens(chunk: dict[str, Any]) -> int:
+    """About how many tokens a streamed chunk carried to the client (at least one if it carried text)."""
+    texts = [text for text in texts_in(chunk) if text]
+    return max(1, sum(estimated_tokens(text) for text in texts)) if texts else 0
 
 
 def cache_headers(cache: CacheInfo, request_id: str) -> dict[str, str]:

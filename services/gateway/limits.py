@@ -6,7 +6,8 @@
   leaves the window. Exact (never more than the limit in any 60 s), at the cost of one small
   entry per admitted request for a minute. Checked and recorded in one Lua script: atomic.
 - Tokens per day: a counter per key per UTC day, incremented after each answer with the
-  upstream tokens it used (`record_tokens`). A request is refused once the day's count has
+  upstream tokens it used (`record_tokens`; a stream its client left early counts an estimate of
+  its prompt and of what it was sent). A request is refused once the day's count has
   reached the limit (the request that crosses it is not cut short: a soft limit), with
   Retry-After = seconds until the next UTC midnight.
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from services.gateway.auth import KeyAuthenticator
+from services.gateway.auth import KeyAuthenticator, Principal
 from services.gateway.limits import Limiter
 from services.gateway.memo import Memo
 from services.gateway.settings import Settings
@@ -41,6 +41,12 @@ class GatewayState:
     @property
     def rpc(self) -> RpcClient:
         return self.worker.rpc
+
+    def record_tokens_later(self, principal: Principal, tokens: int) -> None:
+        """Count tokens against a key's daily limit from a stream's clean-up (fire and forget: we may be cancelled)."""
+        task = asyncio.get_running_loop().create_task(self.limiter.record_tokens(principal, tokens))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def announce_cancelled(self, request_id: str) -> None:
         """Tell every LLM worker that a request's client went away (fire and forget: we may be cancelled)."""

@@ -19,7 +19,7 @@ from shared.contracts import (
     UsageResult,
 )
 from shared.pricing import PriceBook
-from shared.usage import token_counts
+from shared.usage import token_counts, usage_event_id
 
 NO_LOOKUP = LookupContext(status="BYPASS", bypass_reason="no_lookup")
 
@@ -100,7 +100,7 @@ def usage_event(
         result, reason = "bypass", lookup.bypass_reason
     now = time.time()
     return UsageEvent(
-        event_id=uuid.uuid4().hex,
+        event_id=usage_event_id(request.request_id),
         request_id=request.request_id,
         tenant=request.tenant,
         key_id=request.key_id,

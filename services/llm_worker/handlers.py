@@ -2,8 +2,11 @@
 
 A request goes to the upstream its model routes to, in the client's API format whatever the
 upstream speaks (`calls`). After the answer is delivered, a storable one goes to the cache
-(CompletionGenerated, EmbeddingsGenerated) and every request is counted (UsageEvent); failing to
-publish those never turns a delivered answer into an error.
+(CompletionGenerated, EmbeddingsGenerated) and every request is counted (UsageEvent), both
+confirmed by the broker before the request's message is acked: a publish the broker refuses is
+retried, then the message is requeued (the usage log keeps one row per request id), so an
+answered request is never left uncounted. Failing to publish never turns a delivered answer into
+an error.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from shared.contracts import (
 from shared.pricing import PriceBook
 from shared.rpc import reply
 from shared.topology import Topology
+from shared.worker import publish_confirmed
 
 log = logging.getLogger(__name__)
 
@@ -189,13 +193,9 @@ class LlmRequestHandler:
             await self._publish_usage(embeddings.usage_event(request, self.prices, [], error), request.request_id)
             return
         await self._reply(message, CompletionReply(cache=embeddings.cache_info(request, label), completion=response))
-        try:
-            event = embeddings.store_event(request, response, missing, new_tokens)
-            if event is not None:
-                await publish_event(self.events_exchange, self.topology.cache_store, event.model_dump_json().encode())
-        except Exception as exc:
-            EVENT_PUBLISH_FAILURES.labels("embeddings_generated").inc()
-            log.warning("could not publish EmbeddingsGenerated request_id=%s: %r", request.request_id, exc)
+        event = embeddings.store_event(request, response, missing, new_tokens)
+        if event is not None:
+            await self._publish(self.topology.cache_store, event, "embeddings_generated")
         await self._publish_usage(embeddings.usage_event(request, self.prices, new_tokens), request.request_id)
 
     async def _reply(self, message: AbstractIncomingMessage, answer: BaseModel) -> None:
@@ -208,31 +208,30 @@ class LlmRequestHandler:
         error: ErrorInfo | None,
         provider: Provider | None,
     ) -> None:
-        """Store a storable answer and count the request; failures here are logged and counted only."""
+        """Store a storable answer and count the request, each confirmed before the message is acked."""
         if completion is None:
             await self._end_flight(request, error.type if error is not None else "no_answer")
         else:
-            try:
-                label = provider.label if provider is not None else None
-                event, reason = store_event(request, completion, label, self.cache_tool_calls)
-                if event is None:
-                    NOT_STORED.labels(reason or "unknown").inc()
-                    await self._end_flight(request, reason or "not_stored")
-                else:
-                    await publish_event(
-                        self.events_exchange, self.topology.cache_store, event.model_dump_json().encode()
-                    )
-            except Exception as exc:
-                EVENT_PUBLISH_FAILURES.labels("completion_generated").inc()
-                log.warning("could not publish CompletionGenerated request_id=%s: %r", request.request_id, exc)
+            label = provider.label if provider is not None else None
+            event, reason = store_event(request, completion, label, self.cache_tool_calls)
+            if event is None:
+                NOT_STORED.labels(reason or "unknown").inc()
+                await self._end_flight(request, reason or "not_stored")
+            else:
+                await self._publish(self.topology.cache_store, event, "completion_generated")
         await self._publish_usage(usage_event(request, self.prices, completion, error), request.request_id)
 
     async def _publish_usage(self, usage: BaseModel, request_id: str) -> None:
+        await self._publish(self.topology.usage_events, usage, "usage")
+
+    async def _publish(self, queue: str, event: BaseModel, kind: str) -> None:
+        """A durable event, confirmed; retried, then the message requeued (publish_confirmed)."""
+        body = event.model_dump_json().encode()
         try:
-            await publish_event(self.events_exchange, self.topology.usage_events, usage.model_dump_json().encode())
-        except Exception as exc:
-            EVENT_PUBLISH_FAILURES.labels("usage").inc()
-            log.warning("could not publish UsageEvent request_id=%s: %r", request_id, exc)
+            await publish_confirmed(lambda: publish_event(self.events_exchange, queue, body), kind)
+        except Exception:
+            EVENT_PUBLISH_FAILURES.labels(kind).inc()
+            raise
 
     async def _end_flight(self, request: CompletionRequest, reason: str) -> None:
         """Release the waiters of this request's single flight: nothing will be stored for them."""

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
+import re
+import shutil
 import signal
+import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 
 import aio_pika
 import httpx
@@ -17,6 +22,7 @@ import pytest
 from shared.topology import Topology
 from tests.conftest import MockUpstream, wait_until
 from tests.integration.stack import Stack
+from tests.integration.test_accounting import new_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +176,46 @@ def test_bad_bodies_get_clear_4xx_in_openai_format(stack: Stack) -> None:
 def test_unknown_fields_are_passed_through_to_the_upstream(stack: Stack) -> None:
     response = ask(stack, unique("Unknown fields?"), some_future_parameter={"a": 1})
     assert response.status_code == 200
+
+
+@contextlib.contextmanager
+def broker_refuses(stack: Stack, *queues: str) -> Iterator[None]:
+    """RabbitMQ nacks every publish to these queues (a policy: max-length 0, reject-publish) until the block ends."""
+    name = f"refuse-{uuid.uuid4().hex[:8]}"
+    pattern = "^(" + "|".join(re.escape(queue) for queue in queues) + ")$"
+    definition = '{"max-length": 0, "overflow": "reject-publish"}'
+    rabbitmqctl = ["rabbitmqctl", "-q"]
+    subprocess.run([*rabbitmqctl, "set_policy", "--apply-to", "queues", name, pattern, definition], check=True)
+    try:
+        time.sleep(1)  # the policy reaches the queues
+        yield
+    finally:
+        subprocess.run([*rabbitmqctl, "clear_policy", name], check=True)
+
+
+def test_usage_and_store_events_are_not_lost_when_publishing_them_fails(stack: Stack, stored) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is needed to make the broker refuse publishes")
+    _, key = new_tenant(stack)
+    topology = Topology(stack.prefix)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": unique("What is the speed of sound in air?")}]}
+    url = f"{stack.base_url}/v1/chat/completions"
+
+    def usage_rows() -> int:
+        page = httpx.get(f"{stack.base_url}/api/v1/usage", params={"limit": 50}, headers=key, timeout=10).json()
+        return len(page["data"])
+
+    first = httpx.post(url, json=body, headers=key, timeout=30)
+    stored(first.headers["x-cache-key"], semantic=False)
+    wait_until(lambda: usage_rows() == 1)
+    with broker_refuses(stack, topology.usage_events, topology.cache_store):
+        hit = httpx.post(url, json=body, headers=key, timeout=30)  # its usage event is refused
+        miss = httpx.post(url, json={**body, "temperature": 0.5}, headers=key, timeout=30)  # usage and store refused
+        assert hit.headers["x-cache"] == "HIT" and miss.headers["x-cache"] == "MISS"
+        time.sleep(2)
+        assert usage_rows() == 1
+    # Published once the broker takes them again: each request counted once, the miss's answer stored.
+    wait_until(lambda: usage_rows() == 3, timeout=30)
+    stored(miss.headers["x-cache-key"], semantic=False)
+    time.sleep(1)
+    assert usage_rows() == 3
