@@ -42,6 +42,13 @@ from shared.contracts import (
 from shared.usage import estimated_tokens, texts_in, token_counts
 
 log = logging.getLogger(__name__)
+# The end of a stream whose LLM worker died mid-way (its redelivered request starts the answer over).
+STREAM_INTERRUPTED = ErrorInfo(
+    type="upstream_error",
+    status=502,
+    code="stream_interrupted",
+    message="The stream was interrupted (the worker relaying it stopped) and can't be resumed; retry the request.",
+)
 # What pydantic adds to an error's location for the member of a union it tried: str, list[dict[str,any]], ...
 _UNION_MEMBER = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*|[A-Z]\w*)$")
 
@@ -218,9 +225,15 @@ async def _relay(
     A client that goes away mid-stream is announced to the LLM workers, which stop the upstream
     call and store nothing; the tokens it was sent (and its prompt's) still count against its key's
     daily limit, estimated: the upstream's usage comes only at the end of a stream.
+
+    A chunk numbered at or below one already relayed comes from the request redelivered to another
+    LLM worker (the first died mid-stream): it starts the answer over, under another id. The client
+    must never get the answer twice, so the stream ends there with an error event its SDK raises,
+    and the new attempt is cancelled like an abandoned stream.
     """
     finished = False
     sent_tokens = 0
+    last_seq = first.seq
     try:
         yield dialect.chunk(first.chunk)
         sent_tokens += _chunk_tokens(first.chunk)
@@ -234,6 +247,11 @@ async def _relay(
                 )
                 return
             if isinstance(reply, ChunkReply):
+                if reply.seq <= last_seq:
+                    log.info("stream of request_id=%s restarted by a redelivery: ended with an error", request_id)
+                    yield dialect.stream_error(STREAM_INTERRUPTED)
+                    return  # not finished: the new attempt is cancelled
+                last_seq = reply.seq
                 yield dialect.chunk(reply.chunk)
                 sent_tokens += _chunk_tokens(reply.chunk)
             elif isinstance(reply, EndReply):

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import aio_pika
 import httpx
+import openai
 import pytest
 
 from shared.topology import Topology
@@ -219,3 +220,36 @@ def test_usage_and_store_events_are_not_lost_when_publishing_them_fails(stack: S
     stored(miss.headers["x-cache-key"], semantic=False)
     time.sleep(1)
     assert usage_rows() == 3
+
+
+def test_a_stream_cut_by_a_killed_worker_ends_with_an_error_and_repeats_nothing(
+    stack: Stack, mock: MockUpstream, client: openai.OpenAI
+) -> None:
+    question = unique("Tell me a long story about a lighthouse [mock:slow-stream]")
+    stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": question}], stream=True)
+    ids, text = set(), []
+    chunks = iter(stream)
+    for _ in range(4):  # the first deltas reach the client
+        chunk = next(chunks)
+        ids.add(chunk.id)
+        text.extend(choice.delta.content or "" for choice in chunk.choices)
+    victim = stack.processes.pop("llm_worker")
+    os.kill(victim.pid, signal.SIGKILL)  # mid-stream: the request is redelivered to the replacement
+    victim.wait()
+    stack.start("llm_worker")
+    try:
+        with pytest.raises(openai.APIError) as interrupted:
+            for chunk in chunks:
+                ids.add(chunk.id)
+                text.extend(choice.delta.content or "" for choice in chunk.choices)
+        assert "interrupted" in str(interrupted.value)
+        assert len(ids) == 1, f"the client got the answer again under another id: {ids}"
+        whole = httpx.post(
+            f"{stack.mock_url}/v1/chat/completions",
+            json={"model": MODEL, "messages": [{"role": "user", "content": question}]},
+            timeout=30,
+        ).json()["choices"][0]["message"]["content"]
+        assert whole.startswith("".join(text)), "what the client read is not a prefix of the answer"
+    finally:
+        stream.close()
+        stack.wait_ready()
