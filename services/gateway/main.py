@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from services.gateway import errors
 from services.gateway.auth import KeyAuthenticator, start_revocation_listener
 from services.gateway.gate import RequestGate
-from services.gateway.limits import Limiter
+from services.gateway.limits import InFlightLimit, Limiter
 from services.gateway.memo import Memo
 from services.gateway.routes import admin_cache, admin_keys, chat, embeddings, messages, ops, stats
 from services.gateway.settings import Settings
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             limiter=limiter,
             status=Memo(settings.status_cache_seconds),
             models=Memo(settings.models_cache_seconds),
+            in_flight=InFlightLimit(settings.tenant_max_in_flight),
         )
         app.state.gateway = state
         await start_revocation_listener(state)

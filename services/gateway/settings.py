@@ -51,6 +51,11 @@ class Settings(BaseServiceSettings, RedisSettings):
     key_stale_if_error_seconds: float = Field(
         default=3600.0, ge=0, description="How long a known-valid key keeps working while keys can't be checked."
     )
+    tenant_max_in_flight: int = Field(
+        default=32,
+        ge=0,
+        description="Requests one tenant may have in flight in this gateway process (429 past it; 0: no cap).",
+    )
     limits_timeout_seconds: float = Field(default=0.5, gt=0, description="Redis timeout of limit checks (fail open).")
 
     @model_validator(mode="after")

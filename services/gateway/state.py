@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from services.gateway.auth import KeyAuthenticator, Principal
-from services.gateway.limits import Limiter
+from services.gateway.limits import InFlightLimit, Limiter
 from services.gateway.memo import Memo
 from services.gateway.settings import Settings
 from shared.broker import json_message
@@ -28,6 +28,7 @@ class GatewayState:
     # /status and /v1/models: one fan-out (or upstream call) per interval, however many ask.
     status: Memo[tuple[bool, bytes]] = field(default_factory=lambda: Memo(1.0))
     models: Memo[ModelsResult] = field(default_factory=lambda: Memo(60.0))
+    in_flight: InFlightLimit = field(default_factory=lambda: InFlightLimit(32))
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
