@@ -1,4 +1,9 @@
-"""Broker handlers of the cache worker: decode, call the lookup, the storer or the admin, reply or forward."""
+"""Broker handlers of the cache worker: decode, call the lookup, the storer or the admin, reply or forward.
+
+Requests waiting on an identical one in flight are answered here too, when its answer is stored
+(`on_store_event`), or sent upstream when it stored nothing, or back through the lookup when its
+leader died (`resend_waiter`, from the sweeper); single-flight leases are renewed (`on_flight_renewal`).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,11 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.embeddings import EmbeddingsCache, EmbeddingsHit
-from services.cache_worker.lookup import Hit, Lookup
-from services.cache_worker.metrics import EXPIRED
+from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.exact_store import ExactStore
+from services.cache_worker.flights import ReplyRoute, Waiter
+from services.cache_worker.lookup import Following, Hit, Lookup
+from services.cache_worker.metrics import COALESCED, EXPIRED
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder
 from services.cache_worker.usage import UsagePublisher
@@ -31,6 +39,7 @@ from shared.contracts import (
     EntryPage,
     ErrorInfo,
     ErrorReply,
+    FlightRenewal,
     UsageEvent,
 )
 from shared.pricing import PriceBook
@@ -54,8 +63,10 @@ class CacheHandlers:
         usage: UsagePublisher,
         prices: PriceBook,
         embeddings: EmbeddingsCache,
+        exact: ExactStore,
     ) -> None:
         self._worker = worker
+        self._exact = exact
         self._lookup = lookup
         self._storer = storer
         self._admin = admin
@@ -77,22 +88,58 @@ class CacheHandlers:
                 return
             forwarded = request.model_copy(update={"lookup": found})
         else:
-            outcome = await self._lookup.run(request)
+            outcome = await self._lookup.run(request, _route_of(message))
             if isinstance(outcome, Hit):
-                await self._answer_hit(message, request, outcome)
+                await self._answer_hit(_route_of(message), request, outcome)
                 return
+            if isinstance(outcome, Following):
+                return  # noted with the flight: answered when its leader's answer is (acked now)
             forwarded = request.model_copy(update={"lookup": outcome.lookup})
+        await self._forward(forwarded, _route_of(message))
+
+    async def _forward(self, request: CompletionRequest | EmbeddingsRequest, route: ReplyRoute | None) -> None:
+        """Send a miss on to the LLM workers; its replies go where the lookup's would have."""
         await publish_transient(
             self._worker.fast_channel,
             self._worker.topology.exchange,
             self._worker.topology.llm_request,
-            forwarded.model_dump_json().encode(),
-            correlation_id=message.correlation_id,
-            reply_to=message.reply_to,
+            request.model_dump_json().encode(),
+            correlation_id=route.correlation_id if route else None,
+            reply_to=route.reply_to if route else None,
             expiration_seconds=request.deadline - time.time(),
         )
 
-    async def _answer_hit(self, message: AbstractIncomingMessage, request: CompletionRequest, hit: Hit) -> None:
+    async def answer_waiters(self, answer: CachedAnswer, waiters: list[Waiter]) -> None:
+        """Answer the requests that waited on a flight whose answer was just stored (a coalesced exact hit each)."""
+        for waiter in waiters:
+            if not waiter.expired():
+                await self._answer_hit(waiter.route, waiter.request, Hit(answer, "exact", coalesced=True))
+        COALESCED.labels("served").inc(len(waiters))
+
+    async def release_waiters(self, waiters: list[Waiter]) -> None:
+        """Send upstream, each on its own, the requests that waited on a flight that stored nothing."""
+        for waiter in waiters:
+            if not waiter.expired():
+                await self._forward(waiter.request, waiter.route)
+        COALESCED.labels("released").inc(len(waiters))
+
+    async def resend_waiter(self, waiter: Waiter) -> None:
+        """Send a waiter of a lapsed flight back through the lookup: it finds the answer, or takes the lead."""
+        await publish_transient(
+            self._worker.fast_channel,
+            self._worker.topology.exchange,
+            self._worker.topology.cache_lookup,
+            waiter.request.model_copy(update={"lookup": None}).model_dump_json().encode(),
+            correlation_id=waiter.correlation_id,
+            reply_to=waiter.reply_to,
+            expiration_seconds=waiter.request.deadline - time.time(),
+        )
+
+    async def on_flight_renewal(self, message: AbstractIncomingMessage) -> None:
+        renewal = FlightRenewal.model_validate_json(message.body)
+        await self._exact.renew_flight(renewal.exact_key, renewal.flight_id, renewal.lease_seconds)
+
+    async def _answer_hit(self, route: ReplyRoute | None, request: CompletionRequest, hit: Hit) -> None:
         answer = hit.answer
         cache = CacheInfo(
             status="HIT",
@@ -104,7 +151,10 @@ class CacheHandlers:
             coalesced=hit.coalesced,
         )
         body = CompletionReply(cache=cache, completion=answer.served_completion()).model_dump_json().encode()
-        await reply(self._worker.fast_channel, message, body)
+        if route is not None:
+            await publish_transient(
+                self._worker.fast_channel, "", route.reply_to, body, correlation_id=route.correlation_id
+            )
         self._hits.record(request.tenant, answer.exact_key)
 
         tokens = answer.usage()
@@ -163,12 +213,12 @@ class CacheHandlers:
     async def on_store_event(self, message: AbstractIncomingMessage) -> None:
         event = STORE_EVENT_ADAPTER.validate_json(message.body)
         if isinstance(event, CompletionGenerated):
-            await self._storer.store(event)
+            await self._storer.store(event, self.answer_waiters)
         elif isinstance(event, EmbeddingsGenerated):
             await self._embeddings.store(event)
             await self._storer.enforce_cap(event.tenant)
         else:
-            await self._storer.end_flight(event)
+            await self._storer.end_flight(event, self.release_waiters)
 
     async def on_admin(self, message: AbstractIncomingMessage) -> None:
         request = CACHE_ADMIN_ADAPTER.validate_json(message.body)
@@ -183,3 +233,7 @@ class CacheHandlers:
                 )
             )
         await reply(self._worker.fast_channel, message, answer.model_dump_json().encode())
+
+
+def _route_of(message: AbstractIncomingMessage) -> ReplyRoute | None:
+    return ReplyRoute(message.reply_to, message.correlation_id or "") if message.reply_to else None

@@ -1,8 +1,10 @@
 """Cache worker: wiring, startup and shutdown.
 
 Consumes lookups (exact in Redis, then semantic in pgvector; hits answered here, misses passed to
-the LLM worker), store events (CompletionGenerated stored in both; FlightEnded releases waiters)
-and admin requests (browse, invalidate); runs the hit recorder and the expiry sweeper.
+the LLM worker, identical requests in flight noted as its waiters), store events (CompletionGenerated
+stored in both and its waiters answered; FlightEnded sends its waiters upstream), single-flight
+lease renewals and admin requests (browse, invalidate); runs the hit recorder, the expiry sweeper
+and the flight sweeper (the waiters of a leader that died take over).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.embeddings import EmbeddingsCache
 from services.cache_worker.entry_store import EntryStore
 from services.cache_worker.exact_store import ExactStore
+from services.cache_worker.flights import FlightSweeper
 from services.cache_worker.handlers import CacheHandlers
 from services.cache_worker.lookup import Lookup, LookupPolicy
 from services.cache_worker.settings import Settings
@@ -60,7 +63,7 @@ async def main() -> None:
             similarity_threshold=settings.similarity_threshold,
             context_similarity_threshold=settings.context_similarity_threshold,
             max_cacheable_temperature=settings.max_cacheable_temperature,
-            flight_wait_seconds=settings.flight_wait_seconds,
+            flight_lease_seconds=settings.flight_lease_seconds,
         )
         verifier = build_verifier(
             settings.verifier,
@@ -87,10 +90,13 @@ async def main() -> None:
             usage,
             PriceBook(settings.prices_file or None),
             EmbeddingsCache(exact, settings.cache_ttl_seconds),
+            exact,
         )
+        flights = FlightSweeper(exact, handlers.resend_waiter, settings.flight_sweep_interval_seconds)
         background = [
             asyncio.create_task(hits.run()),
             asyncio.create_task(Sweeper(exact, entries, settings.sweep_interval_seconds).run()),
+            asyncio.create_task(flights.run()),
         ]
 
         async def health() -> dict[str, bool]:
@@ -98,6 +104,7 @@ async def main() -> None:
 
         await worker.consume(worker.topology.cache_lookup, handlers.on_lookup, prefetch=settings.lookup_prefetch)
         await worker.consume(worker.topology.cache_store, handlers.on_store_event, prefetch=settings.store_prefetch)
+        await worker.consume(worker.topology.cache_flights, handlers.on_flight_renewal, prefetch=64)
         await worker.consume(worker.topology.cache_admin, handlers.on_admin, prefetch=4)
         await worker.serve_control(health)
         await worker.run_until_stopped()

@@ -30,8 +30,15 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
         default=1.0, ge=0, le=2, description="Requests with a higher temperature bypass the cache."
     )
     max_entries_per_tenant: int = Field(default=100_000, gt=0, description="Least recently used entries go first.")
-    flight_wait_seconds: float = Field(
-        default=60.0, gt=0, description="Longest wait on an identical request in flight before going upstream."
+    flight_lease_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="A single flight's leader renews its lease (a third of this) while it works; when it stops "
+        "(it died), the requests waiting on it take over within this and a sweep.",
+    )
+    flight_sweep_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often lapsed single flights are looked for."
     )
     sweep_interval_seconds: float = Field(default=60.0, gt=0, description="How often expired rows are deleted.")
     embed_timeout_seconds: float = Field(default=2.0, gt=0, description="Semantic lookup is skipped past this.")

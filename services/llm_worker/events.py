@@ -14,6 +14,7 @@ from shared.contracts import (
     CompletionRequest,
     ErrorInfo,
     FlightEnded,
+    FlightRenewal,
     LookupContext,
     UsageEvent,
     UsageResult,
@@ -77,7 +78,17 @@ def flight_ended(request: CompletionRequest, reason: str) -> FlightEnded | None:
     lookup = lookup_of(request)
     if not lookup.flight_leader or not lookup.exact_key:
         return None
-    return FlightEnded(tenant=request.tenant, exact_key=lookup.exact_key, reason=reason)
+    return FlightEnded(tenant=request.tenant, exact_key=lookup.exact_key, reason=reason, flight_id=request.request_id)
+
+
+def flight_renewal(request: CompletionRequest) -> FlightRenewal | None:
+    """What keeps this request's single-flight lease alive while it is worked on (None: it leads no flight)."""
+    lookup = lookup_of(request)
+    if not lookup.flight_leader or not lookup.exact_key or not lookup.flight_lease_seconds:
+        return None
+    return FlightRenewal(
+        exact_key=lookup.exact_key, flight_id=request.request_id, lease_seconds=lookup.flight_lease_seconds
+    )
 
 
 def usage_event(

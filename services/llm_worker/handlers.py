@@ -22,12 +22,12 @@ from pydantic import BaseModel
 
 from services.llm_worker import anthropic_messages, completions, embeddings
 from services.llm_worker.calls import Call
-from services.llm_worker.events import cache_info, flight_ended, store_event, usage_event
+from services.llm_worker.events import cache_info, flight_ended, flight_renewal, store_event, usage_event
 from services.llm_worker.metrics import EVENT_PUBLISH_FAILURES, EXPIRED, NOT_STORED
 from services.llm_worker.providers import Provider, UpstreamError
 from services.llm_worker.translate import anthropic_to_openai
 from services.llm_worker.upstreams import Upstreams
-from shared.broker import publish_event
+from shared.broker import publish_event, publish_transient
 from shared.contracts import (
     WORK_REQUEST_ADAPTER,
     ChunkReply,
@@ -99,14 +99,42 @@ class LlmRequestHandler:
             return
         call = Call(provider, request.protocol, request.body, self.default_max_tokens)
         cancelled = self._cancelled.setdefault(request.request_id, asyncio.Event())
+        renewing = self._keep_flight(request)
         try:
-            if request.stream:
-                completion, error = await self._stream(message, request, call, timeout, cancelled)
-            else:
-                completion, error = await self._complete(message, request, call, timeout)
+            try:
+                if request.stream:
+                    completion, error = await self._stream(message, request, call, timeout, cancelled)
+                else:
+                    completion, error = await self._complete(message, request, call, timeout)
+            finally:
+                self._cancelled.pop(request.request_id, None)
+            await self._record(request, completion, error, provider)
         finally:
-            self._cancelled.pop(request.request_id, None)
-        await self._record(request, completion, error, provider)
+            if renewing is not None:
+                renewing.cancel()
+
+    def _keep_flight(self, request: CompletionRequest) -> asyncio.Task[None] | None:
+        """While a flight's leader is worked on, renew its lease every third of it (None: it leads none)."""
+        renewal = flight_renewal(request)
+        if renewal is None:
+            return None
+        body = renewal.model_dump_json().encode()
+
+        async def renew() -> None:
+            while True:
+                try:
+                    await publish_transient(
+                        self.reply_channel,
+                        self.topology.exchange,
+                        self.topology.cache_flights,
+                        body,
+                        expiration_seconds=renewal.lease_seconds,
+                    )
+                except Exception as exc:  # the lease may lapse: its waiters then take over, nothing is lost
+                    log.debug("renewing a single-flight lease failed: %s", exc)
+                await asyncio.sleep(renewal.lease_seconds / 3)
+
+        return asyncio.get_running_loop().create_task(renew(), name=f"flight-{request.request_id}")
 
     def cancel(self, request_id: str) -> bool:
         """Stop relaying (and storing) a streamed request whose client went away; True if it was here."""
