@@ -19,7 +19,7 @@ from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.flights import ReplyRoute, Waiter
 from services.cache_worker.lookup import Following, Hit, Lookup
-from services.cache_worker.metrics import COALESCED, EXPIRED
+from services.cache_worker.metrics import COALESCED, EXPIRED, LOOKUPS
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder
 from services.cache_worker.usage import UsagePublisher
@@ -114,6 +114,7 @@ class CacheHandlers:
         for waiter in waiters:
             if not waiter.expired():
                 await self._answer_hit(waiter.route, waiter.request, Hit(answer, "exact", coalesced=True))
+                LOOKUPS.labels("hit_exact", "coalesced").inc()
         COALESCED.labels("served").inc(len(waiters))
 
     async def release_waiters(self, waiters: list[Waiter]) -> None:
@@ -121,6 +122,9 @@ class CacheHandlers:
         for waiter in waiters:
             if not waiter.expired():
                 await self._forward(waiter.request, waiter.route)
+                lookup = waiter.request.lookup
+                if lookup is not None:  # counted as its lookup would have been, had it gone upstream then
+                    LOOKUPS.labels("bypass" if lookup.status == "BYPASS" else "miss", lookup.bypass_reason or "").inc()
         COALESCED.labels("released").inc(len(waiters))
 
     async def resend_waiter(self, waiter: Waiter) -> None:

@@ -173,7 +173,7 @@ class Lookup:
         if isinstance(outcome, Hit):
             LOOKUPS.labels(f"hit_{outcome.match}", "coalesced" if outcome.coalesced else "").inc()
         elif isinstance(outcome, Following):
-            LOOKUPS.labels("following", "").inc()
+            pass  # counted when it is answered, or sent upstream (the handlers)
         else:
             result = "bypass" if outcome.lookup.status == "BYPASS" else "miss"
             LOOKUPS.labels(result, outcome.lookup.bypass_reason or "").inc()
