@@ -297,6 +297,18 @@ class ExactStore:
                 taken.append((key, list(waiters)))
         return taken
 
+    async def put_back_waiters(self, key: str, waiters: list[bytes], wait_seconds: float) -> None:
+        """Note taken-over waiters again (their resending failed): the next sweep takes them over again."""
+        if not waiters:
+            return
+        seconds, microseconds = await self._redis.time()
+        now_ms = int(seconds) * 1000 + int(microseconds) // 1000
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(self._waiters(key), *waiters)
+            pipe.pexpire(self._waiters(key), _ms(wait_seconds))
+            pipe.zadd(self._leases, {key: now_ms})
+            await pipe.execute()
+
     async def ping(self) -> bool:
         try:
             return bool(await self._redis.ping())

@@ -85,8 +85,15 @@ class FlightSweeper:
         for key, raw in await self._exact.lapsed_flights():
             waiters = [waiter for waiter in read_waiters(raw) if not waiter.expired()]
             log.info("single flight %s… lapsed (its leader died): %d waiters take over", key[:12], len(waiters))
-            for waiter in waiters:
-                await self._resend(waiter)
+            for done, waiter in enumerate(waiters):
+                try:
+                    await self._resend(waiter)
+                except Exception:
+                    # The broker is down: note the rest again, for a later sweep.
+                    rest = waiters[done:]
+                    longest = max(w.request.deadline for w in rest) - time.time()
+                    await self._exact.put_back_waiters(key, [w.model_dump_json().encode() for w in rest], longest)
+                    raise
                 resent += 1
         if resent:
             COALESCED.labels("taken_over").inc(resent)

@@ -7,8 +7,10 @@ leader died (`resend_waiter`, from the sweeper); single-flight leases are renewe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 import psycopg
 from aio_pika.abc import AbstractIncomingMessage
@@ -19,7 +21,7 @@ from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.flights import ReplyRoute, Waiter
 from services.cache_worker.lookup import Following, Hit, Lookup
-from services.cache_worker.metrics import COALESCED, EXPIRED, LOOKUPS
+from services.cache_worker.metrics import COALESCED, DEGRADED, EXPIRED, LOOKUPS
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder
 from services.cache_worker.usage import UsagePublisher
@@ -45,7 +47,7 @@ from shared.contracts import (
 from shared.pricing import PriceBook
 from shared.rpc import reply
 from shared.usage import usage_event_id
-from shared.worker import Worker, publish_confirmed
+from shared.worker import Retryable, Worker, publish_confirmed
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +112,14 @@ class CacheHandlers:
         )
 
     async def answer_waiters(self, answer: CachedAnswer, waiters: list[Waiter]) -> None:
-        """Answer the requests that waited on a flight whose answer was just stored (a coalesced exact hit each)."""
+        """Answer the requests that waited on a flight whose answer was just stored (a coalesced exact hit each).
+
+        A reply that can't be sent makes the store event wait (Retryable): the waiters stay noted and
+        are answered when it is redone (a second reply to the same request is dropped by its gateway)."""
         for waiter in waiters:
             if not waiter.expired():
-                await self._answer_hit(waiter.route, waiter.request, Hit(answer, "exact", coalesced=True))
+                hit = Hit(answer, "exact", coalesced=True)
+                await _or_retry(self._answer_hit(waiter.route, waiter.request, hit), "answering a waiter")
                 LOOKUPS.labels("hit_exact", "coalesced").inc()
         COALESCED.labels("served").inc(len(waiters))
 
@@ -121,7 +127,7 @@ class CacheHandlers:
         """Send upstream, each on its own, the requests that waited on a flight that stored nothing."""
         for waiter in waiters:
             if not waiter.expired():
-                await self._forward(waiter.request, waiter.route)
+                await _or_retry(self._forward(waiter.request, waiter.route), "releasing a waiter")
                 lookup = waiter.request.lookup
                 if lookup is not None:  # counted as its lookup would have been, had it gone upstream then
                     LOOKUPS.labels("bypass" if lookup.status == "BYPASS" else "miss", lookup.bypass_reason or "").inc()
@@ -140,8 +146,14 @@ class CacheHandlers:
         )
 
     async def on_flight_renewal(self, message: AbstractIncomingMessage) -> None:
+        """Extend a leader's lease. A renewal that fails (Redis down) is dropped, not retried: the next one
+        comes within a third of the lease, and at worst the waiters take over."""
         renewal = FlightRenewal.model_validate_json(message.body)
-        await self._exact.renew_flight(renewal.exact_key, renewal.flight_id, renewal.lease_seconds)
+        try:
+            await self._exact.renew_flight(renewal.exact_key, renewal.flight_id, renewal.lease_seconds)
+        except Exception as exc:
+            log.debug("renewing a single-flight lease failed: %s", exc)
+            DEGRADED.labels("redis", "single_flight").inc()
 
     async def _answer_hit(self, route: ReplyRoute | None, request: CompletionRequest, hit: Hit) -> None:
         answer = hit.answer
@@ -241,3 +253,13 @@ class CacheHandlers:
 
 def _route_of(message: AbstractIncomingMessage) -> ReplyRoute | None:
     return ReplyRoute(message.reply_to, message.correlation_id or "") if message.reply_to else None
+
+
+async def _or_retry(sending: Awaitable[None], what: str) -> None:
+    """Send, or raise Retryable: the broker connection is down, and the event is redone once it is back."""
+    try:
+        await sending
+    except (Retryable, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        raise Retryable(f"{what} failed: {exc!r}") from exc

@@ -371,6 +371,8 @@ async def test_a_single_flight_is_a_lease_its_waiters_outlive(stores: tuple[Exac
     await asyncio.sleep(0.4)
     assert await exact.lapsed_flights() == [("k2", [b"w"])]
     assert await exact.lapsed_flights() == []
+    await exact.put_back_waiters("k2", [b"w"], 30)  # resending it failed: the next sweep takes it again
+    assert await exact.lapsed_flights() == [("k2", [b"w"])]
     # A flight that ends without an answer hands its waiters over, unless another leader holds it now.
     assert await exact.lead_flight("k3", "first", 5) == LEADING
     assert await exact.follow_flight("k3", b"w3", 30)
