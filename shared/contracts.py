@@ -224,6 +224,7 @@ class CompletionGenerated(Contract):
     upstream: str | None = None
     ttl_seconds: int | None = None
     created_at: float
+    flight_id: str | None = None  # the request id of the single flight's leader that produced it, if it led one
 
 
 class FlightEnded(Contract):

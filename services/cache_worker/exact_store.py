@@ -27,11 +27,12 @@ DELETE_CHUNK = 1000
 # Lapsed flights taken over per sweep.
 SWEEP_BATCH = 100
 # What lead_flight answers.
-FOLLOWING, LEADING, STORED = 0, 1, 2
+FOLLOWING, LEADING, STORED, OURS = 0, 1, 2, 3
 
 # KEYS[1] flight, KEYS[2] entry. ARGV[1] request id, ARGV[2] lease ms, ARGV[3] "1": even if an answer is stored.
-# 2 when an answer is stored (no flight taken: it answers); else lead when nobody does, or again when the
-# lease is ours already (our lookup redelivered after its worker died): 1; else 0.
+# 2 when an answer is stored (no flight taken: it answers); else lead when nobody does: 1; 3 when the flight is
+# ours already (our lookup redelivered after its worker died: it may or may not have handed the request on);
+# else 0.
 LEAD_SCRIPT = """
 if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then
     return 2
@@ -42,8 +43,7 @@ if not leader then
     return 1
 end
 if leader == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return 1
+    return 3
 end
 return 0
 """
@@ -258,8 +258,9 @@ class ExactStore:
 
     async def lead_flight(self, key: str, request_id: str, lease_seconds: float, even_if_stored: bool = False) -> int:
         """Become the one request that calls the upstream for this key, for a lease it must renew: LEADING;
-        FOLLOWING if another request leads (a lookup redelivered after its worker died leads again, if it
-        did); STORED if the key's answer is stored by now (no flight taken: unless `even_if_stored`)."""
+        FOLLOWING if another request leads; OURS if this request does already (its lookup redelivered
+        after its worker died); STORED if the key's answer is stored by now (no flight taken: unless
+        `even_if_stored`)."""
         keys = [self._flight(key), self._entry(key)]
         return int(await self._lead(keys=keys, args=[request_id, _ms(lease_seconds), "1" if even_if_stored else "0"]))
 

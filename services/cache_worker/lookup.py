@@ -315,6 +315,10 @@ class Lookup:
                     led = await self._exact.lead_flight(key, request.request_id, lease, even_if_stored=True)
                 if led == LEADING:
                     return Miss(context.model_copy(update={"flight_leader": True, "flight_lease_seconds": lease}))
+                # Another request leads, or this one does already: its lookup was redelivered after its worker
+                # died, maybe after handing it on. It waits on its own flight rather than call the upstream a
+                # second time (a streamed answer would come twice): if its request is on its way, the answer
+                # comes; if not, nobody renews the lease, and within it the request is sent here again to lead.
                 if route is None:
                     return Miss(context)  # nowhere to send a waiter's answer: go upstream alone
                 waiter = Waiter(

@@ -63,7 +63,7 @@ class Storer:
             DEGRADED.labels("redis", "store").inc()
         if waiting:
             if answer_waiters is not None:
-                await answer_waiters(answer, read_waiters(waiting))
+                await answer_waiters(answer, _others(read_waiters(waiting), event.flight_id))
             await self._exact.waiters_done(answer.exact_key, len(waiting))
 
         embedding, context_embedding = event.embedding, event.context_embedding
@@ -125,7 +125,7 @@ class Storer:
             return
         if waiting:
             if release is not None:
-                await release(read_waiters(waiting))
+                await release(_others(read_waiters(waiting), event.flight_id))
             await self._exact.waiters_done(event.exact_key, len(waiting))
 
     async def enforce_cap(self, tenant: str) -> None:
@@ -147,3 +147,9 @@ def _is_uuid_hex(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _others(waiters: list[Waiter], leader: str | None) -> list[Waiter]:
+    """The waiters but the leader itself (noted on its own flight when its lookup was redelivered): it
+    got its own answer from the LLM worker, and its usage is the miss's."""
+    return [waiter for waiter in waiters if waiter.request.request_id != leader]

@@ -69,6 +69,7 @@ def store_event(
         upstream=upstream_label,
         ttl_seconds=request.controls.ttl_seconds,
         created_at=time.time(),
+        flight_id=request.request_id if lookup.flight_leader else None,
     )
     return event, None
 

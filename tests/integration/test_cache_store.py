@@ -341,12 +341,12 @@ async def test_a_catalogue_from_before_history_texts_is_upgraded_and_a_restart_d
 
 async def test_a_single_flight_is_a_lease_its_waiters_outlive(stores: tuple[ExactStore, EntryStore]) -> None:
     """Lead, follow, renew, store (waiters handed over), and a lapsed lease's waiters taken over once."""
-    from services.cache_worker.exact_store import FOLLOWING, LEADING, STORED
+    from services.cache_worker.exact_store import FOLLOWING, LEADING, OURS, STORED
 
     exact, entries = stores
     tenant = f"t-{uuid.uuid4().hex[:6]}"
     assert await exact.lead_flight("k1", "leader", 0.5) == LEADING
-    assert await exact.lead_flight("k1", "leader", 0.5) == LEADING  # its own lookup, redelivered
+    assert await exact.lead_flight("k1", "leader", 0.5) == OURS  # its own lookup, redelivered
     assert await exact.lead_flight("k1", "other", 0.5) == FOLLOWING
     assert await exact.follow_flight("k1", b"w1", 30) and await exact.follow_flight("k1", b"w2", 30)
     assert await exact.renew_flight("k1", "leader", 0.5) and not await exact.renew_flight("k1", "other", 0.5)
