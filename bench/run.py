@@ -169,6 +169,7 @@ def start_ours(tmp: Path, urls: dict[str, str], mock_latency_ms: int) -> Stack:
     stack.env["MOCK_LATENCY_MS"] = str(mock_latency_ms)
     stack.env["LOG_LEVEL"] = "WARNING"
     stack.env["REQUEST_TIMEOUT_SECONDS"] = "60"
+    stack.env["TENANT_MAX_IN_FLIGHT"] = "0"  # one tenant's 64 connections: throughput, not fairness, is measured
     for name in SERVICES:
         stack.start(name)
     stack.wait_ready(timeout=180)

@@ -32,7 +32,9 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def load(base_url: str, headers: dict[str, str], rate: float, seconds: float, hit_share: float) -> Counter:
+async def load(
+    base_url: str, headers: dict[str, str], rate: float, seconds: float, hit_share: float, latencies: list[float]
+) -> Counter:
     pool = [f"Soak question {i}: what is {i} squared?" for i in range(200)]
     # Misses are distinct real questions: generated ones look alike and would be served as hits.
     unseen = distinct_questions()
@@ -41,8 +43,10 @@ async def load(base_url: str, headers: dict[str, str], rate: float, seconds: flo
 
         async def one(question: str) -> None:
             body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
+            started = time.monotonic()
             try:
                 response = await client.post("/v1/chat/completions", json=body)
+                latencies.append(time.monotonic() - started)
                 outcomes[response.headers.get("x-cache", str(response.status_code))] += 1
                 if response.status_code != 200:
                     outcomes[f"status {response.status_code}"] += 1
@@ -90,7 +94,8 @@ def main() -> None:
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             print(f"soak: {args.rate}/s for {args.seconds:.0f}s, {args.hit_share:.0%} from a pool of 200", flush=True)
-            outcomes = asyncio.run(load(stack.base_url, stack.auth, args.rate, args.seconds, args.hit_share))
+            latencies: list[float] = []
+            outcomes = asyncio.run(load(stack.base_url, stack.auth, args.rate, args.seconds, args.hit_share, latencies))
             done.set()
             sampler.join()
             samples.append({name: rss_mib(p.pid) for name, p in stack.processes.items()})
@@ -100,6 +105,11 @@ def main() -> None:
             print(
                 f"requests sent {outcomes['sent']}, usage rows {stats['requests']}, "
                 f"hits {stats['hits']}, misses {stats['misses']}, errors {stats['errors']}"
+            )
+            ordered = sorted(latencies) or [0.0]
+            print(
+                f"latency (s): p50 {ordered[len(ordered) // 2]:.3f}, p99 {ordered[int(len(ordered) * 0.99)]:.3f},"
+                f" worst {ordered[-1]:.3f}"
             )
             print(f"resident memory (MiB), {len(samples)} samples from start to end:")
             for name in samples[0]:

@@ -48,7 +48,8 @@ class LookupContext(Contract):
     status: Literal["MISS", "BYPASS"] = "MISS"
     bypass_reason: str | None = None
     store: bool = True  # False: the answer must not be stored (no-store, mode off, ...)
-    flight_leader: bool = False  # this request holds the single-flight lock of its exact key
+    flight_leader: bool = False  # this request holds the single-flight lease of its exact key
+    flight_lease_seconds: float | None = None  # the leader renews its lease this often (FlightRenewal), x3
     exact_key: str | None = None
     partition_key: str | None = None
     prompt_text: str | None = None
@@ -263,6 +264,7 @@ class CompletionGenerated(Contract):
     upstream: str | None = None
     ttl_seconds: int | None = None
     created_at: float
+    flight_id: str | None = None  # the request id of the single flight's leader that produced it, if it led one
 
 
 class FlightEnded(Contract):
@@ -272,6 +274,18 @@ class FlightEnded(Contract):
     tenant: str
     exact_key: str
     reason: str
+    flight_id: str | None = None  # the leader's request id: a flight since taken over is left alone
+
+
+class FlightRenewal(Contract):
+    """The leader of a single flight is still at work (sent by the LLM worker every third of its lease):
+    the cache worker extends its lease. Transient: a leader that stops renewing has died, and its
+    followers take over once the lease lapses."""
+
+    type: Literal["flight_renewal"] = "flight_renewal"
+    exact_key: str
+    flight_id: str  # the leader's request id
+    lease_seconds: float = Field(gt=0, le=300)
 
 
 class RequestCancelled(Contract):

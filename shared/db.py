@@ -20,7 +20,7 @@ async def _configure(conn: AsyncConnection) -> None:
 async def open_service_pool(settings: DatabaseSettings, service: str, *, vector: bool = True) -> AsyncConnectionPool:
     """The pool a service's settings describe (DATABASE_URL, DATABASE_POOL_MIN/MAX), named after it."""
     return await open_pool(
-        settings.database_url,
+        settings.database_url.get_secret_value(),
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
         name=service,

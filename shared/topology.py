@@ -60,6 +60,11 @@ class Topology:
         return f"{self.prefix}.cache.store"
 
     @property
+    def cache_flights(self) -> str:
+        """FlightRenewals (transient, short-lived), consumed by cache workers: single-flight leases kept alive."""
+        return f"{self.prefix}.cache.flights"
+
+    @property
     def usage_events(self) -> str:
         """UsageEvents (durable), consumed by the stats consumer."""
         return f"{self.prefix}.usage.events"
@@ -104,7 +109,7 @@ class Topology:
         return [self.exchange, self.dead_letter_exchange, self.cancellations, self.key_revocations]
 
     def all_queues(self) -> list[str]:
-        return [*self.work_queues(), *(self.control(s) for s in SERVICES), self.dead_letters]
+        return [*self.work_queues(), self.cache_flights, *(self.control(s) for s in SERVICES), self.dead_letters]
 
 
 async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
@@ -126,6 +131,9 @@ async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExcha
         # dead-letter explicitly what they give up on (shared.worker).
         queue = await channel.declare_queue(name, durable=True)
         await queue.bind(exchange, routing_key=name)
+    # A renewal is worth something only within the lease it extends.
+    flights = await channel.declare_queue(topology.cache_flights, durable=True, arguments={"x-message-ttl": 10_000})
+    await flights.bind(exchange, routing_key=topology.cache_flights)
     for service in SERVICES:
         name = topology.control(service)
         # Control queries are only worth answering while someone waits.

@@ -52,3 +52,37 @@ def token_counts(usage: Any) -> TokenCounts:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def usage_event_id(request_id: str) -> str:
+    """The id of a request's usage event, the same from every service and every attempt: the usage log
+    stores one row per id, so a request redone after a crash or a failed publish is counted once."""
+    return f"req-{request_id}"
+
+
+# Where a text's token count is not known (a stream the client left before its usage arrived).
+CHARS_PER_TOKEN = 4
+TEXT_KEYS = frozenset({"content", "text", "arguments", "partial_json", "refusal", "thinking"})
+
+
+def estimated_tokens(text: str) -> int:
+    """About how many tokens a text is (four characters a token, English's average)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def texts_in(value: Any) -> list[str]:
+    """The texts a request body or a streamed chunk carries (message contents, deltas, tool arguments),
+    in either API format."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in TEXT_KEYS and isinstance(item, str):
+                found.append(item)
+            elif key == "system" and isinstance(item, str):  # Anthropic's top-level system prompt
+                found.append(item)
+            else:
+                found.extend(texts_in(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(texts_in(item))
+    return found

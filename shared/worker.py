@@ -75,6 +75,15 @@ class Retryable(Exception):
 
 RETRY_DELAY_SECONDS = 1.0
 CANCEL_TIMEOUT_SECONDS = 2.0
+# How long a handler keeps trying to publish an event it must not lose before its message is requeued.
+PUBLISH_PATIENCE_SECONDS = 30.0
+PUBLISH_ATTEMPT_TIMEOUT_SECONDS = 5.0
+
+EVENTS_NOT_PUBLISHED = Counter(
+    "llmcache_worker_event_publish_failures_total",
+    "Attempts to publish a durable event (usage, store) that the broker refused or did not confirm.",
+    ["event"],
+)
 
 
 POISON = (pydantic.ValidationError, orjson.JSONDecodeError, UnicodeDecodeError, Unprocessable)
@@ -98,7 +107,7 @@ class Worker:
 
     async def start(self) -> None:
         """Connect, declare the topology and open the channels every worker uses."""
-        self.connection = await connect(self.settings.rabbitmq_url, self.service)
+        self.connection = await connect(self.settings.rabbitmq_url.get_secret_value(), self.service)
         # Events must not be lost: their channel confirms every publish.
         self.events_channel: AbstractChannel = await self.connection.channel(publisher_confirms=True)
         self.exchange: AbstractExchange = await declare(self.events_channel, self.topology)
@@ -282,6 +291,32 @@ class Worker:
         if self.connection is not None:
             await self.connection.close()
         log.info("%s stopped", self.service)
+
+
+async def publish_confirmed(
+    publish: Callable[[], Awaitable[None]], event: str, patience_seconds: float | None = None
+) -> None:
+    """Publish an event that must not be lost (a usage or store event) before the message that caused it
+    is acked: retried with back-off while the broker refuses it or is unreachable, then Retryable, so
+    the message is requeued rather than acked without its event (at least once, never at most once).
+
+    `publish` must return only once the broker confirmed the message (a channel with publisher confirms).
+    """
+    patience_seconds = PUBLISH_PATIENCE_SECONDS if patience_seconds is None else patience_seconds
+    deadline = time.monotonic() + patience_seconds
+    delay = 0.1
+    while True:
+        try:
+            await asyncio.wait_for(publish(), PUBLISH_ATTEMPT_TIMEOUT_SECONDS)
+            return
+        except Exception as exc:
+            EVENTS_NOT_PUBLISHED.labels(event).inc()
+            if time.monotonic() + delay >= deadline:
+                raise Retryable(f"publishing a {event} event failed for {patience_seconds:.0f}s: {exc!r}") from exc
+            if delay == 0.1:  # once per event, not once per attempt
+                log.warning("publishing a %s event failed (%r): retrying until it is confirmed", event, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def freeze_startup_objects() -> None:

@@ -1,8 +1,16 @@
 """The exact cache in Redis: answers under their exact key (with Redis TTLs), the per-tenant LRU
-order, and the single-flight locks that make concurrent identical misses call the upstream once.
+order, and the single flights that make concurrent identical misses call the upstream once.
 
 Lookups that arrive together share one MGET: under load a round trip per hit, each on its own
 pooled connection, was a sixth of the cache worker's time.
+
+A single flight is a lease, `flight:<key>` holding the leader's request id, that lapses unless the
+leader renews it. Identical requests that arrive meanwhile don't wait in a worker: each is noted
+(its request and where its reply goes) on the key's waiter list, and its message acked. Storing the
+answer hands the list to the storer, which answers them; a flight that ends without an answer hands
+it over to be sent upstream; a lease that lapsed (its leader died) hands it to the sweeper, which
+sends them back through the lookup, where one of them takes the lead. `flight_leases` orders the
+flights that have waiters by when their lease lapses, for the sweeper.
 """
 
 from __future__ import annotations
@@ -16,6 +24,84 @@ from services.cache_worker.entries import CachedAnswer
 
 # Keys per DEL command when a whole tenant is flushed.
 DELETE_CHUNK = 1000
+# Lapsed flights taken over per sweep.
+SWEEP_BATCH = 100
+# What lead_flight answers.
+FOLLOWING, LEADING, STORED, OURS = 0, 1, 2, 3
+
+# KEYS[1] flight, KEYS[2] entry. ARGV[1] request id, ARGV[2] lease ms, ARGV[3] "1": even if an answer is stored.
+# 2 when an answer is stored (no flight taken: it answers); else lead when nobody does: 1; 3 when the flight is
+# ours already (our lookup redelivered after its worker died: it may or may not have handed the request on);
+# else 0.
+LEAD_SCRIPT = """
+if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+    return 2
+end
+local leader = redis.call('GET', KEYS[1])
+if not leader then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+if leader == ARGV[1] then
+    return 3
+end
+return 0
+"""
+
+# KEYS[1] flight, KEYS[2] waiters, KEYS[3] leases. ARGV[1] waiter, ARGV[2] its ms to its deadline, ARGV[3] key.
+# Note a waiter while the flight lasts (1); 0 when there is no flight any more (its answer may be stored).
+FOLLOW_SCRIPT = """
+local lease = redis.call('PTTL', KEYS[1])
+if lease <= 0 then
+    return 0
+end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[3], tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + lease, ARGV[3])
+return 1
+"""
+
+# KEYS[1] flight, KEYS[2] leases. ARGV[1] request id, ARGV[2] lease ms, ARGV[3] key. Extend our lease: 1; 0 when
+# the flight is not ours (it ended, or lapsed and was taken over).
+RENEW_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[2], 'XX', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + ARGV[2], ARGV[3])
+return 1
+"""
+
+# KEYS[1] flight, KEYS[2] waiters, KEYS[3] leases. ARGV[1] request id ("": any), ARGV[2] key. End the flight
+# unless another leader holds it now; returns its waiters (read, not removed: `waiters_done` removes them).
+END_SCRIPT = """
+local leader = redis.call('GET', KEYS[1])
+if leader and ARGV[1] ~= '' and leader ~= ARGV[1] then
+    return {}
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+
+# KEYS[1] flight, KEYS[2] waiters, KEYS[3] leases. ARGV[1] key. Take a lapsed flight's waiters over (and remove
+# them: one sweeper gets them); a flight renewed meanwhile is put back in order instead.
+CLAIM_SCRIPT = """
+local lease = redis.call('PTTL', KEYS[1])
+if lease > 0 then
+    local now = redis.call('TIME')
+    redis.call('ZADD', KEYS[3], tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + lease, ARGV[1])
+    return {}
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+local waiters = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
+return waiters
+"""
 
 
 class ExactStore:
@@ -25,6 +111,11 @@ class ExactStore:
         self._redis = client
         self._prefix = prefix
         self._gets = _GetBatcher(client)
+        self._lead = client.register_script(LEAD_SCRIPT)
+        self._follow = client.register_script(FOLLOW_SCRIPT)
+        self._renew = client.register_script(RENEW_SCRIPT)
+        self._end = client.register_script(END_SCRIPT)
+        self._claim = client.register_script(CLAIM_SCRIPT)
 
     def _entry(self, key: str) -> str:
         return f"{self._prefix}:exact:{key}"
@@ -38,17 +129,31 @@ class ExactStore:
     def _flight(self, key: str) -> str:
         return f"{self._prefix}:flight:{key}"
 
+    def _waiters(self, key: str) -> str:
+        return f"{self._prefix}:flight_waiters:{key}"
+
+    @property
+    def _leases(self) -> str:
+        return f"{self._prefix}:flight_leases"
+
     async def get(self, key: str) -> CachedAnswer | None:
         raw = await self._gets.get(self._entry(key))
         return CachedAnswer.from_bytes(raw) if isinstance(raw, bytes) else None
 
-    async def put(self, tenant: str, answer: CachedAnswer, ttl_seconds: int) -> None:
-        """Store the answer, mark it most recently used, and release waiters of its single flight."""
+    async def put(self, tenant: str, answer: CachedAnswer, ttl_seconds: int) -> list[bytes]:
+        """Store the answer, mark it most recently used and end its single flight; returns the flight's
+        waiters, for the caller to answer (then `waiters_done`).
+
+        In this order: a request that finds no flight any more finds the answer."""
+        key = answer.exact_key
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._entry(answer.exact_key), answer.to_bytes(), ex=ttl_seconds)
-            pipe.zadd(self._lru(tenant), {answer.exact_key: time.time()})
-            pipe.delete(self._flight(answer.exact_key))
-            await pipe.execute()
+            pipe.set(self._entry(key), answer.to_bytes(), ex=ttl_seconds)
+            pipe.zadd(self._lru(tenant), {key: time.time()})
+            pipe.delete(self._flight(key))
+            pipe.zrem(self._leases, key)
+            pipe.lrange(self._waiters(key), 0, -1)
+            *_, waiters = await pipe.execute()
+        return list(waiters)
 
     async def put_many(self, tenant: str, answers: list[CachedAnswer], ttl_seconds: int) -> None:
         """Store several answers (an embeddings batch's vectors) in one round trip, most recently used."""
@@ -72,6 +177,15 @@ class ExactStore:
     async def owns(self, tenant: str, key: str) -> bool:
         """Whether Redis lists the entry under this tenant (its LRU order holds every key it stores)."""
         return await self._redis.zscore(self._lru(tenant), key) is not None
+
+    async def delete_tenants(self, tenant: str, key: str) -> int:
+        """Delete one entry if it is the tenant's (in its LRU order, as every live entry is); returns 1 if so.
+
+        For an entry only Redis may hold: its key alone does not say whose it is.
+        """
+        if await self._redis.zscore(self._lru(tenant), key) is None:
+            return 0
+        return await self.delete(tenant, [key])
 
     async def mark_redis_only(self, tenant: str, namespace: str, key: str | list[str], ttl_seconds: int) -> None:
         """Note an entry PostgreSQL does not hold (it refused the text, or was down) under its namespace:
@@ -146,29 +260,59 @@ class ExactStore:
         if keys:
             await self._redis.zrem(self._lru(tenant), *keys)
 
-    async def lead_flight(self, key: str, request_id: str, ttl_seconds: float) -> bool:
-        """Become the one request that calls the upstream for this key; False if another already is."""
-        return bool(await self._redis.set(self._flight(key), request_id, nx=True, px=max(int(ttl_seconds * 1000), 1)))
+    async def lead_flight(self, key: str, request_id: str, lease_seconds: float, even_if_stored: bool = False) -> int:
+        """Become the one request that calls the upstream for this key, for a lease it must renew: LEADING;
+        FOLLOWING if another request leads; OURS if this request does already (its lookup redelivered
+        after its worker died); STORED if the key's answer is stored by now (no flight taken: unless
+        `even_if_stored`)."""
+        keys = [self._flight(key), self._entry(key)]
+        return int(await self._lead(keys=keys, args=[request_id, _ms(lease_seconds), "1" if even_if_stored else "0"]))
 
-    async def end_flight(self, key: str) -> None:
-        await self._redis.delete(self._flight(key))
+    async def follow_flight(self, key: str, waiter: bytes, wait_seconds: float) -> bool:
+        """Note a request on the flight's waiter list (kept `wait_seconds` at least); False if no flight is on."""
+        keys = [self._flight(key), self._waiters(key), self._leases]
+        return bool(await self._follow(keys=keys, args=[waiter, _ms(wait_seconds), key]))
 
-    async def wait_for_flight(self, key: str, timeout: float) -> CachedAnswer | None:
-        """Wait (bounded) for the leader's answer; None if the flight ended without one or took too long."""
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while time.monotonic() < deadline:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(self._entry(key))
-                pipe.exists(self._flight(key))
-                raw, flying = await pipe.execute()
-            if isinstance(raw, bytes):
-                return CachedAnswer.from_bytes(raw)
-            if not flying:
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
-        return None
+    async def renew_flight(self, key: str, request_id: str, lease_seconds: float) -> bool:
+        """Extend the leader's lease; False when the flight is not its own any more."""
+        keys = [self._flight(key), self._leases]
+        return bool(await self._renew(keys=keys, args=[request_id, _ms(lease_seconds), key]))
+
+    async def end_flight(self, key: str, request_id: str | None = None) -> list[bytes]:
+        """End a flight that produced no answer to store (unless another leader took it over); returns its
+        waiters, for the caller to send on (then `waiters_done`)."""
+        keys = [self._flight(key), self._waiters(key), self._leases]
+        return list(await self._end(keys=keys, args=[request_id or "", key]))
+
+    async def waiters_done(self, key: str, count: int) -> None:
+        """Take the first `count` waiters, answered or sent on, off the key's list (later ones stay)."""
+        if count:
+            await self._redis.ltrim(self._waiters(key), count, -1)
+
+    async def lapsed_flights(self) -> list[tuple[str, list[bytes]]]:
+        """Take over the waiters of flights whose lease lapsed (their leader died): (key, waiters) each."""
+        seconds, microseconds = await self._redis.time()  # Redis's clock, as the leases were written by
+        now_ms = int(seconds) * 1000 + int(microseconds) // 1000
+        lapsed: list[bytes] = await self._redis.zrangebyscore(self._leases, "-inf", now_ms, start=0, num=SWEEP_BATCH)  # type: ignore[assignment]
+        taken = []
+        for member in lapsed:
+            key = member.decode()
+            waiters = await self._claim(keys=[self._flight(key), self._waiters(key), self._leases], args=[key])
+            if waiters:
+                taken.append((key, list(waiters)))
+        return taken
+
+    async def put_back_waiters(self, key: str, waiters: list[bytes], wait_seconds: float) -> None:
+        """Note taken-over waiters again (their resending failed): the next sweep takes them over again."""
+        if not waiters:
+            return
+        seconds, microseconds = await self._redis.time()
+        now_ms = int(seconds) * 1000 + int(microseconds) // 1000
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(self._waiters(key), *waiters)
+            pipe.pexpire(self._waiters(key), _ms(wait_seconds))
+            pipe.zadd(self._leases, {key: now_ms})
+            await pipe.execute()
 
     async def ping(self) -> bool:
         try:
@@ -215,3 +359,7 @@ class _GetBatcher:
             for future in waiting[name]:
                 if not future.done():  # its caller may have been cancelled
                     future.set_result(value if isinstance(value, bytes) else None)
+
+
+def _ms(seconds: float) -> int:
+    return max(int(seconds * 1000), 1)

@@ -1,9 +1,16 @@
-"""Broker handlers of the cache worker: decode, call the lookup, the storer or the admin, reply or forward."""
+"""Broker handlers of the cache worker: decode, call the lookup, the storer or the admin, reply or forward.
+
+Requests waiting on an identical one in flight are answered here too, when its answer is stored
+(`on_store_event`), or sent upstream when it stored nothing, or back through the lookup when its
+leader died (`resend_waiter`, from the sweeper); single-flight leases are renewed (`on_flight_renewal`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 import psycopg
 from aio_pika.abc import AbstractIncomingMessage
@@ -11,9 +18,12 @@ from aio_pika.abc import AbstractIncomingMessage
 from services.cache_worker import keys
 from services.cache_worker.admin import AdminAnswer, CacheAdmin
 from services.cache_worker.embeddings import EmbeddingsCache, EmbeddingsHit
+from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.feedback import Served, ServedPairs
-from services.cache_worker.lookup import Hit, Lookup
-from services.cache_worker.metrics import DEGRADED, EXPIRED
+from services.cache_worker.flights import ReplyRoute, Waiter
+from services.cache_worker.lookup import Following, Hit, Lookup
+from services.cache_worker.metrics import COALESCED, DEGRADED, EXPIRED, LOOKUPS
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder
 from services.cache_worker.usage import UsagePublisher
@@ -31,11 +41,13 @@ from shared.contracts import (
     EmbeddingsRequest,
     ErrorInfo,
     ErrorReply,
+    FlightRenewal,
     UsageEvent,
 )
 from shared.pricing import PriceBook
 from shared.rpc import reply
-from shared.worker import Worker
+from shared.usage import usage_event_id
+from shared.worker import Retryable, Worker, publish_confirmed
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +65,11 @@ class CacheHandlers:
         usage: UsagePublisher,
         prices: PriceBook,
         embeddings: EmbeddingsCache,
+        exact: ExactStore,
         served: ServedPairs | None = None,
     ) -> None:
         self._worker = worker
+        self._exact = exact
         self._lookup = lookup
         self._storer = storer
         self._admin = admin
@@ -80,25 +94,75 @@ class CacheHandlers:
             forwarded = found.forward
             cached = EmbeddingsCached(cached=found.cached) if found.cached else None
         else:
-            outcome = await self._lookup.run(request)
+            outcome = await self._lookup.run(request, _route_of(message))
             if isinstance(outcome, Hit):
-                await self._answer_hit(message, request, outcome)
+                await self._answer_hit(_route_of(message), request, outcome)
                 return
+            if isinstance(outcome, Following):
+                return  # noted with the flight: answered when its leader's answer is (acked now)
             forwarded = request.model_copy(update={"lookup": outcome.lookup})
-        await publish_transient(
-            self._worker.fast_channel,
-            self._worker.topology.exchange,
-            self._worker.topology.llm_request,
-            forwarded.model_dump_json().encode(),
-            correlation_id=message.correlation_id,
-            reply_to=message.reply_to,
-            expiration_seconds=request.deadline - time.time(),
-        )
+        await self._forward(forwarded, _route_of(message))
         if cached is not None:
             # Straight to the gateway, which answers with these and the LLM worker's vectors together.
             await reply(self._worker.fast_channel, message, cached.model_dump_json().encode())
 
-    async def _answer_hit(self, message: AbstractIncomingMessage, request: CompletionRequest, hit: Hit) -> None:
+    async def _forward(self, request: CompletionRequest | EmbeddingsRequest, route: ReplyRoute | None) -> None:
+        """Send a miss on to the LLM workers; its replies go where the lookup's would have."""
+        await publish_transient(
+            self._worker.fast_channel,
+            self._worker.topology.exchange,
+            self._worker.topology.llm_request,
+            request.model_dump_json().encode(),
+            correlation_id=route.correlation_id if route else None,
+            reply_to=route.reply_to if route else None,
+            expiration_seconds=request.deadline - time.time(),
+        )
+
+    async def answer_waiters(self, answer: CachedAnswer, waiters: list[Waiter]) -> None:
+        """Answer the requests that waited on a flight whose answer was just stored (a coalesced exact hit each).
+
+        A reply that can't be sent makes the store event wait (Retryable): the waiters stay noted and
+        are answered when it is redone (a second reply to the same request is dropped by its gateway)."""
+        for waiter in waiters:
+            if not waiter.expired():
+                hit = Hit(answer, "exact", coalesced=True)
+                await _or_retry(self._answer_hit(waiter.route, waiter.request, hit), "answering a waiter")
+                LOOKUPS.labels("hit_exact", "coalesced").inc()
+        COALESCED.labels("served").inc(len(waiters))
+
+    async def release_waiters(self, waiters: list[Waiter]) -> None:
+        """Send upstream, each on its own, the requests that waited on a flight that stored nothing."""
+        for waiter in waiters:
+            if not waiter.expired():
+                await _or_retry(self._forward(waiter.request, waiter.route), "releasing a waiter")
+                lookup = waiter.request.lookup
+                if lookup is not None:  # counted as its lookup would have been, had it gone upstream then
+                    LOOKUPS.labels("bypass" if lookup.status == "BYPASS" else "miss", lookup.bypass_reason or "").inc()
+        COALESCED.labels("released").inc(len(waiters))
+
+    async def resend_waiter(self, waiter: Waiter) -> None:
+        """Send a waiter of a lapsed flight back through the lookup: it finds the answer, or takes the lead."""
+        await publish_transient(
+            self._worker.fast_channel,
+            self._worker.topology.exchange,
+            self._worker.topology.cache_lookup,
+            waiter.request.model_copy(update={"lookup": None}).model_dump_json().encode(),
+            correlation_id=waiter.correlation_id,
+            reply_to=waiter.reply_to,
+            expiration_seconds=waiter.request.deadline - time.time(),
+        )
+
+    async def on_flight_renewal(self, message: AbstractIncomingMessage) -> None:
+        """Extend a leader's lease. A renewal that fails (Redis down) is dropped, not retried: the next one
+        comes within a third of the lease, and at worst the waiters take over."""
+        renewal = FlightRenewal.model_validate_json(message.body)
+        try:
+            await self._exact.renew_flight(renewal.exact_key, renewal.flight_id, renewal.lease_seconds)
+        except Exception as exc:
+            log.debug("renewing a single-flight lease failed: %s", exc)
+            DEGRADED.labels("redis", "single_flight").inc()
+
+    async def _answer_hit(self, route: ReplyRoute | None, request: CompletionRequest, hit: Hit) -> None:
         answer = hit.answer
         cache = CacheInfo(
             status="HIT",
@@ -110,7 +174,10 @@ class CacheHandlers:
             coalesced=hit.coalesced,
         )
         body = CompletionReply(cache=cache, completion=answer.served_completion()).model_dump_json().encode()
-        await reply(self._worker.fast_channel, message, body)
+        if route is not None:
+            await publish_transient(
+                self._worker.fast_channel, "", route.reply_to, body, correlation_id=route.correlation_id
+            )
         self._hits.record(request.tenant, answer.exact_key)
         if hit.match == "semantic":
             self._record_served(request, hit)
@@ -118,7 +185,7 @@ class CacheHandlers:
         tokens = answer.usage()
         event = UsageEvent(
             # From the request: a lookup redelivered after a crash sends the same event, stored once.
-            event_id=f"hit-{request.request_id}",
+            event_id=usage_event_id(request.request_id),
             request_id=request.request_id,
             tenant=request.tenant,
             key_id=request.key_id,
@@ -152,7 +219,7 @@ class CacheHandlers:
             self._hits.record(request.tenant, key)
         model = str(request.body.get("model", ""))
         event = UsageEvent(
-            event_id=f"hit-{request.request_id}",
+            event_id=usage_event_id(request.request_id),
             request_id=request.request_id,
             tenant=request.tenant,
             key_id=request.key_id,
@@ -167,12 +234,9 @@ class CacheHandlers:
         await self._publish_usage(event)
 
     async def _publish_usage(self, event: UsageEvent) -> None:
-        try:
-            # The reply is already on its way; the lookup is acked once the event's batch is confirmed.
-            await self._usage.publish(event)
-        except Exception as exc:
-            log.warning("publishing a usage event failed: %s", exc)
-            DEGRADED.labels("broker", "usage_event").inc()
+        """The reply is already on its way; the lookup is acked once the event's batch is confirmed, and
+        requeued (its reply sent again, to nobody: the gateway took the first) if it can't be."""
+        await publish_confirmed(lambda: self._usage.publish(event), "usage")
 
     def _record_served(self, request: CompletionRequest, hit: Hit) -> None:
         """Keep the question a semantic hit answered, so the hit can be reported as wrong by its request id;
@@ -197,12 +261,12 @@ class CacheHandlers:
     async def on_store_event(self, message: AbstractIncomingMessage) -> None:
         event = STORE_EVENT_ADAPTER.validate_json(message.body)
         if isinstance(event, CompletionGenerated):
-            await self._storer.store(event)
+            await self._storer.store(event, self.answer_waiters)
         elif isinstance(event, EmbeddingsGenerated):
             await self._embeddings.store(event)
             await self._storer.enforce_cap(event.tenant)
         else:
-            await self._storer.end_flight(event)
+            await self._storer.end_flight(event, self.release_waiters)
 
     async def on_admin(self, message: AbstractIncomingMessage) -> None:
         request = CACHE_ADMIN_ADAPTER.validate_json(message.body)
@@ -218,3 +282,17 @@ class CacheHandlers:
                 )
             )
         await reply(self._worker.fast_channel, message, answer.model_dump_json().encode())
+
+
+def _route_of(message: AbstractIncomingMessage) -> ReplyRoute | None:
+    return ReplyRoute(message.reply_to, message.correlation_id or "") if message.reply_to else None
+
+
+async def _or_retry(sending: Awaitable[None], what: str) -> None:
+    """Send, or raise Retryable: the broker connection is down, and the event is redone once it is back."""
+    try:
+        await sending
+    except (Retryable, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        raise Retryable(f"{what} failed: {exc!r}") from exc

@@ -1,5 +1,5 @@
-"""The lookup decision: exact hit, semantic hit, a coalesced wait on an identical request in flight,
-or a miss (or bypass) carrying what the store will need.
+"""The lookup decision: exact hit, semantic hit, a wait on an identical request in flight (noted with the
+flight, holding no worker), or a miss (or bypass) carrying what the store will need.
 
 Knows nothing of the broker. Dependencies fail open: a Redis, Postgres or embedder failure turns
 into a miss (counted), never into an error for the user.
@@ -16,7 +16,8 @@ from typing import Literal, Protocol
 from services.cache_worker import keys
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.entry_store import Candidate, EntryStore
-from services.cache_worker.exact_store import ExactStore
+from services.cache_worker.exact_store import LEADING, STORED, ExactStore
+from services.cache_worker.flights import ReplyRoute, Waiter
 from services.cache_worker.metrics import (
     BEST_SIMILARITY,
     COALESCED,
@@ -60,13 +61,20 @@ class Miss:
 
 
 @dataclass(frozen=True)
+class Following:
+    """Noted as a waiter of the identical request in flight: its answer comes when the leader's does."""
+
+    exact_key: str
+
+
+@dataclass(frozen=True)
 class LookupPolicy:
     """Settings that shape every lookup."""
 
     similarity_threshold: float
     context_similarity_threshold: float
     max_cacheable_temperature: float
-    flight_wait_seconds: float
+    flight_lease_seconds: float  # a leader that does not renew its lease within this is taken for dead
     candidates: int = 5  # nearest prompts checked (conversation context, then the hit verifier)
 
 
@@ -168,18 +176,22 @@ class Lookup:
         self._verifier = verifier if verifier is not None else ThresholdVerifier()
         self._reported = reported
 
-    async def run(self, request: CompletionRequest) -> Hit | Miss:
+    async def run(self, request: CompletionRequest, route: ReplyRoute | None = None) -> Hit | Miss | Following:
+        """The lookup's outcome; with the request's reply `route`, an identical request in flight is
+        waited on (Following), without one the request goes upstream itself."""
         started = time.perf_counter()
-        outcome = await self._decide(request)
+        outcome = await self._decide(request, route)
         STAGE_SECONDS.labels("total").observe(time.perf_counter() - started)
         if isinstance(outcome, Hit):
             LOOKUPS.labels(f"hit_{outcome.match}", "coalesced" if outcome.coalesced else "").inc()
+        elif isinstance(outcome, Following):
+            pass  # counted when it is answered, or sent upstream (the handlers)
         else:
             result = "bypass" if outcome.lookup.status == "BYPASS" else "miss"
             LOOKUPS.labels(result, outcome.lookup.bypass_reason or "").inc()
         return outcome
 
-    async def _decide(self, request: CompletionRequest) -> Hit | Miss:
+    async def _decide(self, request: CompletionRequest, route: ReplyRoute | None) -> Hit | Miss | Following:
         controls = request.controls
         key = keys.exact_key(request.tenant, controls.namespace, request.body, request.protocol)
         context = LookupContext(status="MISS", exact_key=key, store=controls.store)
@@ -205,7 +217,7 @@ class Lookup:
             context = semantic.lookup
 
         if controls.read and controls.store:
-            return await self._single_flight(request, context)
+            return await self._single_flight(request, context, route)
         return Miss(context)
 
     def _bypass_reason(self, request: CompletionRequest) -> str | None:
@@ -303,32 +315,53 @@ class Lookup:
             return candidates, []
         return await self._reported.drop_reported(tenant, prompt, context_text, candidates)
 
-    async def _single_flight(self, request: CompletionRequest, context: LookupContext) -> Hit | Miss:
-        """Let one of several concurrent identical misses call the upstream; the others wait for its answer."""
+    async def _single_flight(
+        self, request: CompletionRequest, context: LookupContext, route: ReplyRoute | None
+    ) -> Hit | Miss | Following:
+        """Let one of several concurrent identical misses call the upstream; note the others as its waiters.
+
+        The leader holds a lease (renewed by the LLM worker while it works). A waiter holds no worker:
+        its message is acked once it is noted, and its reply comes with the leader's answer.
+        """
         key = context.exact_key
         assert key is not None
-        remaining = request.deadline - time.time()
+        lease = self._policy.flight_lease_seconds
         try:
-            if await self._exact.lead_flight(key, request.request_id, remaining):
-                # The previous leader may have stored its answer (and released the flight) since our
-                # exact lookup: check once more, so a finished flight is never flown twice.
-                answer = await self._exact.get(key)
-                if answer is None or not _fresh(answer, request.controls.max_age_seconds):
-                    return Miss(context.model_copy(update={"flight_leader": True}))
-                await self._exact.end_flight(key)
-                COALESCED.labels("served").inc()
-                return Hit(answer, "exact", coalesced=True)
-            answer = await self._exact.wait_for_flight(key, min(remaining, self._policy.flight_wait_seconds))
-            if answer is not None and not _fresh(answer, request.controls.max_age_seconds):
-                answer = None
+            for _ in range(3):  # a flight that ends between our two steps: look again
+                led = await self._exact.lead_flight(key, request.request_id, lease)
+                if led == STORED:
+                    # The previous leader stored its answer (and ended its flight) since our exact lookup:
+                    # a finished flight is never flown twice, unless its answer is too old for us.
+                    answer = await self._exact.get(key)
+                    if answer is not None and _fresh(answer, request.controls.max_age_seconds):
+                        COALESCED.labels("served").inc()
+                        return Hit(answer, "exact", coalesced=True)
+                    led = await self._exact.lead_flight(key, request.request_id, lease, even_if_stored=True)
+                if led == LEADING:
+                    return Miss(context.model_copy(update={"flight_leader": True, "flight_lease_seconds": lease}))
+                # Another request leads, or this one does already: its lookup was redelivered after its worker
+                # died, maybe after handing it on. It waits on its own flight rather than call the upstream a
+                # second time (a streamed answer would come twice): if its request is on its way, the answer
+                # comes; if not, nobody renews the lease, and within it the request is sent here again to lead.
+                if route is None:
+                    return Miss(context)  # nowhere to send a waiter's answer: go upstream alone
+                waiter = Waiter(
+                    request=request.model_copy(update={"lookup": context}),
+                    reply_to=route.reply_to,
+                    correlation_id=route.correlation_id,
+                )
+                remaining = request.deadline - time.time()
+                if await self._exact.follow_flight(key, waiter.model_dump_json().encode(), remaining):
+                    COALESCED.labels("waiting").inc()
+                    return Following(key)
+                answer = await self._exact.get(key)  # the flight just ended: its answer may be stored
+                if answer is not None and _fresh(answer, request.controls.max_age_seconds):
+                    COALESCED.labels("served").inc()
+                    return Hit(answer, "exact", coalesced=True)
         except Exception as exc:
             log.warning("single flight unavailable, going upstream: %s", exc)
             DEGRADED.labels("redis", "single_flight").inc()
             return Miss(_degraded(context, "redis"))
-        if answer is not None:
-            COALESCED.labels("served").inc()
-            return Hit(answer, "exact", coalesced=True)
-        COALESCED.labels("released").inc()
         return Miss(context)
 
 

@@ -1,8 +1,10 @@
 """Cache worker: wiring, startup and shutdown.
 
 Consumes lookups (exact in Redis, then semantic in pgvector; hits answered here, misses passed to
-the LLM worker), store events (CompletionGenerated stored in both; FlightEnded releases waiters)
-and admin requests (browse, invalidate); runs the hit recorder and the expiry sweeper.
+the LLM worker, identical requests in flight noted as its waiters), store events (CompletionGenerated
+stored in both and its waiters answered; FlightEnded sends its waiters upstream), single-flight
+lease renewals and admin requests (browse, invalidate); runs the hit recorder, the expiry sweeper
+and the flight sweeper (the waiters of a leader that died take over).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from services.cache_worker.embeddings import EmbeddingsCache
 from services.cache_worker.entry_store import EntryStore
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.feedback import ReportedPairs, ServedPairs
+from services.cache_worker.flights import FlightSweeper
 from services.cache_worker.handlers import CacheHandlers
 from services.cache_worker.lookup import Lookup, LookupPolicy
 from services.cache_worker.settings import Settings
@@ -40,7 +43,7 @@ async def main() -> None:
     setup_logging("cache_worker", settings.log_level)
     worker = Worker("cache_worker", settings)
     redis_client = redis.from_url(
-        settings.redis_url,
+        settings.redis_url.get_secret_value(),
         socket_timeout=settings.redis_socket_timeout_seconds,
         socket_connect_timeout=settings.redis_socket_timeout_seconds,
     )
@@ -73,14 +76,14 @@ async def main() -> None:
             similarity_threshold=settings.similarity_threshold,
             context_similarity_threshold=settings.context_similarity_threshold,
             max_cacheable_temperature=settings.max_cacheable_temperature,
-            flight_wait_seconds=settings.flight_wait_seconds,
+            flight_lease_seconds=settings.flight_lease_seconds,
         )
         verifier = build_verifier(
             settings.verifier,
             min_probability=settings.verifier_min_probability,
             model_file=settings.verifier_model_file,
             judge_base_url=settings.llm_judge_base_url,
-            judge_api_key=settings.llm_judge_api_key,
+            judge_api_key=settings.llm_judge_api_key.get_secret_value(),
             judge_model=settings.llm_judge_model,
             judge_timeout_seconds=settings.llm_judge_timeout_seconds,
         )
@@ -100,13 +103,16 @@ async def main() -> None:
             usage,
             PriceBook(settings.prices_file or None),
             EmbeddingsCache(exact, settings.cache_ttl_seconds),
+            exact,
             served,
         )
+        flights = FlightSweeper(exact, handlers.resend_waiter, settings.flight_sweep_interval_seconds)
         background = [
             asyncio.create_task(hits.run()),
             asyncio.create_task(served.run()),
             asyncio.create_task(reported.run_reconcile(settings.reported_reconcile_seconds)),
             asyncio.create_task(Sweeper(exact, entries, settings.sweep_interval_seconds, served=served).run()),
+            asyncio.create_task(flights.run()),
         ]
 
         async def health() -> dict[str, bool]:
@@ -114,6 +120,7 @@ async def main() -> None:
 
         await worker.consume(worker.topology.cache_lookup, handlers.on_lookup, prefetch=settings.lookup_prefetch)
         await worker.consume(worker.topology.cache_store, handlers.on_store_event, prefetch=settings.store_prefetch)
+        await worker.consume(worker.topology.cache_flights, handlers.on_flight_renewal, prefetch=64)
         await worker.consume(worker.topology.cache_admin, handlers.on_admin, prefetch=4)
         await worker.serve_control(health)
         await worker.run_until_stopped()

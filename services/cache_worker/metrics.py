@@ -35,7 +35,8 @@ EXPIRED = Counter(
 )
 COALESCED = Counter(
     "llmcache_cache_coalesced_total",
-    "Requests that waited on an identical request in flight: served from its answer, or released to go upstream.",
+    "Requests that waited on an identical request in flight: noted as waiting, served from its answer,"
+    " released to go upstream (it stored nothing), or taken over (its leader died).",
     ["outcome"],
 )
 SWEPT = Counter("llmcache_cache_swept_entries_total", "Expired entries deleted from PostgreSQL by the sweeper.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import BaseServiceSettings, DatabaseSettings, RedisSettings
 
@@ -30,8 +30,15 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
         default=1.0, ge=0, le=2, description="Requests with a higher temperature bypass the cache."
     )
     max_entries_per_tenant: int = Field(default=100_000, gt=0, description="Least recently used entries go first.")
-    flight_wait_seconds: float = Field(
-        default=60.0, gt=0, description="Longest wait on an identical request in flight before going upstream."
+    flight_lease_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="A single flight's leader renews its lease (a third of this) while it works; when it stops "
+        "(it died), the requests waiting on it take over within this and a sweep.",
+    )
+    flight_sweep_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often lapsed single flights are looked for."
     )
     feedback_window_seconds: int = Field(
         default=7 * 24 * 3600,
@@ -78,6 +85,6 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
     )
     verifier_model_file: str = Field(default="", description="Calibrated model JSON (default: the shipped one).")
     llm_judge_base_url: str = Field(default="", description="OpenAI-compatible endpoint of the LLM judge.")
-    llm_judge_api_key: str = ""
+    llm_judge_api_key: SecretStr = SecretStr("")
     llm_judge_model: str = "gpt-4o-mini"
     llm_judge_timeout_seconds: float = Field(default=2.0, gt=0, description="A slower judge counts as a refusal.")

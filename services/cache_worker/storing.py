@@ -1,22 +1,30 @@
-"""Storing a generated answer: Redis under its exact key, the catalogue row and (for semantic search)
-its prompt vector in PostgreSQL; then the tenant's cap is enforced, least recently used first."""
+"""Storing a generated answer: Redis under its exact key (the requests waiting on its single flight are
+answered right then), the catalogue row and (for semantic search) its prompt vector in PostgreSQL;
+then the tenant's cap is enforced, least recently used first."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 import psycopg
 
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.entry_store import EntryStore, NewEntry
 from services.cache_worker.exact_store import ExactStore
+from services.cache_worker.flights import Waiter, read_waiters
 from services.cache_worker.lookup import Embed
 from services.cache_worker.metrics import DEGRADED, EVICTED, STORES
 from shared.contracts import CompletionGenerated, FlightEnded
 from shared.worker import Retryable
 
 log = logging.getLogger(__name__)
+
+# Answers the requests that waited on a stored answer's single flight (the handler replies to each).
+AnswerWaiters = Callable[[CachedAnswer, list[Waiter]], Awaitable[None]]
+# Sends on the requests that waited on a flight that stored nothing (upstream, each on its own).
+ReleaseWaiters = Callable[[list[Waiter]], Awaitable[None]]
 
 
 class Storer:
@@ -31,8 +39,11 @@ class Storer:
         self._default_ttl = default_ttl_seconds
         self._max_entries = max_entries
 
-    async def store(self, event: CompletionGenerated) -> None:
-        """Store one answer. A Redis failure is logged and counted; a Postgres failure raises (so it is retried)."""
+    async def store(self, event: CompletionGenerated, answer_waiters: AnswerWaiters | None = None) -> None:
+        """Store one answer. A Redis failure is logged and counted; a Postgres failure raises (so it is retried).
+
+        The requests waiting on the answer's single flight are answered as soon as Redis holds it, and
+        taken off its list once answered (a failure answering them raises: the event is redone)."""
         ttl = event.ttl_seconds or self._default_ttl
         answer = CachedAnswer(
             entry_id=str(uuid.UUID(hex=event.event_id)) if _is_uuid_hex(event.event_id) else str(uuid.uuid4()),
@@ -42,13 +53,18 @@ class Storer:
             created_at=event.created_at,
             upstream=event.upstream,
         )
+        waiting: list[bytes] = []
         try:
-            await self._exact.put(event.tenant, answer, ttl)
+            waiting = await self._exact.put(event.tenant, answer, ttl)
             STORES.labels("redis", "ok").inc()
         except Exception as exc:
             log.warning("storing in Redis failed: %s", exc)
             STORES.labels("redis", "error").inc()
             DEGRADED.labels("redis", "store").inc()
+        if waiting:
+            if answer_waiters is not None:
+                await answer_waiters(answer, _others(read_waiters(waiting), event.flight_id))
+            await self._exact.waiters_done(answer.exact_key, len(waiting))
 
         embedding, context_embedding = event.embedding, event.context_embedding
         embedding_model = event.embedding_model
@@ -99,13 +115,18 @@ class Storer:
             log.warning("noting a Redis-only entry failed: %s", exc)
             DEGRADED.labels("redis", "store").inc()
 
-    async def end_flight(self, event: FlightEnded) -> None:
+    async def end_flight(self, event: FlightEnded, release: ReleaseWaiters | None = None) -> None:
         """The leader stored nothing: let the requests waiting on it go upstream themselves."""
         try:
-            await self._exact.end_flight(event.exact_key)
+            waiting = await self._exact.end_flight(event.exact_key, event.flight_id)
         except Exception as exc:
-            log.warning("releasing a single flight failed (it expires on its own): %s", exc)
+            log.warning("releasing a single flight failed (its lease lapses on its own): %s", exc)
             DEGRADED.labels("redis", "single_flight").inc()
+            return
+        if waiting:
+            if release is not None:
+                await release(_others(read_waiters(waiting), event.flight_id))
+            await self._exact.waiters_done(event.exact_key, len(waiting))
 
     async def enforce_cap(self, tenant: str) -> None:
         """Evict the tenant's least recently used entries beyond its cap (failures logged and counted)."""
@@ -126,3 +147,9 @@ def _is_uuid_hex(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _others(waiters: list[Waiter], leader: str | None) -> list[Waiter]:
+    """The waiters but the leader itself (noted on its own flight when its lookup was redelivered): it
+    got its own answer from the LLM worker, and its usage is the miss's."""
+    return [waiter for waiter in waiters if waiter.request.request_id != leader]

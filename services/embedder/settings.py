@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 
 from shared.settings import BaseServiceSettings, refuse_placeholder
 
@@ -30,9 +30,8 @@ class Settings(BaseServiceSettings):
     # openai: any OpenAI-compatible embeddings API.
     openai_embedding_model: str = "text-embedding-3-small"
     embedding_base_url: str = Field(default="", description="Embeddings API base URL; empty: OpenAI's default.")
-    embedding_api_key: str = Field(
-        default="",
-        repr=False,
+    embedding_api_key: SecretStr = Field(
+        default=SecretStr(""),
         validation_alias=AliasChoices("EMBEDDING_API_KEY", "OPENAI_API_KEY"),
     )
     embedding_dimensions: int | None = Field(default=None, ge=1, description="Ask the API for shortened vectors.")
@@ -47,7 +46,7 @@ class Settings(BaseServiceSettings):
     def _require_api_key(self) -> Settings:
         # Only OpenAI itself is sure to need a key; a self-hosted compatible server may not.
         if self.embedding_provider == "openai" and not self.embedding_base_url:
-            if not self.embedding_api_key:
+            if not self.embedding_api_key.get_secret_value():
                 raise ValueError("EMBEDDING_PROVIDER=openai needs EMBEDDING_API_KEY (or OPENAI_API_KEY)")
-            refuse_placeholder(self.embedding_api_key, "EMBEDDING_API_KEY", self.environment)
+            refuse_placeholder(self.embedding_api_key.get_secret_value(), "EMBEDDING_API_KEY", self.environment)
         return self

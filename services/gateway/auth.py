@@ -1,8 +1,10 @@
 """Who is calling: the tenant behind a request's API key, and whether it may use the admin API.
 
 A bearer key is looked up by its SHA-256 (`api_key_hash`): first in this process's cache, which
-holds answers (valid and invalid keys alike) for a few seconds, then, on a miss, by a ResolveKey
-RPC to the tenants service; concurrent misses for one key share that RPC. Revocations reach every
+holds answers for a few seconds (unknown keys apart from valid ones, so a spray of random keys
+can't push valid keys and their stale-if-error answers out), then, on a miss, by a ResolveKey RPC
+to the tenants service; concurrent misses for one key share that RPC. A client address whose keys
+keep failing is refused (429) before any look-up for a minute (`FailedAuthentications`). Revocations reach every
 gateway process at once through the KeyRevoked fanout (`start_revocation_listener`); the cache's
 TTL bounds how long a missed notice (a broker reconnect, which also clears the cache) can matter.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
@@ -36,6 +39,10 @@ KEY_RESOLUTIONS = Counter(
     "llmcache_gateway_key_resolutions_total",
     "API key look-ups by where the answer came from (cache, tenants, stale) and result (valid, invalid, unavailable).",
     ["source", "result"],
+)
+AUTH_REFUSED = Counter(
+    "llmcache_gateway_auth_throttled_total",
+    "Requests refused (429) because their client address sent too many unknown keys lately.",
 )
 KEYS_REVOKED = Counter("llmcache_gateway_key_revocations_total", "KeyRevoked notices this process acted on.")
 
@@ -78,27 +85,35 @@ class CachedKey:
 
 
 class KeyCache:
-    """Answers about keys by hash, valid and invalid alike, for `ttl_seconds`; bounded in size.
+    """Answers about keys by hash for `ttl_seconds`: valid keys (at most `max_entries`) and unknown or
+    revoked ones (at most `max_unknown`) kept apart, each bounded on its own, so that any number of
+    unknown keys never pushes a valid one out.
 
     Every entry lives equally long, so insertion order is expiry order: the oldest entry goes
-    first when the cache is full. `evict` bumps a generation so that a look-up which was already
+    first when its side is full. `evict` bumps a generation so that a look-up which was already
     in flight when a key was revoked does not put the key back.
     """
 
     def __init__(
-        self, ttl_seconds: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl_seconds: float,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+        max_unknown: int = 10_000,
     ) -> None:
-        if ttl_seconds < 0 or max_entries < 1:
-            raise ValueError("ttl_seconds must be >= 0 and max_entries >= 1")
+        if ttl_seconds < 0 or max_entries < 1 or max_unknown < 1:
+            raise ValueError("ttl_seconds must be >= 0, max_entries and max_unknown >= 1")
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
+        self.max_unknown = max_unknown
         self._clock = clock
-        self._entries: OrderedDict[str, CachedKey] = OrderedDict()
+        self._entries: OrderedDict[str, CachedKey] = OrderedDict()  # valid keys
+        self._unknown: OrderedDict[str, CachedKey] = OrderedDict()  # unknown and revoked keys
         self._pending: dict[str, asyncio.Task[KeyInfo | None]] = {}
         self._generation = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._unknown)
 
     @property
     def generation(self) -> int:
@@ -107,7 +122,7 @@ class KeyCache:
 
     def get(self, key_hash: str) -> CachedKey | None:
         """The live entry for a key, or None (never cached, or expired)."""
-        entry = self._entries.get(key_hash)
+        entry = self._entries.get(key_hash) or self._unknown.get(key_hash)
         if entry is None or entry.expires_at <= self._clock():
             return None
         return entry
@@ -127,21 +142,25 @@ class KeyCache:
         if generation is not None and generation != self._generation:
             return False
         self._entries.pop(key_hash, None)
-        self._entries[key_hash] = CachedKey(info, self._clock() + self.ttl_seconds)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._unknown.pop(key_hash, None)
+        side, bound = (self._entries, self.max_entries) if info is not None else (self._unknown, self.max_unknown)
+        side[key_hash] = CachedKey(info, self._clock() + self.ttl_seconds)
+        while len(side) > bound:
+            side.popitem(last=False)
         return True
 
     def evict(self, key_hash: str) -> None:
         """Forget a key now (it was revoked); a look-up already in flight is not joined by later callers."""
         self._generation += 1
         self._entries.pop(key_hash, None)
+        self._unknown.pop(key_hash, None)
         self._pending.pop(key_hash, None)
 
     def clear(self) -> None:
         """Forget every key (notices may have been missed)."""
         self._generation += 1
         self._entries.clear()
+        self._unknown.clear()
         self._pending.clear()
 
     async def resolve(self, key_hash: str, fetch: Fetch) -> tuple[KeyInfo | None, bool]:
@@ -170,6 +189,43 @@ class KeyCache:
         return done
 
 
+class FailedAuthentications:
+    """Unknown keys per client address in a fixed window: an address past `limit` of them is refused (429)
+    until its window ends, before any look-up. Bounded: the least recently failing addresses go first."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float = 60.0,
+        max_addresses: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.max_addresses = max_addresses
+        self._clock = clock
+        self._windows: OrderedDict[str, tuple[float, int]] = OrderedDict()  # address -> (window start, failures)
+
+    def retry_after(self, address: str) -> float | None:
+        """Seconds until the address may try unknown keys again, or None if it may now."""
+        window = self._windows.get(address)
+        if self.limit <= 0 or window is None:
+            return None
+        started, failures = window
+        left = started + self.window_seconds - self._clock()
+        return left if failures >= self.limit and left > 0 else None
+
+    def record(self, address: str) -> None:
+        """One more unknown key from the address."""
+        now = self._clock()
+        started, failures = self._windows.pop(address, (now, 0))
+        if now - started >= self.window_seconds:
+            started, failures = now, 0
+        self._windows[address] = (started, failures + 1)
+        while len(self._windows) > self.max_addresses:
+            self._windows.popitem(last=False)
+
+
 class KeyAuthenticator:
     """Turns bearer keys into principals: the key cache, then a ResolveKey RPC to the tenants service."""
 
@@ -184,6 +240,8 @@ class KeyAuthenticator:
         cache_max_entries: int = 100_000,
         timeout_seconds: float = 2.0,
         stale_if_error_seconds: float = 3600.0,
+        cache_max_unknown: int = 10_000,
+        failures_per_minute: int = 30,
     ) -> None:
         self.rpc = rpc
         self.topology = topology
@@ -191,10 +249,12 @@ class KeyAuthenticator:
         self.default_tenant = default_tenant
         self.timeout_seconds = timeout_seconds
         self.stale_if_error_seconds = stale_if_error_seconds
-        self.cache = KeyCache(cache_ttl_seconds, cache_max_entries)
+        self.cache = KeyCache(cache_ttl_seconds, cache_max_entries, max_unknown=cache_max_unknown)
+        self.failures = FailedAuthentications(failures_per_minute)
 
-    async def authenticate(self, token: str | None) -> Principal:
-        """The principal behind a bearer token, or ApiError 401 (missing or invalid key) / 503."""
+    async def authenticate(self, token: str | None, address: str | None = None) -> Principal:
+        """The principal behind a bearer token, or ApiError 401 (missing or invalid key) / 503, or 429 when
+        the client's address sent too many unknown keys lately (a key known valid still works from it)."""
         if not self.required:
             return Principal(tenant=self.default_tenant)
         if token is None:
@@ -204,15 +264,28 @@ class KeyAuthenticator:
                 code="missing_api_key",
             )
         key_hash = api_key_hash(token)
+        known = self.cache.get(key_hash)
+        if known is not None and known.info is not None:
+            KEY_RESOLUTIONS.labels("cache", "valid").inc()
+            return Principal.from_key(known.info)
+        wait = self.failures.retry_after(address) if address is not None else None
+        if wait is not None:
+            AUTH_REFUSED.inc()
+            raise ApiError(
+                429,
+                "Too many requests with unknown API keys from this address; retry later.",
+                code="too_many_failed_authentications",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         try:
             info, cached = await self.cache.resolve(key_hash, self._fetch)
         except KeysUnavailable as exc:
             # A key this gateway knew to be valid stays usable while keys can't be checked (the tenants
             # service or its database down): the proxy keeps answering, as it does without Redis.
-            known = self.cache.stale(key_hash, self.stale_if_error_seconds)
-            if known is not None:
+            stale = self.cache.stale(key_hash, self.stale_if_error_seconds)
+            if stale is not None:
                 KEY_RESOLUTIONS.labels("stale", "valid").inc()
-                return Principal.from_key(known)
+                return Principal.from_key(stale)
             KEY_RESOLUTIONS.labels("tenants", "unavailable").inc()
             raise ApiError(
                 503,
@@ -222,6 +295,8 @@ class KeyAuthenticator:
             ) from exc
         KEY_RESOLUTIONS.labels("cache" if cached else "tenants", "valid" if info else "invalid").inc()
         if info is None:
+            if address is not None:
+                self.failures.record(address)
             raise ApiError(401, "Invalid API key (unknown or revoked).", code="invalid_api_key")
         return Principal.from_key(info)
 
@@ -280,9 +355,18 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
-    """FastAPI dependency of the API routes: the caller's principal, or 401 / 503."""
+    """FastAPI dependency of the API routes: the caller's principal, or 401 / 503 (the request gate's
+    answer when it already authenticated the request)."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
     authenticator: KeyAuthenticator = request.app.state.gateway.auth
-    return await authenticator.authenticate(bearer_token(request))
+    return await authenticator.authenticate(bearer_token(request), client_address(request))
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address (uvicorn takes it from X-Forwarded-For when the peer is a trusted proxy)."""
+    return request.client.host if request.client is not None else None
 
 
 def authorize_model(principal: Principal, model: str) -> None:
@@ -301,7 +385,7 @@ ADMIN = Principal(tenant="*", is_admin=True)
 
 def is_admin_key(request: Request) -> bool:
     """Whether the request presents the admin API key (never, when none is set)."""
-    admin_key = request.app.state.gateway.settings.admin_api_key
+    admin_key = request.app.state.gateway.settings.admin_api_key.get_secret_value()
     token = bearer_token(request)
     return bool(admin_key) and token is not None and hmac.compare_digest(token.encode(), admin_key.encode())
 
@@ -310,14 +394,14 @@ async def require_admin(request: Request) -> Principal:
     """FastAPI dependency of every admin endpoint: the admin key from settings, or 401/403."""
     state: GatewayState = request.app.state.gateway
     token = bearer_token(request)
-    if not state.settings.admin_api_key:
+    if not state.settings.admin_api_key.get_secret_value():
         raise ApiError(403, "The admin API is disabled: set ADMIN_API_KEY.", code="admin_disabled")
     if token is None:
         raise ApiError(401, "Missing admin API key (Authorization: Bearer ...).", code="missing_api_key")
     if not is_admin_key(request):
         # A tenant's key is refused (403); a key that is nobody's is invalid (401), as on the API routes.
         try:
-            await state.auth.authenticate(token)
+            await state.auth.authenticate(token, client_address(request))
         except ApiError as exc:
             if exc.status == 401:
                 raise ApiError(

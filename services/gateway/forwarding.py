@@ -14,12 +14,14 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pydantic
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from services.gateway import anthropic_sse, sse
 from services.gateway.auth import Principal
@@ -42,9 +44,16 @@ from shared.contracts import (
     ErrorReply,
 )
 from shared.embeddings import with_cached
-from shared.usage import token_counts
+from shared.usage import estimated_tokens, texts_in, token_counts
 
 log = logging.getLogger(__name__)
+# The end of a stream whose LLM worker died mid-way (its redelivered request starts the answer over).
+STREAM_INTERRUPTED = ErrorInfo(
+    type="upstream_error",
+    status=502,
+    code="stream_interrupted",
+    message="The stream was interrupted (the worker relaying it stopped) and can't be resumed; retry the request.",
+)
 # What pydantic adds to an error's location for the member of a union it tried: str, list[dict[str,any]], ...
 _UNION_MEMBER = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*|[A-Z]\w*)$")
 
@@ -136,7 +145,9 @@ async def forward(
     replies = state.inbox.open(request_id)
     IN_FLIGHT.inc()
     keep_open = False
+    counted = False
     try:
+        counted = state.in_flight.acquire(principal)  # the tenant's share (429 past it)
         try:
             await state.rpc.send(
                 state.topology.cache_lookup,
@@ -180,11 +191,8 @@ async def forward(
             cache = first.cache or CacheInfo(status="MISS")
             count(started, 200, cache.status, stream, line.answered(cache))
             keep_open = True
-            return StreamingResponse(
-                _relay(state, principal, request_id, first, replies, dialect),
-                media_type="text/event-stream",
-                headers={**cache_headers(cache, request_id), **admission.headers()},
-            )
+            relay = _Relay(state, principal, request_id, first, replies, dialect, work.body, counted)
+            return RelayResponse(relay, headers={**cache_headers(cache, request_id), **admission.headers()})
         raise ApiError(502, "Unexpected reply from the cache service.")
     except ApiError as exc:
         count(started, exc.status, "ERROR", stream, line.failed(exc.code or exc.type))
@@ -196,6 +204,8 @@ async def forward(
         IN_FLIGHT.dec()
         if not keep_open:
             state.inbox.close(request_id)
+            if counted:
+                state.in_flight.release(principal)
 
 
 async def whole_embeddings(first: Any, replies: asyncio.Queue[bytes], timeout: float) -> Any:
@@ -234,48 +244,107 @@ async def _replay(events: list[bytes]) -> AsyncIterator[bytes]:
         yield event
 
 
-async def _relay(
-    state: GatewayState,
-    principal: Principal,
-    request_id: str,
-    first: ChunkReply,
-    replies: asyncio.Queue[bytes],
-    dialect: Dialect,
-) -> AsyncIterator[bytes]:
-    """Pass the LLM worker's chunks on as they arrive; close the reply route however the stream ends.
+@dataclass
+class _Relay:
+    """A streamed miss being passed on: its chunks as they arrive, and its clean-up, run once however the
+    stream ends (the generator's end, or the response's when the generator never started: a client gone
+    before the first byte)."""
 
-    A client that goes away mid-stream is announced to the LLM workers, which stop the upstream
-    call and store nothing.
-    """
-    finished = False
-    try:
-        yield dialect.chunk(first.chunk)
-        while True:
-            try:
-                reply = await _next_reply(replies, state.settings.stream_idle_timeout_seconds)
-            except ApiError as exc:
-                finished = True
-                yield dialect.stream_error(
-                    ErrorInfo(type=exc.type, message=exc.message, status=exc.status, code=exc.code)
-                )
-                return
-            if isinstance(reply, ChunkReply):
-                yield dialect.chunk(reply.chunk)
-            elif isinstance(reply, EndReply):
-                finished = True
-                if dialect.done:
-                    yield dialect.done
-                if reply.usage:
-                    await state.limiter.record_tokens(principal, token_counts(reply.usage).total)
-                return
-            elif isinstance(reply, ErrorReply):
-                finished = True
-                yield dialect.stream_error(reply.error)
-                return
-    finally:
-        state.inbox.close(request_id)
+    state: GatewayState
+    principal: Principal
+    request_id: str
+    first: ChunkReply
+    replies: asyncio.Queue[bytes]
+    dialect: Dialect
+    body: dict[str, Any]
+    counted: bool
+    sent_tokens: int = 0
+    closed: bool = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Pass the LLM worker's chunks on as they arrive.
+
+        A client that goes away mid-stream is announced to the LLM workers, which stop the upstream
+        call and store nothing; the tokens it was sent (and its prompt's) still count against its
+        key's daily limit, estimated: the upstream's usage comes only at the end of a stream.
+
+        A chunk numbered at or below one already relayed comes from the request redelivered to another
+        LLM worker (the first died mid-stream): it starts the answer over, under another id. The client
+        must never get the answer twice, so the stream ends there with an error event its SDK raises,
+        and the new attempt is cancelled like an abandoned stream.
+        """
+        finished = False
+        last_seq = self.first.seq
+        dialect = self.dialect
+        try:
+            yield dialect.chunk(self.first.chunk)
+            self.sent_tokens += _chunk_tokens(self.first.chunk)
+            while True:
+                try:
+                    reply = await _next_reply(self.replies, self.state.settings.stream_idle_timeout_seconds)
+                except ApiError as exc:
+                    finished = True
+                    yield dialect.stream_error(
+                        ErrorInfo(type=exc.type, message=exc.message, status=exc.status, code=exc.code)
+                    )
+                    return
+                if isinstance(reply, ChunkReply):
+                    if reply.seq <= last_seq:
+                        log.info("stream of request_id=%s restarted by a redelivery: ended", self.request_id)
+                        yield dialect.stream_error(STREAM_INTERRUPTED)
+                        return  # not finished: the new attempt is cancelled
+                    last_seq = reply.seq
+                    yield dialect.chunk(reply.chunk)
+                    self.sent_tokens += _chunk_tokens(reply.chunk)
+                elif isinstance(reply, EndReply):
+                    finished = True
+                    if dialect.done:
+                        yield dialect.done
+                    if reply.usage:
+                        await self.state.limiter.record_tokens(self.principal, token_counts(reply.usage).total)
+                    return
+                elif isinstance(reply, ErrorReply):
+                    finished = True
+                    yield dialect.stream_error(reply.error)
+                    return
+        finally:
+            self.close(finished)
+
+    def close(self, finished: bool) -> None:
+        """Stop routing its replies and count it out; an unfinished stream is cancelled and its tokens counted."""
+        if self.closed:
+            return
+        self.closed = True
+        state, principal = self.state, self.principal
+        state.inbox.close(self.request_id)
+        if self.counted:
+            state.in_flight.release(principal)
         if not finished:
-            state.announce_cancelled(request_id)
+            state.announce_cancelled(self.request_id)
+            if principal.tokens_per_day is not None:
+                prompt = sum(estimated_tokens(text) for text in texts_in(self.body.get("messages")))
+                prompt += sum(estimated_tokens(text) for text in texts_in({"system": self.body.get("system")}))
+                state.record_tokens_later(principal, prompt + self.sent_tokens)
+
+
+class RelayResponse(StreamingResponse):
+    """The response of a streamed miss: its relay is closed when the response ends, however it ends."""
+
+    def __init__(self, relay: _Relay, headers: dict[str, str]) -> None:
+        super().__init__(relay.chunks(), media_type="text/event-stream", headers=headers)
+        self.relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.relay.close(finished=False)  # a no-op when the stream got to its end
+
+
+def _chunk_tokens(chunk: dict[str, Any]) -> int:
+    """About how many tokens a streamed chunk carried to the client (at least one if it carried text)."""
+    texts = [text for text in texts_in(chunk) if text]
+    return max(1, sum(estimated_tokens(text) for text in texts)) if texts else 0
 
 
 def cache_headers(cache: CacheInfo, request_id: str) -> dict[str, str]:

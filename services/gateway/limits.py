@@ -6,7 +6,8 @@
   leaves the window. Exact (never more than the limit in any 60 s), at the cost of one small
   entry per admitted request for a minute. Checked and recorded in one Lua script: atomic.
 - Tokens per day: a counter per key per UTC day, incremented after each answer with the
-  upstream tokens it used (`record_tokens`). A request is refused once the day's count has
+  upstream tokens it used (`record_tokens`; a stream its client left early counts an estimate of
+  its prompt and of what it was sent). A request is refused once the day's count has
   reached the limit (the request that crosses it is not cut short: a soft limit), with
   Retry-After = seconds until the next UTC midnight.
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 RATE_LIMITED = Counter(
     "llmcache_gateway_rate_limited_total",
-    "Requests refused with 429, by the limit they hit (rpm, tokens_per_day).",
+    "Requests refused with 429, by the limit they hit (rpm, tokens_per_day, in_flight).",
     ["limit"],
 )
 LIMITS_UNAVAILABLE = Counter(
@@ -216,3 +217,40 @@ class Limiter:
             log.warning("limits unavailable (%s failed: %s): letting requests through", operation, exc)
         else:
             log.debug("limits unavailable (%s failed: %s)", operation, exc)
+
+
+class InFlightLimit:
+    """Requests in flight per tenant in this gateway process: past `limit`, 429 with Retry-After.
+
+    No tenant may hold more than its share of the workers behind the gateway (the LLM worker's upstream
+    calls, the cache worker's lookups), however many requests it sends at once. In this process, not
+    in Redis: it needs a count per request start and end, and each replica takes its share of the load.
+    Requests without a key (AUTH_REQUIRED=false: all one tenant's) are not capped.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+
+    def acquire(self, principal: Principal) -> bool:
+        """Count a request in, or raise ApiError 429; True when it is counted (release it when done)."""
+        if self.limit <= 0 or principal.key_id is None:
+            return False
+        held = self._counts.get(principal.tenant, 0)
+        if held >= self.limit:
+            RATE_LIMITED.labels("in_flight").inc()
+            raise ApiError(
+                429,
+                f"Too many requests in flight for this tenant (at most {self.limit} at once); retry shortly.",
+                code="too_many_requests_in_flight",
+                headers={"Retry-After": "1"},
+            )
+        self._counts[principal.tenant] = held + 1
+        return True
+
+    def release(self, principal: Principal) -> None:
+        held = self._counts.get(principal.tenant, 0) - 1
+        if held > 0:
+            self._counts[principal.tenant] = held
+        else:
+            self._counts.pop(principal.tenant, None)

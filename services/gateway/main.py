@@ -14,7 +14,9 @@ from fastapi import FastAPI
 
 from services.gateway import errors
 from services.gateway.auth import KeyAuthenticator, start_revocation_listener
-from services.gateway.limits import Limiter
+from services.gateway.gate import RequestGate
+from services.gateway.limits import InFlightLimit, Limiter
+from services.gateway.memo import Memo
 from services.gateway.routes import (
     admin_cache,
     admin_keys,
@@ -52,11 +54,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache_max_entries=settings.key_cache_max_entries,
             timeout_seconds=settings.control_timeout_seconds,
             stale_if_error_seconds=settings.key_stale_if_error_seconds,
+            cache_max_unknown=settings.key_cache_max_unknown,
+            failures_per_minute=settings.auth_failures_per_minute,
         )
         limiter = Limiter.from_url(
-            settings.redis_url, settings.redis_prefix, timeout_seconds=settings.limits_timeout_seconds
+            settings.redis_url.get_secret_value(),
+            settings.redis_prefix,
+            timeout_seconds=settings.limits_timeout_seconds,
         )
-        state = GatewayState(settings=settings, worker=worker, auth=auth, limiter=limiter)
+        state = GatewayState(
+            settings=settings,
+            worker=worker,
+            auth=auth,
+            limiter=limiter,
+            status=Memo(settings.status_cache_seconds),
+            models=Memo(settings.models_cache_seconds),
+            in_flight=InFlightLimit(settings.tenant_max_in_flight),
+        )
         app.state.gateway = state
         await start_revocation_listener(state)
         freeze_startup_objects()
@@ -69,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="LLM Cache Proxy", version="0.1.0", lifespan=lifespan)
     errors.install(app)
+    # Before any route reads a body: the caller's key, then the body's size and shape.
+    app.add_middleware(RequestGate)
     app.include_router(chat.router)
     app.include_router(messages.router)
     app.include_router(embeddings.router)
@@ -94,6 +110,8 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

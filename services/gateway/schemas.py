@@ -11,8 +11,28 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
+
+
+def _printable(name: str) -> str:
+    # A NUL would make the request's usage event one PostgreSQL can't store: answered, never accounted.
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError("a model name must not contain control characters")
+    return name
+
+
+ModelName = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_printable)]
 
 
 class ChatMessage(BaseModel):
@@ -34,7 +54,7 @@ class ChatCompletionBody(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: StrictStr = Field(min_length=1, max_length=256)
+    model: ModelName
     messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
@@ -65,7 +85,7 @@ class MessagesBody(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: StrictStr = Field(min_length=1, max_length=256)
+    model: ModelName
     max_tokens: StrictInt = Field(ge=1)
     messages: list[AnthropicMessage] = Field(min_length=1, max_length=10_000)
     system: StrictStr | list[dict[str, Any]] | None = None
@@ -89,7 +109,7 @@ class EmbeddingsBody(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: StrictStr = Field(min_length=1, max_length=256)
+    model: ModelName
     input: (
         NonEmptyText
         | Annotated[list[NonEmptyText], Field(min_length=1)]

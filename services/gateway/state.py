@@ -6,11 +6,12 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from services.gateway.auth import KeyAuthenticator
-from services.gateway.limits import Limiter
+from services.gateway.auth import KeyAuthenticator, Principal
+from services.gateway.limits import InFlightLimit, Limiter
+from services.gateway.memo import Memo
 from services.gateway.settings import Settings
 from shared.broker import json_message
-from shared.contracts import RequestCancelled
+from shared.contracts import ModelsResult, RequestCancelled
 from shared.rpc import ReplyInbox, RpcClient
 from shared.topology import Topology
 from shared.worker import Worker
@@ -24,6 +25,10 @@ class GatewayState:
     worker: Worker
     auth: KeyAuthenticator
     limiter: Limiter
+    # /status and /v1/models: one fan-out (or upstream call) per interval, however many ask.
+    status: Memo[tuple[bool, bytes]] = field(default_factory=lambda: Memo(1.0))
+    models: Memo[ModelsResult] = field(default_factory=lambda: Memo(60.0))
+    in_flight: InFlightLimit = field(default_factory=lambda: InFlightLimit(32))
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -37,6 +42,12 @@ class GatewayState:
     @property
     def rpc(self) -> RpcClient:
         return self.worker.rpc
+
+    def record_tokens_later(self, principal: Principal, tokens: int) -> None:
+        """Count tokens against a key's daily limit from a stream's clean-up (fire and forget: we may be cancelled)."""
+        task = asyncio.get_running_loop().create_task(self.limiter.record_tokens(principal, tokens))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def announce_cancelled(self, request_id: str) -> None:
         """Tell every LLM worker that a request's client went away (fire and forget: we may be cancelled)."""

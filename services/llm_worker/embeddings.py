@@ -25,6 +25,7 @@ from shared.contracts import (
 )
 from shared.embeddings import embedding_inputs
 from shared.pricing import PriceBook
+from shared.usage import usage_event_id
 
 NO_LOOKUP = EmbeddingsLookup(status="BYPASS", bypass_reason="no_lookup", store=False)
 
@@ -143,7 +144,7 @@ def usage_event(
         result, reason = "bypass", lookup.bypass_reason
     now = time.time()
     return UsageEvent(
-        event_id=uuid.uuid4().hex,
+        event_id=usage_event_id(request.request_id),
         request_id=request.request_id,
         tenant=request.tenant,
         key_id=request.key_id,

@@ -14,12 +14,13 @@ from shared.contracts import (
     CompletionRequest,
     ErrorInfo,
     FlightEnded,
+    FlightRenewal,
     LookupContext,
     UsageEvent,
     UsageResult,
 )
 from shared.pricing import PriceBook
-from shared.usage import token_counts
+from shared.usage import token_counts, usage_event_id
 
 NO_LOOKUP = LookupContext(status="BYPASS", bypass_reason="no_lookup")
 
@@ -68,6 +69,7 @@ def store_event(
         upstream=upstream_label,
         ttl_seconds=request.controls.ttl_seconds,
         created_at=time.time(),
+        flight_id=request.request_id if lookup.flight_leader else None,
     )
     return event, None
 
@@ -77,7 +79,17 @@ def flight_ended(request: CompletionRequest, reason: str) -> FlightEnded | None:
     lookup = lookup_of(request)
     if not lookup.flight_leader or not lookup.exact_key:
         return None
-    return FlightEnded(tenant=request.tenant, exact_key=lookup.exact_key, reason=reason)
+    return FlightEnded(tenant=request.tenant, exact_key=lookup.exact_key, reason=reason, flight_id=request.request_id)
+
+
+def flight_renewal(request: CompletionRequest) -> FlightRenewal | None:
+    """What keeps this request's single-flight lease alive while it is worked on (None: it leads no flight)."""
+    lookup = lookup_of(request)
+    if not lookup.flight_leader or not lookup.exact_key or not lookup.flight_lease_seconds:
+        return None
+    return FlightRenewal(
+        exact_key=lookup.exact_key, flight_id=request.request_id, lease_seconds=lookup.flight_lease_seconds
+    )
 
 
 def usage_event(
@@ -100,7 +112,7 @@ def usage_event(
         result, reason = "bypass", lookup.bypass_reason
     now = time.time()
     return UsageEvent(
-        event_id=uuid.uuid4().hex,
+        event_id=usage_event_id(request.request_id),
         request_id=request.request_id,
         tenant=request.tenant,
         key_id=request.key_id,

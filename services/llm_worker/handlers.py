@@ -2,10 +2,12 @@
 
 A request goes to the upstream its model routes to, in the client's API format whatever the
 upstream speaks (`calls`). After the answer is delivered, a storable one goes to the cache
-(CompletionGenerated, EmbeddingsGenerated) and every request is counted (UsageEvent); failing to
-publish those never turns a delivered answer into an error. An upstream answer of a shape that
-cannot be read is a 502 (a stream already relayed ends with it), never a handler failure: that
-would retry the message, calling and billing the upstream twice.
+(CompletionGenerated, EmbeddingsGenerated) and every request is counted (UsageEvent), both
+confirmed by the broker before the request's message is acked: a publish the broker refuses is
+retried, then the message is requeued (the usage log keeps one row per request id), so an
+answered request is never left uncounted. Failing to publish never turns a delivered answer into
+an error. An upstream answer of a shape that cannot be read is a 502 (a stream already relayed ends
+with it), never a handler failure: that would retry the message, calling and billing the upstream twice.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from pydantic import BaseModel
 
 from services.llm_worker import anthropic_messages, completions, embeddings
 from services.llm_worker.calls import Call
-from services.llm_worker.events import cache_info, flight_ended, store_event, usage_event
+from services.llm_worker.events import cache_info, flight_ended, flight_renewal, store_event, usage_event
 from services.llm_worker.metrics import EVENT_PUBLISH_FAILURES, EXPIRED, NOT_STORED
 from services.llm_worker.providers import Provider, UpstreamError
 from services.llm_worker.providers.base import MALFORMED, not_an_answer
 from services.llm_worker.translate import anthropic_to_openai
 from services.llm_worker.upstreams import Upstreams
-from shared.broker import publish_event
+from shared.broker import publish_event, publish_transient
 from shared.contracts import (
     WORK_REQUEST_ADAPTER,
     ChunkReply,
@@ -41,6 +43,7 @@ from shared.contracts import (
 from shared.pricing import PriceBook
 from shared.rpc import reply
 from shared.topology import Topology
+from shared.worker import publish_confirmed
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +101,42 @@ class LlmRequestHandler:
             return
         call = Call(provider, request.protocol, request.body, self.default_max_tokens)
         cancelled = self._cancelled.setdefault(request.request_id, asyncio.Event())
+        renewing = self._keep_flight(request)
         try:
-            if request.stream:
-                completion, error = await self._stream(message, request, call, timeout, cancelled)
-            else:
-                completion, error = await self._complete(message, request, call, timeout)
+            try:
+                if request.stream:
+                    completion, error = await self._stream(message, request, call, timeout, cancelled)
+                else:
+                    completion, error = await self._complete(message, request, call, timeout)
+            finally:
+                self._cancelled.pop(request.request_id, None)
+            await self._record(request, completion, error, provider)
         finally:
-            self._cancelled.pop(request.request_id, None)
-        await self._record(request, completion, error, provider)
+            if renewing is not None:
+                renewing.cancel()
+
+    def _keep_flight(self, request: CompletionRequest) -> asyncio.Task[None] | None:
+        """While a flight's leader is worked on, renew its lease every third of it (None: it leads none)."""
+        renewal = flight_renewal(request)
+        if renewal is None:
+            return None
+        body = renewal.model_dump_json().encode()
+
+        async def renew() -> None:
+            while True:
+                try:
+                    await publish_transient(
+                        self.reply_channel,
+                        self.topology.exchange,
+                        self.topology.cache_flights,
+                        body,
+                        expiration_seconds=renewal.lease_seconds,
+                    )
+                except Exception as exc:  # the lease may lapse: its waiters then take over, nothing is lost
+                    log.debug("renewing a single-flight lease failed: %s", exc)
+                await asyncio.sleep(renewal.lease_seconds / 3)
+
+        return asyncio.get_running_loop().create_task(renew(), name=f"flight-{request.request_id}")
 
     def cancel(self, request_id: str) -> bool:
         """Stop relaying (and storing) a streamed request whose client went away; True if it was here."""
@@ -198,13 +229,9 @@ class LlmRequestHandler:
             await self._publish_usage(embeddings.usage_event(request, self.prices, [], error), request.request_id)
             return
         await self._reply(message, CompletionReply(cache=embeddings.cache_info(request, label), completion=response))
-        try:
-            event = embeddings.store_event(request, fetched)
-            if event is not None:
-                await publish_event(self.events_exchange, self.topology.cache_store, event.model_dump_json().encode())
-        except Exception as exc:
-            EVENT_PUBLISH_FAILURES.labels("embeddings_generated").inc()
-            log.warning("could not publish EmbeddingsGenerated request_id=%s: %r", request.request_id, exc)
+        event = embeddings.store_event(request, fetched)
+        if event is not None:
+            await self._publish(self.topology.cache_store, event, "embeddings_generated")
         await self._publish_usage(embeddings.usage_event(request, self.prices, fetched.tokens), request.request_id)
 
     async def _reply(self, message: AbstractIncomingMessage, answer: BaseModel) -> None:
@@ -217,31 +244,30 @@ class LlmRequestHandler:
         error: ErrorInfo | None,
         provider: Provider | None,
     ) -> None:
-        """Store a storable answer and count the request; failures here are logged and counted only."""
+        """Store a storable answer and count the request, each confirmed before the message is acked."""
         if completion is None:
             await self._end_flight(request, error.type if error is not None else "no_answer")
         else:
-            try:
-                label = provider.label if provider is not None else None
-                event, reason = store_event(request, completion, label, self.cache_tool_calls)
-                if event is None:
-                    NOT_STORED.labels(reason or "unknown").inc()
-                    await self._end_flight(request, reason or "not_stored")
-                else:
-                    await publish_event(
-                        self.events_exchange, self.topology.cache_store, event.model_dump_json().encode()
-                    )
-            except Exception as exc:
-                EVENT_PUBLISH_FAILURES.labels("completion_generated").inc()
-                log.warning("could not publish CompletionGenerated request_id=%s: %r", request.request_id, exc)
+            label = provider.label if provider is not None else None
+            event, reason = store_event(request, completion, label, self.cache_tool_calls)
+            if event is None:
+                NOT_STORED.labels(reason or "unknown").inc()
+                await self._end_flight(request, reason or "not_stored")
+            else:
+                await self._publish(self.topology.cache_store, event, "completion_generated")
         await self._publish_usage(usage_event(request, self.prices, completion, error), request.request_id)
 
     async def _publish_usage(self, usage: BaseModel, request_id: str) -> None:
+        await self._publish(self.topology.usage_events, usage, "usage")
+
+    async def _publish(self, queue: str, event: BaseModel, kind: str) -> None:
+        """A durable event, confirmed; retried, then the message requeued (publish_confirmed)."""
+        body = event.model_dump_json().encode()
         try:
-            await publish_event(self.events_exchange, self.topology.usage_events, usage.model_dump_json().encode())
-        except Exception as exc:
-            EVENT_PUBLISH_FAILURES.labels("usage").inc()
-            log.warning("could not publish UsageEvent request_id=%s: %r", request_id, exc)
+            await publish_confirmed(lambda: publish_event(self.events_exchange, queue, body), kind)
+        except Exception:
+            EVENT_PUBLISH_FAILURES.labels(kind).inc()
+            raise
 
     async def _end_flight(self, request: CompletionRequest, reason: str) -> None:
         """Release the waiters of this request's single flight: nothing will be stored for them."""

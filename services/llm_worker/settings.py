@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.llm_worker.routing import RoutesFileError, UpstreamConfig, parse_routes, single_upstream
@@ -24,7 +24,9 @@ class Settings(BaseServiceSettings):
         default="", description="YAML routes file naming several upstreams and the models each serves."
     )
     upstream_base_url: str = ""  # any OpenAI-compatible server (vLLM, Ollama, a gateway); "" = OpenAI or the mock
-    upstream_api_key: str = Field(default="", validation_alias=AliasChoices("UPSTREAM_API_KEY", "OPENAI_API_KEY"))
+    upstream_api_key: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("UPSTREAM_API_KEY", "OPENAI_API_KEY")
+    )
     mock_upstream_url: str = "http://127.0.0.1:8100/v1"  # the mock's OpenAI base URL (its Anthropic API is beside)
     upstream_timeout_seconds: float = Field(default=60.0, gt=0)
     upstream_max_retries: int = Field(default=2, ge=0)
@@ -40,7 +42,9 @@ class Settings(BaseServiceSettings):
     def _refuse_mock_in_production(self) -> Settings:
         # In production the mock upstream would silently answer users with nonsense: require a real one.
         if not self.upstream_base_url and not self.upstreams_file:
-            refuse_placeholder(self.upstream_api_key, "UPSTREAM_API_KEY (or OPENAI_API_KEY)", self.environment)
+            refuse_placeholder(
+                self.upstream_api_key.get_secret_value(), "UPSTREAM_API_KEY (or OPENAI_API_KEY)", self.environment
+            )
         return self
 
     def upstreams(self, environ: Mapping[str, str] | None = None) -> list[UpstreamConfig]:
@@ -49,7 +53,9 @@ class Settings(BaseServiceSettings):
         Raises RoutesFileError when the file is missing, not YAML, or names an upstream that can't work.
         """
         if not self.upstreams_file:
-            return single_upstream(self.upstream_base_url, self.upstream_api_key, self.mock_upstream_url)
+            return single_upstream(
+                self.upstream_base_url, self.upstream_api_key.get_secret_value(), self.mock_upstream_url
+            )
         path = Path(self.upstreams_file)
         try:
             data = yaml.safe_load(path.read_text())

@@ -221,6 +221,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:
+        app.state.mock.models_calls += 1
         if request.headers.get("anthropic-version"):
             return json_response(anthropic_answers.models_list())
         return json_response(answers.models_list())

@@ -42,6 +42,7 @@ class MockState:
         self.embedding_inputs = 0
         self.messages_calls = 0  # Anthropic's Messages API
         self.messages_stream_calls = 0
+        self.models_calls = 0  # GET /v1/models, in either format
         self.calls_by_prompt: Counter[str] = Counter()
         self.calls_by_key: Counter[str] = Counter()  # the API key each call came with (Bearer or x-api-key)
 
@@ -91,6 +92,7 @@ class MockState:
             "embedding_inputs": self.embedding_inputs,
             "messages_calls": self.messages_calls,
             "messages_stream_calls": self.messages_stream_calls,
+            "models_calls": self.models_calls,
             "calls_by_prompt": dict(self.calls_by_prompt),
             "calls_by_key": dict(self.calls_by_key),
         }

@@ -166,7 +166,7 @@ async def call(settings: CliSettings, request: TenantsRequest) -> CliReply:
     """Send one request to the tenants service and return its reply (RemoteError for an error reply)."""
     topology = Topology(settings.broker_prefix)
     try:
-        connection = await connect(settings.rabbitmq_url, "tenants_cli", attempts=1)
+        connection = await connect(settings.rabbitmq_url.get_secret_value(), "tenants_cli", attempts=1)
     except (OSError, aio_pika.exceptions.AMQPError) as exc:
         raise Unavailable(f"RabbitMQ is not reachable ({type(exc).__name__}); check RABBITMQ_URL") from exc
     try:

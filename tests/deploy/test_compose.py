@@ -66,3 +66,23 @@ def test_the_images_run_as_non_root_with_a_healthcheck() -> None:
     assert "torch" not in service.replace("no torch", "")
     assert "download.pytorch.org/whl/cpu" in embedder
     assert Path(DEPLOY / "healthcheck.py").exists()
+
+
+def test_compose_publishes_ports_on_loopback_only_and_sets_every_credential() -> None:
+    """Anyone who reached RabbitMQ, Redis or PostgreSQL could write any tenant's cache: none of them, nor any
+    other port, is published beyond 127.0.0.1, and each has a password from the environment (no default)."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    text = COMPOSE.read_text()
+    for variable in ("RABBITMQ_PASSWORD", "REDIS_PASSWORD", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+        assert f"${{{variable}:?" in text, f"{variable} must be required (no default)"
+    assert "guest" not in text and "postgres:postgres@" not in text
+    assert "--requirepass" in str(services["redis"]["command"])
+    common = services["cache_worker"]["environment"]
+    assert "${RABBITMQ_PASSWORD" in common["RABBITMQ_URL"] and "${REDIS_PASSWORD" in common["REDIS_URL"]
+    assert "${POSTGRES_PASSWORD" in common["DATABASE_URL"]
+    example = (DEPLOY / "compose.env.example").read_text()
+    for variable in ("RABBITMQ_PASSWORD", "REDIS_PASSWORD", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+        assert f"{variable}=" in example

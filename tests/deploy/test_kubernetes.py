@@ -144,8 +144,21 @@ def test_deployments_have_probes_resources_budgets_and_drain_time(
             assert container["ports"][0]["containerPort"] == WORKER_PORTS[service]
         annotations = deployments[name]["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(container["ports"][0]["containerPort"])
-    if target != "base":
+    if target == "overlays/prod":
         assert of_kind(rendered[target], "Ingress")["gateway"]["spec"]["rules"][0]["http"]["paths"]
+
+
+def test_the_dev_overlay_ships_no_known_keys_and_no_ingress(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Keys written in the repository are everyone's: the dev overlay sets none, and is reached by port-forward."""
+    objects = rendered["overlays/dev"]
+    assert not of_kind(objects, "Ingress")
+    secret = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"].startswith("llmcache-secrets"))
+    values = secret.get("stringData") or {}
+    if "data" in secret:
+        import base64
+
+        values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert not values.get("ADMIN_API_KEY") and not values.get("DEV_API_KEY")
 
 
 def known_settings() -> set[str]:

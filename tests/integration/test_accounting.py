@@ -171,3 +171,29 @@ def test_a_streamed_miss_counts_against_the_daily_token_limit(stack: Stack) -> N
         timeout=30,
     )
     assert over.status_code == 429 and int(over.headers["retry-after"]) >= 1
+
+
+def test_an_abandoned_stream_counts_the_tokens_sent_against_the_daily_token_limit(stack: Stack) -> None:
+    admin = {"Authorization": f"Bearer {stack.env['ADMIN_API_KEY']}"}
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    httpx.post(f"{stack.base_url}/api/v1/admin/tenants", json={"name": name}, headers=admin)
+    created = httpx.post(
+        f"{stack.base_url}/api/v1/admin/keys", json={"tenant": name, "name": "t", "tokens_per_day": 10}, headers=admin
+    ).json()
+    key = {"Authorization": f"Bearer {created['key']}"}
+    question = f"Tell me a long story about the sea, please {uuid.uuid4().hex} [mock:slow-stream]"
+    body = {"model": MODEL, "messages": [{"role": "user", "content": question}], "stream": True}
+    with httpx.stream("POST", f"{stack.base_url}/v1/chat/completions", json=body, headers=key, timeout=30) as r:
+        assert r.status_code == 200 and r.headers["x-cache"] == "MISS"
+        events = (line for line in r.iter_lines() if line.startswith("data: "))
+        for _ in range(3):  # a few deltas, then the client goes away
+            next(events)
+    time.sleep(1)  # the gateway counts the tokens sent when it notices the client has gone
+    over = httpx.post(
+        f"{stack.base_url}/v1/chat/completions",
+        json={**body, "stream": False, "messages": [{"role": "user", "content": "another"}]},
+        headers=key,
+        timeout=30,
+    )
+    assert over.status_code == 429, over.text
+    assert int(over.headers["retry-after"]) >= 1

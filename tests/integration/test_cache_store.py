@@ -337,3 +337,46 @@ async def test_a_catalogue_from_before_history_texts_is_upgraded_and_a_restart_d
     finally:
         await pool.close()
         server.cleanup()
+
+
+async def test_a_single_flight_is_a_lease_its_waiters_outlive(stores: tuple[ExactStore, EntryStore]) -> None:
+    """Lead, follow, renew, store (waiters handed over), and a lapsed lease's waiters taken over once."""
+    from services.cache_worker.exact_store import FOLLOWING, LEADING, OURS, STORED
+
+    exact, entries = stores
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    assert await exact.lead_flight("k1", "leader", 0.5) == LEADING
+    assert await exact.lead_flight("k1", "leader", 0.5) == OURS  # its own lookup, redelivered
+    assert await exact.lead_flight("k1", "other", 0.5) == FOLLOWING
+    assert await exact.follow_flight("k1", b"w1", 30) and await exact.follow_flight("k1", b"w2", 30)
+    assert await exact.renew_flight("k1", "leader", 0.5) and not await exact.renew_flight("k1", "other", 0.5)
+
+    storer = Storer(exact, entries, no_embed, default_ttl_seconds=3600, max_entries=10)
+    answered: list[list[str]] = []
+
+    async def answer(_: CachedAnswer, waiters: list) -> None:  # type: ignore[type-arg]
+        answered.append([waiter for waiter in waiters])
+
+    # Waiters that can't be read are dropped, the list is emptied once they are answered.
+    await storer.store(generated(tenant, "k1", 1), answer)
+    assert answered == [[]]  # b"w1", b"w2" are not Waiters: dropped (logged)
+    assert await exact.follow_flight("k1", b"late", 30) is False  # no flight any more: the answer is stored
+    assert await exact.lead_flight("k1", "next", 0.5) == STORED
+    assert await exact.lead_flight("k1", "next", 0.5, even_if_stored=True) == LEADING  # too old for it
+
+    # A leader that stops renewing: its waiters are taken over by one sweep, once.
+    assert await exact.lead_flight("k2", "dead", 0.3) == LEADING
+    assert await exact.follow_flight("k2", b"w", 30)
+    assert await exact.lapsed_flights() == []
+    await asyncio.sleep(0.4)
+    assert await exact.lapsed_flights() == [("k2", [b"w"])]
+    assert await exact.lapsed_flights() == []
+    await exact.put_back_waiters("k2", [b"w"], 30)  # resending it failed: the next sweep takes it again
+    assert await exact.lapsed_flights() == [("k2", [b"w"])]
+    # A flight that ends without an answer hands its waiters over, unless another leader holds it now.
+    assert await exact.lead_flight("k3", "first", 5) == LEADING
+    assert await exact.follow_flight("k3", b"w3", 30)
+    assert await exact.end_flight("k3", "someone-else") == []
+    assert await exact.end_flight("k3", "first") == [b"w3"]
+    await exact.waiters_done("k3", 1)
+    assert await exact.lead_flight("k3", "again", 5) == LEADING and await exact.end_flight("k3", "again") == []

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
+import re
+import shutil
 import signal
+import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 
 import aio_pika
 import httpx
+import openai
 import pytest
 
 from shared.topology import Topology
 from tests.conftest import MockUpstream, wait_until
 from tests.integration.stack import Stack
+from tests.integration.test_accounting import new_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +46,9 @@ def unique(text: str) -> str:
 def test_a_transient_upstream_error_is_retried_and_answered(stack: Stack, mock: MockUpstream) -> None:
     calls = mock.chat_calls()
     mock.fail(503, count=1, retry_after=0.1)
+    started = time.monotonic()
     response = ask(stack, unique("Retry me"))
+    print(f"\nupstream 503 once: answered after {time.monotonic() - started:.2f} s")
     assert response.status_code == 200 and response.headers["x-cache"] == "MISS"
     assert mock.chat_calls() == calls + 2  # the failure, then the retry
 
@@ -48,7 +57,9 @@ def test_a_persistent_429_is_passed_on_with_its_status_after_the_retry_budget(st
     calls = mock.chat_calls()
     mock.fail(429, count=-1, retry_after=0.1)
     try:
+        started = time.monotonic()
         response = ask(stack, unique("Rate limited"))
+        print(f"\nupstream 429 that persists: the 429 after {time.monotonic() - started:.2f} s")
     finally:
         mock.clear_faults()
     assert response.status_code == 429
@@ -84,14 +95,21 @@ def test_with_the_embedder_down_exact_hits_and_misses_still_work(stack: Stack, m
     stored(first.headers["x-cache-key"])
     stack.stop("embedder")
     try:
-        status = httpx.get(f"{stack.base_url}/status", timeout=15)
-        assert status.status_code == 503 and status.json()["services"]["embedder"]["ok"] is False
+        # /status answers from its last fan-out for a second.
+        status = wait_until(lambda: (r := httpx.get(f"{stack.base_url}/status", timeout=15)).status_code == 503 and r)
+        assert status.json()["services"]["embedder"]["ok"] is False
         # The gateway itself can still serve: it stays in the load balancer.
         assert httpx.get(f"{stack.base_url}/readyz", timeout=5).status_code == 200
+        started = time.monotonic()
         hit = ask(stack, question)
+        took_hit = time.monotonic() - started
         assert (hit.headers["x-cache"], hit.headers["x-cache-match"]) == ("HIT", "exact")
         calls = mock.chat_calls()
+        started = time.monotonic()
         miss = ask(stack, unique("Which element has atomic number 7?"))
+        print(
+            f"\nembedder down: an exact hit in {took_hit:.2f} s, a miss (BYPASS) in {time.monotonic() - started:.2f} s"
+        )
         assert miss.status_code == 200 and miss.headers["x-cache"] == "BYPASS"
         assert miss.headers["x-cache-bypass-reason"] == "embedder_unavailable"
         assert mock.chat_calls() == calls + 1
@@ -169,3 +187,79 @@ def test_bad_bodies_get_clear_4xx_in_openai_format(stack: Stack) -> None:
 def test_unknown_fields_are_passed_through_to_the_upstream(stack: Stack) -> None:
     response = ask(stack, unique("Unknown fields?"), some_future_parameter={"a": 1})
     assert response.status_code == 200
+
+
+@contextlib.contextmanager
+def broker_refuses(stack: Stack, *queues: str) -> Iterator[None]:
+    """RabbitMQ nacks every publish to these queues (a policy: max-length 0, reject-publish) until the block ends."""
+    name = f"refuse-{uuid.uuid4().hex[:8]}"
+    pattern = "^(" + "|".join(re.escape(queue) for queue in queues) + ")$"
+    definition = '{"max-length": 0, "overflow": "reject-publish"}'
+    rabbitmqctl = ["rabbitmqctl", "-q"]
+    subprocess.run([*rabbitmqctl, "set_policy", "--apply-to", "queues", name, pattern, definition], check=True)
+    try:
+        time.sleep(1)  # the policy reaches the queues
+        yield
+    finally:
+        subprocess.run([*rabbitmqctl, "clear_policy", name], check=True)
+
+
+def test_usage_and_store_events_are_not_lost_when_publishing_them_fails(stack: Stack, stored) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is needed to make the broker refuse publishes")
+    _, key = new_tenant(stack)
+    topology = Topology(stack.prefix)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": unique("What is the speed of sound in air?")}]}
+    url = f"{stack.base_url}/v1/chat/completions"
+
+    def usage_rows() -> int:
+        page = httpx.get(f"{stack.base_url}/api/v1/usage", params={"limit": 50}, headers=key, timeout=10).json()
+        return len(page["data"])
+
+    first = httpx.post(url, json=body, headers=key, timeout=30)
+    stored(first.headers["x-cache-key"], semantic=False)
+    wait_until(lambda: usage_rows() == 1)
+    with broker_refuses(stack, topology.usage_events, topology.cache_store):
+        hit = httpx.post(url, json=body, headers=key, timeout=30)  # its usage event is refused
+        miss = httpx.post(url, json={**body, "temperature": 0.5}, headers=key, timeout=30)  # usage and store refused
+        assert hit.headers["x-cache"] == "HIT" and miss.headers["x-cache"] == "MISS"
+        time.sleep(2)
+        assert usage_rows() == 1
+    # Published once the broker takes them again: each request counted once, the miss's answer stored.
+    wait_until(lambda: usage_rows() == 3, timeout=30)
+    stored(miss.headers["x-cache-key"], semantic=False)
+    time.sleep(1)
+    assert usage_rows() == 3
+
+
+def test_a_stream_cut_by_a_killed_worker_ends_with_an_error_and_repeats_nothing(
+    stack: Stack, mock: MockUpstream, client: openai.OpenAI
+) -> None:
+    question = unique("Tell me a long story about a lighthouse [mock:slow-stream]")
+    stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": question}], stream=True)
+    ids, text = set(), []
+    chunks = iter(stream)
+    for _ in range(4):  # the first deltas reach the client
+        chunk = next(chunks)
+        ids.add(chunk.id)
+        text.extend(choice.delta.content or "" for choice in chunk.choices)
+    victim = stack.processes.pop("llm_worker")
+    os.kill(victim.pid, signal.SIGKILL)  # mid-stream: the request is redelivered to the replacement
+    victim.wait()
+    stack.start("llm_worker")
+    try:
+        with pytest.raises(openai.APIError) as interrupted:
+            for chunk in chunks:
+                ids.add(chunk.id)
+                text.extend(choice.delta.content or "" for choice in chunk.choices)
+        assert "interrupted" in str(interrupted.value)
+        assert len(ids) == 1, f"the client got the answer again under another id: {ids}"
+        whole = httpx.post(
+            f"{stack.mock_url}/v1/chat/completions",
+            json={"model": MODEL, "messages": [{"role": "user", "content": question}]},
+            timeout=30,
+        ).json()["choices"][0]["message"]["content"]
+        assert whole.startswith("".join(text)), "what the client read is not a prefix of the answer"
+    finally:
+        stream.close()
+        stack.wait_ready()

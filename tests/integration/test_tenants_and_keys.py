@@ -26,6 +26,7 @@ import pytest
 import redis.asyncio as redis
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 
 from services.gateway import errors
 from services.gateway.auth import KeyAuthenticator, Principal, authenticate, authorize_model, start_revocation_listener
@@ -383,7 +384,7 @@ async def gateway_replica(service: TenantsService, redis_prefix: str) -> tuple[F
     )
     limiter = Limiter.from_url(REDIS_URL, redis_prefix)
     state = SimpleNamespace(
-        settings=SimpleNamespace(admin_api_key=ADMIN_KEY, control_timeout_seconds=1.0),
+        settings=SimpleNamespace(admin_api_key=SecretStr(ADMIN_KEY), control_timeout_seconds=1.0),
         worker=worker,
         topology=worker.topology,
         rpc=worker.rpc,

@@ -26,7 +26,7 @@ async def worker():  # type: ignore[no-untyped-def]
     await running.start()
     yield running
     await running.close()
-    connection = await aio_pika.connect(settings.rabbitmq_url)
+    connection = await aio_pika.connect(settings.rabbitmq_url.get_secret_value())
     async with connection:
         channel = await connection.channel()
         for queue in running.topology.all_queues():
@@ -122,7 +122,7 @@ async def test_coalesced_acks_never_ack_a_message_still_in_hand(worker: Worker) 
     # The worker dies with the slow message in hand: the broker must give back exactly that one.
     assert dying.connection is not None
     await dying.connection.close()
-    connection = await aio_pika.connect(worker.settings.rabbitmq_url)
+    connection = await aio_pika.connect(worker.settings.rabbitmq_url.get_secret_value())
     async with connection:
         channel = await connection.channel()
         queue = await channel.declare_queue(worker.topology.cache_store, passive=True)

@@ -22,7 +22,7 @@ def make_provider(settings: Settings) -> EmbeddingProvider:
     if settings.embedding_provider == "openai":
         return OpenAIEmbeddingProvider(
             settings.openai_embedding_model,
-            api_key=settings.embedding_api_key,
+            api_key=settings.embedding_api_key.get_secret_value(),
             base_url=settings.embedding_base_url,
             dimensions=settings.embedding_dimensions,
             timeout_seconds=settings.embedding_timeout_seconds,

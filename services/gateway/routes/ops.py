@@ -50,8 +50,16 @@ async def readyz(request: Request) -> Response:
 @router.get("/status", include_in_schema=False)
 async def status(request: Request) -> Response:
     """The whole system: 200 when the broker is up and every service answers, with its Redis and
-    Postgres up; 503 naming what is not (for operators and monitors, not for a readiness probe)."""
+    Postgres up; 503 naming what is not (for operators and monitors, not for a readiness probe).
+
+    It needs no key, so one answer serves every caller for STATUS_CACHE_SECONDS: a flood of calls
+    is not a flood of RPCs to every service."""
     state = _state(request)
+    ok, body = await state.status.get(lambda: _system_status(state))
+    return Response(body, status_code=200 if ok else 503, media_type="application/json")
+
+
+async def _system_status(state: GatewayState) -> tuple[bool, bytes]:
     timeout = state.settings.control_timeout_seconds
 
     async def ask(service: str) -> HealthReport:
@@ -65,8 +73,7 @@ async def status(request: Request) -> Response:
     reports = await asyncio.gather(*(ask(s) for s in others)) if broker_ok else []
     services = {r.service: {"ok": r.ok, "checks": r.checks} for r in reports}
     ok = broker_ok and all(r.ok for r in reports) and len(reports) == len(others)
-    body = {"ok": ok, "broker": broker_ok, "services": services}
-    return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
+    return ok, orjson.dumps({"ok": ok, "broker": broker_ok, "services": services})
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -76,20 +83,26 @@ async def metrics() -> Response:
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
-    """The upstream's models that the caller's key may use, in OpenAI's list format (a key is needed)."""
+    """The upstreams' models that the caller's key may use, in OpenAI's list format (a key is needed)."""
     principal = await authenticate(request)
     state = _state(request)
-    try:
-        result = await state.rpc.call(
+
+    async def fetch() -> ModelsResult:
+        return await state.rpc.call(
             state.topology.control("llm_worker"),
             ModelsQuery(),
             ModelsResult,
             state.settings.control_timeout_seconds * 5,
         )
+
+    try:
+        result = await state.models.get(fetch)  # for MODELS_CACHE_SECONDS: not an upstream call per request
     except RpcTimeout as exc:
         raise ApiError(503, "The LLM worker did not answer.", headers={"Retry-After": "1"}) from exc
     except RemoteError as exc:
         raise ApiError(exc.error.status, exc.error.message, type=exc.error.type) from exc
+    except Exception as exc:  # publishing failed: the broker connection is down or reconnecting
+        raise ApiError(503, "The LLM worker is unreachable.", headers={"Retry-After": "1"}) from exc
     models = [m for m in result.data if not principal.allowed_models or m.get("id") in principal.allowed_models]
     if request.headers.get("anthropic-version"):
         return Response(orjson.dumps(anthropic_model_list(models)), media_type="application/json")

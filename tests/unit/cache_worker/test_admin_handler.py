@@ -42,7 +42,9 @@ async def test_a_time_the_store_cannot_take_is_answered_400() -> None:
     channel = ReplyChannel(FakeExchange())
     entries = EntryStore(NoPool(), ef_search=40)  # type: ignore[arg-type]
     admin = CacheAdmin(exact=None, entries=entries, embed=None)  # type: ignore[arg-type]
-    handlers = CacheHandlers(SimpleNamespace(fast_channel=channel), None, None, admin, None, None, None, None)  # type: ignore[arg-type]
+    handlers = CacheHandlers(  # type: ignore[arg-type]
+        SimpleNamespace(fast_channel=channel), None, None, admin, None, None, None, None, None
+    )
 
     for moment in (-1e15, 1e15):  # before year 1, after year 9999
         request = ListEntries(tenant="acme", created_after=moment)

@@ -58,7 +58,7 @@ class Hits:
 def handlers(exchange: Exchange) -> CacheHandlers:
     worker = SimpleNamespace(fast_channel=ReplyChannel(exchange), topology=TOPOLOGY)
     cache = EmbeddingsCache(ExactStore(), 60)  # type: ignore[arg-type]
-    return CacheHandlers(worker, None, None, None, Hits(), Usage(), PriceBook(), cache)  # type: ignore[arg-type]
+    return CacheHandlers(worker, None, None, None, Hits(), Usage(), PriceBook(), cache, None)  # type: ignore[arg-type]
 
 
 def message(body: dict[str, Any]) -> Any:

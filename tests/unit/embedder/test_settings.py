@@ -46,11 +46,11 @@ def test_the_local_model_can_still_run_on_torch(monkeypatch: pytest.MonkeyPatch)
 def test_the_api_key_falls_back_to_openai_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMBEDDING_PROVIDER", "openai")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-openai")
-    assert Settings().embedding_api_key == "sk-from-openai"
+    assert Settings().embedding_api_key.get_secret_value() == "sk-from-openai"
 
     monkeypatch.setenv("EMBEDDING_API_KEY", "sk-embedding")
     settings = Settings()
-    assert settings.embedding_api_key == "sk-embedding"
+    assert settings.embedding_api_key.get_secret_value() == "sk-embedding"
     assert "sk-embedding" not in repr(settings)
     assert isinstance(make_provider(settings), OpenAIEmbeddingProvider)
 

@@ -8,9 +8,11 @@ from typing import Any
 
 import pydantic
 import pytest
+from pydantic import SecretStr
 from starlette.requests import Request
 
 from services.gateway.auth import (
+    FailedAuthentications,
     KeyAuthenticator,
     KeyCache,
     Principal,
@@ -105,14 +107,18 @@ def test_a_known_valid_key_outlives_its_ttl_only_as_a_stale_fallback() -> None:
     assert cache.stale("valid", max_stale_seconds=3600) is None
 
 
-def test_the_cache_is_bounded_oldest_first() -> None:
-    cache = KeyCache(5.0, max_entries=3)
+def test_the_cache_is_bounded_oldest_first_and_unknown_keys_never_push_valid_ones_out() -> None:
+    cache = KeyCache(5.0, max_entries=3, max_unknown=2)
     for name in "abcd":
-        cache.put(name, None)
+        cache.put(name, INFO)
     assert [name for name in "abcd" if cache.get(name)] == ["b", "c", "d"]
     cache.put("b", INFO)  # refreshed: now the newest
-    cache.put("e", None)
+    cache.put("e", INFO)
     assert [name for name in "bcde" if cache.get(name)] == ["b", "d", "e"]
+    for i in range(100):  # a spray of unknown keys
+        cache.put(f"random-{i}", None)
+    assert [name for name in "bde" if cache.get(name)] == ["b", "d", "e"]
+    assert len(cache) == 5 and cache.get("random-99") is not None and cache.get("random-97") is None
 
 
 def test_an_eviction_stops_an_older_lookup_from_putting_the_key_back() -> None:
@@ -307,7 +313,7 @@ class TenantKeys:
     def __init__(self) -> None:
         self.down = False
 
-    async def authenticate(self, token: str | None) -> Principal:
+    async def authenticate(self, token: str | None, address: str | None = None) -> Principal:
         if self.down:
             raise ApiError(503, "down", code="auth_unavailable")
         if token != KEY:
@@ -317,7 +323,7 @@ class TenantKeys:
 
 async def test_the_admin_api_takes_the_admin_key_only() -> None:
     keys = TenantKeys()
-    state = SimpleNamespace(settings=SimpleNamespace(admin_api_key="admin-secret"), auth=keys)
+    state = SimpleNamespace(settings=SimpleNamespace(admin_api_key=SecretStr("admin-secret")), auth=keys)
     assert (await require_admin(http_request("Bearer admin-secret", state))).is_admin
     with pytest.raises(ApiError) as tenant_key:
         await require_admin(http_request(f"Bearer {KEY}", state))
@@ -332,7 +338,52 @@ async def test_the_admin_api_takes_the_admin_key_only() -> None:
     with pytest.raises(ApiError) as missing:
         await require_admin(http_request(None, state))
     assert missing.value.status == 401
-    state.settings.admin_api_key = ""
+    state.settings.admin_api_key = SecretStr("")
     with pytest.raises(ApiError) as disabled:
         await require_admin(http_request("Bearer admin-secret", state))
     assert disabled.value.code == "admin_disabled"
+
+
+def test_an_address_past_its_failures_is_refused_until_its_window_ends() -> None:
+    now = [0.0]
+    failures = FailedAuthentications(3, window_seconds=60.0, max_addresses=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert failures.retry_after("a") is None
+        failures.record("a")
+    assert failures.retry_after("a") == 60.0 and failures.retry_after("b") is None
+    now[0] = 59.5
+    assert failures.retry_after("a") == 0.5
+    now[0] = 60.0
+    assert failures.retry_after("a") is None
+    failures.record("a")  # a new window
+    assert failures.retry_after("a") is None
+    failures.record("b")
+    failures.record("c")  # only two addresses are kept: "a" went first
+    assert failures.retry_after("a") is None and len(failures._windows) == 2
+    assert FailedAuthentications(0).retry_after("a") is None  # no limit
+
+
+async def test_a_known_key_works_from_an_address_that_is_refused_and_unknown_ones_cost_no_lookup() -> None:
+    rpc = FakeRpc({api_key_hash("good"): INFO})
+    auth = KeyAuthenticator(
+        rpc,  # type: ignore[arg-type]
+        Topology("t"),
+        required=True,
+        default_tenant="default",
+        cache_ttl_seconds=60,
+        failures_per_minute=2,
+    )
+    assert (await auth.authenticate("good", "1.2.3.4")).tenant == INFO.tenant
+    for token in ("x", "y"):
+        with pytest.raises(ApiError) as unknown:
+            await auth.authenticate(token, "1.2.3.4")
+        assert unknown.value.status == 401
+    calls = len(rpc.calls)
+    with pytest.raises(ApiError) as refused:
+        await auth.authenticate("z", "1.2.3.4")
+    assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) >= 1
+    assert len(rpc.calls) == calls  # no look-up for it
+    assert (await auth.authenticate("good", "1.2.3.4")).tenant == INFO.tenant
+    with pytest.raises(ApiError) as elsewhere:
+        await auth.authenticate("z", "5.6.7.8")
+    assert elsewhere.value.status == 401

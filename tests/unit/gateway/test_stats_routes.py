@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from services.gateway import errors
 from services.gateway.auth import Principal
@@ -77,7 +77,7 @@ def rpc() -> FakeRpc:
 
 @pytest.fixture
 def settings() -> SimpleNamespace:
-    return SimpleNamespace(admin_api_key=ADMIN_KEY, control_timeout_seconds=0.5, default_tenant="default")
+    return SimpleNamespace(admin_api_key=SecretStr(ADMIN_KEY), control_timeout_seconds=0.5, default_tenant="default")
 
 
 @pytest.fixture
@@ -196,7 +196,7 @@ def test_a_wrong_key_is_left_to_authenticate(client: TestClient, rpc: FakeRpc) -
 def test_with_the_admin_api_disabled_tenants_still_get_their_stats(
     client: TestClient, rpc: FakeRpc, settings: SimpleNamespace
 ) -> None:
-    settings.admin_api_key = ""
+    settings.admin_api_key = SecretStr("")
     assert client.get("/api/v1/cache/stats", headers=ACME).status_code == 200
     assert rpc.last.tenant == "acme"
     assert_error(client.get("/api/v1/cache/stats", headers={"Authorization": "Bearer "}), 401)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from services.llm_worker.handlers import LlmRequestHandler
 from services.llm_worker.metrics import EVENT_PUBLISH_FAILURES, EXPIRED
 from services.llm_worker.settings import Settings
 from services.llm_worker.upstreams import Upstreams
+from shared import worker as worker_module
 from shared.contracts import (
     REPLY_ADAPTER,
     CacheControls,
@@ -31,6 +33,7 @@ from shared.contracts import (
 )
 from shared.pricing import PriceBook
 from shared.topology import Topology
+from shared.worker import Retryable
 from tests.unit.fakes import ReplyChannel
 from tests.unit.llm_worker.scripted import ScriptedProvider
 
@@ -220,12 +223,30 @@ async def test_truncated_answers_are_not_stored(harness: Harness) -> None:
     assert harness.usage()[0].result == "miss"
 
 
-async def test_failed_event_publish_does_not_fail_a_delivered_answer(harness: Harness) -> None:
-    before = EVENT_PUBLISH_FAILURES.labels("usage")._value.get()
+async def test_a_refused_event_is_retried_until_the_broker_takes_it(harness: Harness) -> None:
     harness.events.fail = True
+
+    async def broker_back() -> None:
+        await asyncio.sleep(0.5)
+        harness.events.fail = False
+
+    back = asyncio.create_task(broker_back())
     await harness.handler(FakeMessage(request()))  # type: ignore[arg-type]
+    await back
     assert isinstance(harness.replies()[0], CompletionReply)
-    assert EVENT_PUBLISH_FAILURES.labels("usage")._value.get() == before + 1
+    assert {key for key, _ in harness.events.published} == {TOPOLOGY.cache_store, TOPOLOGY.usage_events}
+
+
+async def test_an_event_never_taken_requeues_the_delivered_request(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "PUBLISH_PATIENCE_SECONDS", 0.3)
+    before = EVENT_PUBLISH_FAILURES.labels("completion_generated")._value.get()
+    harness.events.fail = True
+    with pytest.raises(Retryable):  # the worker requeues the message: never acked without its events
+        await harness.handler(FakeMessage(request()))  # type: ignore[arg-type]
+    assert isinstance(harness.replies()[0], CompletionReply)  # the answer was delivered all the same
+    assert EVENT_PUBLISH_FAILURES.labels("completion_generated")._value.get() == before + 1
 
 
 # --- upstream answers the mock never sends: a 502, never a crashed handler (retried, billed twice) ---

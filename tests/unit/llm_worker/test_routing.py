@@ -37,6 +37,9 @@ upstreams:
 """
 ENV = {"ANTHROPIC_API_KEY": "sk-ant-1234567890", "OPENAI_API_KEY": "sk-openai-1234567890"}
 
+# A production broker URL (the default guest:guest is refused in production).
+BROKER = "amqp://llmcache:a-long-broker-password@rabbitmq:5672/"
+
 
 def settings_for(tmp_path: Path, text: str = ROUTES) -> Settings:
     path = tmp_path / "upstreams.yaml"
@@ -158,7 +161,7 @@ def test_routes_to_the_mock_are_labelled_mock_and_refused_in_production(tmp_path
     path = tmp_path / "prod.yaml"
     path.write_text(text)
     with pytest.raises(RoutesFileError, match="mock"):
-        Settings(upstreams_file=str(path), environment="production").upstreams({})
+        Settings(upstreams_file=str(path), environment="production", rabbitmq_url=BROKER).upstreams({})
     local = {"name": "x", "provider": "openai", "base_url": "http://vllm:8000/v1", "models": ["*"]}
     assert parse_routes({"upstreams": [local]}, {})[0].label is None
 
@@ -185,7 +188,7 @@ async def test_an_unrouted_model_is_openais_404() -> None:
 def test_placeholder_keys_are_refused_in_production(tmp_path: Path) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES)
-    production = Settings(upstreams_file=str(path), environment="production")
+    production = Settings(upstreams_file=str(path), environment="production", rabbitmq_url=BROKER)
     assert len(production.upstreams(ENV)) == 3
     with pytest.raises(ValueError, match="ANTHROPIC_API_KEY"):
         production.upstreams({**ENV, "ANTHROPIC_API_KEY": "changeme"})

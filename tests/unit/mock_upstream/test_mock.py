@@ -188,6 +188,7 @@ async def test_stats_count_chat_stream_and_embedding_calls_and_reset(client: htt
         "embedding_inputs": 1,
         "messages_calls": 0,
         "messages_stream_calls": 0,
+        "models_calls": 0,
         "calls_by_prompt": {"one": 2, "two": 1},
         "calls_by_key": {"": 4},
     }

@@ -32,3 +32,18 @@ def test_claude_and_embedding_models_are_priced() -> None:
     assert prices.cost("claude-sonnet-4-5", 300_000, 0) == pytest.approx(300_000 * 6e-6)  # the >200k tier
     assert prices.cost("text-embedding-3-small", 1_000_000, 0) == pytest.approx(0.02)
     assert prices.cost("no-such-model", 10, 10) == 0.0
+
+
+def test_texts_and_estimated_tokens_of_bodies_and_chunks_in_either_format() -> None:
+    from shared.usage import estimated_tokens, texts_in
+
+    assert estimated_tokens("") == 0 and estimated_tokens("abcd") == 1 and estimated_tokens("abcde") == 2
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Hi there"}, {"type": "image_url", "image_url": {}}]},
+    ]
+    assert texts_in(messages) == ["Be brief.", "Hi there"]
+    openai_chunk = {"choices": [{"delta": {"content": "Hel", "tool_calls": [{"function": {"arguments": "{}"}}]}}]}
+    anthropic_event = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "lo"}}
+    assert texts_in(openai_chunk) == ["Hel", "{}"] and texts_in(anthropic_event) == ["lo"]
+    assert texts_in({"system": "You are terse."}) == ["You are terse."]
