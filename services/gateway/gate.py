@@ -31,8 +31,10 @@ COUNTED_PATHS = frozenset(
     {"/v1/chat/completions", "/api/v1/chat/completions", "/v1/messages", "/api/v1/messages", "/v1/embeddings"}
 )
 ADMIN_PREFIX = "/api/v1/admin"
-# A JSON string, escapes included: what the structure check skips.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A JSON string, escapes included: what the structure check skips. One left open runs to the end of the
+# body (the parser refuses it anyway). Possessive, and never failing once a quote opens it: a match that
+# could fail would be retried from every quote inside the string, rescanning the body once per quote.
+_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
 _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
