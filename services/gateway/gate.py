@@ -1,7 +1,9 @@
-"""The gate every request with a body passes before a route sees it: first its caller is authenticated,
-then its body is read within MAX_BODY_BYTES (413 while reading, chunked uploads included), then its
-JSON structure is checked (400 past MAX_BODY_DEPTH levels of nesting or MAX_BODY_CONTAINERS objects
-and arrays). Nothing has parsed the body by then.
+"""The gate every request with a body to the API (/v1/, /api/) passes before a route sees it: a body
+declared larger than MAX_BODY_BYTES is refused (413) at once, then its caller is authenticated, then its
+body is read within MAX_BODY_BYTES (413 while reading, chunked uploads included), then its JSON structure
+is checked (400 past MAX_BODY_DEPTH levels of nesting or MAX_BODY_CONTAINERS objects and arrays).
+Nothing has parsed the body by then. Paths outside the API (health, metrics, the dashboard's files) need
+no key and read no body: the gate leaves them alone.
 
 An ASGI middleware, not route code: FastAPI reads and parses a route's body model before the route's
 dependencies run, so a caller without a key could make the gateway read and parse any amount of
@@ -31,6 +33,8 @@ COUNTED_PATHS = frozenset(
     {"/v1/chat/completions", "/api/v1/chat/completions", "/v1/messages", "/api/v1/messages", "/v1/embeddings"}
 )
 ADMIN_PREFIX = "/api/v1/admin"
+# Where the routes that need a key are (every route that reads a body among them).
+KEYED_PREFIXES = ("/v1/", "/api/")
 # A JSON string, escapes included: what the structure check skips. One left open runs to the end of the
 # body (the parser refuses it anyway). Possessive, and never failing once a quote opens it: a match that
 # could fail would be retried from every quote inside the string, rescanning the body once per quote.
@@ -49,16 +53,19 @@ class RequestGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not has_body(scope):
+        if scope["type"] != "http" or not has_body(scope) or not needs_key(scope["path"]):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         request = Request(scope)
         state: GatewayState = scope["app"].state.gateway
         settings = state.settings
+        declared = declared_length(scope)
         try:
+            if declared is not None and declared > settings.max_body_bytes:
+                raise too_large(settings.max_body_bytes)  # known without a key look-up or a byte read
             await admit_caller(request)
-            body = await read_within(receive, settings.max_body_bytes, declared_length(scope))
+            body = await read_within(receive, settings.max_body_bytes, declared)
             check_structure(body, settings.max_body_depth, settings.max_body_containers)
         except ClientGone:
             return
@@ -76,6 +83,11 @@ async def admit_caller(request: Request) -> None:
         await require_admin(request)
     elif not is_admin_key(request):
         request.state.principal = await authenticate(request)
+
+
+def needs_key(path: str) -> bool:
+    """Whether a path's routes need a key (the API); the others neither need one nor read a body."""
+    return path.startswith(KEYED_PREFIXES)
 
 
 def has_body(scope: Scope) -> bool:
