@@ -4,7 +4,8 @@ A bearer key is looked up by its SHA-256 (`api_key_hash`): first in this process
 holds answers for a few seconds (unknown keys apart from valid ones, so a spray of random keys
 can't push valid keys and their stale-if-error answers out), then, on a miss, by a ResolveKey RPC
 to the tenants service; concurrent misses for one key share that RPC. A client address whose keys
-keep failing is refused (429) before any look-up for a minute (`FailedAuthentications`). Revocations reach every
+keep failing has the keys it sends refused (429) before any look-up for a minute (`FailedAuthentications`),
+except keys this gateway knows to be valid: a NAT's other clients keep working. Revocations reach every
 gateway process at once through the KeyRevoked fanout (`start_revocation_listener`); the cache's
 TTL bounds how long a missed notice (a broker reconnect, which also clears the cache) can matter.
 """
@@ -137,6 +138,10 @@ class KeyCache:
             return None
         return entry.info
 
+    def known_valid(self, key_hash: str) -> bool:
+        """Whether the key's last answer said valid, however long ago (it is evicted when revoked)."""
+        return key_hash in self._entries
+
     def put(self, key_hash: str, info: KeyInfo | None, generation: int | None = None) -> bool:
         """Cache an answer; skipped (False) when keys were evicted since `generation` was read."""
         if generation is not None and generation != self._generation:
@@ -254,7 +259,8 @@ class KeyAuthenticator:
 
     async def authenticate(self, token: str | None, address: str | None = None) -> Principal:
         """The principal behind a bearer token, or ApiError 401 (missing or invalid key) / 503, or 429 when
-        the client's address sent too many unknown keys lately (a key known valid still works from it)."""
+        the client's address sent too many unknown keys lately and this key is not one known valid (a key
+        known valid still works from it, checked again when its cached answer expired)."""
         if not self.required:
             return Principal(tenant=self.default_tenant)
         if token is None:
@@ -269,7 +275,9 @@ class KeyAuthenticator:
             KEY_RESOLUTIONS.labels("cache", "valid").inc()
             return Principal.from_key(known.info)
         wait = self.failures.retry_after(address) if address is not None else None
-        if wait is not None:
+        # Only keys this gateway does not know to be valid are refused: one that shares its address (a NAT)
+        # with a client spraying random keys is checked as usual when its cached answer has expired.
+        if wait is not None and not self.cache.known_valid(key_hash):
             AUTH_REFUSED.inc()
             raise ApiError(
                 429,
@@ -365,8 +373,12 @@ async def authenticate(request: Request) -> Principal:
 
 
 def client_address(request: Request) -> str | None:
-    """The client's address (uvicorn takes it from X-Forwarded-For when the peer is a trusted proxy)."""
-    return request.client.host if request.client is not None else None
+    """The client's address: the peer's, or from X-Forwarded-For when the peer is a trusted proxy (addresses.py)."""
+    if request.client is None:
+        return None
+    peer = request.client.host
+    proxies = request.app.state.gateway.settings.trusted_proxies()
+    return proxies.client_of(peer, request.headers.getlist("x-forwarded-for"))
 
 
 def authorize_model(principal: Principal, model: str) -> None:

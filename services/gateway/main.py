@@ -110,8 +110,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        proxy_headers=False,  # X-Forwarded-For is read by the gateway, from FORWARDED_ALLOW_IPS only (addresses.py)
     )
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 
+from services.gateway.addresses import TrustedProxies
 from shared.settings import BaseServiceSettings, RedisSettings
 
 MIN_ADMIN_KEY_LENGTH = 16
@@ -47,8 +48,9 @@ class Settings(BaseServiceSettings, RedisSettings):
         default=30, ge=0, description="Unknown keys a client address may send a minute before 429s (0: no limit)."
     )
     forwarded_allow_ips: str = Field(
-        default="127.0.0.1",
-        description="Proxies whose X-Forwarded-For names the client (its address is what failed keys are counted by).",
+        default="",
+        description="Proxies (addresses, networks) whose X-Forwarded-For names the client; failed keys are counted"
+        " per client address. None by default: any client could name any address.",
     )
     key_stale_if_error_seconds: float = Field(
         default=3600.0, ge=0, description="How long a known-valid key keeps working while keys can't be checked."
@@ -65,6 +67,18 @@ class Settings(BaseServiceSettings, RedisSettings):
     def dashboard_path(self) -> Path:
         """Where the dashboard's static build is."""
         return Path(self.dashboard_dir) if self.dashboard_dir else Path(__file__).parents[1] / "dashboard" / "dist"
+
+    def trusted_proxies(self) -> TrustedProxies:
+        """The proxies of FORWARDED_ALLOW_IPS."""
+        return TrustedProxies.parse(self.forwarded_allow_ips)
+
+    @model_validator(mode="after")
+    def _refuse_unreadable_proxies(self) -> Settings:
+        try:
+            self.trusted_proxies()
+        except ValueError as exc:
+            raise ValueError(f"FORWARDED_ALLOW_IPS: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _refuse_a_short_admin_key(self) -> Settings:

@@ -230,6 +230,7 @@ def build_stack(urls: dict[str, str], log_dir: Path) -> Stack:
             "ADMIN_API_KEY": f"admin-{uuid.uuid4().hex}",
             "DEV_API_KEY": f"lcp-test-{uuid.uuid4().hex}",
             "SWEEP_INTERVAL_SECONDS": "1",
+            "FORWARDED_ALLOW_IPS": "127.0.0.1",  # the tests play clients behind a proxy with X-Forwarded-For
             "KEY_CACHE_MAX_ENTRIES": "500",  # small enough for a test to spray past it
         }
     )

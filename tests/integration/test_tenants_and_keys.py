@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
 from services.gateway import errors
+from services.gateway.addresses import TrustedProxies
 from services.gateway.auth import KeyAuthenticator, Principal, authenticate, authorize_model, start_revocation_listener
 from services.gateway.errors import ApiError
 from services.gateway.limits import Limiter
@@ -384,7 +385,9 @@ async def gateway_replica(service: TenantsService, redis_prefix: str) -> tuple[F
     )
     limiter = Limiter.from_url(REDIS_URL, redis_prefix)
     state = SimpleNamespace(
-        settings=SimpleNamespace(admin_api_key=SecretStr(ADMIN_KEY), control_timeout_seconds=1.0),
+        settings=SimpleNamespace(
+            admin_api_key=SecretStr(ADMIN_KEY), control_timeout_seconds=1.0, trusted_proxies=TrustedProxies
+        ),
         worker=worker,
         topology=worker.topology,
         rpc=worker.rpc,

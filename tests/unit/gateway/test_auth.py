@@ -19,9 +19,11 @@ from services.gateway.auth import (
     authenticate,
     authorize_model,
     bearer_token,
+    client_address,
     require_admin,
 )
 from services.gateway.errors import ApiError
+from services.gateway.settings import Settings
 from shared.contracts import KeyInfo, KeyResolution, KeyRevoked, ResolveKey, api_key_hash
 from shared.rpc import RpcTimeout
 from shared.topology import Topology
@@ -387,3 +389,58 @@ async def test_a_known_key_works_from_an_address_that_is_refused_and_unknown_one
     with pytest.raises(ApiError) as elsewhere:
         await auth.authenticate("z", "5.6.7.8")
     assert elsewhere.value.status == 401
+
+
+async def test_a_valid_key_sharing_a_limited_address_still_works_after_its_answer_expired() -> None:
+    """A NAT: one client sprays random keys, another behind the same address has a valid key."""
+    clock = Clock()
+    rpc = FakeRpc({api_key_hash("good"): INFO})
+    auth = KeyAuthenticator(
+        rpc,  # type: ignore[arg-type]
+        Topology("t"),
+        required=True,
+        default_tenant="default",
+        cache_ttl_seconds=5,
+        failures_per_minute=2,
+    )
+    auth.cache = KeyCache(5.0, clock=clock)
+    assert (await auth.authenticate("good", "198.51.100.1")).tenant == INFO.tenant
+    for token in ("x", "y"):
+        with pytest.raises(ApiError):
+            await auth.authenticate(token, "198.51.100.1")
+    clock.now += 10  # the valid key's answer expired; the address is still limited
+    assert (await auth.authenticate("good", "198.51.100.1")).tenant == INFO.tenant
+    assert rpc.calls[-1] == api_key_hash("good")  # checked again, not taken on trust
+    calls = len(rpc.calls)
+    with pytest.raises(ApiError) as refused:
+        await auth.authenticate("z", "198.51.100.1")
+    assert refused.value.status == 429 and len(rpc.calls) == calls
+    auth.cache.evict(api_key_hash("good"))  # revoked: no longer known valid
+    with pytest.raises(ApiError) as revoked:
+        await auth.authenticate("good", "198.51.100.1")
+    assert revoked.value.status == 429
+
+
+def address_of(peer: str, forwarded_for: list[str], trusted: str) -> str | None:
+    settings = SimpleNamespace(trusted_proxies=lambda: Settings(forwarded_allow_ips=trusted).trusted_proxies())
+    app = SimpleNamespace(state=SimpleNamespace(gateway=SimpleNamespace(settings=settings)))
+    headers = [(b"x-forwarded-for", value.encode()) for value in forwarded_for]
+    return client_address(Request({"type": "http", "headers": headers, "client": (peer, 1234), "app": app}))
+
+
+def test_x_forwarded_for_is_believed_only_from_the_configured_proxies() -> None:
+    # By default no proxy is trusted: a client naming another address (to escape the limit, or to get
+    # another address limited) is counted by its own.
+    assert address_of("127.0.0.1", ["203.0.113.7"], "") == "127.0.0.1"
+    assert address_of("198.51.100.1", ["203.0.113.7"], "10.0.0.0/8") == "198.51.100.1"
+    # Behind the proxy, the address it saw; what the client wrote to the left of it is not believed.
+    assert address_of("10.1.2.3", ["6.6.6.6, 203.0.113.7"], "10.0.0.0/8") == "203.0.113.7"
+    assert address_of("10.1.2.3", ["6.6.6.6", "203.0.113.7:5151, 10.9.9.9"], "10.0.0.0/8") == "203.0.113.7"
+    assert address_of("::1", ["[2001:db8::1]:443"], "::1, 10.0.0.0/8") == "2001:db8::1"
+    assert address_of("10.1.2.3", [], "10.0.0.0/8") == "10.1.2.3"
+
+
+def test_trusting_every_peer_or_an_unreadable_proxy_is_refused() -> None:
+    for spec in ("*", "10.0.0.0/8, *", "proxy.internal"):
+        with pytest.raises(pydantic.ValidationError, match="FORWARDED_ALLOW_IPS"):
+            Settings(forwarded_allow_ips=spec)
