@@ -26,7 +26,6 @@ from starlette.types import Receive, Scope, Send
 from services.gateway import anthropic_sse, sse
 from services.gateway.auth import Principal
 from services.gateway.errors import ApiError, anthropic_error_response, anthropic_error_type, error_response
-from services.gateway.limits import Admission
 from services.gateway.metrics import IN_FLIGHT, LATENCY, REQUESTS
 from services.gateway.request_log import RequestLine
 from services.gateway.state import GatewayState
@@ -133,12 +132,12 @@ async def read_body(request: Request, limit: int, schema: type[pydantic.BaseMode
 async def forward(
     state: GatewayState,
     principal: Principal,
-    admission: Admission,
     work: CompletionRequest | EmbeddingsRequest,
     dialect: Dialect,
     started: float,
 ) -> Response:
-    """Publish an admitted request and answer it from its replies."""
+    """Admit a request (the tenant's share of requests in flight, then its key's limits), publish it and
+    answer it from its replies."""
     stream = isinstance(work, CompletionRequest) and work.stream
     request_id = work.request_id
     line = RequestLine(state, request_id, work.tenant, str(work.body.get("model")))
@@ -147,7 +146,9 @@ async def forward(
     keep_open = False
     counted = False
     try:
-        counted = state.in_flight.acquire(principal)  # the tenant's share (429 past it)
+        # The tenant's share first (429 past it): a request refused for it must not use up an rpm slot.
+        counted = state.in_flight.acquire(principal)
+        admission = await state.limiter.admit(principal)
         try:
             await state.rpc.send(
                 state.topology.cache_lookup,

@@ -48,9 +48,8 @@ async def chat_completions(request: Request) -> Response:
         principal = await authenticate(request)
         body = await read_body(request, state.settings.max_body_bytes, ChatCompletionBody)
         authorize_model(principal, body["model"])
-        # Before admission: a request refused for a bad header does not use up the key's quota.
+        # Before admission (in `forward`): a request refused for a bad header does not use up the key's quota.
         controls = parse_cache_controls(request.headers)
-        admission = await state.limiter.admit(principal)
     except ApiError as exc:
         # Counted like every other answer: the error-rate alert must see a tenants-service outage's 503s.
         count(started, exc.status, "ERROR", stream=False, line=RequestLine(state, error=exc.code or exc.type))
@@ -69,4 +68,4 @@ async def chat_completions(request: Request) -> Response:
         body=body,
         controls=controls,
     )
-    return await forward(state, principal, admission, completion_request, OPENAI, started)
+    return await forward(state, principal, completion_request, OPENAI, started)

@@ -47,7 +47,6 @@ async def embeddings(request: Request) -> Response:
         body = await read_body(request, state.settings.max_body_bytes, EmbeddingsBody)
         authorize_model(principal, body["model"])
         controls = parse_cache_controls(request.headers)
-        admission = await state.limiter.admit(principal)
     except ApiError as exc:
         count(started, exc.status, "ERROR", stream=False, line=RequestLine(state, error=exc.code or exc.type))
         raise
@@ -64,4 +63,4 @@ async def embeddings(request: Request) -> Response:
         body=body,
         controls=controls,
     )
-    return await forward(state, principal, admission, work, OPENAI, started)
+    return await forward(state, principal, work, OPENAI, started)

@@ -48,7 +48,6 @@ async def messages(request: Request) -> Response:
         body = await read_body(request, state.settings.max_body_bytes, MessagesBody)
         authorize_model(principal, body["model"])
         controls = parse_cache_controls(request.headers)
-        admission = await state.limiter.admit(principal)
     except ApiError as exc:
         count(started, exc.status, "ERROR", stream=False, line=RequestLine(state, error=exc.code or exc.type))
         raise  # the error handler writes it in Anthropic's format (by the path)
@@ -67,4 +66,4 @@ async def messages(request: Request) -> Response:
         controls=controls,
         protocol="anthropic",
     )
-    return await forward(state, principal, admission, completion_request, ANTHROPIC, started)
+    return await forward(state, principal, completion_request, ANTHROPIC, started)

@@ -7,14 +7,18 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 import redis.asyncio as redis
+from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from services.gateway.auth import Principal
 from services.gateway.errors import ApiError
-from services.gateway.limits import Admission, Limiter
+from services.gateway.limits import Admission, InFlightLimit, Limiter
+from services.gateway.main import create_app
+from services.gateway.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 OPERATIONS = ("admit", "check_tokens", "record_tokens")
@@ -158,3 +162,30 @@ async def test_redis_down_fails_open_and_is_counted(prefix: str) -> None:
     assert after["admit"] - before["admit"] == 3
     assert after["check_tokens"] - before["check_tokens"] == 1
     assert after["record_tokens"] - before["record_tokens"] == 1
+
+
+def test_a_request_refused_for_its_tenants_share_in_flight_costs_no_rpm_slot() -> None:
+    principal = Principal(tenant="acme", key_id="k1", rpm_limit=10)
+    admitted: list[Principal] = []
+
+    class Keys:
+        async def authenticate(self, token: str | None, address: str | None = None) -> Principal:
+            return principal
+
+    class CountingLimiter:
+        async def admit(self, who: Principal) -> Admission:
+            admitted.append(who)
+            return Admission(10, 9)
+
+    in_flight = InFlightLimit(1)
+    assert in_flight.acquire(principal)  # the tenant's one request in flight
+    inbox = SimpleNamespace(open=lambda request_id: asyncio.Queue(), close=lambda request_id: None)
+    settings = Settings()
+    app = create_app(settings)
+    app.state.gateway = SimpleNamespace(
+        settings=settings, auth=Keys(), in_flight=in_flight, limiter=CountingLimiter(), inbox=inbox
+    )
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    response = TestClient(app).post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"})
+    assert response.status_code == 429 and response.json()["error"]["code"] == "too_many_requests_in_flight"
+    assert admitted == []  # its rpm slot was never taken
