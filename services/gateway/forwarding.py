@@ -261,6 +261,7 @@ class _Relay:
     counted: bool
     sent_tokens: int = 0
     closed: bool = False
+    restarted: bool = False  # its request was redelivered mid-stream: the new attempt is left to finish
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Pass the LLM worker's chunks on as they arrive.
@@ -271,8 +272,9 @@ class _Relay:
 
         A chunk numbered at or below one already relayed comes from the request redelivered to another
         LLM worker (the first died mid-stream): it starts the answer over, under another id. The client
-        must never get the answer twice, so the stream ends there with an error event its SDK raises,
-        and the new attempt is cancelled like an abandoned stream.
+        must never get the answer twice, so the stream ends there with an error event its SDK raises.
+        The new attempt is not cancelled: if the request leads a single flight, its answer is what the
+        identical requests waiting on it get (cancelled, each of them would call the upstream itself).
         """
         finished = False
         last_seq = self.first.seq
@@ -293,7 +295,8 @@ class _Relay:
                     if reply.seq <= last_seq:
                         log.info("stream of request_id=%s restarted by a redelivery: ended", self.request_id)
                         yield dialect.stream_error(STREAM_INTERRUPTED)
-                        return  # not finished: the new attempt is cancelled
+                        self.restarted = True
+                        return  # not finished, but the new attempt goes on for whoever waits on it
                     last_seq = reply.seq
                     yield dialect.chunk(reply.chunk)
                     self.sent_tokens += _chunk_tokens(reply.chunk)
@@ -312,7 +315,8 @@ class _Relay:
             self.close(finished)
 
     def close(self, finished: bool) -> None:
-        """Stop routing its replies and count it out; an unfinished stream is cancelled and its tokens counted."""
+        """Stop routing its replies and count it out; an unfinished stream is cancelled (unless restarted by a
+        redelivery) and its tokens counted."""
         if self.closed:
             return
         self.closed = True
@@ -321,7 +325,8 @@ class _Relay:
         if self.counted:
             state.in_flight.release(principal)
         if not finished:
-            state.announce_cancelled(self.request_id)
+            if not self.restarted:
+                state.announce_cancelled(self.request_id)
             if principal.tokens_per_day is not None:
                 prompt = sum(estimated_tokens(text) for text in texts_in(self.body.get("messages")))
                 prompt += sum(estimated_tokens(text) for text in texts_in({"system": self.body.get("system")}))
