@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
+from typing import Any
 
 import psycopg
 from aio_pika.abc import AbstractIncomingMessage
@@ -119,15 +120,18 @@ class CacheHandlers:
         )
 
     async def answer_waiters(self, answer: CachedAnswer, waiters: list[Waiter]) -> None:
-        """Answer the requests that waited on a flight whose answer was just stored (a coalesced exact hit each).
+        """Answer the requests that waited on a flight whose answer was just stored (a coalesced exact hit each),
+        all at once: each answer waits for its usage event's confirmed batch, which they then share.
 
         A reply that can't be sent makes the store event wait (Retryable): the waiters stay noted and
         are answered when it is redone (a second reply to the same request is dropped by its gateway)."""
-        for waiter in waiters:
-            if not waiter.expired():
-                hit = Hit(answer, "exact", coalesced=True)
-                await _or_retry(self._answer_hit(waiter.route, waiter.request, hit), "answering a waiter")
-                LOOKUPS.labels("hit_exact", "coalesced").inc()
+
+        async def answer_one(waiter: Waiter) -> None:
+            hit = Hit(answer, "exact", coalesced=True)
+            await _or_retry(self._answer_hit(waiter.route, waiter.request, hit), "answering a waiter")
+            LOOKUPS.labels("hit_exact", "coalesced").inc()
+
+        await _all_or_retry([answer_one(waiter) for waiter in waiters if not waiter.expired()])
         COALESCED.labels("served").inc(len(waiters))
 
     async def release_waiters(self, waiters: list[Waiter]) -> None:
@@ -286,6 +290,14 @@ class CacheHandlers:
 
 def _route_of(message: AbstractIncomingMessage) -> ReplyRoute | None:
     return ReplyRoute(message.reply_to, message.correlation_id or "") if message.reply_to else None
+
+
+async def _all_or_retry(sendings: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the sendings together; every one is tried, then the first failure (Retryable) is raised."""
+    outcomes = await asyncio.gather(*sendings, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def _or_retry(sending: Awaitable[None], what: str) -> None:
