@@ -290,14 +290,20 @@ class ExactStore:
             await self._redis.ltrim(self._waiters(key), count, -1)
 
     async def lapsed_flights(self) -> list[tuple[str, list[bytes]]]:
-        """Take over the waiters of flights whose lease lapsed (their leader died): (key, waiters) each."""
+        """Take over the waiters of flights whose lease lapsed (their leader died): (key, waiters) each. A
+        failure after some were taken over returns those (the others are taken over by a later sweep)."""
         seconds, microseconds = await self._redis.time()  # Redis's clock, as the leases were written by
         now_ms = int(seconds) * 1000 + int(microseconds) // 1000
         lapsed: list[bytes] = await self._redis.zrangebyscore(self._leases, "-inf", now_ms, start=0, num=SWEEP_BATCH)  # type: ignore[assignment]
-        taken = []
+        taken: list[tuple[str, list[bytes]]] = []
         for member in lapsed:
             key = member.decode()
-            waiters = await self._claim(keys=[self._flight(key), self._waiters(key), self._leases], args=[key])
+            try:
+                waiters = await self._claim(keys=[self._flight(key), self._waiters(key), self._leases], args=[key])
+            except Exception:
+                if not taken:
+                    raise
+                break  # those taken over already are no longer in Redis: they must reach the caller
             if waiters:
                 taken.append((key, list(waiters)))
         return taken

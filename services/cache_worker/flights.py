@@ -80,21 +80,39 @@ class FlightSweeper:
                 DEGRADED.labels("redis", "single_flight").inc()
 
     async def sweep(self) -> int:
-        """Resend the waiters of every lapsed flight; returns how many were resent."""
+        """Resend the waiters of every lapsed flight; returns how many were resent.
+
+        Redis no longer holds the waiters taken over: when the broker fails, those not resent yet (of this
+        flight and of every other one taken over) are noted again for the next sweep, never dropped."""
+        taken = [
+            (key, [waiter for waiter in read_waiters(raw) if not waiter.expired()])
+            for key, raw in await self._exact.lapsed_flights()
+        ]
         resent = 0
-        for key, raw in await self._exact.lapsed_flights():
-            waiters = [waiter for waiter in read_waiters(raw) if not waiter.expired()]
-            log.info("single flight %s… lapsed (its leader died): %d waiters take over", key[:12], len(waiters))
-            for done, waiter in enumerate(waiters):
-                try:
-                    await self._resend(waiter)
-                except Exception:
-                    # The broker is down: note the rest again, for a later sweep.
-                    rest = waiters[done:]
-                    longest = max(w.request.deadline for w in rest) - time.time()
-                    await self._exact.put_back_waiters(key, [w.model_dump_json().encode() for w in rest], longest)
-                    raise
-                resent += 1
-        if resent:
-            COALESCED.labels("taken_over").inc(resent)
+        try:
+            for index, (key, waiters) in enumerate(taken):
+                log.info("single flight %s… lapsed (its leader died): %d waiters take over", key[:12], len(waiters))
+                for done, waiter in enumerate(waiters):
+                    try:
+                        await self._resend(waiter)
+                    except Exception:
+                        await self._put_back([(key, waiters[done:]), *taken[index + 1 :]])
+                        raise
+                    resent += 1
+        finally:
+            if resent:
+                COALESCED.labels("taken_over").inc(resent)
         return resent
+
+    async def _put_back(self, flights: list[tuple[str, list[Waiter]]]) -> None:
+        """Note taken-over waiters again (their resending failed): the next sweep takes them over again."""
+        for key, waiters in flights:
+            if not waiters:
+                continue
+            longest = max(w.request.deadline for w in waiters) - time.time()
+            try:
+                await self._exact.put_back_waiters(key, [w.model_dump_json().encode() for w in waiters], longest)
+            except Exception as exc:  # Redis down too: nothing left to keep them in
+                log.warning(
+                    "%d waiters of single flight %s… lost: noting them again failed: %s", len(waiters), key[:12], exc
+                )
