@@ -28,7 +28,7 @@ from services.cache_worker.metrics import COALESCED, DEGRADED, EXPIRED, LOOKUPS
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder
 from services.cache_worker.usage import UsagePublisher
-from shared.broker import publish_transient
+from shared.broker import json_message, publish_transient
 from shared.contracts import (
     CACHE_ADMIN_ADAPTER,
     STORE_EVENT_ADAPTER,
@@ -102,6 +102,9 @@ class CacheHandlers:
             if isinstance(outcome, Following):
                 return  # noted with the flight: answered when its leader's answer is (acked now)
             forwarded = request.model_copy(update={"lookup": outcome.lookup})
+            if outcome.lookup.flight_leader:
+                await self._forward_leader(forwarded, _route_of(message))
+                return
         await self._forward(forwarded, _route_of(message))
         if cached is not None:
             # Straight to the gateway, which answers with these and the LLM worker's vectors together.
@@ -118,6 +121,18 @@ class CacheHandlers:
             reply_to=route.reply_to if route else None,
             expiration_seconds=request.deadline - time.time(),
         )
+
+    async def _forward_leader(self, request: CompletionRequest, route: ReplyRoute | None) -> None:
+        """Send a single flight's leader on to the LLM workers, confirmed by the broker (a refusal raises: the
+        lookup is retried), then let its lease last while it waits in their queue."""
+        message = json_message(
+            request.model_dump_json().encode(),
+            correlation_id=route.correlation_id if route else None,
+            reply_to=route.reply_to if route else None,
+            expiration_seconds=request.deadline - time.time(),
+        )
+        await self._worker.exchange.publish(message, routing_key=self._worker.topology.llm_request, mandatory=True)
+        await self._lookup.leader_queued(request)
 
     async def answer_waiters(self, answer: CachedAnswer, waiters: list[Waiter]) -> None:
         """Answer the requests that waited on a flight whose answer was just stored (a coalesced exact hit each),

@@ -315,13 +315,32 @@ class Lookup:
             return candidates, []
         return await self._reported.drop_reported(tenant, prompt, context_text, candidates)
 
+    async def leader_queued(self, request: CompletionRequest) -> None:
+        """The broker holds a leader's request for the LLM workers: its lease lasts as long as the request may
+        wait there (until its deadline, when its message expires), so that no follower takes over a flight
+        whose request is only queued behind others and calls the upstream a second time. The LLM worker that
+        picks it up renews it by the short lease from then on: a worker that dies lets it lapse within seconds.
+
+        Not before the broker confirmed it: a request lost on its way keeps the short lease, and its followers
+        take over. A failure (Redis) is counted: the short lease then stands."""
+        lookup = request.lookup
+        if lookup is None or not lookup.flight_leader or not lookup.exact_key or not lookup.flight_lease_seconds:
+            return
+        queued = max(lookup.flight_lease_seconds, request.deadline - time.time())
+        try:
+            await self._exact.renew_flight(lookup.exact_key, request.request_id, queued)
+        except Exception as exc:
+            log.warning("lengthening a queued leader's lease failed: %s", exc)
+            DEGRADED.labels("redis", "single_flight").inc()
+
     async def _single_flight(
         self, request: CompletionRequest, context: LookupContext, route: ReplyRoute | None
     ) -> Hit | Miss | Following:
         """Let one of several concurrent identical misses call the upstream; note the others as its waiters.
 
-        The leader holds a lease (renewed by the LLM worker while it works). A waiter holds no worker:
-        its message is acked once it is noted, and its reply comes with the leader's answer.
+        The leader holds a lease (renewed by the LLM worker while it works; lengthened while its request
+        waits in the queue, `leader_queued`). A waiter holds no worker: its message is acked once it is
+        noted, and its reply comes with the leader's answer.
         """
         key = context.exact_key
         assert key is not None

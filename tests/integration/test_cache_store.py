@@ -18,9 +18,11 @@ from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.entry_store import EntryStore, NewEntry
 from services.cache_worker.exact_store import ExactStore
+from services.cache_worker.flights import ReplyRoute
+from services.cache_worker.lookup import Following, Lookup, LookupPolicy, Miss
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder, Sweeper
-from shared.contracts import CompletionGenerated, EntriesDeleted, FlushEntries
+from shared.contracts import CacheControls, CompletionGenerated, CompletionRequest, EntriesDeleted, FlushEntries
 from shared.db import open_pool
 
 pytestmark = pytest.mark.integration
@@ -380,3 +382,48 @@ async def test_a_single_flight_is_a_lease_its_waiters_outlive(stores: tuple[Exac
     assert await exact.end_flight("k3", "first") == [b"w3"]
     await exact.waiters_done("k3", 1)
     assert await exact.lead_flight("k3", "again", 5) == LEADING and await exact.end_flight("k3", "again") == []
+
+
+def flight_request(name: str, body: dict[str, object]) -> CompletionRequest:
+    now = time.time()
+    controls = CacheControls(mode="exact")
+    return CompletionRequest(
+        request_id=name, tenant="t", received_at=now, deadline=now + 30, body=body, controls=controls
+    )
+
+
+async def test_a_leader_still_queued_for_the_llm_worker_keeps_its_flight(stores: tuple[ExactStore, EntryStore]) -> None:
+    """The LLM worker renews a leader's lease only once it picks its request up: while the request waits in the
+    queue (a backlog longer than the lease), no follower takes over and calls the upstream a second time."""
+    exact, entries = stores
+    lookup = Lookup(exact, entries, no_embed, LookupPolicy(0.9, 0.85, 1.0, flight_lease_seconds=0.3))
+    route = ReplyRoute("gateway", "c")
+    body = {"model": "m", "messages": [{"role": "user", "content": f"q {uuid.uuid4().hex}"}]}
+    leader = flight_request("leader", body)
+    leading = await lookup.run(leader, route)
+    assert isinstance(leading, Miss) and leading.lookup.flight_leader
+    key = leading.lookup.exact_key
+    assert key is not None and leading.lookup.flight_lease_seconds == 0.3  # what the LLM worker renews by
+    await lookup.leader_queued(leader.model_copy(update={"lookup": leading.lookup}))  # the broker took it
+    assert isinstance(await lookup.run(flight_request("f1", body), route), Following)
+    await asyncio.sleep(0.5)  # longer than the lease: the leader's request is still queued
+    assert await exact.lapsed_flights() == []
+    assert isinstance(await lookup.run(flight_request("f2", body), route), Following)
+
+    # Picked up: from now on the lease is the short one its worker renews; a worker that dies lets it lapse.
+    assert await exact.renew_flight(key, "leader", 0.3)
+    await asyncio.sleep(0.5)
+    assert [k for k, _ in await exact.lapsed_flights()] == [key]
+
+
+async def test_a_leader_lost_on_its_way_keeps_the_short_lease(stores: tuple[ExactStore, EntryStore]) -> None:
+    """Until the broker confirmed the leader's request, its lease is the short one: lost on its way, its
+    followers take over within seconds."""
+    exact, entries = stores
+    lookup = Lookup(exact, entries, no_embed, LookupPolicy(0.9, 0.85, 1.0, flight_lease_seconds=0.3))
+    body = {"model": "m", "messages": [{"role": "user", "content": f"q {uuid.uuid4().hex}"}]}
+    leading = await lookup.run(flight_request("leader", body), ReplyRoute("gateway", "c"))
+    assert isinstance(leading, Miss) and leading.lookup.exact_key is not None
+    assert isinstance(await lookup.run(flight_request("f1", body), ReplyRoute("gateway", "d")), Following)
+    await asyncio.sleep(0.5)
+    assert [k for k, _ in await exact.lapsed_flights()] == [leading.lookup.exact_key]

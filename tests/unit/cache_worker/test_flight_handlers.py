@@ -1,5 +1,6 @@
-"""The cache worker's side of a single flight: the requests that waited on a stored answer are answered
-together, not one confirmed usage event after another."""
+"""The cache worker's side of a single flight: a leader's request is forwarded confirmed, and only then does its
+lease last while it is queued; the requests that waited on a stored answer are answered together, not one
+confirmed usage event after another."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.flights import Waiter
 from services.cache_worker.handlers import CacheHandlers
-from shared.contracts import CompletionRequest, UsageEvent
+from services.cache_worker.lookup import Miss
+from shared.contracts import CompletionRequest, LookupContext, UsageEvent
 from shared.pricing import PriceBook
 from shared.topology import Topology
 from tests.unit.fakes import ReplyChannel
@@ -64,3 +68,46 @@ async def test_the_waiters_of_a_stored_answer_are_answered_together() -> None:
     await asyncio.wait_for(handlers.answer_waiters(answer, [waiter(f"w{i}") for i in range(5)]), 5)
     assert sorted(key for key, _ in exchange.published) == [f"gateway-w{i}" for i in range(5)]
     assert len(usage.waiting) == 5
+
+
+class ConfirmingExchange:
+    """The events channel's exchange (publisher confirms): records, or refuses as a broker's nack would."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.published: list[tuple[str, bytes]] = []
+
+    async def publish(self, message: Any, routing_key: str, **_: Any) -> None:
+        if self.refuse:
+            raise ConnectionError("nacked")
+        self.published.append((routing_key, message.body))
+
+
+class LeadingLookup:
+    def __init__(self) -> None:
+        self.queued: list[str] = []
+
+    async def run(self, request: CompletionRequest, route: Any) -> Miss:
+        return Miss(LookupContext(status="MISS", exact_key="k", flight_leader=True, flight_lease_seconds=5))
+
+    async def leader_queued(self, request: CompletionRequest) -> None:
+        self.queued.append(request.request_id)
+
+
+def lookup_message(name: str) -> Any:
+    request = waiter(name).request
+    return SimpleNamespace(body=request.model_dump_json().encode(), reply_to="gateway", correlation_id=name)
+
+
+async def test_a_leader_is_forwarded_confirmed_and_only_then_its_lease_lasts_while_queued() -> None:
+    fast, confirmed, lookup = Exchange(), ConfirmingExchange(), LeadingLookup()
+    worker = SimpleNamespace(fast_channel=ReplyChannel(fast), exchange=confirmed, topology=TOPOLOGY)
+    handlers = CacheHandlers(worker, lookup, None, None, Hits(), SlowUsage(1), PriceBook(), None, None)  # type: ignore[arg-type]
+    await handlers.on_lookup(lookup_message("leader"))
+    assert [key for key, _ in confirmed.published] == [TOPOLOGY.llm_request] and fast.published == []
+    assert lookup.queued == ["leader"]
+
+    worker.exchange = ConfirmingExchange(refuse=True)
+    with pytest.raises(ConnectionError):  # the lookup is retried; meanwhile the lease stays the short one
+        await handlers.on_lookup(lookup_message("refused"))
+    assert lookup.queued == ["leader"]
