@@ -10,7 +10,9 @@ leader renews it. Identical requests that arrive meanwhile don't wait in a worke
 answer hands the list to the storer, which answers them; a flight that ends without an answer hands
 it over to be sent upstream; a lease that lapsed (its leader died) hands it to the sweeper, which
 sends them back through the lookup, where one of them takes the lead. `flight_leases` orders the
-flights that have waiters by when their lease lapses, for the sweeper.
+flights that have waiters by when their lease lapses, for the sweeper; a flight that ended stays in it
+until its waiters are handed over (`waiters_done`), so that waiters whose storer never answered them
+(it died, or Redis's reply was lost) are the sweeper's, not nobody's.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from services.cache_worker.entries import CachedAnswer
 DELETE_CHUNK = 1000
 # Lapsed flights taken over per sweep.
 SWEEP_BATCH = 100
+# How long the storer of an answer (or of a flight's end) has to hand its waiters over before the sweeper does.
+HAND_OVER_SECONDS = 10.0
 # What lead_flight answers.
 FOLLOWING, LEADING, STORED, OURS = 0, 1, 2, 3
 
@@ -76,16 +80,54 @@ redis.call('ZADD', KEYS[2], 'XX', tonumber(now[1]) * 1000 + math.floor(tonumber(
 return 1
 """
 
-# KEYS[1] flight, KEYS[2] waiters, KEYS[3] leases. ARGV[1] request id ("": any), ARGV[2] key. End the flight
-# unless another leader holds it now; returns its waiters (read, not removed: `waiters_done` removes them).
-END_SCRIPT = """
+# What ends a flight and hands its waiters to the caller (HAND_OVER): waiters read, not removed (`waiters_done`
+# removes them), and the flight left in the leases' order HAND_OVER_SECONDS ahead, so that should the caller never
+# hand them over (it died, or the reply was lost), the sweeper does. ARGV[1] key, ARGV[2] ms; KEYS[1] waiters,
+# KEYS[2] leases (placed last in each script's KEYS).
+HAND_OVER = """
+local waiters = redis.call('LRANGE', KEYS[#KEYS - 1], 0, -1)
+if #waiters > 0 then
+    local now = redis.call('TIME')
+    local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[#ARGV])
+    redis.call('ZADD', KEYS[#KEYS], at, ARGV[#ARGV - 1])
+else
+    redis.call('ZREM', KEYS[#KEYS], ARGV[#ARGV - 1])
+end
+return waiters
+"""
+
+# KEYS[1] entry, KEYS[2] LRU order, KEYS[3] flight, then waiters, leases. ARGV[1] answer, ARGV[2] TTL seconds,
+# ARGV[3] LRU score, then key, hand-over ms. Store the answer, most recently used, and end its flight (in this order:
+# a request that finds no flight any more finds the answer); returns the waiters.
+PUT_SCRIPT = (
+    """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('DEL', KEYS[3])
+"""
+    + HAND_OVER
+)
+
+# KEYS[1] flight, then waiters, leases. ARGV[1] request id ("": any), then key, hand-over ms. End the flight
+# unless another leader holds it now; returns its waiters.
+END_SCRIPT = (
+    """
 local leader = redis.call('GET', KEYS[1])
 if leader and ARGV[1] ~= '' and leader ~= ARGV[1] then
     return {}
 end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[3], ARGV[2])
-return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+    + HAND_OVER
+)
+
+# KEYS[1] waiters, KEYS[2] flight, KEYS[3] leases. ARGV[1] how many were handed over, ARGV[2] key. Take them off
+# the list; the flight leaves the leases' order once nothing is left to hand over (and no new flight is on).
+DONE_SCRIPT = """
+redis.call('LTRIM', KEYS[1], ARGV[1], -1)
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('LLEN', KEYS[1]) == 0 then
+    redis.call('ZREM', KEYS[3], ARGV[2])
+end
 """
 
 # KEYS[1] flight, KEYS[2] waiters, KEYS[3] leases. ARGV[1] key. Take a lapsed flight's waiters over (and remove
@@ -107,10 +149,13 @@ return waiters
 class ExactStore:
     """Redis-backed exact cache."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, hand_over_seconds: float = HAND_OVER_SECONDS) -> None:
         self._redis = client
         self._prefix = prefix
+        self._hand_over_ms = _ms(hand_over_seconds)
         self._gets = _GetBatcher(client)
+        self._put = client.register_script(PUT_SCRIPT)
+        self._done = client.register_script(DONE_SCRIPT)
         self._lead = client.register_script(LEAD_SCRIPT)
         self._follow = client.register_script(FOLLOW_SCRIPT)
         self._renew = client.register_script(RENEW_SCRIPT)
@@ -144,16 +189,12 @@ class ExactStore:
         """Store the answer, mark it most recently used and end its single flight; returns the flight's
         waiters, for the caller to answer (then `waiters_done`).
 
-        In this order: a request that finds no flight any more finds the answer."""
+        In this order: a request that finds no flight any more finds the answer. One script: should its
+        reply be lost, the waiters are still the sweeper's to hand over (HAND_OVER_SECONDS later)."""
         key = answer.exact_key
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._entry(key), answer.to_bytes(), ex=ttl_seconds)
-            pipe.zadd(self._lru(tenant), {key: time.time()})
-            pipe.delete(self._flight(key))
-            pipe.zrem(self._leases, key)
-            pipe.lrange(self._waiters(key), 0, -1)
-            *_, waiters = await pipe.execute()
-        return list(waiters)
+        keys = [self._entry(key), self._lru(tenant), self._flight(key), self._waiters(key), self._leases]
+        args: list[bytes | str | int | float] = [answer.to_bytes(), ttl_seconds, time.time(), key, self._hand_over_ms]
+        return list(await self._put(keys=keys, args=args))
 
     async def put_many(self, tenant: str, answers: list[CachedAnswer], ttl_seconds: int) -> None:
         """Store several answers (an embeddings batch's vectors) in one round trip, most recently used."""
@@ -282,12 +323,12 @@ class ExactStore:
         """End a flight that produced no answer to store (unless another leader took it over); returns its
         waiters, for the caller to send on (then `waiters_done`)."""
         keys = [self._flight(key), self._waiters(key), self._leases]
-        return list(await self._end(keys=keys, args=[request_id or "", key]))
+        return list(await self._end(keys=keys, args=[request_id or "", key, self._hand_over_ms]))
 
     async def waiters_done(self, key: str, count: int) -> None:
         """Take the first `count` waiters, answered or sent on, off the key's list (later ones stay)."""
         if count:
-            await self._redis.ltrim(self._waiters(key), count, -1)
+            await self._done(keys=[self._waiters(key), self._flight(key), self._leases], args=[count, key])
 
     async def lapsed_flights(self) -> list[tuple[str, list[bytes]]]:
         """Take over the waiters of flights whose lease lapsed (their leader died): (key, waiters) each. A

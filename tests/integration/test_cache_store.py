@@ -17,7 +17,7 @@ from scripts.stack import start_embedded_postgres
 from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.entry_store import EntryStore, NewEntry
-from services.cache_worker.exact_store import ExactStore
+from services.cache_worker.exact_store import LEADING, ExactStore
 from services.cache_worker.flights import ReplyRoute
 from services.cache_worker.lookup import Following, Lookup, LookupPolicy, Miss
 from services.cache_worker.storing import Storer
@@ -427,3 +427,30 @@ async def test_a_leader_lost_on_its_way_keeps_the_short_lease(stores: tuple[Exac
     assert isinstance(await lookup.run(flight_request("f1", body), ReplyRoute("gateway", "d")), Following)
     await asyncio.sleep(0.5)
     assert [k for k, _ in await exact.lapsed_flights()] == [leading.lookup.exact_key]
+
+
+async def test_waiters_a_storer_never_handed_over_are_the_sweepers(stores: tuple[ExactStore, EntryStore]) -> None:
+    """Storing an answer (or ending a flight) ends the flight and hands its waiters to the storer: should it never
+    answer them (the reply of Redis lost, the storer dead), the sweeper takes them over instead of nobody."""
+    stored, _ = stores
+    exact = ExactStore(stored._redis, stored._prefix, hand_over_seconds=0.3)
+    tenant = f"t-{uuid.uuid4().hex[:6]}"
+    for key, end in (("k-stored", False), ("k-ended", True)):
+        assert await exact.lead_flight(key, "leader", 30) == LEADING
+        assert await exact.follow_flight(key, b"w", 30)
+        if end:
+            assert await exact.end_flight(key, "leader") == [b"w"]  # and never released
+        else:
+            answer = CachedAnswer("e", key, "m", {"choices": []}, time.time())
+            assert await exact.put(tenant, answer, 60) == [b"w"]  # and never answered
+    assert await exact.lapsed_flights() == []  # the storer has a moment to hand them over
+    await asyncio.sleep(0.5)
+    assert sorted(await exact.lapsed_flights()) == [("k-ended", [b"w"]), ("k-stored", [b"w"])]
+
+    # Handed over: nothing left for the sweeper.
+    assert await exact.lead_flight("k-done", "leader", 30) == LEADING
+    assert await exact.follow_flight("k-done", b"w", 30)
+    assert await exact.end_flight("k-done", "leader") == [b"w"]
+    await exact.waiters_done("k-done", 1)
+    await asyncio.sleep(0.5)
+    assert await exact.lapsed_flights() == []
