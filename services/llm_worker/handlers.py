@@ -5,9 +5,12 @@ upstream speaks (`calls`). After the answer is delivered, a storable one goes to
 (CompletionGenerated, EmbeddingsGenerated) and every request is counted (UsageEvent), both
 confirmed by the broker before the request's message is acked: a publish the broker refuses is
 retried, then the message is requeued (the usage log keeps one row per request id), so an
-answered request is never left uncounted. Failing to publish never turns a delivered answer into
-an error. An upstream answer of a shape that cannot be read is a 502 (a stream already relayed ends
-with it), never a handler failure: that would retry the message, calling and billing the upstream twice.
+answered request is never left uncounted. The events not published yet are kept by request id: when
+the requeued message comes back to this worker, they are published again, and the upstream is not
+asked (and paid) a second time, nor is the client's answer sent again. Failing to publish never
+turns a delivered answer into an error. An upstream answer of a shape that cannot be read is a 502
+(a stream already relayed ends with it), never a handler failure: that would retry the message,
+calling and billing the upstream twice.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from contextlib import aclosing
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
@@ -49,6 +55,17 @@ log = logging.getLogger(__name__)
 
 # Even a request close to its deadline gets this long: the gateway may still be streaming it out.
 MIN_UPSTREAM_TIMEOUT = 1.0
+# Answered requests whose events the broker has not taken yet, kept for their requeued message (oldest dropped).
+MAX_UNPUBLISHED = 1000
+
+
+@dataclass(frozen=True)
+class Event:
+    """A durable event to publish: its queue, its body, and its kind (for the logs and metrics)."""
+
+    queue: str
+    body: bytes
+    kind: str
 
 
 class LlmRequestHandler:
@@ -76,9 +93,17 @@ class LlmRequestHandler:
         self.cache_tool_calls = cache_tool_calls
         # Requests in flight on this worker, by id: set when their client disconnects.
         self._cancelled: dict[str, asyncio.Event] = {}
+        # Answered requests' events the broker refused, by request id: published when their message is back.
+        self._unpublished: OrderedDict[str, list[Event]] = OrderedDict()
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
         request = WORK_REQUEST_ADAPTER.validate_json(message.body)
+        unpublished = self._unpublished.get(request.request_id)
+        if unpublished is not None:
+            # Answered already, its message requeued for these: publish them, never the upstream call again.
+            log.info("publishing the events of answered request_id=%s again", request.request_id)
+            await self._publish_all(request.request_id, unpublished)
+            return
         remaining = request.deadline - time.time()
         if remaining < 0:
             EXPIRED.inc()
@@ -226,13 +251,17 @@ class LlmRequestHandler:
                 else not_an_answer(f"a list of embeddings for the inputs ({type(exc).__name__}: {exc})").error
             )
             await self._reply(message, ErrorReply(error=error))
-            await self._publish_usage(embeddings.usage_event(request, self.prices, [], error), request.request_id)
+            await self._publish_all(
+                request.request_id, [self._usage(embeddings.usage_event(request, self.prices, [], error))]
+            )
             return
         await self._reply(message, CompletionReply(cache=embeddings.cache_info(request, label), completion=response))
+        events = []
         event = embeddings.store_event(request, fetched)
         if event is not None:
-            await self._publish(self.topology.cache_store, event, "embeddings_generated")
-        await self._publish_usage(embeddings.usage_event(request, self.prices, fetched.tokens), request.request_id)
+            events.append(Event(self.topology.cache_store, event.model_dump_json().encode(), "embeddings_generated"))
+        events.append(self._usage(embeddings.usage_event(request, self.prices, fetched.tokens)))
+        await self._publish_all(request.request_id, events)
 
     async def _reply(self, message: AbstractIncomingMessage, answer: BaseModel) -> None:
         await reply(self.reply_channel, message, answer.model_dump_json().encode())
@@ -245,6 +274,7 @@ class LlmRequestHandler:
         provider: Provider | None,
     ) -> None:
         """Store a storable answer and count the request, each confirmed before the message is acked."""
+        events = []
         if completion is None:
             await self._end_flight(request, error.type if error is not None else "no_answer")
         else:
@@ -254,20 +284,32 @@ class LlmRequestHandler:
                 NOT_STORED.labels(reason or "unknown").inc()
                 await self._end_flight(request, reason or "not_stored")
             else:
-                await self._publish(self.topology.cache_store, event, "completion_generated")
-        await self._publish_usage(usage_event(request, self.prices, completion, error), request.request_id)
+                events.append(
+                    Event(self.topology.cache_store, event.model_dump_json().encode(), "completion_generated")
+                )
+        events.append(self._usage(usage_event(request, self.prices, completion, error)))
+        await self._publish_all(request.request_id, events)
 
-    async def _publish_usage(self, usage: BaseModel, request_id: str) -> None:
-        await self._publish(self.topology.usage_events, usage, "usage")
+    def _usage(self, usage: BaseModel) -> Event:
+        return Event(self.topology.usage_events, usage.model_dump_json().encode(), "usage")
 
-    async def _publish(self, queue: str, event: BaseModel, kind: str) -> None:
-        """A durable event, confirmed; retried, then the message requeued (publish_confirmed)."""
-        body = event.model_dump_json().encode()
-        try:
-            await publish_confirmed(lambda: publish_event(self.events_exchange, queue, body), kind)
-        except Exception:
-            EVENT_PUBLISH_FAILURES.labels(kind).inc()
-            raise
+    async def _publish_all(self, request_id: str, events: list[Event]) -> None:
+        """Durable events, in order, each confirmed; retried, then the message requeued (publish_confirmed),
+        with the events not published yet kept for when it comes back."""
+        for index, event in enumerate(events):
+            try:
+                await publish_confirmed(
+                    partial(publish_event, self.events_exchange, event.queue, event.body), event.kind
+                )
+            except Exception:
+                EVENT_PUBLISH_FAILURES.labels(event.kind).inc()
+                self._unpublished[request_id] = events[index:]
+                self._unpublished.move_to_end(request_id)
+                while len(self._unpublished) > MAX_UNPUBLISHED:
+                    dropped, _ = self._unpublished.popitem(last=False)
+                    log.warning("forgetting the unpublished events of request_id=%s (too many kept)", dropped)
+                raise
+        self._unpublished.pop(request_id, None)
 
     async def _end_flight(self, request: CompletionRequest, reason: str) -> None:
         """Release the waiters of this request's single flight: nothing will be stored for them."""

@@ -249,6 +249,27 @@ async def test_an_event_never_taken_requeues_the_delivered_request(
     assert EVENT_PUBLISH_FAILURES.labels("completion_generated")._value.get() == before + 1
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_requeued_request_publishes_its_answer_again_without_calling_the_upstream_twice(
+    harness: Harness, control: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    monkeypatch.setattr(worker_module, "PUBLISH_PATIENCE_SECONDS", 0.3)
+    delivered = request(stream=stream)
+    harness.events.fail = True
+    with pytest.raises(Retryable):
+        await harness.handler(FakeMessage(delivered))  # type: ignore[arg-type]
+    replies = len(harness.replies())
+    harness.events.fail = False
+    await harness.handler(FakeMessage(delivered))  # type: ignore[arg-type]  # the requeued message, redelivered
+    assert (await control.get("/_mock/stats")).json()["calls_by_prompt"][
+        "What is a cache?"
+    ] == 1  # the upstream was not asked (and paid) again
+    assert len(harness.replies()) == replies  # nor was the client's answer sent again
+    [stored] = harness.stored()
+    [usage] = harness.usage()
+    assert usage.request_id == "req-1" and usage.completion_tokens > 0 and stored.exact_key == "k1"
+
+
 # --- upstream answers the mock never sends: a 502, never a crashed handler (retried, billed twice) ---
 
 
