@@ -9,7 +9,7 @@ LOOKUPS = Counter(
 )
 STAGE_SECONDS = Histogram(
     "llmcache_cache_lookup_stage_seconds",
-    "Time spent per lookup stage (exact, embedding, vector_search, context and verifier: per candidate, total).",
+    "Time spent per lookup stage (exact, embedding, vector_search, verifier: all candidates at once, total).",
     ["stage"],
     buckets=(0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.125, 0.25, 0.5, 1, 2),
 )
@@ -45,18 +45,17 @@ EVICTED = Counter(
 )
 REFUSED = Counter(
     "llmcache_cache_refused_candidates_total",
-    "Semantic candidates above the similarity threshold refused by a further check, by reason "
-    "(conversation_context, context_unknown, context_<rule> such as context_number_mismatch, number_mismatch, "
-    "negation_mismatch, exclusion_mismatch, added_phrase, unread_text, "
-    "symbol_mismatch, polarity_mismatch, "
-    "entity_mismatch, unit_mismatch, scope_mismatch, order_swap, differing_words, low_similarity, low_confidence, "
-    "judge_refused, judge_timeout, judge_error, prompt_unknown, prompt_too_long, verifier_error; "
-    "reported_wrong_hit: the pair was reported as a wrong hit, reported_check_failed: that could not be checked).",
+    "Semantic candidates above the similarity threshold refused, by reason: the hit verifier's "
+    "(number_mismatch, code_mismatch, low_probability, prompt_too_long, judge_refused, judge_timeout, judge_error, "
+    "prompt_unknown, verifier_error; in a conversation conversation_context, context_unknown and context_<reason> "
+    "for an earlier user turn), reported_wrong_hit (the pair was reported as a wrong hit) and "
+    "reported_check_failed (that could not be checked).",
     ["reason"],
 )
 VERIFIER_SCORE = Histogram(
     "llmcache_cache_verifier_score",
-    "The hit verifier's score (the calibrated model's probability) of each candidate it judged, by verdict.",
+    "The hit verifier's score (the classifier's calibrated probability; 1 or 0 when a rule decided) of each "
+    "candidate, by verdict.",
     ["verdict"],
     buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import BaseServiceSettings, DatabaseSettings, RedisSettings
+
+LEARNED_PREFILTER = 0.5  # the shipped model's (model.json's suggested_similarity_threshold)
+THRESHOLD_ONLY = 0.9  # the similarity alone decides
 
 
 class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
@@ -12,19 +17,19 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
 
     metrics_port: int = 9101
     cache_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0, description="Default lifetime of an entry.")
-    similarity_threshold: float = Field(
-        default=0.70,
+    similarity_threshold: float | None = Field(
+        default=None,
         ge=0,
         le=1,
-        description="Cosine similarity a semantic candidate needs before the hit verifier looks at it "
-        "(a pre-filter: the verifier decides; chosen on the train split by eval/train.py).",
+        description="Cosine similarity a semantic candidate needs before the hit verifier reads it (a "
+        "pre-filter: the verifier decides). Default: 0.5 with the learned verifier (chosen with the shipped "
+        "model's operating point), 0.9 with VERIFIER=threshold (where it is the whole decision). "
+        "A client's X-Cache-Similarity-Threshold may raise it, never lower it.",
     )
-    context_similarity_threshold: float = Field(
-        default=0.85,
-        ge=0,
-        le=1,
-        description="In a conversation, the earlier turns' similarity a semantic hit also needs "
-        "(measured on the conversations dev set: 0 context swaps served at 0.85; bench/conversations).",
+    conversation_match: Literal["exact", "reworded"] = Field(
+        default="exact",
+        description="How the earlier turns of a conversation must agree for a semantic hit: exact (every turn "
+        "the same text, normalized) or reworded (the assistant's turns so, the user's judged by the verifier).",
     )
     max_cacheable_temperature: float = Field(
         default=1.0, ge=0, le=2, description="Requests with a higher temperature bypass the cache."
@@ -71,20 +76,39 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
     lookup_prefetch: int = 64
     store_prefetch: int = 32
     prices_file: str = ""
-    verifier: str = Field(
-        default="calibrated",
-        description="Hit verifier chain, run in order: calibrated, threshold (similarity alone), llm_judge; "
-        "e.g. `calibrated,llm_judge`.",
+    verifier: Literal["cross_encoder", "cross_encoder+llm_judge", "threshold"] = Field(
+        default="cross_encoder",
+        description="The hit verifier: cross_encoder (exact checks, then the learned pair classifier), "
+        "cross_encoder+llm_judge (the LLM judge decides where the classifier is unsure), threshold (the "
+        "similarity alone).",
     )
     verifier_min_probability: float | None = Field(
         default=None,
         ge=0,
         le=1,
-        description="The calibrated verifier's operating point: higher serves fewer hits and fewer wrong ones "
-        "(default: the model file's, chosen for at most 2% wrong hits).",
+        description="The classifier's operating point: higher serves fewer hits and fewer wrong ones "
+        "(default: the shipped model's, chosen on blind pairs for at most 2% wrong answers).",
     )
-    verifier_model_file: str = Field(default="", description="Calibrated model JSON (default: the shipped one).")
+    verifier_model_dir: str = Field(default="", description="The classifier's directory (default: the shipped one).")
+    verifier_threads: int = Field(default=1, ge=1, le=16, description="Threads running the classifier.")
+    llm_judge_band: tuple[float, float] = Field(
+        default=(0.2, 0.9),
+        description="With cross_encoder+llm_judge: the classifier's probabilities the judge decides (low, high); "
+        "above it served, below refused.",
+    )
     llm_judge_base_url: str = Field(default="", description="OpenAI-compatible endpoint of the LLM judge.")
     llm_judge_api_key: SecretStr = SecretStr("")
     llm_judge_model: str = "gpt-4o-mini"
     llm_judge_timeout_seconds: float = Field(default=2.0, gt=0, description="A slower judge counts as a refusal.")
+
+    @property
+    def prefilter(self) -> float:
+        """The similarity pre-filter in force (the setting, or its default for the verifier)."""
+        assert self.similarity_threshold is not None  # set by _default_prefilter
+        return self.similarity_threshold
+
+    @model_validator(mode="after")
+    def _default_prefilter(self) -> Settings:
+        if self.similarity_threshold is None:
+            self.similarity_threshold = THRESHOLD_ONLY if self.verifier == "threshold" else LEARNED_PREFILTER
+        return self

@@ -1,5 +1,5 @@
 """Semantic match quality through the real services: the hit verifier refuses look-alikes, counts the
-refusals by reason, and still serves paraphrases."""
+refusals by reason, and still serves the same question typed again."""
 
 from __future__ import annotations
 
@@ -47,5 +47,5 @@ def test_a_look_alike_with_another_number_misses_and_is_counted(stack: Stack, st
     assert other.json()["choices"][0]["message"]["content"] != first.json()["choices"][0]["message"]["content"]
     assert refused(stack, "number_mismatch") == before + 1
 
-    same = ask(stack, tag, "convert 5 miles to kilometers")
+    same = ask(stack, tag, "hi, convert 5 miles to km please")
     assert (same.headers["x-cache"], same.headers["x-cache-match"]) == ("HIT", "semantic")

@@ -1,8 +1,10 @@
 """The hit verifier interface: the last word on a semantic candidate the vector search found.
 
 The vector search ranks stored prompts by cosine similarity, which cannot tell "convert 5 miles to
-km" from "convert 50 miles to km". A verifier looks at both texts and the similarity and accepts the
-candidate or refuses it with a reason (counted in `llmcache_cache_refused_candidates_total`).
+km" from "convert 50 miles to km". A verifier reads both texts (and the similarity) of each pair and
+accepts it or refuses it with a reason (counted in `llmcache_cache_refused_candidates_total`).
+Pairs come in batches: the candidates of one lookup, and under the reworded conversation match the
+user's earlier turns beside them, are judged in one call (one model run).
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# The unit vectors of the two prompts, when the caller has them: (query's, candidate's).
-PromptVectors = tuple[Sequence[float], Sequence[float]]
+
+@dataclass(frozen=True)
+class PromptPair:
+    """A stored prompt (`candidate`) and the prompt asking for its answer (`query`)."""
+
+    query: str
+    candidate: str
+    similarity: float | None = None  # cosine of the two, when the vector search measured it
 
 
 @dataclass(frozen=True)
@@ -22,50 +30,22 @@ class Verdict:
     accept: bool
     score: float
     reason: str | None = None  # why it refused (a metric label: short, fixed vocabulary)
+    certain: bool = False  # decided by a rule (same text, an exact check), not by a score
 
 
 class HitVerifier(abc.ABC):
-    """Decides whether the answer stored for `candidate` may answer `query`."""
+    """Decides whether the answer stored for each pair's `candidate` may answer its `query`."""
 
     @abc.abstractmethod
-    async def verify(
-        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
-    ) -> Verdict:
-        """The verdict on one candidate; must not raise (a failure is a refusal).
-
-        `vectors` (the query's and the candidate's prompt vectors) lets a verifier look past the
-        cosine at where the two meanings differ; verifiers work without them.
-        """
+    async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
+        """One verdict per pair, in order; must not raise (a failure is a refusal)."""
 
     async def close(self) -> None:  # noqa: B027 - most verifiers hold nothing
-        """Release clients (an HTTP client for the LLM judge)."""
+        """Release clients and threads."""
 
 
 class ThresholdVerifier(HitVerifier):
     """Accepts every candidate the similarity pre-filter let through: the cache before the verifier."""
 
-    async def verify(
-        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
-    ) -> Verdict:
-        return Verdict(True, similarity)
-
-
-class ChainVerifier(HitVerifier):
-    """Runs verifiers in order; the first refusal wins (cheap checks first, the LLM judge last)."""
-
-    def __init__(self, verifiers: list[HitVerifier]) -> None:
-        self._verifiers = verifiers
-
-    async def verify(
-        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
-    ) -> Verdict:
-        verdict = Verdict(True, similarity)
-        for verifier in self._verifiers:
-            verdict = await verifier.verify(query, candidate, similarity, vectors)
-            if not verdict.accept:
-                return verdict
-        return verdict
-
-    async def close(self) -> None:
-        for verifier in self._verifiers:
-            await verifier.close()
+    async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
+        return [Verdict(True, pair.similarity if pair.similarity is not None else 1.0) for pair in pairs]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import openai
 
-from services.cache_worker.verifier.base import HitVerifier, PromptVectors, Verdict
+from services.cache_worker.verifier.base import HitVerifier, PromptPair, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,10 @@ class LlmJudgeVerifier(HitVerifier):
         self._model = model
         self._timeout = timeout_seconds
 
-    async def verify(
-        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
-    ) -> Verdict:
+    async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
+        return list(await asyncio.gather(*(self.judge(pair.query, pair.candidate) for pair in pairs)))
+
+    async def judge(self, query: str, candidate: str) -> Verdict:
         try:
             response = await asyncio.wait_for(
                 self._client.chat.completions.create(
