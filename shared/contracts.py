@@ -53,9 +53,9 @@ class LookupContext(Contract):
     exact_key: str | None = None
     partition_key: str | None = None
     prompt_text: str | None = None
-    context_text: str | None = None  # earlier turns of a conversation, as embedded
+    context_text: str | None = None  # a conversation's earlier turns, whole, as "role: text" lines
+    user_turns: list[str] | None = None  # the user's earlier messages of a conversation, in order
     embedding: list[float] | None = None
-    context_embedding: list[float] | None = None
     embedding_model: str | None = None
     best_similarity: float | None = None
     refusals: list[str] = Field(default_factory=list)  # why the semantic candidates were not served
@@ -257,8 +257,8 @@ class CompletionGenerated(Contract):
     partition_key: str | None = None
     prompt_text: str | None = None
     context_text: str | None = None
+    user_turns: list[str] | None = None
     embedding: list[float] | None = None
-    context_embedding: list[float] | None = None
     embedding_model: str | None = None
     completion: dict[str, Any]
     upstream: str | None = None

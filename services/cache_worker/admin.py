@@ -162,7 +162,7 @@ class CacheAdmin:
                 )
             if request.messages is not None:
                 body = {"messages": request.messages}
-                prompt, context = keys.semantic_prompt(body), keys.conversation(body).context_text
+                prompt, context = keys.semantic_prompt(body), keys.conversation(body).text
             else:
                 prompt, context = (request.prompt or "").strip(), None
             if not prompt:

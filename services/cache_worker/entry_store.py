@@ -57,8 +57,10 @@ CATALOGUE_DDL = [
         hit_count bigint NOT NULL DEFAULT 0,
         last_hit_at timestamptz
     )""",
-    # The earlier turns of a conversation, as embedded: what must agree in them is checked on a hit.
+    # A conversation's earlier turns, whole ("role: text" lines: shown, and exported with wrong-hit reports),
+    # and the user's among them (the reworded match compares them one by one).
     add_column_ddl("cache_entries", "context_text", "text"),
+    add_column_ddl("cache_entries", "user_turns", "jsonb"),
     index_if_missing(
         "cache_entries_tenant",
         "CREATE INDEX IF NOT EXISTS cache_entries_tenant ON cache_entries (tenant, namespace, created_at DESC)",
@@ -71,13 +73,12 @@ CATALOGUE_DDL = [
 
 @dataclass(frozen=True)
 class Candidate:
-    """A live entry near the query: its prompt's cosine similarity, and its context's when both have one."""
+    """A live entry near the query, with its prompt's cosine similarity."""
 
     answer: CachedAnswer
     similarity: float
-    context_similarity: float | None = None
     prompt_text: str | None = None  # the stored prompt, for the hit verifier
-    context_text: str | None = None  # the stored conversation's earlier turns, for the context check
+    user_turns: list[str] | None = None  # the stored conversation's earlier user messages
     embedding: Sequence[float] | None = field(default=None, compare=False, repr=False)  # its vector, likewise
 
 
@@ -93,8 +94,8 @@ class NewEntry:
     partition_key: str | None = None
     embedding_model: str | None = None
     embedding: list[float] | None = None
-    context_embedding: list[float] | None = None
     context_text: str | None = None
+    user_turns: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,11 +167,9 @@ class EntryStore:
                     partition_key text NOT NULL,
                     expires_at timestamptz NOT NULL,
                     created_at timestamptz NOT NULL,
-                    embedding vector({int(dim)}) NOT NULL,
-                    context_embedding vector({int(dim)})
+                    embedding vector({int(dim)}) NOT NULL
                 )"""
             )
-            await conn.execute(add_column_ddl(name, "context_embedding", f"vector({int(dim)})"))
             await conn.execute(
                 index_if_missing(
                     f"{name}_partition",
@@ -200,7 +199,6 @@ class EntryStore:
         partition_key: str,
         embedding: list[float],
         max_age_seconds: int | None,
-        context_embedding: list[float] | None = None,
         limit: int = 1,
     ) -> list[Candidate]:
         """The nearest live entries in the partition by prompt (whatever their similarity), nearest first.
@@ -209,7 +207,6 @@ class EntryStore:
         """
         table, order = await self._ensure_vector_table(len(embedding), self._lookup_timeout)
         vector = np.asarray(embedding, dtype=np.float32)
-        context = np.asarray(context_embedding, dtype=np.float32) if context_embedding is not None else None
         min_created = datetime.now(UTC) - timedelta(seconds=max_age_seconds) if max_age_seconds is not None else None
         query_vector = "%(v)s" if order == "embedding" else f"%(v)s::halfvec({len(embedding)})"
         async with self._pool.connection(timeout=self._lookup_timeout) as conn, conn.transaction():
@@ -230,19 +227,18 @@ class EntryStore:
             cursor = await conn.execute(
                 f"""
                 WITH near AS MATERIALIZED (
-                    SELECT entry_id, embedding, context_embedding FROM {table}
+                    SELECT entry_id, embedding FROM {table}
                     WHERE partition_key = %(p)s AND expires_at > now()
                       AND (%(min_created)s::timestamptz IS NULL OR created_at >= %(min_created)s::timestamptz)
                     ORDER BY {order} <=> {query_vector}
                     LIMIT %(limit)s
                 )
                 SELECT e.id, e.exact_key, e.model, e.completion, e.upstream, e.created_at, e.prompt_text,
-                       e.context_text, 1 - (n.embedding <=> %(v)s) AS similarity,
-                       1 - (n.context_embedding <=> %(c)s::vector) AS context_similarity, n.embedding
+                       e.user_turns, 1 - (n.embedding <=> %(v)s) AS similarity, n.embedding
                 FROM near n JOIN cache_entries e ON e.id = n.entry_id
                 ORDER BY n.embedding <=> %(v)s
                 """,
-                {"v": vector, "c": context, "p": partition_key, "min_created": min_created, "limit": limit},
+                {"v": vector, "p": partition_key, "min_created": min_created, "limit": limit},
                 binary=True,
             )
             rows = await cursor.fetchall()
@@ -255,9 +251,8 @@ class EntryStore:
             upstream,
             created_at,
             prompt_text,
-            context_text,
+            user_turns,
             similarity,
-            context,
             stored,
         ) in rows:
             answer = CachedAnswer(
@@ -272,9 +267,8 @@ class EntryStore:
                 Candidate(
                     answer=answer,
                     similarity=float(similarity),
-                    context_similarity=float(context) if context is not None else None,
                     prompt_text=prompt_text,
-                    context_text=context_text,
+                    user_turns=list(user_turns) if user_turns is not None else None,
                     embedding=stored.to_numpy() if stored is not None else None,
                 )
             )
@@ -292,9 +286,10 @@ class EntryStore:
             await conn.execute(
                 """
                 INSERT INTO cache_entries (id, tenant, namespace, model, exact_key, partition_key, embedding_model,
-                                           embedding_dim, prompt_text, context_text, completion, upstream,
+                                           embedding_dim, prompt_text, context_text, user_turns, completion,
+                                           upstream,
                                            created_at, expires_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                 """,
                 (
                     uuid.UUID(answer.entry_id),
@@ -307,6 +302,7 @@ class EntryStore:
                     dim,
                     entry.prompt_text,
                     entry.context_text,
+                    Jsonb(entry.user_turns) if entry.user_turns is not None else None,
                     Jsonb(answer.completion),
                     answer.upstream,
                     created,
@@ -315,17 +311,14 @@ class EntryStore:
             )
             if table is not None and entry.embedding is not None:
                 await conn.execute(
-                    f"INSERT INTO {table} (entry_id, partition_key, expires_at, created_at, embedding,"
-                    " context_embedding) VALUES (%s, %s, %s, %s, %s, %s)",
+                    f"INSERT INTO {table} (entry_id, partition_key, expires_at, created_at, embedding)"
+                    " VALUES (%s, %s, %s, %s, %s)",
                     (
                         uuid.UUID(answer.entry_id),
                         entry.partition_key,
                         expires,
                         created,
                         np.asarray(entry.embedding, dtype=np.float32),
-                        np.asarray(entry.context_embedding, dtype=np.float32)
-                        if entry.context_embedding is not None
-                        else None,
                     ),
                 )
 

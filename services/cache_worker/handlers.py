@@ -271,7 +271,7 @@ class CacheHandlers:
                 entry_id=hit.answer.entry_id,
                 entry_key=hit.answer.exact_key,
                 asked_prompt=prompt,
-                asked_context=keys.conversation(request.body).context_text,
+                asked_context=keys.conversation(request.body).text,
                 similarity=hit.similarity,
                 served_at=time.time(),
             )

@@ -9,11 +9,12 @@ embedding model); the prompt text is what the embedding compares.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+
+from services.cache_worker.verifier.text import normalized
 
 # Request fields that do not change the answer: how it is delivered, or who asked.
 DELIVERY_FIELDS = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier"})
@@ -84,40 +85,72 @@ def semantic_prompt(body: dict[str, Any]) -> str | None:
 
 
 CONTEXT_ROLES = frozenset({"user", "assistant"})
-MAX_CONTEXT_CHARS = 1500  # the embedder reads ~256 tokens: keep the most recent turns
-_FIRST_WORD = re.compile(r"^\S*\s+")
+# How earlier turns must agree for a semantic hit (the cache worker's CONVERSATION_MATCH):
+# "exact": every turn the same text once normalized (case, spaces, punctuation); "reworded": the
+# assistant's turns so, the user's turns each judged by the hit verifier like a question.
+ConversationMatch = Literal["exact", "reworded"]
 
 
 @dataclass(frozen=True)
 class Conversation:
-    """How a request's earlier turns take part in semantic matching.
+    """A request's earlier turns (everything before the last message, system prompts aside).
 
-    `context_text` (embedded and compared with its own threshold) when every earlier turn is a
-    plain user or assistant text; otherwise the earlier turns are hashed into the partition, so
-    only byte-identical histories can match.
+    `turns` (role, text) when every earlier turn is a plain user or assistant text; otherwise
+    `history_hash`, the exact hash of the raw history: tool calls, a participant's `name` or an
+    image are compared byte for byte, never by meaning.
     """
 
-    context_text: str | None
+    turns: tuple[tuple[str, str], ...] | None
     history_hash: str | None
+
+    @property
+    def empty(self) -> bool:
+        return self.turns is None and self.history_hash is None
+
+    @property
+    def text(self) -> str | None:
+        """The whole history as "role: text" lines (the raw history's hash when it is not plain text):
+        what identifies the conversation of a reported wrong hit, and the `a`/`b` sides of its export."""
+        if self.turns is None:
+            return self.history_hash
+        return "\n".join(f"{role}: {text}" for role, text in self.turns)
+
+    @property
+    def user_turns(self) -> list[str] | None:
+        """The user's earlier messages, in order: what the reworded match compares by meaning."""
+        if self.turns is None:
+            return None
+        return [text for role, text in self.turns if role == "user"]
+
+    def match_key(self, match: ConversationMatch) -> str:
+        """What must be equal in two histories before their last messages are compared.
+
+        Every turn, whole, normalized (`exact`); or the sequence of roles and the assistant's turns
+        (`reworded`: a different offer, amount or booking from the assistant is another situation).
+        Raw histories are compared exactly in either mode.
+        """
+        if self.history_hash is not None:
+            return self.history_hash
+        assert self.turns is not None
+        if match == "exact":
+            kept = [[role, normalized(text)] for role, text in self.turns]
+        else:
+            kept = [[role, normalized(text) if role == "assistant" else ""] for role, text in self.turns]
+        return f"{match}:" + hashlib.sha256(canonical_json(kept)).hexdigest()
 
 
 def conversation(body: dict[str, Any]) -> Conversation:
-    """The earlier turns of a chat (everything before the last message, system prompts aside)."""
+    """The earlier turns of a chat, whole (no window: a difference anywhere in them counts)."""
     earlier = [m for m in (body.get("messages") or [])[:-1] if not _is_system(m)]
     if not earlier:
-        return Conversation(context_text=None, history_hash=None)
-    lines = []
+        return Conversation(turns=None, history_hash=None)
+    turns = []
     for message in earlier:
         text = text_of(message.get("content")) if isinstance(message, dict) else None
         if message.get("role") not in CONTEXT_ROLES or text is None or _beyond_text(message):
-            # Tool calls, a participant's `name`, ...: compared exactly, not by meaning.
-            return Conversation(context_text=None, history_hash=hashlib.sha256(canonical_json(earlier)).hexdigest())
-        lines.append(f"{message['role']}: {text.strip()}")
-    context = "\n".join(lines)
-    if len(context) > MAX_CONTEXT_CHARS:
-        # The most recent turns, from a whole word: a cut word ("2500" as "00") would read as another number.
-        context = _FIRST_WORD.sub("", context[-MAX_CONTEXT_CHARS:], count=1)
-    return Conversation(context_text=context, history_hash=None)
+            return Conversation(turns=None, history_hash=hashlib.sha256(canonical_json(earlier)).hexdigest())
+        turns.append((message["role"], text.strip()))
+    return Conversation(turns=tuple(turns), history_hash=None)
 
 
 def _beyond_text(message: dict[str, Any]) -> dict[str, Any]:
@@ -131,15 +164,20 @@ def _is_system(message: Any) -> bool:
 
 
 def partition_key(
-    tenant: str, namespace: str, body: dict[str, Any], embedding_model: str, protocol: str = "openai"
+    tenant: str,
+    namespace: str,
+    body: dict[str, Any],
+    embedding_model: str,
+    conversation_match: ConversationMatch = "exact",
+    protocol: str = "openai",
 ) -> str:
     """SHA-256 (hex) of everything that must be equal for a semantic hit.
 
     Tenant, namespace, embedding model, every output-affecting parameter and the system prompts;
     the last message's fields besides its text (a participant's `name`: "greet me by my name" is
-    another question for alice than for bob); for conversations, whether there are earlier turns
-    at all, and (when they can't be compared by meaning) their exact hash. The last user message's
-    wording and a plain-text history are compared by embedding instead.
+    another question for alice than for bob); for conversations, what must be equal in the earlier
+    turns (`Conversation.match_key`). The last user message's wording is compared by embedding and
+    the hit verifier instead, and so are the user's earlier turns under the reworded match.
     """
     request = answer_affecting(body)
     messages = request.pop("messages", [])
@@ -150,9 +188,7 @@ def partition_key(
         "embedding_model": embedding_model,
         "params": request,  # model, temperature, max_tokens, tools, response_format, ...
         "system": [m for m in messages if _is_system(m)],
-        "history": "none"
-        if history.context_text is None and history.history_hash is None
-        else (history.history_hash or "by_meaning"),
+        "history": "none" if history.empty else history.match_key(conversation_match),
     }
     last = _beyond_text(messages[-1]) if messages and isinstance(messages[-1], dict) else {}
     if last:

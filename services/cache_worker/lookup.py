@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from services.cache_worker import keys
@@ -18,6 +18,7 @@ from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.entry_store import Candidate, EntryStore
 from services.cache_worker.exact_store import LEADING, STORED, ExactStore
 from services.cache_worker.flights import ReplyRoute, Waiter
+from services.cache_worker.keys import ConversationMatch
 from services.cache_worker.metrics import (
     BEST_SIMILARITY,
     COALESCED,
@@ -27,8 +28,7 @@ from services.cache_worker.metrics import (
     STAGE_SECONDS,
     VERIFIER_SCORE,
 )
-from services.cache_worker.verifier import HitVerifier, ThresholdVerifier
-from services.cache_worker.verifier.context import context_disagreement
+from services.cache_worker.verifier import HitVerifier, PromptPair, ThresholdVerifier, Verdict
 from shared.contracts import CompletionRequest, LookupContext
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,10 @@ class LookupPolicy:
     """Settings that shape every lookup."""
 
     similarity_threshold: float
-    context_similarity_threshold: float
     max_cacheable_temperature: float
     flight_lease_seconds: float  # a leader that does not renew its lease within this is taken for dead
-    candidates: int = 5  # nearest prompts checked (conversation context, then the hit verifier)
+    conversation_match: ConversationMatch = "exact"
+    candidates: int = 5  # nearest prompts checked by the hit verifier
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ class Choice:
 
     candidate: Candidate | None
     refusals: list[str]
+    # Of each candidate the verifier read: the verdicts on its prompt and (reworded match) its earlier user turns.
+    verdicts: list[list[Verdict]] = field(default_factory=list)
 
 
 async def choose_candidate(
@@ -91,65 +93,60 @@ async def choose_candidate(
     prompt: str,
     threshold: float,
     verifier: HitVerifier,
-    context_threshold: float | None = None,
-    vector: Sequence[float] | None = None,
-    context_text: str | None = None,
+    user_turns: list[str] | None = None,
 ) -> Choice:
-    """The first candidate (nearest first) above the similarity pre-filter that passes the checks.
+    """The nearest candidate above the similarity pre-filter whose prompt the verifier accepts.
 
-    In a conversation (`context_threshold` given) the earlier turns must be similar too, and what
-    must agree in them (numbers, negation, ...) must agree with the query's `context_text`; then
-    the verifier compares the two prompts, and their vectors when it has both (the query's
-    `vector`, the candidate's stored one). Each refused candidate's reason is returned (and counted).
+    Under the reworded conversation match (`user_turns` given: the query's earlier user messages),
+    each of the candidate's earlier user messages must be accepted too, against the query's turn in
+    the same place (the assistant's turns are equal already: they are part of the partition). All
+    the pairs of all the candidates go to the verifier at once. Each refusal is counted by reason.
     """
-    refusals = []
-    for candidate in candidates:
-        if candidate.similarity < threshold:
-            break
-        if context_threshold is not None:
-            started = time.perf_counter()
-            try:
-                reason = context_refusal(candidate, context_threshold, context_text)
-            except Exception:
-                log.exception("the conversation check failed; refusing the candidate")
-                reason = "verifier_error"
-            STAGE_SECONDS.labels("context").observe(time.perf_counter() - started)
-            if reason is not None:
-                refusals.append(reason)
-                continue
+    eligible = [c for c in candidates if c.similarity >= threshold]
+    refusals: list[str] = []
+    pairs: list[PromptPair] = []
+    spans: list[tuple[Candidate, int, int]] = []  # a candidate and its pairs' slice
+    for candidate in eligible:
         if candidate.prompt_text is None:
             refusals.append("prompt_unknown")
             continue
-        started = time.perf_counter()
-        vectors = (vector, candidate.embedding) if vector is not None and candidate.embedding is not None else None
-        try:
-            verdict = await verifier.verify(prompt, candidate.prompt_text, candidate.similarity, vectors)
-        except Exception:
-            # A broken check refuses (a miss), never fails the request.
-            log.exception("the hit verifier failed; refusing the candidate")
-            refusals.append("verifier_error")
-            continue
-        STAGE_SECONDS.labels("verifier").observe(time.perf_counter() - started)
-        VERIFIER_SCORE.labels("accepted" if verdict.accept else "refused").observe(verdict.score)
-        if verdict.accept:
-            _count_refusals(refusals)
-            return Choice(candidate, refusals)
-        refusals.append(verdict.reason or "verifier")
+        start = len(pairs)
+        pairs.append(PromptPair(prompt, candidate.prompt_text, candidate.similarity))
+        if user_turns is not None:
+            stored = candidate.user_turns
+            if stored is None or len(stored) != len(user_turns):
+                refusals.append("context_unknown" if stored is None else "conversation_context")
+                del pairs[start:]
+                continue
+            pairs += [PromptPair(mine, theirs) for mine, theirs in zip(user_turns, stored, strict=True)]
+        spans.append((candidate, start, len(pairs)))
+    if not pairs:
+        _count_refusals(refusals)
+        return Choice(None, refusals)
+    started = time.perf_counter()
+    try:
+        verdicts = await verifier.verify(pairs)
+    except Exception:
+        # A broken check refuses (a miss), never fails the request.
+        log.exception("the hit verifier failed; refusing the candidates")
+        refusals += ["verifier_error"] * len(spans)
+        _count_refusals(refusals)
+        return Choice(None, refusals)
+    STAGE_SECONDS.labels("verifier").observe(time.perf_counter() - started)
+    chosen = None
+    for candidate, start, end in spans:
+        prompt_verdict, turn_verdicts = verdicts[start], verdicts[start + 1 : end]
+        VERIFIER_SCORE.labels("accepted" if prompt_verdict.accept else "refused").observe(prompt_verdict.score)
+        refused_turn = next((v for v in turn_verdicts if not v.accept), None)
+        if not prompt_verdict.accept:
+            refusals.append(prompt_verdict.reason or "verifier")
+        elif refused_turn is not None:
+            refusals.append(f"context_{refused_turn.reason or 'verifier'}")
+        elif chosen is None:
+            chosen = candidate
+            break
     _count_refusals(refusals)
-    return Choice(None, refusals)
-
-
-def context_refusal(candidate: Candidate, threshold: float, context_text: str | None) -> str | None:
-    """Why a candidate's conversation is not the query's, or None.
-
-    An entry stored without its history's text (before it was kept) is refused (`context_unknown`):
-    its similarity alone would serve "8 cm by 5 cm" for "8 cm by 6 cm".
-    """
-    if candidate.context_similarity is None or candidate.context_similarity < threshold:
-        return "conversation_context"
-    if context_text is None or candidate.context_text is None:
-        return "context_unknown"
-    return context_disagreement(context_text, candidate.context_text)
+    return Choice(chosen, refusals, [verdicts[start:end] for _, start, end in spans])
 
 
 def _count_refusals(refusals: list[str]) -> None:
@@ -241,32 +238,32 @@ class Lookup:
             STAGE_SECONDS.labels("exact").observe(time.perf_counter() - started)
 
     async def _semantic(self, request: CompletionRequest, context: LookupContext) -> Hit | Miss:
-        """Embed the prompt and the conversation's context (needed to store them too); when reading, search."""
+        """Embed the prompt (needed to store it too); when reading, search its partition and verify."""
         controls = request.controls
         prompt = keys.semantic_prompt(request.body)
         if prompt is None:
             return Miss(context)
-        context_text = keys.conversation(request.body).context_text
+        history = keys.conversation(request.body)
         started = time.perf_counter()
         try:
-            vectors, embedding_model = await self._embed([prompt] if context_text is None else [prompt, context_text])
+            vectors, embedding_model = await self._embed([prompt])
         except Exception as exc:
             log.warning("embedding failed, semantic lookup skipped: %s", exc)
             DEGRADED.labels("embedder", "lookup").inc()
             return Miss(_degraded(context, "embedder"))
         STAGE_SECONDS.labels("embedding").observe(time.perf_counter() - started)
         vector = vectors[0]
-        context_vector = vectors[1] if context_text is not None else None
+        match = self._policy.conversation_match
         partition = keys.partition_key(
-            request.tenant, controls.namespace, request.body, embedding_model, request.protocol
+            request.tenant, controls.namespace, request.body, embedding_model, match, protocol=request.protocol
         )
         context = context.model_copy(
             update={
                 "partition_key": partition,
                 "prompt_text": prompt,
-                "context_text": context_text,
+                "context_text": history.text,
+                "user_turns": history.user_turns,
                 "embedding": vector,
-                "context_embedding": context_vector,
                 "embedding_model": embedding_model,
             }
         )
@@ -276,11 +273,7 @@ class Lookup:
         started = time.perf_counter()
         try:
             candidates = await self._entries.nearest(
-                partition,
-                vector,
-                controls.max_age_seconds,
-                context_vector,
-                limit=self._policy.candidates,
+                partition, vector, controls.max_age_seconds, limit=self._policy.candidates
             )
         except Exception as exc:
             log.warning("vector search failed, going on without Postgres: %s", exc)
@@ -289,17 +282,14 @@ class Lookup:
         STAGE_SECONDS.labels("vector_search").observe(time.perf_counter() - started)
         if not candidates:
             return Miss(context)
-        threshold = controls.similarity_threshold
-        if threshold is None:
-            threshold = self._policy.similarity_threshold
-        context_threshold = self._policy.context_similarity_threshold if context_vector is not None else None
+        # A client's threshold may only tighten the operator's: a looser one would serve look-alikes.
+        threshold = max(self._policy.similarity_threshold, controls.similarity_threshold or 0.0)
         # Wrong-hit feedback: pairs reported for this question are never candidates (feedback.py). Only
         # those past the pre-filter are checked: a lookup with none asks nothing more.
         above = [c for c in candidates if c.similarity >= threshold]
-        allowed, reported = await self._drop_reported(request.tenant, prompt, context_text, above)
-        choice = await choose_candidate(
-            allowed, prompt, threshold, self._verifier, context_threshold, vector, context_text
-        )
+        allowed, reported = await self._drop_reported(request.tenant, prompt, history.text, above)
+        compare_turns = history.user_turns if match == "reworded" else None
+        choice = await choose_candidate(allowed, prompt, threshold, self._verifier, compare_turns)
         refusals = reported + choice.refusals
         if choice.candidate is not None:
             BEST_SIMILARITY.labels("hit").observe(choice.candidate.similarity)
@@ -309,11 +299,11 @@ class Lookup:
         return Miss(context.model_copy(update={"best_similarity": best, "refusals": refusals}))
 
     async def _drop_reported(
-        self, tenant: str, prompt: str, context_text: str | None, candidates: list[Candidate]
+        self, tenant: str, prompt: str, history: str | None, candidates: list[Candidate]
     ) -> tuple[list[Candidate], list[str]]:
         if self._reported is None:
             return candidates, []
-        return await self._reported.drop_reported(tenant, prompt, context_text, candidates)
+        return await self._reported.drop_reported(tenant, prompt, history, candidates)
 
     async def leader_queued(self, request: CompletionRequest) -> None:
         """The broker holds a leader's request for the LLM workers: its lease lasts as long as the request may

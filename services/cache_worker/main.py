@@ -73,21 +73,24 @@ async def main() -> None:
             log.warning("loading reported pairs into Redis failed: %s", exc)
         served = ServedPairs(pool, settings.feedback_window_seconds)
         policy = LookupPolicy(
-            similarity_threshold=settings.similarity_threshold,
-            context_similarity_threshold=settings.context_similarity_threshold,
+            similarity_threshold=settings.prefilter,
             max_cacheable_temperature=settings.max_cacheable_temperature,
             flight_lease_seconds=settings.flight_lease_seconds,
+            conversation_match=settings.conversation_match,
         )
-        verifier = build_verifier(
+        verifier = await asyncio.to_thread(
+            build_verifier,
             settings.verifier,
             min_probability=settings.verifier_min_probability,
-            model_file=settings.verifier_model_file,
+            model_dir=settings.verifier_model_dir,
+            threads=settings.verifier_threads,
+            judge_band=settings.llm_judge_band,
             judge_base_url=settings.llm_judge_base_url,
             judge_api_key=settings.llm_judge_api_key.get_secret_value(),
             judge_model=settings.llm_judge_model,
             judge_timeout_seconds=settings.llm_judge_timeout_seconds,
         )
-        log.info("hit verifier: %s", settings.verifier)
+        log.info("hit verifier: %s; conversations match %s", settings.verifier, settings.conversation_match)
         hits = HitRecorder(exact, entries)
 
         async def publish_usage(body: bytes) -> None:

@@ -66,12 +66,10 @@ class Storer:
                 await answer_waiters(answer, _others(read_waiters(waiting), event.flight_id))
             await self._exact.waiters_done(answer.exact_key, len(waiting))
 
-        embedding, context_embedding = event.embedding, event.context_embedding
-        embedding_model = event.embedding_model
+        embedding, embedding_model = event.embedding, event.embedding_model
         if event.partition_key and event.prompt_text and (embedding is None or embedding_model is None):
-            texts = [event.prompt_text] + ([event.context_text] if event.context_text else [])
-            vectors, embedding_model = await self._embed(texts)
-            embedding, context_embedding = vectors[0], (vectors[1] if event.context_text else None)
+            vectors, embedding_model = await self._embed([event.prompt_text])
+            embedding = vectors[0]
         try:
             await self._entries.put(
                 NewEntry(
@@ -83,10 +81,12 @@ class Storer:
                     partition_key=event.partition_key,
                     embedding_model=embedding_model,
                     embedding=embedding if event.partition_key else None,
-                    context_embedding=context_embedding if event.partition_key else None,
-                    # PostgreSQL text refuses NUL; the rules read words and symbols, never NUL.
+                    # PostgreSQL text and jsonb refuse NUL; the verifier reads words and symbols, never NUL.
                     context_text=event.context_text.replace("\x00", "")
                     if event.partition_key and event.context_text
+                    else None,
+                    user_turns=[turn.replace("\x00", "") for turn in event.user_turns]
+                    if event.partition_key and event.user_turns is not None
                     else None,
                 )
             )

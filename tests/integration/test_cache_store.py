@@ -127,7 +127,7 @@ async def test_nearest_respects_max_age(stores: tuple[ExactStore, EntryStore]) -
     partition = f"p-{uuid.uuid4().hex[:6]}"
     await _put_vector(entries, partition, vector(2), created_at=time.time() - 30)
     [found] = await entries.nearest(partition, vector(2), None)
-    assert found.similarity == pytest.approx(1.0, abs=1e-5) and found.context_similarity is None
+    assert found.similarity == pytest.approx(1.0, abs=1e-5) and found.user_turns is None
     assert found.embedding is not None and np.allclose(found.embedding, vector(2))  # for the hit verifier
     assert await entries.nearest(partition, vector(2), max_age_seconds=10) == []
     assert await entries.nearest(f"other-{partition}", vector(2), None) == []
@@ -137,7 +137,7 @@ async def _put_vector(
     entries: EntryStore,
     partition: str,
     embedding: list[float],
-    context: list[float] | None = None,
+    user_turns: list[str] | None = None,
     created_at: float | None = None,
 ) -> str:
     answer = CachedAnswer(
@@ -157,7 +157,7 @@ async def _put_vector(
             partition_key=partition,
             embedding_model="e",
             embedding=embedding,
-            context_embedding=context,
+            user_turns=user_turns,
         )
     )
     return answer.entry_id
@@ -171,15 +171,16 @@ async def test_nearest_ranks_by_full_precision_similarity(stores: tuple[ExactSto
     ids = []
     for step in (0.0, 0.05, 0.1, 0.5):
         v = query + step * np.asarray(vector(4, dim=16))
-        ids.append(await _put_vector(entries, partition, (v / np.linalg.norm(v)).tolist(), vector(5, dim=16)))
+        ids.append(await _put_vector(entries, partition, (v / np.linalg.norm(v)).tolist(), ["hi", f"step {step}"]))
     for _ in range(40):  # other partitions' entries are not candidates, however near
         await _put_vector(entries, f"other-{partition}", vector(3, dim=16))
 
-    found = await entries.nearest(partition, query.tolist(), None, context_embedding=vector(5, dim=16), limit=5)
+    found = await entries.nearest(partition, query.tolist(), None, limit=5)
     assert [c.answer.entry_id for c in found] == ids
     assert [c.similarity for c in found] == sorted((c.similarity for c in found), reverse=True)
     assert found[0].similarity == pytest.approx(1.0, abs=1e-6)
-    assert all(c.context_similarity == pytest.approx(1.0, abs=1e-6) for c in found)
+    # A conversation's earlier turns come back with it, whole, for the reworded match.
+    assert [c.user_turns for c in found] == [["hi", f"step {step}"] for step in (0.0, 0.05, 0.1, 0.5)]
 
 
 async def test_a_new_vector_table_gets_the_half_precision_index(stores: tuple[ExactStore, EntryStore]) -> None:
@@ -306,7 +307,7 @@ async def test_a_namespace_flush_also_deletes_what_only_redis_holds(stores: tupl
     assert await exact.get("team-b-redis-only") is None and not await exact._redis.exists(note)
 
 
-async def test_a_catalogue_from_before_history_texts_is_upgraded_and_a_restart_does_not_wait_on_readers(
+async def test_a_catalogue_from_before_user_turns_is_upgraded_and_a_restart_does_not_wait_on_readers(
     tmp_path: Path,
 ) -> None:
     server = start_embedded_postgres(tmp_path / "data", cleanup_mode="delete")
@@ -315,12 +316,12 @@ async def test_a_catalogue_from_before_history_texts_is_upgraded_and_a_restart_d
         entries = EntryStore(pool, ef_search=40)
         await entries.ensure_schema()
         async with pool.connection() as conn:
-            await conn.execute("ALTER TABLE cache_entries DROP COLUMN context_text")  # as an older version made it
+            await conn.execute("ALTER TABLE cache_entries DROP COLUMN user_turns")  # as an older version made it
         await entries.ensure_schema()
         async with pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT 1 FROM information_schema.columns"
-                " WHERE table_name = 'cache_entries' AND column_name = 'context_text'"
+                " WHERE table_name = 'cache_entries' AND column_name = 'user_turns'"
             )
             assert await cursor.fetchone() is not None
 
@@ -396,7 +397,7 @@ async def test_a_leader_still_queued_for_the_llm_worker_keeps_its_flight(stores:
     """The LLM worker renews a leader's lease only once it picks its request up: while the request waits in the
     queue (a backlog longer than the lease), no follower takes over and calls the upstream a second time."""
     exact, entries = stores
-    lookup = Lookup(exact, entries, no_embed, LookupPolicy(0.9, 0.85, 1.0, flight_lease_seconds=0.3))
+    lookup = Lookup(exact, entries, no_embed, LookupPolicy(0.9, 1.0, flight_lease_seconds=0.3))
     route = ReplyRoute("gateway", "c")
     body = {"model": "m", "messages": [{"role": "user", "content": f"q {uuid.uuid4().hex}"}]}
     leader = flight_request("leader", body)
@@ -420,7 +421,7 @@ async def test_a_leader_lost_on_its_way_keeps_the_short_lease(stores: tuple[Exac
     """Until the broker confirmed the leader's request, its lease is the short one: lost on its way, its
     followers take over within seconds."""
     exact, entries = stores
-    lookup = Lookup(exact, entries, no_embed, LookupPolicy(0.9, 0.85, 1.0, flight_lease_seconds=0.3))
+    lookup = Lookup(exact, entries, no_embed, LookupPolicy(0.9, 1.0, flight_lease_seconds=0.3))
     body = {"model": "m", "messages": [{"role": "user", "content": f"q {uuid.uuid4().hex}"}]}
     leading = await lookup.run(flight_request("leader", body), ReplyRoute("gateway", "c"))
     assert isinstance(leading, Miss) and leading.lookup.exact_key is not None

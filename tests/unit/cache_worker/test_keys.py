@@ -104,17 +104,61 @@ def chat(history: str, last: str = "Yes, cancel it.") -> dict:
     }
 
 
-def test_a_plain_text_history_is_compared_by_meaning_not_by_partition() -> None:
+def partition(body: dict, match: str = "exact") -> str:
+    return keys.partition_key("t", "default", body, "e", match)  # type: ignore[arg-type]
+
+
+def test_by_default_every_earlier_turn_must_be_the_same_text() -> None:
     gym, rome = chat("Can you cancel my gym membership?"), chat("Can you cancel my flight to Rome?")
-    assert keys.partition_key("t", "default", gym, "e") == keys.partition_key("t", "default", rome, "e")
-    assert keys.conversation(gym).context_text == "user: Can you cancel my gym membership?\nassistant: Sure."
-    assert keys.conversation(gym).context_text != keys.conversation(rome).context_text
+    assert partition(gym) != partition(rome)
+    # Case, spaces and punctuation are no difference.
+    assert partition(gym) == partition(chat("can you cancel my gym membership  "))
+    # An assistant's turn is part of the history too: another offer is another situation.
+    offer = chat("Can you cancel my gym membership?")
+    offer["messages"][2]["content"] = "Sure, or I can pause it for three months instead."
+    assert partition(offer) != partition(gym)
+
+
+def test_a_difference_anywhere_in_a_long_history_counts() -> None:
+    """The same chat with another name in its first turn, 1,800 characters before the question, is another chat."""
+    filler = "Here is some background on my project. " * 46
+
+    def introduce(name: str) -> dict:
+        return {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": f"My name is {name}. {filler}"},
+                {"role": "assistant", "content": "Thanks, noted."},
+                {"role": "user", "content": "What is my name?"},
+            ],
+        }
+
+    alice, bob = introduce("Alice Smith"), introduce("Bob Jones")
+    assert len(alice["messages"][0]["content"]) > 1800
+    for match in ("exact", "reworded"):
+        assert partition(alice, match) == partition(introduce("Alice Smith"), match)
+    assert partition(alice, "exact") != partition(bob, "exact")
+    # Under the reworded match the user's turns are compared by the verifier, so they are kept whole.
+    assert keys.conversation(bob).user_turns == [f"My name is Bob Jones. {filler}".strip()]
+
+
+def test_the_reworded_match_partitions_by_the_assistant_side_only() -> None:
+    gym = chat("Can you cancel my gym membership?")
+    reworded = chat("please cancel my gym membership")
+    assert partition(gym, "reworded") == partition(reworded, "reworded")
+    assert partition(gym, "exact") != partition(reworded, "exact")
+    other_offer = chat("Can you cancel my gym membership?")
+    other_offer["messages"][2]["content"] = "Sure, or I can pause it instead."
+    assert partition(other_offer, "reworded") != partition(gym, "reworded")
+    # The two modes never share a partition: an entry is found only under the match it was stored with.
+    assert partition(gym, "reworded") != partition(gym, "exact")
 
 
 def test_single_turn_and_multi_turn_requests_never_share_a_partition() -> None:
     single = {"model": "m", "messages": [{"role": "system", "content": "Be helpful."}, chat("x")["messages"][-1]]}
-    assert keys.conversation(single).context_text is None
-    assert keys.partition_key("t", "default", single, "e") != keys.partition_key("t", "default", chat("x"), "e")
+    assert keys.conversation(single).empty and keys.conversation(single).user_turns is None
+    for match in ("exact", "reworded"):
+        assert partition(single, match) != partition(chat("x"), match)
 
 
 def test_a_history_with_tool_turns_is_matched_exactly() -> None:
@@ -124,26 +168,10 @@ def test_a_history_with_tool_turns_is_matched_exactly() -> None:
         return body
 
     sunny, rainy = with_tool("sunny"), with_tool("rainy")
-    assert keys.conversation(sunny).context_text is None
-    assert keys.partition_key("t", "default", sunny, "e") != keys.partition_key("t", "default", rainy, "e")
-    assert keys.partition_key("t", "default", sunny, "e") == keys.partition_key("t", "default", with_tool("sunny"), "e")
-
-
-def test_long_histories_keep_their_most_recent_turns() -> None:
-    body = chat("old " * 2000 + "RECENT")
-    context = keys.conversation(body).context_text
-    assert context is not None and len(context) <= keys.MAX_CONTEXT_CHARS and context.endswith("assistant: Sure.")
-    assert "RECENT" in context
-
-
-def test_a_long_history_is_cut_at_a_word() -> None:
-    """A cut inside "2500" would leave "00": another number for the context rules."""
-    for pad in range(40):
-        body = chat("x" * pad + " My budget is 2500 dollars. " + "Which laptop should I buy? " * 60)
-        context = keys.conversation(body).context_text
-        assert context is not None and len(context) <= keys.MAX_CONTEXT_CHARS
-        whole_words = {"My", "budget", "is", "2500", "dollars.", "Which", "laptop", "should", "I", "buy?"}
-        assert context.split()[0] in whole_words
+    assert keys.conversation(sunny).turns is None and keys.conversation(sunny).user_turns is None
+    for match in ("exact", "reworded"):
+        assert partition(sunny, match) != partition(rainy, match)
+        assert partition(sunny, match) == partition(with_tool("sunny"), match)
 
 
 def test_semantic_prompt_is_the_last_user_text() -> None:
@@ -216,7 +244,7 @@ def test_the_participant_name_separates_partitions() -> None:
     # A named earlier turn is part of the history, compared exactly rather than by meaning.
     named = chat("Hi, I'm here.")
     named["messages"][1]["name"] = "alice"
-    assert keys.conversation(named).context_text is None
+    assert keys.conversation(named).turns is None
     assert keys.conversation(named).history_hash is not None
 
 

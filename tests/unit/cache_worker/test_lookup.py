@@ -1,70 +1,54 @@
-"""Choosing among the nearest candidates: the pre-filter, the conversation context, and what the verifier sees."""
+"""Choosing among the nearest candidates: the pre-filter, what the verifier reads, and earlier user turns."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.entry_store import Candidate
-from services.cache_worker.lookup import Choice, choose_candidate
-from services.cache_worker.verifier import HitVerifier, Verdict
-from services.cache_worker.verifier.base import PromptVectors
+from services.cache_worker.exact_store import LEADING
+from services.cache_worker.lookup import Hit, Lookup, LookupPolicy, Miss, choose_candidate
+from services.cache_worker.verifier import HitVerifier, PromptPair, ThresholdVerifier, Verdict
+from shared.contracts import CacheControls, CompletionRequest
 
 
 class Recording(HitVerifier):
-    """Accepts the stored prompts it is told to, and records the vectors it was given."""
+    """Accepts the (query, candidate) texts it is told to; records every batch it was given."""
 
-    def __init__(self, accept: set[str]) -> None:
+    def __init__(self, accept: set[tuple[str, str]]) -> None:
         self.accept = accept
-        self.seen: list[tuple[str, PromptVectors | None]] = []
+        self.batches: list[list[tuple[str, str]]] = []
 
-    async def verify(
-        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
-    ) -> Verdict:
-        self.seen.append((candidate, vectors))
-        return Verdict(candidate in self.accept, similarity, None if candidate in self.accept else "differing_words")
+    async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
+        self.batches.append([(p.query, p.candidate) for p in pairs])
+        return [
+            Verdict(True, 0.9) if (p.query, p.candidate) in self.accept else Verdict(False, 0.1, "low_probability")
+            for p in pairs
+        ]
 
 
-def candidate(
-    prompt: str,
-    similarity: float,
-    embedding: list[float] | None = None,
-    context: tuple[str | None, float] | None = None,  # a stored conversation's earlier turns, and their similarity
-) -> Candidate:
+def candidate(prompt: str, similarity: float, user_turns: list[str] | None = None) -> Candidate:
     answer = CachedAnswer(entry_id=prompt, exact_key=prompt, model="m", completion={}, created_at=0.0)
-    context_text, context_similarity = context if context is not None else (None, None)
-    return Candidate(
-        answer,
-        similarity,
-        context_similarity=context_similarity,
-        prompt_text=prompt,
-        context_text=context_text,
-        embedding=embedding,
-    )
+    return Candidate(answer, similarity, prompt_text=prompt, user_turns=user_turns)
 
 
-async def test_the_verifier_gets_both_prompt_vectors() -> None:
-    verifier = Recording(accept={"second"})
-    found = [candidate("first", 0.95, [1.0, 0.0]), candidate("second", 0.9, [0.0, 1.0])]
-    choice = await choose_candidate(found, "query", 0.7, verifier, vector=[0.6, 0.8])
-    assert choice.candidate is found[1] and choice.refusals == ["differing_words"]
-    assert verifier.seen == [("first", ([0.6, 0.8], [1.0, 0.0])), ("second", ([0.6, 0.8], [0.0, 1.0]))]
-
-
-async def test_without_a_vector_the_verifier_decides_on_the_texts() -> None:
-    verifier = Recording(accept={"stored"})
-    choice = await choose_candidate([candidate("stored", 0.9)], "query", 0.7, verifier, vector=[1.0, 0.0])
-    assert choice.candidate is not None and verifier.seen == [("stored", None)]
+async def test_the_nearest_accepted_candidate_is_served_and_all_are_judged_in_one_batch() -> None:
+    verifier = Recording(accept={("query", "second")})
+    found = [candidate("first", 0.95), candidate("second", 0.9), candidate("third", 0.85)]
+    choice = await choose_candidate(found, "query", 0.7, verifier)
+    assert choice.candidate is found[1] and choice.refusals == ["low_probability"]
+    assert verifier.batches == [[("query", "first"), ("query", "second"), ("query", "third")]]
 
 
 async def test_candidates_below_the_pre_filter_never_reach_the_verifier() -> None:
-    verifier = Recording(accept={"stored"})
-    choice = await choose_candidate([candidate("stored", 0.5, [1.0])], "query", 0.7, verifier, vector=[1.0])
-    assert choice.candidate is None and verifier.seen == []
+    verifier = Recording(accept={("query", "stored")})
+    choice = await choose_candidate([candidate("stored", 0.5)], "query", 0.7, verifier)
+    assert choice.candidate is None and verifier.batches == []
 
 
 class Broken(HitVerifier):
-    async def verify(
-        self, query: str, candidate: str, similarity: float, vectors: PromptVectors | None = None
-    ) -> Verdict:
+    async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
         raise ValueError("bad input")
 
 
@@ -73,47 +57,79 @@ async def test_a_failing_verifier_refuses_instead_of_failing_the_lookup() -> Non
     assert choice.candidate is None and choice.refusals == ["verifier_error"]
 
 
-RECTANGLE = "user: A rectangle is 8 cm long and {} cm wide.\nassistant: Okay."
+async def test_under_the_reworded_match_each_earlier_user_turn_must_be_accepted_too() -> None:
+    mine = ["I want to cancel my gym membership", "It's the Elm Street gym"]
+    same = ["please cancel my gym membership", "the one on Elm Street"]
+    other = ["please cancel my gym membership", "the one on Oak Street"]
+    accept = {("Yes, go ahead.", "yes go ahead"), (mine[0], same[0]), (mine[1], same[1])}
 
+    verifier = Recording(accept)
+    choice = await choose_candidate([candidate("yes go ahead", 0.97, same)], "Yes, go ahead.", 0.7, verifier, mine)
+    assert choice.candidate is not None
+    assert verifier.batches == [[("Yes, go ahead.", "yes go ahead"), (mine[0], same[0]), (mine[1], same[1])]]
 
-async def test_in_a_conversation_the_earlier_turns_must_be_near_and_agree() -> None:
-    verifier = Recording(accept={"What's its perimeter?"})
-    near_but_other = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(5), 0.99))
     choice = await choose_candidate(
-        [near_but_other], "What's its perimeter?", 0.7, verifier, 0.85, None, RECTANGLE.format(6)
+        [candidate("yes go ahead", 0.97, other)], "Yes, go ahead.", 0.7, Recording(accept), mine
     )
-    assert choice.candidate is None and choice.refusals == ["context_number_mismatch"] and verifier.seen == []
-
-    far = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(6), 0.5))
-    choice = await choose_candidate([far], "What's its perimeter?", 0.7, verifier, 0.85, None, RECTANGLE.format(6))
-    assert choice.refusals == ["conversation_context"]
-
-    same = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(6), 0.99))
-    choice = await choose_candidate([same], "What's its perimeter?", 0.7, verifier, 0.85, None, RECTANGLE.format(6))
-    assert choice.candidate is same
+    assert choice.candidate is None and choice.refusals == ["context_low_probability"]
 
 
-async def ask_after(found: Candidate, history: str) -> Choice:
-    """Ask "What's its perimeter?" after `history`, with a verifier that accepts that prompt."""
-    return await choose_candidate(
-        [found], "What's its perimeter?", 0.7, Recording(accept={"What's its perimeter?"}), 0.85, None, history
-    )
+async def test_a_conversation_of_another_length_or_without_its_turns_is_not_served() -> None:
+    accept = {("Yes.", "Yes."), ("hi", "hi")}
+    shorter = candidate("Yes.", 1.0, ["hi"])
+    choice = await choose_candidate([shorter], "Yes.", 0.7, Recording(accept), ["hi", "and another thing"])
+    assert choice.candidate is None and choice.refusals == ["conversation_context"]
 
-
-async def test_an_entry_stored_without_its_history_text_is_not_served_in_a_conversation() -> None:
-    older = candidate("What's its perimeter?", 1.0, context=(None, 0.99))
-    choice = await ask_after(older, RECTANGLE.format(5))
+    older = candidate("Yes.", 1.0, None)  # stored before the user turns were kept
+    choice = await choose_candidate([older], "Yes.", 0.7, Recording(accept), ["hi"])
     assert choice.candidate is None and choice.refusals == ["context_unknown"]
 
 
-async def test_a_failing_conversation_check_refuses_instead_of_failing_the_lookup(monkeypatch) -> None:
-    def broken(query: str, candidate: str) -> str | None:
-        raise ValueError("bad input")
+class Exact:
+    """No exact entries; every request leads its single flight."""
 
-    monkeypatch.setattr("services.cache_worker.lookup.context_disagreement", broken)
-    same = candidate("What's its perimeter?", 1.0, context=(RECTANGLE.format(6), 0.99))
-    choice = await ask_after(same, RECTANGLE.format(6) + "!")
-    assert choice.candidate is None and choice.refusals == ["verifier_error"]
+    async def get(self, key: str) -> None:
+        return None
+
+    async def lead_flight(self, key: str, request_id: str, lease: float, even_if_stored: bool = False) -> str:
+        return LEADING
+
+
+class Entries:
+    def __init__(self, found: list[Candidate]) -> None:
+        self.found = found
+
+    async def nearest(
+        self, partition: str, vector: list[float], max_age: int | None, limit: int = 1
+    ) -> list[Candidate]:
+        return self.found
+
+
+async def embed(texts: list[str]) -> tuple[list[list[float]], str]:
+    return [[1.0, 0.0] for _ in texts], "e"
+
+
+def request(threshold: float | None) -> CompletionRequest:
+    controls = CacheControls(similarity_threshold=threshold)
+    body = {"model": "m", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+    return CompletionRequest(
+        request_id="r", tenant="t", received_at=0.0, deadline=time.time() + 30, body=body, controls=controls
+    )
+
+
+async def test_a_client_threshold_may_tighten_the_operators_never_loosen_it() -> None:
+    """Even with the similarity alone deciding, `X-Cache-Similarity-Threshold: 0` can't reach below the floor."""
+    far = candidate("How do I convert 5 miles to km?", 0.3)
+    near = candidate("what's the capital of france", 0.9)
+    policy = LookupPolicy(similarity_threshold=0.7, max_cacheable_temperature=1.0, flight_lease_seconds=5.0)
+
+    def lookup(found: Candidate) -> Lookup:
+        return Lookup(Exact(), Entries([found]), embed, policy, ThresholdVerifier())  # type: ignore[arg-type]
+
+    assert isinstance(await lookup(far).run(request(0.0)), Miss)
+    assert isinstance(await lookup(far).run(request(None)), Miss)
+    assert isinstance(await lookup(near).run(request(None)), Hit)
+    assert isinstance(await lookup(near).run(request(0.95)), Miss)  # tightened by the client
 
 
 def test_a_pair_is_named_by_tenant_entry_question_and_history() -> None:

@@ -12,13 +12,15 @@ def test_the_same_fields_in_another_api_format_are_another_request() -> None:
     openai = keys.exact_key("t", "default", BODY)
     assert keys.exact_key("t", "default", BODY, "openai") == openai  # OpenAI-format keys are what they were
     assert keys.exact_key("t", "default", BODY, "anthropic") != openai
-    assert keys.partition_key("t", "default", BODY, "e", "anthropic") != keys.partition_key("t", "default", BODY, "e")
+    assert keys.partition_key("t", "default", BODY, "e", protocol="anthropic") != keys.partition_key(
+        "t", "default", BODY, "e"
+    )
 
 
 def test_messages_requests_partition_by_system_and_parameters() -> None:
     with_system = {**BODY, "system": "Answer in French."}
-    assert keys.partition_key("t", "d", with_system, "e", "anthropic") != keys.partition_key(
-        "t", "d", BODY, "e", "anthropic"
+    assert keys.partition_key("t", "d", with_system, "e", protocol="anthropic") != keys.partition_key(
+        "t", "d", BODY, "e", protocol="anthropic"
     )
     assert keys.semantic_prompt(BODY) == "Hi"
     blocks = {**BODY, "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
