@@ -90,21 +90,24 @@ fmt: install
 typecheck: install
 	$(PY) -m mypy shared services
 
-# Semantic match quality on the held-out half of ../shared/eval (2,000 sampled Quora pairs): the
-# real decision path in-process (embedder, embedded pgvector, hit verifier); chart in eval/results/.
+# Semantic match quality through the real decision path in-process (embedder, embedded pgvector, hit
+# verifier) on the project's pair sets (eval/data/pairs/): a table with 95% intervals, the decision
+# latency, the sweep across the verifier's setting; summary and chart in eval/results/.
 # Your own pairs instead: make eval PAIRS=my_pairs.jsonl (rows {"a", "b", "same_answer", "category"});
-# OUTCOMES=decisions.jsonl writes each pair's decision (served, similarity, refusal reasons).
+# OUTCOMES=decisions.jsonl writes each pair's decision; MATCH=reworded tries the reworded conversation match.
 eval: install
-	PYTHONPATH=. $(PY) -m eval.harness $(if $(PAIRS),--pairs $(PAIRS)) $(if $(OUTCOMES),--outcomes $(OUTCOMES))
+	PYTHONPATH=. $(PY) -m eval.harness $(if $(PAIRS),--pairs $(PAIRS)) $(if $(OUTCOMES),--outcomes $(OUTCOMES)) $(if $(MATCH),--conversation-match $(MATCH))
 
 # The same pairs through a running gateway (`make run`): make eval-http API_KEY=lcp-...
 BASE_URL ?= http://127.0.0.1:8000
 eval-http: install
 	PYTHONPATH=. $(PY) -m eval.harness --http $(BASE_URL) --api-key "$(API_KEY)" $(if $(PAIRS),--pairs $(PAIRS)) $(if $(OUTCOMES),--outcomes $(OUTCOMES))
 
-# Retrain the verifier on the train half: writes services/cache_worker/verifier/model.json.
+# Retrain the hit verifier's classifier (about an hour on 2 CPU cores; seeded) into
+# services/cache_worker/verifier/model/, then choose its operating point on the project's pair sets.
 eval-train: install
 	PYTHONPATH=. $(PY) -m eval.train
+	PYTHONPATH=. $(PY) -m eval.choose
 
 # Cache hit latency and throughput over HTTP, side by side with LiteLLM and GPTCache (installed from
 # PyPI into .data/bench-venvs/), replicas, a py-spy profile and pgvector at scale: bench-results/.

@@ -1,8 +1,11 @@
-"""The development pair files, and the fixed train/held-out split every script here uses.
+"""Pair files, and the fixed train/held-out split of ../shared/eval.
 
-A pair's side of the split depends only on its text and the seed (a hash), so it is the same on
-every machine and whatever the order of the file; the trap pairs are split within each category
-so both sides hold as many of each. Training and tuning see only `train`; reports are on `held_out`.
+A pair file has one JSON object a line: `{"a": ..., "b": ..., "same_answer": bool, "category": ...}`
+(store `a`, ask `b`); `a` and `b` are prompts, or lists of OpenAI messages for conversations, whose
+rows name a `kind` instead of a category. The project's own sets are in eval/data/pairs/ (blind sets
+written for it, added once they had been reported on: development data since). ../shared/eval, when
+it is beside the project, is split by a hash of each pair's text so both halves are the same on every
+machine; training sees only `train`.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# The development data lives beside the project (../shared/eval), never inside it.
+PROJECT_PAIRS = Path(__file__).resolve().parent / "data" / "pairs"
+# Development data beside the project (../shared/eval), when there is such a folder.
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 SEED = "llmcache-verifier-2025"
 TRAIN_SHARE = 0.5
-PAIR_FILES = ("traps_dev.jsonl", "paraphrase_pairs.jsonl", "qqp_pairs_dev.jsonl")
-CONVERSATION_FILES = ("conversations_dev.jsonl",)
-LOOK_ALIKE = "look-alike"  # traps categories other than paraphrase and near_repeat
+SHARED_FILES = ("traps_dev.jsonl", "paraphrase_pairs.jsonl", "qqp_pairs_dev.jsonl", "conversations_dev.jsonl")
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,6 @@ class Pair:
     a: Any
     b: Any
     same_answer: bool
-    trap: bool = False  # the row names its category (a look-alike kind or a genuine one), as traps_dev's do
 
 
 def _digest(*parts: str) -> str:
@@ -49,9 +50,9 @@ def load(path: Path) -> list[Pair]:
             if not line.strip():
                 continue
             row = json.loads(line)
-            category = row.get("category") or row.get("kind") or ("duplicate" if row["same_answer"] else "distinct")
-            same, trap = bool(row["same_answer"]), "category" in row
-            pairs.append(Pair(name, str(row.get("id", i)), category, row["a"], row["b"], same, trap))
+            same = bool(row["same_answer"])
+            category = row.get("category") or row.get("kind") or ("duplicate" if same else "distinct")
+            pairs.append(Pair(name, str(row.get("id", i)), category, row["a"], row["b"], same))
     return pairs
 
 
@@ -76,11 +77,18 @@ def sample(pairs: list[Pair], n: int | None) -> list[Pair]:
     return random.Random(SEED).sample(pairs, n)
 
 
-def is_look_alike(pair: Pair) -> bool:
-    """A trap row that should not hit: one number, name, negation, scope or antonym changed."""
-    return pair.trap and not pair.same_answer
+def project_sets() -> list[Path]:
+    return sorted(PROJECT_PAIRS.glob("*.jsonl"))
 
 
-def is_genuine(pair: Pair) -> bool:
-    """A trap row that should hit: a paraphrase or a near-repeat."""
-    return pair.trap and pair.same_answer
+def shared_held_out(qqp_sample: int | None = 2000) -> list[Pair]:
+    """The held-out half of ../shared/eval (the conversations file whole: nothing trains on it)."""
+    pairs: list[Pair] = []
+    for name in SHARED_FILES:
+        path = DATA_DIR / name
+        if not path.is_file():
+            continue
+        rows = load(path)
+        held_out = rows if name.startswith("conversations") else split(rows)[1]
+        pairs += sample(held_out, qqp_sample) if name.startswith("qqp") else held_out
+    return pairs

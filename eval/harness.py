@@ -1,85 +1,49 @@
-"""Semantic match quality through the cache's real decision path, on the held-out development pairs.
+"""make eval: semantic match quality through the cache's real decision path.
 
 For every pair {a, b, same_answer}: store `a` as the cache stores it, ask `b`, and see whether the
 cache serves a's answer. Local mode (the default) runs the real pieces in-process: the embedder's
-local provider (all-MiniLM-L6-v2), PostgreSQL with pgvector (embedded) through the cache worker's
-EntryStore, and the same `choose_candidate` as a lookup (similarity pre-filter, conversation
-context, hit verifier). Each pair gets a partition of its own, so a pair is judged on its own.
-`--http` sends the pairs through a running gateway instead (store a, ask b, read X-Cache).
+local model (all-MiniLM-L6-v2), PostgreSQL with pgvector (embedded) through the cache worker's
+EntryStore, the partition keys of `keys.py` and the same `choose_candidate` as a lookup (similarity
+pre-filter, the hit verifier, and for conversations the configured match). Each pair gets a namespace
+of its own, so a pair is judged on its own. `--http` sends the pairs through a running gateway
+instead (store a, wait until it is stored, ask b, read X-Cache).
 
-Prints, per file and per category, the share of should-hit pairs served and of should-not-hit
-pairs served (wrong answers), the decision latency, and writes eval/results/summary.json and a chart
-of served against wrong across the verifier's setting (min_probability) to eval/results/.
+Prints the share served of each should-hit category and the share of wrong answers of each
+should-not category, with 95% Wilson intervals; the decision latency; and, across the verifier's
+setting (min_probability), what each setting would serve. Writes eval/results/summary.json and a
+chart of served against wrong (not with --pairs: your own files report only what they hold).
 
-The lookup passes the verifier the two prompts' texts, similarity and vectors (the query's and the
-stored one), so the verifier's model that weighs both vectors decides; the text-only model (what
-decides when the vectors are of another dimension) is scored beside it on the same candidates
-(same pre-filter, context check and hard rules).
-
-    PYTHONPATH=. .venv/bin/python -m eval.harness                  # held-out split, 2,000 Quora pairs
-    PYTHONPATH=. .venv/bin/python -m eval.harness --http http://127.0.0.1:8000 --api-key lcp-...
-    PYTHONPATH=. .venv/bin/python -m eval.harness --pairs my_pairs.jsonl  # your own pairs, whole
-
-A pair file of your own has the same rows; give them a "category" (any name) and the report
-counts them as traps: per category, and in the sweep across the setting.
+    make eval                                  # the project's pair sets (eval/data/pairs/)
+    make eval PAIRS=my_pairs.jsonl             # your own file
+    make eval-http API_KEY=lcp-...             # the same, through `make run`'s gateway
+    PYTHONPATH=. .venv/bin/python -m eval.harness --shared   # the held-out half of ../shared/eval too
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import sys
 import time
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from eval.dataset import CONVERSATION_FILES, DATA_DIR, PAIR_FILES, Pair, is_genuine, is_look_alike, load, sample, split
+from eval import report
+from eval.dataset import Pair, load, project_sets, shared_held_out
+from eval.report import Outcome
 from services.cache_worker import keys
-from services.cache_worker.verifier.calibrated import CalibratedModel, CalibratedVerifier, hard_refusal
+from services.cache_worker.keys import ConversationMatch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "gpt-4o-mini"
 TENANT = "eval"
-PROBABILITY_SWEEP = tuple(round(x, 2) for x in np.arange(0.0, 1.0, 0.02))
-
-
-@dataclass
-class Outcome:
-    """What happened to one pair."""
-
-    pair: Pair
-    served: bool
-    similarity: float | None = None  # of the best candidate, hit or miss
-    seconds: float = 0.0  # decision: vector search + checks (local), or the request of b (http)
-    verifier_seconds: float = 0.0
-    refusals: list[str] = field(default_factory=list)
-    # For the sweep: everything above the pre-filter and the context check except the probability cut.
-    eligible: bool = False
-    probability: float = 0.0  # of the model the lookup used (with both prompt vectors)
-    probability_text_only: float = 0.0  # of the model on the texts alone
 
 
 def body_of(side: Any) -> dict[str, Any]:
     messages = side if isinstance(side, list) else [{"role": "user", "content": side}]
     return {"model": MODEL, "messages": messages}
-
-
-def load_pairs(which: str, qqp_sample: int | None) -> list[Pair]:
-    pairs: list[Pair] = []
-    for name in PAIR_FILES + CONVERSATION_FILES:
-        rows = load(DATA_DIR / name)
-        # The conversation file trains nothing (its context threshold was chosen on it before): all rows.
-        train, held_out = split(rows) if name not in CONVERSATION_FILES else ([], rows)
-        part = {"held-out": held_out, "train": train, "all": rows}[which]
-        pairs += sample(part, qqp_sample) if name.startswith("qqp") else part
-    return pairs
 
 
 def progress(done: int, total: int, started: float, label: str) -> None:
@@ -94,58 +58,40 @@ def progress(done: int, total: int, started: float, label: str) -> None:
 # --- local mode: the real pieces in-process ------------------------------------------------------
 
 
-async def run_local(pairs: list[Pair], model: CalibratedModel, min_probability: float | None) -> list[Outcome]:
+async def run_local(pairs: list[Pair], verifier: Any, threshold: float, match: ConversationMatch) -> list[Outcome]:
     from scripts.stack import ROOT, start_embedded_postgres
     from services.cache_worker.entries import CachedAnswer
     from services.cache_worker.entry_store import EntryStore, NewEntry
-    from services.cache_worker.lookup import choose_candidate
     from services.cache_worker.settings import Settings
-    from services.embedder.providers.local import LocalEmbeddingProvider
+    from services.embedder.providers.onnx import OnnxEmbeddingProvider
     from shared.db import open_pool
 
     settings = Settings(database_url="postgresql://unused")
-    verifier = CalibratedVerifier(model, min_probability)
-    if verifier.min_probability is not None:
-        setting = f"min_probability {verifier.min_probability}"
-    else:  # each model has its own operating point; the lookup uses the one with the vectors
-        vectors_default = model.with_embeddings.default_min_probability if model.with_embeddings else None
-        setting = f"min_probability {vectors_default} (text-only model: {model.default_min_probability})"
-    print(f"verifier: calibrated, {setting}; pre-filter {settings.similarity_threshold}")
-    print("starting embedded PostgreSQL (pgvector) and the local embedding model...", flush=True)
+    print("starting embedded PostgreSQL (pgvector) and the embedder's model (ONNX)...", flush=True)
     postgres = start_embedded_postgres(ROOT / ".data" / "eval-postgres")
     pool = await open_pool(postgres.get_uri(), min_size=1, max_size=2, name="eval")
-    provider = LocalEmbeddingProvider(threads=2)
+    provider = OnnxEmbeddingProvider(threads=1, cache_dir=ROOT / ".data" / "models")
     await provider.start()
     entries = EntryStore(pool, settings.hnsw_ef_search)
     await entries.ensure_schema()
     run_id = uuid.uuid4().hex[:8]
     outcomes = []
     try:
-        # Embed every prompt and context in batches (the embedder micro-batches the same way).
-        texts: list[str] = []
-        for pair in pairs:
-            for side in (pair.a, pair.b):
-                body = body_of(side)
-                texts.append(keys.semantic_prompt(body) or "")
-                texts.append(keys.conversation(body).context_text or "")
-        unique = sorted(set(texts))
+        prompts = sorted({keys.semantic_prompt(body_of(side)) or "" for pair in pairs for side in (pair.a, pair.b)})
         vectors: dict[str, list[float]] = {}
         started = time.perf_counter()
-        for i in range(0, len(unique), 64):
-            batch = unique[i : i + 64]
+        for i in range(0, len(prompts), 64):
+            batch = prompts[i : i + 64]
             vectors.update(zip(batch, await provider.embed(batch), strict=True))
-            progress(min(i + 64, len(unique)), len(unique), started, "embedding")
-
+            progress(min(i + 64, len(prompts)), len(prompts), started, "embedding")
         started = time.perf_counter()
         for i, pair in enumerate(pairs):
             namespace = f"{run_id}-{i}"
-            stored_body, asked_body = body_of(pair.a), body_of(pair.b)
-            a_prompt, b_prompt = keys.semantic_prompt(stored_body) or "", keys.semantic_prompt(asked_body) or ""
-            a_context = keys.conversation(stored_body).context_text
-            b_context = keys.conversation(asked_body).context_text
+            stored = body_of(pair.a)
+            stored_prompt = keys.semantic_prompt(stored) or ""
             answer = CachedAnswer(
                 entry_id=str(uuid.uuid4()),
-                exact_key=keys.exact_key(TENANT, namespace, stored_body),
+                exact_key=keys.exact_key(TENANT, namespace, stored),
                 model=MODEL,
                 completion={"choices": [{"message": {"role": "assistant", "content": "stored"}}]},
                 created_at=time.time(),
@@ -156,27 +102,15 @@ async def run_local(pairs: list[Pair], model: CalibratedModel, min_probability: 
                     tenant=TENANT,
                     namespace=namespace,
                     ttl_seconds=3600,
-                    prompt_text=a_prompt,
-                    partition_key=keys.partition_key(TENANT, namespace, stored_body, provider.model),
+                    prompt_text=stored_prompt,
+                    partition_key=keys.partition_key(TENANT, namespace, stored, provider.model, match),
                     embedding_model=provider.model,
-                    embedding=vectors[a_prompt],
-                    context_embedding=vectors[a_context] if a_context is not None else None,
-                    context_text=a_context,
+                    embedding=vectors[stored_prompt],
+                    user_turns=keys.conversation(stored).user_turns,
                 )
             )
             outcomes.append(
-                await decide_local(
-                    pair,
-                    entries,
-                    choose_candidate,
-                    verifier,
-                    keys.partition_key(TENANT, namespace, asked_body, provider.model),
-                    b_prompt,
-                    vectors[b_prompt],
-                    vectors[b_context] if b_context is not None else None,
-                    b_context,
-                    settings,
-                )
+                await decide_local(pair, entries, verifier, namespace, provider.model, vectors, threshold, match)
             )
             if (i + 1) % 50 == 0 or i + 1 == len(pairs):
                 progress(i + 1, len(pairs), started, "store a, ask b")
@@ -191,44 +125,40 @@ async def run_local(pairs: list[Pair], model: CalibratedModel, min_probability: 
 async def decide_local(
     pair: Pair,
     entries: Any,
-    choose_candidate: Any,
-    verifier: CalibratedVerifier,
-    partition: str,
-    prompt: str,
-    vector: list[float],
-    context_vector: list[float] | None,
-    context_text: str | None,
-    settings: Any,
+    verifier: Any,
+    namespace: str,
+    embedding_model: str,
+    vectors: dict[str, list[float]],
+    threshold: float,
+    match: ConversationMatch,
 ) -> Outcome:
-    """One lookup's semantic decision, timed: the vector search and the checks, as in Lookup."""
-    from services.cache_worker.lookup import context_refusal
+    """One lookup's semantic decision, timed as in Lookup: the vector search and the verifier."""
+    from services.cache_worker.lookup import choose_candidate
 
+    asked = body_of(pair.b)
+    prompt = keys.semantic_prompt(asked) or ""
+    history = keys.conversation(asked)
+    partition = keys.partition_key(TENANT, namespace, asked, embedding_model, match)
     started = time.perf_counter()
-    candidates = await entries.nearest(partition, vector, None, context_vector, limit=5)
-    context_threshold = settings.context_similarity_threshold if context_vector is not None else None
+    candidates = await entries.nearest(partition, vectors[prompt], None, limit=5)
     checks = time.perf_counter()
-    choice = await choose_candidate(
-        candidates, prompt, settings.similarity_threshold, verifier, context_threshold, vector, context_text
-    )
+    turns = history.user_turns if match == "reworded" else None
+    choice = await choose_candidate(candidates, prompt, threshold, verifier, turns)
     finished = time.perf_counter()
     outcome = Outcome(
         pair,
         choice.candidate is not None,
         candidates[0].similarity if candidates else None,
         finished - started,
-        finished - checks,
+        finished - checks if choice.verdicts else 0.0,
         choice.refusals,
     )
-    if candidates and candidates[0].similarity >= settings.similarity_threshold:
-        best = candidates[0]
-        context_ok = context_threshold is None or context_refusal(best, context_threshold, context_text) is None
-        features = verifier.model.features(prompt, best.prompt_text or "", best.similarity)
-        hard = prompt != best.prompt_text and hard_refusal(features) is not None
-        outcome.eligible = context_ok and not hard
-        same = prompt == best.prompt_text or (features.respelled and not hard)
-        vectors = (vector, best.embedding) if best.embedding is not None else None
-        outcome.probability = 1.0 if same else verifier.model.scored(features, vectors)[0]
-        outcome.probability_text_only = 1.0 if same else verifier.model.probability(features)
+    if choice.verdicts:  # one candidate at most: each pair has a namespace of its own
+        verdicts = choice.verdicts[0]
+        if all(v.certain and v.accept for v in verdicts):
+            outcome.certain = True
+        elif not any(v.certain and not v.accept for v in verdicts):
+            outcome.probability = min(v.score for v in verdicts if not v.certain)
     return outcome
 
 
@@ -270,196 +200,13 @@ async def run_http(pairs: list[Pair], base_url: str, api_key: str, concurrency: 
         return list(await asyncio.gather(*(one(client, i, p) for i, p in enumerate(pairs))))
 
 
-# --- the report -------------------------------------------------------------------------------------
-
-
-def pct(numerator: int, denominator: int) -> str:
-    return f"{100 * numerator / denominator:5.1f}%" if denominator else "    -"
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else 0.0
-
-
-def group_rows(outcomes: list[Outcome]) -> list[tuple[str, list[Outcome]]]:
-    by_file: dict[str, list[Outcome]] = defaultdict(list)
-    by_category: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
-    for o in outcomes:
-        by_file[o.pair.file].append(o)
-        if o.pair.trap or o.pair.file == "conversations_dev":
-            by_category[(o.pair.file, o.pair.category)].append(o)
-    rows: list[tuple[str, list[Outcome]]] = []
-    for name, members in by_file.items():
-        rows.append((name, members))
-        if any(o.pair.trap for o in members):
-            rows.append(("  look-alikes (all)", [o for o in members if is_look_alike(o.pair)]))
-            rows.append(("  genuine (paraphrase + near_repeat)", [o for o in members if o.pair.same_answer]))
-        rows += [(f"  {cat}", group) for (file, cat), group in sorted(by_category.items()) if file == name]
-    return rows
-
-
-def summarize(outcomes: list[Outcome], latency: bool = True) -> dict[str, Any]:
-    table = []
-    print(f"\n{'file / category':38} {'pairs':>6} {'should hit: served':>20} {'should not: served (wrong)':>28}")
-    for label, members in group_rows(outcomes):
-        should = [o for o in members if o.pair.same_answer]
-        should_not = [o for o in members if not o.pair.same_answer]
-        served = sum(o.served for o in should)
-        wrong = sum(o.served for o in should_not)
-        print(
-            f"{label:38} {len(members):6d} {pct(served, len(should)):>11} ({served:4d}/{len(should):<4d})"
-            f" {pct(wrong, len(should_not)):>15} ({wrong:4d}/{len(should_not):<4d})"
-        )
-        table.append(
-            {
-                "group": label.strip(),
-                "pairs": len(members),
-                "should_hit": len(should),
-                "served": served,
-                "should_not_hit": len(should_not),
-                "wrong": wrong,
-            }
-        )
-    qqp = [o for o in outcomes if o.pair.file == "qqp_pairs_dev"]
-    qqp_served = [o for o in qqp if o.served]
-    precision = sum(o.pair.same_answer for o in qqp_served) / len(qqp_served) if qqp_served else float("nan")
-    recall = sum(o.served for o in qqp if o.pair.same_answer) / max(sum(o.pair.same_answer for o in qqp), 1)
-    if qqp:
-        print(f"\nQuora pairs: precision {precision:.3f} (served {len(qqp_served)}), recall {recall:.3f}")
-    if not latency:
-        return {"table": table, "qqp_precision": precision, "qqp_recall": recall}
-    decision = [o.seconds * 1000 for o in outcomes]
-    verifier = [o.verifier_seconds * 1000 for o in outcomes if o.verifier_seconds]
-    latency = {
-        "decision_ms_p50": percentile(decision, 50),
-        "decision_ms_p99": percentile(decision, 99),
-        "verifier_ms_p50": percentile(verifier, 50),
-        "verifier_ms_p99": percentile(verifier, 99),
-    }
-    if verifier:
-        print(
-            f"latency: decision (vector search + checks) p50 {latency['decision_ms_p50']:.2f} ms,"
-            f" p99 {latency['decision_ms_p99']:.2f} ms; verifier p50 {latency['verifier_ms_p50']:.3f} ms,"
-            f" p99 {latency['verifier_ms_p99']:.3f} ms"
-        )
-    else:  # over HTTP the verifier runs inside the cache worker: its histogram is on /metrics
-        print(f"latency: request of b p50 {latency['decision_ms_p50']:.2f} ms, p99 {latency['decision_ms_p99']:.2f} ms")
-    refusals: dict[str, int] = defaultdict(int)
-    for o in outcomes:
-        for reason in o.refusals:
-            refusals[reason] += 1
-    if refusals:
-        print("refused candidates by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(refusals.items())))
-    return {"table": table, "qqp_precision": precision, "qqp_recall": recall, "latency": latency, "refusals": refusals}
-
-
-def text_only(outcomes: list[Outcome], min_probability: float) -> list[Outcome]:
-    """The outcomes had the verifier not had the prompt vectors: the text-only model decides the eligible pairs."""
-    return [
-        dataclasses.replace(
-            o, served=o.eligible and o.probability_text_only >= min_probability, probability=o.probability_text_only
-        )
-        for o in outcomes
-    ]
-
-
-def sweep(outcomes: list[Outcome]) -> list[dict[str, float]]:
-    """Served and wrong shares across min_probability (what the one setting trades)."""
-    genuine = [o for o in outcomes if is_genuine(o.pair)]
-    look_alikes = [o for o in outcomes if is_look_alike(o.pair)]
-    categories = sorted({o.pair.category for o in look_alikes})
-    qqp = [o for o in outcomes if o.pair.file == "qqp_pairs_dev"]
-    qqp_duplicates = max(sum(o.pair.same_answer for o in qqp), 1)
-    points = []
-    for p in PROBABILITY_SWEEP:
-
-        def hit(o: Outcome, p: float = p) -> bool:
-            return o.eligible and o.probability >= p
-
-        qqp_served = [o for o in qqp if hit(o)]
-        by_category = [[o for o in look_alikes if o.pair.category == c] for c in categories]
-        worst = max((sum(map(hit, group)) / len(group) for group in by_category), default=0.0)
-        points.append(
-            {
-                "min_probability": p,
-                "served": sum(map(hit, genuine)) / max(len(genuine), 1),
-                "wrong": sum(map(hit, look_alikes)) / max(len(look_alikes), 1),
-                "worst_category_wrong": worst,
-                "qqp_precision": sum(o.pair.same_answer for o in qqp_served) / max(len(qqp_served), 1),
-                "qqp_recall": sum(o.pair.same_answer for o in qqp_served) / qqp_duplicates,
-            }
-        )
-    return points
-
-
-def print_sweep(points: list[dict[str, float]]) -> None:
-    print("  min_probability -> genuine served / look-alikes served (worst category) / QQP precision, recall")
-    for point in points[::5]:
-        print(
-            f"  {point['min_probability']:.2f}: {100 * point['served']:5.1f}% / {100 * point['wrong']:5.1f}%"
-            f" ({100 * point['worst_category_wrong']:5.1f}%) / {point['qqp_precision']:.3f}, {point['qqp_recall']:.3f}"
-        )
-
-
-def cosine_only(outcomes: list[Outcome]) -> list[dict[str, float]]:
-    """The baseline: a plain cosine threshold, no verifier."""
-    genuine = [o for o in outcomes if is_genuine(o.pair)]
-    look_alikes = [o for o in outcomes if is_look_alike(o.pair)]
-    points = []
-    for t in np.arange(0.70, 1.0001, 0.01):
-        points.append(
-            {
-                "threshold": round(float(t), 2),
-                "served": sum((o.similarity or 0) >= t for o in genuine) / max(len(genuine), 1),
-                "wrong": sum((o.similarity or 0) >= t for o in look_alikes) / max(len(look_alikes), 1),
-            }
-        )
-    return points
-
-
-def chart(
-    points: list[dict[str, float]],
-    baseline: list[dict[str, float]],
-    chosen: float,
-    path: Path,
-    text_points: list[dict[str, float]] | None = None,
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    ax.plot([100 * p["wrong"] for p in baseline], [100 * p["served"] for p in baseline], "o-", ms=3, color="grey",
-            label="cosine threshold only (0.70-1.00)")  # fmt: skip
-    ax.plot([100 * p["wrong"] for p in points], [100 * p["served"] for p in points], "o-", ms=3,
-            label="verifier (with the prompt vectors), across min_probability")  # fmt: skip
-    if text_points:
-        ax.plot([100 * p["wrong"] for p in text_points], [100 * p["served"] for p in text_points], "o-",
-                ms=3, color="tab:green", label="verifier on the texts alone, across min_probability")  # fmt: skip
-    at = min(points, key=lambda p: abs(p["min_probability"] - chosen))
-    ax.plot([100 * at["wrong"]], [100 * at["served"]], "r*", ms=14, label=f"default min_probability {chosen}")
-    ax.axvline(2, color="red", lw=0.8, ls="--")
-    ax.axhline(70, color="green", lw=0.8, ls="--")
-    ax.set_xlabel("look-alikes served (wrong answers), % of held-out traps")
-    ax.set_ylabel("paraphrases and near-repeats served, % of held-out traps")
-    ax.set_title("Semantic cache: served against wrong (held-out split)")
-    ax.set_xlim(-1, 60)
-    ax.set_ylim(0, 101)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_outcomes(outcomes: list[Outcome], path: Path, http: bool = False) -> None:
-    """One line per pair: its rows, whether b was served a's answer, the best candidate's similarity,
-    the refusal reasons and the model's probability, to read which pairs went wrong and why."""
+def write_outcomes(outcomes: list[Outcome], path: Path) -> None:
+    """One line per pair: its rows, whether b was served a's answer, why not, and the model's probability."""
     with path.open("w") as f:
         for o in outcomes:
             row = {
                 "file": o.pair.file,
+                "id": o.pair.id,
                 "category": o.pair.category,
                 "a": o.pair.a,
                 "b": o.pair.b,
@@ -468,80 +215,118 @@ def write_outcomes(outcomes: list[Outcome], path: Path, http: bool = False) -> N
                 "right": o.served == o.pair.same_answer,
                 "similarity": None if o.similarity is None else round(o.similarity, 4),
                 "refusals": o.refusals,
-                "probability": None if http else round(o.probability, 3),  # over HTTP: not in the response
+                "probability": None if o.probability is None else round(o.probability, 4),
             }
             f.write(json.dumps(row) + "\n")
     print(f"wrote each pair's decision to {path}")
 
 
+def build_local_verifier(args: argparse.Namespace) -> tuple[Any, float | None, str]:
+    from services.cache_worker.verifier import ThresholdVerifier
+    from services.cache_worker.verifier.cross_encoder import (
+        MODEL_DIR,
+        CrossEncoderVerifier,
+        PairClassifier,
+        default_min_probability,
+    )
+
+    if args.verifier == "threshold":
+        return ThresholdVerifier(), None, "threshold (the similarity alone)"
+    directory = args.model_dir or MODEL_DIR
+    classifier = PairClassifier.load(directory)
+    min_probability = args.min_probability
+    if min_probability is None:
+        min_probability = default_min_probability(directory)
+    return (
+        CrossEncoderVerifier(classifier, min_probability),
+        min_probability,
+        f"cross_encoder, min_probability {min_probability}",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=("held-out", "train", "all"), default="held-out")
-    parser.add_argument("--qqp-sample", type=int, default=2000, help="Quora pairs to run (0: all of the split)")
+    parser.add_argument("--pairs", type=Path, action="append", help="run this pair file (repeatable)")
+    parser.add_argument("--shared", action="store_true", help="add the held-out half of ../shared/eval")
+    parser.add_argument("--qqp-sample", type=int, default=2000, help="with --shared: Quora pairs to run")
+    parser.add_argument("--verifier", choices=("cross_encoder", "threshold"), default="cross_encoder")
     parser.add_argument("--min-probability", type=float, default=None, help="the verifier's setting (default: model's)")
+    parser.add_argument("--model-dir", type=Path, help="another classifier (default: the shipped one)")
+    parser.add_argument("--threshold", type=float, default=None, help="similarity pre-filter (default: the setting's)")
+    parser.add_argument("--conversation-match", choices=("exact", "reworded"), default="exact")
     parser.add_argument("--http", metavar="BASE_URL", help="send the pairs through a running gateway")
     parser.add_argument("--api-key", default="", help="with --http: a tenant key (make run prints one)")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--pairs", type=Path, action="append", help="run this pair file whole, not the dev data")
-    parser.add_argument("--out", type=Path, help="where summary and chart go (default eval/results; none with --pairs)")
-    parser.add_argument(
-        "--outcomes", type=Path, help="write each pair's decision here (JSON lines): what was served, why"
-    )
+    parser.add_argument("--out", type=Path, help="summary and chart go here (default eval/results; none with --pairs)")
+    parser.add_argument("--outcomes", type=Path, help="write each pair's decision here (JSON lines)")
     args = parser.parse_args()
     out: Path | None = args.out or (None if args.pairs else RESULTS)
 
-    if args.pairs:
-        pairs = [pair for path in args.pairs for pair in load(path)]
-    else:
-        pairs = load_pairs(args.split, args.qqp_sample or None)
-    counts: dict[str, int] = defaultdict(int)
-    for pair in pairs:
-        counts[pair.file] += 1
-    if args.pairs:
-        print(f"your pair files, whole: {dict(counts)}")
-    else:
-        print(f"{args.split} split (trained and tuned on the other half), pairs: {dict(counts)}")
-        print("Quora pairs: a fixed sample of the split" if args.qqp_sample else "Quora pairs: the whole split")
-    model = CalibratedModel.load()
-    if out:
-        out.mkdir(exist_ok=True)
+    paths = args.pairs or project_sets()
+    pairs = [pair for path in paths for pair in load(path)]
+    if args.shared:
+        pairs += shared_held_out(args.qqp_sample or None)
+    if not pairs:
+        sys.exit("no pairs: eval/data/pairs/ is empty; give --pairs FILE or --shared")
+    print(
+        f"pairs: {len(pairs)} from {', '.join(p.name for p in paths)}"
+        + (" and ../shared/eval (held out)" if args.shared else "")
+    )
+
     if args.http:
         outcomes = asyncio.run(run_http(pairs, args.http, args.api_key, args.concurrency))
-        if args.outcomes:  # served and the similarity, from the response headers; no refusal reasons
-            write_outcomes(outcomes, args.outcomes, http=True)
-        summary = summarize(outcomes)
-        print("(http: latency is the whole request of b, upstream included on a miss)")
-        if out:
-            (out / "summary_http.json").write_text(json.dumps(summary, indent=2) + "\n")
-            print(f"wrote {out / 'summary_http.json'}")
-        return
-    outcomes = asyncio.run(run_local(pairs, model, args.min_probability))
+        setting = "through the gateway (its own settings)"
+        min_probability = None
+    else:
+        from services.cache_worker.settings import Settings
+
+        verifier, min_probability, setting = build_local_verifier(args)
+        threshold = (
+            args.threshold
+            if args.threshold is not None
+            else Settings(database_url="postgresql://unused", verifier=args.verifier).prefilter
+        )
+        setting += f"; pre-filter {threshold}; conversations: {args.conversation_match} match"
+        print(f"verifier: {setting}")
+        outcomes = asyncio.run(run_local(pairs, verifier, threshold, args.conversation_match))
     if args.outcomes:
         write_outcomes(outcomes, args.outcomes)
-    summary = summarize(outcomes)
-    default = model.with_embeddings.default_min_probability if model.with_embeddings else model.default_min_probability
-    chosen = args.min_probability if args.min_probability is not None else default
-    summary["sweep"] = sweep(outcomes)
-    summary["cosine_only"] = cosine_only(outcomes)
-    summary["min_probability"] = chosen
-    summary["split"] = "given pairs" if args.pairs else args.split
-    print(f"\nacross the setting ({summary['split']}):")
-    print_sweep(summary["sweep"])
-    chosen_t = args.min_probability if args.min_probability is not None else model.default_min_probability
-    print(
-        f"\n--- the text-only model (what decides without both prompt vectors), min_probability {chosen_t};"
-        " same candidates, latency not measured ---"
-    )
-    summary["text_only"] = summarize(text_only(outcomes, chosen_t), latency=False)
-    text_points = sweep(text_only(outcomes, chosen_t))
-    summary["text_only"]["sweep"] = text_points
-    summary["text_only"]["min_probability"] = chosen_t
-    print(f"across the setting ({summary['split']}), the text-only model:")
-    print_sweep(text_points)
+    rows = report.table(outcomes)
+    report.print_table(rows)
+    summary: dict[str, Any] = {"setting": setting, "pairs": [p.name for p in paths], "table": rows}
+    timing = report.latency(outcomes)
+    summary["latency"] = timing
+    if args.http:
+        print(
+            f"\nlatency: the request of b p50 {timing['decision_ms_p50']:.1f} ms,"
+            f" p99 {timing['decision_ms_p99']:.1f} ms"
+        )
+    else:
+        print(
+            f"\nlatency: decision (vector search + verifier) p50 {timing['decision_ms_p50']:.2f} ms,"
+            f" p99 {timing['decision_ms_p99']:.2f} ms; verifier p50 {timing['verifier_ms_p50']:.2f} ms,"
+            f" p99 {timing['verifier_ms_p99']:.2f} ms"
+        )
+        refusals: dict[str, int] = {}
+        for o in outcomes:
+            for reason in o.refusals:
+                refusals[reason] = refusals.get(reason, 0) + 1
+        print("refused candidates by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(refusals.items())))
+        summary["refusals"] = refusals
+        if min_probability is not None:
+            points = report.sweep(outcomes)
+            summary["sweep"] = points
+            summary["min_probability"] = min_probability
+            print("\nacross the setting:")
+            report.print_sweep(points)
     if out:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        chart(summary["sweep"], summary["cosine_only"], chosen, out / "served_vs_wrong.png", text_points)
-        print(f"wrote {out / 'summary.json'} and {out / 'served_vs_wrong.png'}")
+        out.mkdir(parents=True, exist_ok=True)
+        name = "summary_http.json" if args.http else "summary.json"
+        (out / name).write_text(json.dumps(summary, indent=2) + "\n")
+        if "sweep" in summary:
+            report.chart(summary["sweep"], report.cosine_only(outcomes), summary["min_probability"],
+                         out / "served_vs_wrong.png", "Semantic cache: served against wrong")  # fmt: skip
+        print(f"wrote {out / name}")
 
 
 if __name__ == "__main__":
