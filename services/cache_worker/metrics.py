@@ -24,6 +24,15 @@ DEGRADED = Counter(
     "Lookups or stores that went on without a dependency (redis, postgres, embedder).",
     ["dependency", "operation"],
 )
+# Every (dependency, operation) the worker counts, at 0 from the start: a panel or alert reads 0, not "no data".
+DEGRADED_LABELS = (
+    ("redis", "lookup"), ("embedder", "lookup"), ("postgres", "lookup"), ("redis", "store"),
+    ("redis", "single_flight"), ("redis", "evict"), ("redis", "record_hits"), ("postgres", "record_hits"),
+    ("postgres", "sweep"), ("postgres", "served_pairs"), ("redis", "reported_pairs"),
+    ("postgres", "reported_pairs"), ("redis", "reported_pairs_reconciled"),
+)  # fmt: skip
+for _labels in DEGRADED_LABELS:
+    DEGRADED.labels(*_labels)
 STORES = Counter(
     "llmcache_cache_stores_total",
     "Entries written, by store (redis, postgres) and outcome (ok, error).",

@@ -46,6 +46,9 @@ LIMITS_UNAVAILABLE = Counter(
     "Limit checks or token records skipped because Redis failed (the request went on: fail open).",
     ["operation"],
 )
+LIMIT_OPERATIONS = ("admit", "check_tokens", "record_tokens")
+for _operation in LIMIT_OPERATIONS:  # at 0 from the start: a panel reads 0, not "no data"
+    LIMITS_UNAVAILABLE.labels(_operation)
 
 DAY_SECONDS = 86_400
 # Day counters outlive their day by a day, so a clock a little behind still finds its counter.

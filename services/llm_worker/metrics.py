@@ -33,6 +33,9 @@ EVENT_PUBLISH_FAILURES = Counter(
     "CompletionGenerated or UsageEvent publishes that failed (the answer was still delivered).",
     ["event"],
 )
+PUBLISHED_EVENTS = ("completion_generated", "embeddings_generated", "usage", "flight_ended")
+for _event in PUBLISHED_EVENTS:  # at 0 from the start: a panel reads 0, not "no data"
+    EVENT_PUBLISH_FAILURES.labels(_event)
 
 UPSTREAM_OUTCOMES = ("ok", "error_4xx", "error_5xx", "error_stream", "timeout", "unreachable", "error")
 
