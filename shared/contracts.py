@@ -207,6 +207,7 @@ class ErrorReply(Contract):
 
     kind: Literal["error"] = "error"
     error: ErrorInfo
+    cache: CacheInfo | None = None  # an upstream's error: the request's X-Cache* headers (a miss or a bypass)
 
 
 class EmbeddingsCached(Contract):

@@ -168,7 +168,7 @@ async def forward(
         if isinstance(first, ErrorReply):
             count(started, first.error.status, "ERROR", stream, line.failed(first.error.code or first.error.type))
             error = first.error
-            headers = {"X-Request-Id": request_id}
+            headers = cache_headers(first.cache, request_id) if first.cache else {"X-Request-Id": request_id}
             if error.retry_after_seconds is not None:
                 headers["Retry-After"] = str(math.ceil(error.retry_after_seconds))
             if error.type == "upstream_auth_error":

@@ -121,7 +121,7 @@ class LlmRequestHandler:
             refused = exc.error
             if request.protocol == "anthropic":
                 refused = anthropic_to_openai.error_for_anthropic_client(refused)  # not_found_error
-            await self._reply(message, ErrorReply(error=refused))
+            await self._reply(message, ErrorReply(error=refused, cache=cache_info(request, None)))
             await self._record(request, None, refused, None)
             return
         call = Call(provider, request.protocol, request.body, self.default_max_tokens)
@@ -178,7 +178,7 @@ class LlmRequestHandler:
             completion = await call.complete(timeout)
         except UpstreamError as exc:
             self._log_error(request, exc.error)
-            await self._reply(message, ErrorReply(error=exc.error))
+            await self._reply(message, ErrorReply(error=exc.error, cache=cache_info(request, call.provider.label)))
             return None, exc.error
         await self._reply(
             message, CompletionReply(cache=cache_info(request, call.provider.label), completion=completion)
@@ -218,7 +218,9 @@ class LlmRequestHandler:
         except UpstreamError as exc:
             # Chunks already sent stay sent: the gateway ends the stream with an error event.
             self._log_error(request, exc.error, chunks_sent=seq)
-            await self._reply(message, ErrorReply(error=exc.error))
+            # Before the first chunk the error is the whole answer, with the request's cache headers.
+            cache = cache_info(request, call.provider.label) if seq == 0 else None
+            await self._reply(message, ErrorReply(error=exc.error, cache=cache))
             return None, exc.error
         try:
             if request.protocol == "anthropic":
@@ -250,7 +252,7 @@ class LlmRequestHandler:
                 if isinstance(exc, UpstreamError)
                 else not_an_answer(f"a list of embeddings for the inputs ({type(exc).__name__}: {exc})").error
             )
-            await self._reply(message, ErrorReply(error=error))
+            await self._reply(message, ErrorReply(error=error, cache=embeddings.cache_info(request, label)))
             await self._publish_all(
                 request.request_id, [self._usage(embeddings.usage_event(request, self.prices, [], error))]
             )

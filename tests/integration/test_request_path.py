@@ -170,6 +170,9 @@ def test_upstream_500_is_an_openai_error_and_is_not_cached(client, mock: MockUps
     assert raised.value.status_code == 500
     error = raised.value.body
     assert isinstance(error, dict) and error.get("message") and error.get("type")
+    # An upstream's error is still the request's answer: its cache headers say how it was looked up.
+    assert raised.value.response.headers["x-cache"] == "MISS"
+    assert len(raised.value.response.headers["x-cache-key"]) == 64
 
     calls = mock.chat_calls()
     _, headers = ask(client, question)
@@ -185,6 +188,7 @@ def test_upstream_429_keeps_its_status(client, mock: MockUpstream) -> None:
     finally:
         mock.clear_faults()
     assert raised.value.status_code == 429
+    assert raised.value.response.headers["x-cache"] == "MISS" and raised.value.response.headers["x-cache-key"]
 
 
 def test_the_upstream_refusing_the_proxys_key_is_a_502_not_retried(stack: Stack, mock: MockUpstream) -> None:
@@ -198,6 +202,7 @@ def test_the_upstream_refusing_the_proxys_key_is_a_502_not_retried(stack: Stack,
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "upstream_auth_error"
     assert response.headers["x-should-retry"] == "false"  # the openai SDK would otherwise retry a 502
+    assert response.headers["x-cache"] == "MISS" and response.headers["x-cache-key"]
     assert mock.chat_calls() == calls + 1  # a 401 is not retried by the LLM worker either
 
 
