@@ -13,8 +13,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.gateway.auth import Principal, require_admin
-from services.gateway.errors import ApiError
 from services.gateway.routes.stats import epoch_of
+from services.gateway.service_calls import call_service
 from services.gateway.state import GatewayState
 from shared.contracts import (
     CacheAdminRequest,
@@ -27,7 +27,6 @@ from shared.contracts import (
     GetEntry,
     ListEntries,
 )
-from shared.rpc import RemoteError, RpcTimeout
 
 router = APIRouter(prefix="/api/v1/admin/cache", tags=["admin: cache"])
 Admin = Annotated[Principal, Depends(require_admin)]
@@ -47,14 +46,7 @@ class InvalidateNear(BaseModel):
 
 async def _ask(request: Request, message: CacheAdminRequest, result_type: type[ResultT]) -> Response:
     state: GatewayState = request.app.state.gateway
-    try:
-        result = await state.rpc.call(
-            state.topology.cache_admin, message, result_type, state.settings.control_timeout_seconds * 5
-        )
-    except RpcTimeout as exc:
-        raise ApiError(503, "The cache worker did not answer.", headers={"Retry-After": "1"}) from exc
-    except RemoteError as exc:
-        raise ApiError(exc.error.status, exc.error.message, type=exc.error.type) from exc
+    result = await call_service(state, state.topology.cache_admin, message, result_type, "cache worker")
     return Response(result.model_dump_json(exclude={"v", "kind"}), media_type="application/json")
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from services.gateway.auth import require_admin
 from services.gateway.errors import ApiError
+from services.gateway.service_calls import call_service
 from services.gateway.state import GatewayState
 from shared.contracts import (
     CreateKey,
@@ -32,7 +33,6 @@ from shared.contracts import (
     TenantList,
     TenantsRequest,
 )
-from shared.rpc import RemoteError, RpcTimeout
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: tenants and keys"], dependencies=[Depends(require_admin)])
 
@@ -111,16 +111,7 @@ def _build(contract: type[ContractT], **fields: Any) -> ContractT:
 async def _ask(request: Request, message: TenantsRequest, result_type: type[ResultT]) -> ResultT:
     """One RPC to the tenants service; its error replies keep their status, no answer is a 503."""
     state: GatewayState = request.app.state.gateway
-    try:
-        return await state.rpc.call(
-            state.topology.tenants_rpc, message, result_type, state.settings.control_timeout_seconds * 5
-        )
-    except RemoteError as exc:
-        raise ApiError(exc.error.status, exc.error.message, type=exc.error.type, code=exc.error.code) from exc
-    except RpcTimeout as exc:
-        raise ApiError(503, "The tenants service did not answer.", headers={"Retry-After": "1"}) from exc
-    except Exception as exc:  # publishing failed: the broker connection is down or reconnecting
-        raise ApiError(503, "The tenants service is unreachable.", headers={"Retry-After": "1"}) from exc
+    return await call_service(state, state.topology.tenants_rpc, message, result_type, "tenants service")
 
 
 def _tenant(tenant: TenantInfo) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.gateway.auth import Principal
 from services.gateway.errors import ApiError
 from services.gateway.routes.stats import admin_or_tenant, epoch_of
+from services.gateway.service_calls import call_service
 from services.gateway.state import GatewayState
 from shared.contracts import (
     CacheAdminRequest,
@@ -45,7 +46,6 @@ from shared.contracts import (
     ServedPairList,
     WrongHitReported,
 )
-from shared.rpc import RemoteError, RpcTimeout
 
 router = APIRouter(prefix="/api/v1/cache", tags=["cache"])
 Caller = Annotated[Principal, Depends(admin_or_tenant)]
@@ -89,16 +89,7 @@ def build(contract: type[ContractT], **fields: Any) -> ContractT:
 async def ask_cache(request: Request, message: CacheAdminRequest, result_type: type[ResultT]) -> ResultT:
     """One RPC to a cache worker; its error replies keep their status, no answer is a 503."""
     state: GatewayState = request.app.state.gateway
-    try:
-        return await state.rpc.call(
-            state.topology.cache_admin, message, result_type, state.settings.control_timeout_seconds * 5
-        )
-    except RpcTimeout as exc:
-        raise ApiError(503, "The cache worker did not answer.", headers={"Retry-After": "1"}) from exc
-    except RemoteError as exc:
-        raise ApiError(exc.error.status, exc.error.message, type=exc.error.type, code=exc.error.code) from exc
-    except Exception as exc:  # publishing failed: the broker connection is down or reconnecting
-        raise ApiError(503, "The cache worker is unreachable.", headers={"Retry-After": "1"}) from exc
+    return await call_service(state, state.topology.cache_admin, message, result_type, "cache worker")
 
 
 def json_response(result: BaseModel, status: int = 200) -> Response:

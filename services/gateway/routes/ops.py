@@ -14,7 +14,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.gateway.auth import authenticate
-from services.gateway.errors import ApiError
+from services.gateway.service_calls import call_service
 from services.gateway.state import GatewayState
 from shared.contracts import HealthQuery, HealthReport, ModelsQuery, ModelsResult
 from shared.rpc import RemoteError, RpcTimeout
@@ -88,21 +88,11 @@ async def list_models(request: Request) -> Response:
     state = _state(request)
 
     async def fetch() -> ModelsResult:
-        return await state.rpc.call(
-            state.topology.control("llm_worker"),
-            ModelsQuery(),
-            ModelsResult,
-            state.settings.control_timeout_seconds * 5,
+        return await call_service(
+            state, state.topology.control("llm_worker"), ModelsQuery(), ModelsResult, "LLM worker"
         )
 
-    try:
-        result = await state.models.get(fetch)  # for MODELS_CACHE_SECONDS: not an upstream call per request
-    except RpcTimeout as exc:
-        raise ApiError(503, "The LLM worker did not answer.", headers={"Retry-After": "1"}) from exc
-    except RemoteError as exc:
-        raise ApiError(exc.error.status, exc.error.message, type=exc.error.type) from exc
-    except Exception as exc:  # publishing failed: the broker connection is down or reconnecting
-        raise ApiError(503, "The LLM worker is unreachable.", headers={"Retry-After": "1"}) from exc
+    result = await state.models.get(fetch)  # for MODELS_CACHE_SECONDS: not an upstream call per request
     models = [m for m in result.data if not principal.allowed_models or m.get("id") in principal.allowed_models]
     if request.headers.get("anthropic-version"):
         return Response(orjson.dumps(anthropic_model_list(models)), media_type="application/json")

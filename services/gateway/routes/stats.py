@@ -20,9 +20,9 @@ from pydantic import BaseModel
 
 from services.gateway.auth import ADMIN, Principal, authenticate, is_admin_key
 from services.gateway.errors import ApiError
+from services.gateway.service_calls import call_service
 from services.gateway.state import GatewayState
 from shared.contracts import StatsBucketSize, StatsQuery, StatsResult, UsagePage, UsageQuery, UsageResult
-from shared.rpc import RemoteError, RpcTimeout
 
 router = APIRouter()
 
@@ -138,17 +138,14 @@ def usage_window(since: str | None, until: str | None) -> tuple[float | None, fl
 async def ask_stats_consumer(request: Request, query: BaseModel, result_type: type[ResultT]) -> ResultT:
     """One RPC to the stats consumer; its silence becomes 503 and its error replies their own status."""
     state: GatewayState = request.app.state.gateway
-    try:
-        return await state.rpc.call(
-            state.topology.stats_query, query, result_type, state.settings.control_timeout_seconds * 5
-        )
-    except RpcTimeout as exc:
-        raise ApiError(503, "The stats service did not answer.", headers={"Retry-After": "1"}) from exc
-    except RemoteError as exc:
-        param = "cursor" if exc.error.code == "invalid_cursor" else None
-        raise ApiError(
-            exc.error.status, exc.error.message, type=exc.error.type, code=exc.error.code, param=param
-        ) from exc
+    return await call_service(
+        state,
+        state.topology.stats_query,
+        query,
+        result_type,
+        "stats service",
+        param_of=lambda code: "cursor" if code == "invalid_cursor" else None,
+    )
 
 
 @router.get("/api/v1/cache/stats")
