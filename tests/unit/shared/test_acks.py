@@ -168,3 +168,8 @@ async def test_a_message_of_a_closed_channel_is_left_for_redelivery() -> None:
     acks.done(ClosedChannelMessage())  # type: ignore[arg-type]
     acks.settled_elsewhere(ClosedChannelMessage())  # type: ignore[arg-type]
     await acks.drain()
+    # Nothing was acked for it, and the acks of a live channel go on as before.
+    live = FakeChannel()
+    acks.done(FakeMessage(live, 1))  # type: ignore[arg-type]
+    await acks.drain()
+    assert live.acks == [(1, True)]
