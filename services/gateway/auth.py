@@ -20,32 +20,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from fastapi import Request
-from prometheus_client import Counter
 
 from services.gateway.errors import ApiError
+from services.gateway.metrics import AUTH_REFUSED, KEY_RESOLUTIONS, KEYS_REVOKED
+from services.gateway.settings import Settings
 from shared.contracts import KeyInfo, KeyResolution, KeyRevoked, ResolveKey, api_key_hash
 from shared.rpc import RpcClient
 from shared.topology import Topology
 from shared.worker import Worker
 
-if TYPE_CHECKING:  # the state imports this module: no import at run time
-    from services.gateway.state import GatewayState
-
 log = logging.getLogger(__name__)
-
-KEY_RESOLUTIONS = Counter(
-    "llmcache_gateway_key_resolutions_total",
-    "API key look-ups by where the answer came from (cache, tenants, stale) and result (valid, invalid, unavailable).",
-    ["source", "result"],
-)
-AUTH_REFUSED = Counter(
-    "llmcache_gateway_auth_throttled_total",
-    "Requests refused (429) because their client address sent too many unknown keys lately.",
-)
-KEYS_REVOKED = Counter("llmcache_gateway_key_revocations_total", "KeyRevoked notices this process acted on.")
 
 Fetch = Callable[[str], Coroutine[Any, Any, KeyInfo | None]]
 
@@ -402,9 +389,19 @@ def is_admin_key(request: Request) -> bool:
     return bool(admin_key) and token is not None and hmac.compare_digest(token.encode(), admin_key.encode())
 
 
+class AdminHost(Protocol):
+    """What the admin check needs of the gateway's state (GatewayState has it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def auth(self) -> KeyAuthenticator: ...
+
+
 async def require_admin(request: Request) -> Principal:
     """FastAPI dependency of every admin endpoint: the admin key from settings, or 401/403."""
-    state: GatewayState = request.app.state.gateway
+    state: AdminHost = request.app.state.gateway
     token = bearer_token(request)
     if not state.settings.admin_api_key.get_secret_value():
         raise ApiError(403, "The admin API is disabled: set ADMIN_API_KEY.", code="admin_disabled")

@@ -26,29 +26,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as redis
-from prometheus_client import Counter
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from services.gateway.auth import Principal
 from services.gateway.errors import ApiError
+from services.gateway.metrics import LIMITS_UNAVAILABLE, RATE_LIMITED
 
 log = logging.getLogger(__name__)
-
-RATE_LIMITED = Counter(
-    "llmcache_gateway_rate_limited_total",
-    "Requests refused with 429, by the limit they hit (rpm, tokens_per_day, in_flight).",
-    ["limit"],
-)
-LIMITS_UNAVAILABLE = Counter(
-    "llmcache_gateway_limits_unavailable_total",
-    "Limit checks or token records skipped because Redis failed (the request went on: fail open).",
-    ["operation"],
-)
-LIMIT_OPERATIONS = ("admit", "check_tokens", "record_tokens")
-for _operation in LIMIT_OPERATIONS:  # at 0 from the start: a panel reads 0, not "no data"
-    LIMITS_UNAVAILABLE.labels(_operation)
 
 DAY_SECONDS = 86_400
 # Day counters outlive their day by a day, so a clock a little behind still finds its counter.

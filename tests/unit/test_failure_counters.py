@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 from services.cache_worker.metrics import DEGRADED_LABELS
-from services.gateway.limits import LIMIT_OPERATIONS
+from services.gateway.metrics import LIMIT_OPERATIONS
 from services.llm_worker.metrics import PUBLISHED_EVENTS
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
