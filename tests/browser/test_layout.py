@@ -48,7 +48,8 @@ def test_every_page_fits_a_phone(page, stack: Stack, stored) -> None:  # type: i
 def test_a_keyboard_is_enough(page, stack: Stack, stored) -> None:  # type: ignore[no-untyped-def]
     traffic = make_traffic(stack, stored)
     page.goto("/dashboard/")
-    # The key field has the focus: type, Enter.
+    # The key field has the focus (once the page has rendered: typing before would lose keys): type, Enter.
+    expect(page.get_by_label("API key")).to_be_focused()
     page.keyboard.type(traffic.key)
     page.keyboard.press("Enter")
     page.get_by_role("navigation", name="Pages").wait_for()
