@@ -9,8 +9,9 @@ status, type and code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import pydantic
 from pydantic import BaseModel
 
 from services.gateway.errors import ApiError
@@ -18,6 +19,17 @@ from services.gateway.state import GatewayState
 from shared.rpc import RemoteError, RpcTimeout
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
+RequestT = TypeVar("RequestT", bound=BaseModel)
+
+
+def build_request(contract: type[RequestT], **fields: Any) -> RequestT:
+    """A service request from caller input, or 400 naming the field that is wrong."""
+    try:
+        return contract(**fields)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise ApiError(400, f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value") from exc
 
 
 async def call_service(

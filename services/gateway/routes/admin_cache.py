@@ -13,9 +13,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.gateway.auth import Principal, require_admin
+from services.gateway.routes.cache import ask_cache, json_response
 from services.gateway.routes.stats import epoch_of
-from services.gateway.service_calls import call_service
-from services.gateway.state import GatewayState
 from shared.contracts import (
     CacheAdminRequest,
     DeleteEntry,
@@ -45,9 +44,7 @@ class InvalidateNear(BaseModel):
 
 
 async def _ask(request: Request, message: CacheAdminRequest, result_type: type[ResultT]) -> Response:
-    state: GatewayState = request.app.state.gateway
-    result = await call_service(state, state.topology.cache_admin, message, result_type, "cache worker")
-    return Response(result.model_dump_json(exclude={"v", "kind"}), media_type="application/json")
+    return json_response(await ask_cache(request, message, result_type))
 
 
 @router.get("/entries")

@@ -9,14 +9,12 @@ from __future__ import annotations
 from typing import Annotated, Any, TypeVar
 
 import orjson
-import pydantic
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from services.gateway.auth import require_admin
-from services.gateway.errors import ApiError
-from services.gateway.service_calls import call_service
+from services.gateway.service_calls import build_request, call_service
 from services.gateway.state import GatewayState
 from shared.contracts import (
     CreateKey,
@@ -37,7 +35,6 @@ from shared.contracts import (
 router = APIRouter(prefix="/api/v1/admin", tags=["admin: tenants and keys"], dependencies=[Depends(require_admin)])
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
-ContractT = TypeVar("ContractT", bound=BaseModel)
 
 
 class NewTenant(BaseModel):
@@ -63,7 +60,7 @@ class NewKey(BaseModel):
 @router.post("/tenants", status_code=201)
 async def create_tenant(request: Request, body: NewTenant) -> Response:
     """Create a tenant (409 if it exists)."""
-    result = await _ask(request, _build(CreateTenant, name=body.name), TenantCreated)
+    result = await _ask(request, build_request(CreateTenant, name=body.name), TenantCreated)
     return _json(_tenant(result.tenant), 201)
 
 
@@ -77,7 +74,7 @@ async def list_tenants(request: Request) -> Response:
 @router.post("/keys", status_code=201)
 async def create_key(request: Request, body: NewKey) -> Response:
     """Create an API key; the answer carries the key itself (`key`) this once: only its hash is kept."""
-    message = _build(CreateKey, **body.model_dump())
+    message = build_request(CreateKey, **body.model_dump())
     result = await _ask(request, message, KeyCreated)
     return _json({**_key(result.key), "key": result.api_key}, 201)
 
@@ -87,25 +84,15 @@ async def list_keys(
     request: Request, tenant: Annotated[str | None, Query(description="Only this tenant's keys.")] = None
 ) -> Response:
     """Keys, newest first, revoked ones included; never the keys themselves nor their hashes."""
-    result = await _ask(request, _build(ListKeys, tenant=tenant), KeyList)
+    result = await _ask(request, build_request(ListKeys, tenant=tenant), KeyList)
     return _json({"object": "list", "data": [_key(key) for key in result.items]})
 
 
 @router.delete("/keys/{key_id}")
 async def revoke_key(request: Request, key_id: str) -> Response:
     """Revoke a key: refused by every gateway within moments (idempotent)."""
-    result = await _ask(request, _build(RevokeKey, key_id=key_id), KeyRevocation)
+    result = await _ask(request, build_request(RevokeKey, key_id=key_id), KeyRevocation)
     return _json(_key(result.key))
-
-
-def _build(contract: type[ContractT], **fields: Any) -> ContractT:
-    """The RPC request, or 400 naming the field that is wrong."""
-    try:
-        return contract(**fields)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        raise ApiError(400, f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value") from exc
 
 
 async def _ask(request: Request, message: TenantsRequest, result_type: type[ResultT]) -> ResultT:

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-import pydantic
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.gateway.auth import Principal
 from services.gateway.errors import ApiError
 from services.gateway.routes.stats import admin_or_tenant, epoch_of
-from services.gateway.service_calls import call_service
+from services.gateway.service_calls import build_request, call_service
 from services.gateway.state import GatewayState
 from shared.contracts import (
     CacheAdminRequest,
@@ -53,7 +52,6 @@ TenantParam = Annotated[
     str | None, Query(min_length=1, max_length=128, description="Admin key only: the tenant to act on.")
 ]
 ResultT = TypeVar("ResultT", bound=BaseModel)
-ContractT = TypeVar("ContractT", bound=BaseModel)
 
 # Below this, "near" is not near: flushing a namespace says what it does.
 MIN_NEAR_SIMILARITY = 0.5
@@ -74,16 +72,6 @@ def own_tenant(principal: Principal, requested: str | None) -> str:
     if requested is not None and requested != principal.tenant:
         raise ApiError(403, "This key may only act on its own tenant.", code="tenant_forbidden", param="tenant")
     return principal.tenant
-
-
-def build(contract: type[ContractT], **fields: Any) -> ContractT:
-    """An RPC request from caller input, or 400 naming the field that is wrong."""
-    try:
-        return contract(**fields)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        raise ApiError(400, f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value") from exc
 
 
 async def ask_cache(request: Request, message: CacheAdminRequest, result_type: type[ResultT]) -> ResultT:
@@ -126,14 +114,14 @@ async def list_entries(
 @router.get("/entries/{entry}")
 async def show_entry(request: Request, principal: Caller, entry: str, tenant: TenantParam = None) -> Response:
     """One entry by id or key (`X-Cache-Key`): prompt, model, created, expires, hits, last hit, the answer."""
-    message = build(GetEntry, tenant=own_tenant(principal, tenant), entry=entry)
+    message = build_request(GetEntry, tenant=own_tenant(principal, tenant), entry=entry)
     return json_response(await ask_cache(request, message, EntryFound))
 
 
 @router.delete("/entries/{entry}")
 async def delete_entry(request: Request, principal: Caller, entry: str, tenant: TenantParam = None) -> Response:
     """Delete one entry (from Redis and PostgreSQL): it is not served again."""
-    message = build(DeleteEntry, tenant=own_tenant(principal, tenant), entry=entry)
+    message = build_request(DeleteEntry, tenant=own_tenant(principal, tenant), entry=entry)
     result = await ask_cache(request, message, EntriesDeleted)
     if not result.deleted:
         raise ApiError(404, "No such cache entry.", code="entry_not_found")
@@ -149,7 +137,7 @@ async def entry_hits(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
     """The questions this entry answered by semantic hits (kept `FEEDBACK_WINDOW_SECONDS`), each reportable."""
-    message = build(ListServedPairs, tenant=own_tenant(principal, tenant), entry=entry, limit=limit)
+    message = build_request(ListServedPairs, tenant=own_tenant(principal, tenant), entry=entry, limit=limit)
     return json_response(await ask_cache(request, message, ServedPairList))
 
 
@@ -171,7 +159,7 @@ class InvalidateNear(BaseModel):
 async def invalidate_near(request: Request, principal: Caller, body: InvalidateNear) -> Response:
     """Entries whose prompt is at least `min_similarity` similar to `prompt`: listed with their similarity
     (`dry_run`), or deleted (only `entry_ids`, when given: the ones a preview showed)."""
-    message = build(
+    message = build_request(
         DeleteNear,
         tenant=own_tenant(principal, body.tenant),
         prompt=body.prompt,
@@ -224,7 +212,7 @@ async def report_wrong_hit(request: Request, principal: Caller, body: WrongHitRe
         raise ApiError(
             400, "With 'cache_key', give the question: 'prompt' or 'messages' (one of them).", param="prompt"
         )
-    message = build(
+    message = build_request(
         ReportWrongHit,
         tenant=own_tenant(principal, body.tenant),
         request_id=body.request_id,
