@@ -170,6 +170,7 @@ def partition_key(
     embedding_model: str,
     conversation_match: ConversationMatch = "exact",
     protocol: str = "openai",
+    history: Conversation | None = None,
 ) -> str:
     """SHA-256 (hex) of everything that must be equal for a semantic hit.
 
@@ -178,10 +179,12 @@ def partition_key(
     another question for alice than for bob); for conversations, what must be equal in the earlier
     turns (`Conversation.match_key`). The last user message's wording is compared by embedding and
     the hit verifier instead, and so are the user's earlier turns under the reworded match.
+    `history` is `conversation(body)` when the caller has it already.
     """
     request = answer_affecting(body)
     messages = request.pop("messages", [])
-    history = conversation(body)
+    if history is None:
+        history = conversation(body)
     material = {
         "tenant": tenant,
         "namespace": namespace,

@@ -255,7 +255,13 @@ class Lookup:
         vector = vectors[0]
         match = self._policy.conversation_match
         partition = keys.partition_key(
-            request.tenant, controls.namespace, request.body, embedding_model, match, protocol=request.protocol
+            request.tenant,
+            controls.namespace,
+            request.body,
+            embedding_model,
+            match,
+            protocol=request.protocol,
+            history=history,
         )
         context = context.model_copy(
             update={

@@ -34,6 +34,7 @@ _WORD = re.compile(r"[a-z]+")
 # Counts written as words are numbers too ("two nights" is "2 nights"). "One" is a count as often as a
 # pronoun ("which one", "one of"): it is kept apart (ONE) and stands for a 1 only where the other prompt
 # has one ("by one day" / "by 1 day"). Ordinals ("first time") are left to the model.
+ONE = "one"
 NUMBER_WORDS = {
     "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
     "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15",
@@ -60,9 +61,6 @@ def numbers(text: str) -> Counter[str]:
         elif word == "one":
             found[ONE] += 1
     return found
-
-
-ONE = "one"
 
 
 def numbers_agree(a: Counter[str], b: Counter[str]) -> bool:
