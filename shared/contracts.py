@@ -782,7 +782,10 @@ KEY_HASH_PATTERN = r"^[0-9a-f]{64}$"
 KEY_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 INT4_MAX = 2**31 - 1  # the limits are PostgreSQL `integer` columns
 
-ModelName = Annotated[str, Field(min_length=1, max_length=256)]
+# Text the tenants database keeps: PostgreSQL's text holds any character but NUL (a NUL is a 400 at the
+# edge, not a database error).
+NO_NUL = r"^[^\x00]*$"
+ModelName = Annotated[str, Field(min_length=1, max_length=256, pattern=NO_NUL)]
 
 
 def api_key_hash(key: str) -> str:
@@ -812,7 +815,7 @@ class CreateKey(Contract):
 
     type: Literal["create_key"] = "create_key"
     tenant: str = Field(pattern=TENANT_NAME_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     rpm_limit: int | None = Field(default=None, ge=1, le=INT4_MAX)
     tokens_per_day: int | None = Field(default=None, ge=1, le=INT4_MAX)
     allowed_models: list[ModelName] | None = Field(default=None, min_length=1, max_length=1000)

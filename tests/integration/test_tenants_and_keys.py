@@ -457,6 +457,10 @@ async def test_admin_api_keys_limits_and_revocation_on_every_replica(
             "/api/v1/admin/keys", json={"tenant": name, "name": "x", "rpm_limit": 0}, headers=admin
         )
         assert bad_limit.status_code == 400 and bad_limit.json()["error"]["param"] == "rpm_limit"
+        # A NUL byte PostgreSQL cannot store is the caller's mistake (400), not the database's (it was a 503).
+        for field, value in (("allowed_models", ["\x00"]), ("name", "a\x00b")):
+            nul = await one.post("/api/v1/admin/keys", json={"tenant": name, "name": "x", field: value}, headers=admin)
+            assert nul.status_code == 400 and nul.json()["error"]["param"].startswith(field), nul.text
 
         listed = await one.get("/api/v1/admin/keys", params={"tenant": name}, headers=admin)
         assert listed.status_code == 200
