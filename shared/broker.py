@@ -13,6 +13,8 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aiormq import spec
 
+from shared.tracing import trace_headers
+
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
@@ -88,6 +90,7 @@ async def publish_transient(
         correlation_id=correlation_id,
         reply_to=reply_to,
         expiration=None if expiration_seconds is None else str(max(int(expiration_seconds * 1000), 1)),
+        headers=trace_headers(),  # below aio-pika, so its instrumentation can't add them: the trace goes on
     )
     await underlay.basic_publish(
         body, exchange=exchange, routing_key=routing_key, properties=properties, mandatory=False, wait=False

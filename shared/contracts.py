@@ -350,6 +350,9 @@ class UsageEvent(Contract):
     # Semantic hits: the served entry's similarity; misses: the nearest candidate's (refused).
     similarity: float | None = None
     refusals: list[str] = Field(default_factory=list)  # refused semantic candidates, by reason
+    # The request's W3C trace context (traceparent, tracestate), when it is traced: a batch carries the
+    # events of many requests, and each one's `usage.write` span belongs to its own request's trace.
+    trace_context: dict[str, str] | None = None
 
 
 class UsageEventBatch(Contract):

@@ -33,6 +33,11 @@ class BaseServiceSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # 0: no separate metrics endpoint (the gateway serves /metrics itself)
     shutdown_grace_seconds: float = 10.0
+    # Tracing (shared/tracing.py): off unless an OTLP/HTTP endpoint is set, e.g. http://otel-collector:4318.
+    otel_exporter_otlp_endpoint: str = ""
+    otel_traces_sampler_arg: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Share of requests traced (decided at the gateway)."
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> BaseServiceSettings:

@@ -13,14 +13,22 @@ import psycopg
 import pytest
 import redis
 
+from tests.integration.otlp import TraceReceiver, trace_receiver
 from tests.integration.stack import SERVICES, Stack, build_stack, dependencies
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def traces() -> Iterator[tuple[TraceReceiver, str]]:
+    """Where the stack's services export their spans (the whole suite runs with tracing on)."""
+    with trace_receiver() as receiver_and_endpoint:
+        yield receiver_and_endpoint
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, traces: tuple[TraceReceiver, str]) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack")
     with dependencies(tmp) as urls:
-        system = build_stack(urls, tmp)
+        system = build_stack(urls, tmp, traces_endpoint=traces[1])
         try:
             for name in SERVICES:
                 system.start(name)

@@ -15,6 +15,7 @@ from typing import Any
 OUT = Path(__file__).parent / "dashboards" / "llm-cache-proxy.json"
 PROM = {"type": "prometheus", "uid": "prometheus"}
 PG = {"type": "grafana-postgresql-datasource", "uid": "llmcache-postgres"}
+JAEGER = {"type": "jaeger", "uid": "jaeger"}
 RATE = "$__rate_interval"
 # The queues of the default BROKER_PREFIX (shared/topology.py), as a PromQL regex.
 QUEUE_NAMES = (
@@ -91,6 +92,19 @@ def percentiles(metric: str, by: str, legend: str) -> list[dict[str, Any]]:
 
 def sql(query: str, fmt: str = "time_series") -> dict[str, Any]:
     return {"datasource": PG, "rawSql": query, "format": fmt, "rawQuery": True, "editorMode": "code"}
+
+
+def traces(title: str, tags: str, description: str) -> dict[str, Any]:
+    """A table of the gateway's traces (Jaeger search); each trace id opens the request's waterfall."""
+    target = {
+        "datasource": JAEGER,
+        "refId": "A",
+        "queryType": "search",
+        "service": "llmcache-gateway",
+        "tags": tags,
+        "limit": 20,
+    }
+    return {"type": "table", "title": title, "description": description, "datasource": JAEGER, "targets": [target]}
 
 
 def build() -> dict[str, Any]:
@@ -371,6 +385,25 @@ def build() -> dict[str, Any]:
         w=8,
     )
 
+    lay.row("Traces (Jaeger)")
+    lay.panel(
+        traces(
+            "Trace of one request (paste its X-Request-Id above)",
+            'llmcache.request_id="$request_id"',
+            "Every answer carries X-Request-Id; its trace shows the request's time in each service and stage: "
+            "cache.lookup, embed, vector.search, verify, upstream.call, cache.store, usage.write.",
+        ),
+        w=12,
+    )
+    lay.panel(
+        traces(
+            "Recent traces",
+            "",
+            "The latest requests through the gateway (OTEL_TRACES_SAMPLER_ARG sets the share traced).",
+        ),
+        w=12,
+    )
+
     return {
         "uid": "llm-cache-proxy",
         "title": "LLM Cache Proxy",
@@ -381,7 +414,9 @@ def build() -> dict[str, Any]:
         "editable": True,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": []},
+        "templating": {
+            "list": [{"type": "textbox", "name": "request_id", "label": "X-Request-Id", "query": "", "current": {}}]
+        },
         "annotations": {"list": []},
         "panels": lay.panels,
     }

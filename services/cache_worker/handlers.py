@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from aio_pika.abc import AbstractIncomingMessage
+from opentelemetry.trace import Span
 
 from services.cache_worker import keys
 from services.cache_worker.admin import AdminAnswer, CacheAdmin
@@ -47,6 +48,7 @@ from shared.contracts import (
 )
 from shared.pricing import PriceBook
 from shared.rpc import reply
+from shared.tracing import set_attributes, stage
 from shared.usage import usage_event_id
 from shared.worker import Retryable, Worker, publish_confirmed
 
@@ -85,22 +87,35 @@ class CacheHandlers:
         if time.time() > request.deadline:
             EXPIRED.inc()
             return
+        model = str(request.body.get("model"))
+        with stage("cache.lookup", request_id=request.request_id, tenant=request.tenant, model=model) as span:
+            await self._look_up(message, request, span)
+
+    async def _look_up(
+        self, message: AbstractIncomingMessage, request: CompletionRequest | EmbeddingsRequest, span: Span
+    ) -> None:
+        """Answer a hit, note a follower of a flight, or send the miss on (its trace goes on from `span`)."""
         forwarded: CompletionRequest | EmbeddingsRequest
         cached: EmbeddingsCached | None = None
         if isinstance(request, EmbeddingsRequest):
             found = await self._embeddings.lookup(request)
             if isinstance(found, EmbeddingsHit):
+                set_attributes(span, result="HIT", match="exact")
                 await self._answer_embeddings_hit(message, request, found)
                 return
+            set_attributes(span, result="MISS")
             forwarded = found.forward
             cached = EmbeddingsCached(cached=found.cached) if found.cached else None
         else:
             outcome = await self._lookup.run(request, _route_of(message))
             if isinstance(outcome, Hit):
+                set_attributes(span, result="HIT", match=outcome.match, similarity=outcome.similarity)
                 await self._answer_hit(_route_of(message), request, outcome)
                 return
             if isinstance(outcome, Following):
+                set_attributes(span, result="WAITING")
                 return  # noted with the flight: answered when its leader's answer is (acked now)
+            set_attributes(span, result=outcome.lookup.status)
             forwarded = request.model_copy(update={"lookup": outcome.lookup})
             if outcome.lookup.flight_leader:
                 await self._forward_leader(forwarded, _route_of(message))
@@ -280,7 +295,8 @@ class CacheHandlers:
     async def on_store_event(self, message: AbstractIncomingMessage) -> None:
         event = STORE_EVENT_ADAPTER.validate_json(message.body)
         if isinstance(event, CompletionGenerated):
-            await self._storer.store(event, self.answer_waiters)
+            with stage("cache.store", request_id=event.flight_id, tenant=event.tenant, model=event.model):
+                await self._storer.store(event, self.answer_waiters)
         elif isinstance(event, EmbeddingsGenerated):
             await self._embeddings.store(event)
             await self._storer.enforce_cap(event.tenant)

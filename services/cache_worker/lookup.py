@@ -30,6 +30,7 @@ from services.cache_worker.metrics import (
 )
 from services.cache_worker.verifier import HitVerifier, PromptPair, ThresholdVerifier, Verdict
 from shared.contracts import CompletionRequest, LookupContext
+from shared.tracing import set_attributes, stage
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,9 @@ async def choose_candidate(
         return Choice(None, refusals)
     started = time.perf_counter()
     try:
-        verdicts = await verifier.verify(pairs)
+        with stage("verify", candidates=len(spans)) as span:
+            verdicts = await verifier.verify(pairs)
+            set_attributes(span, accepted=any(verdicts[start].accept for _, start, _ in spans))
     except Exception:
         # A broken check refuses (a miss), never fails the request.
         log.exception("the hit verifier failed; refusing the candidates")
@@ -278,9 +281,11 @@ class Lookup:
 
         started = time.perf_counter()
         try:
-            candidates = await self._entries.nearest(
-                partition, vector, controls.max_age_seconds, limit=self._policy.candidates
-            )
+            with stage("vector.search") as span:
+                candidates = await self._entries.nearest(
+                    partition, vector, controls.max_age_seconds, limit=self._policy.candidates
+                )
+                set_attributes(span, candidates=len(candidates))
         except Exception as exc:
             log.warning("vector search failed, going on without Postgres: %s", exc)
             DEGRADED.labels("postgres", "lookup").inc()

@@ -33,6 +33,7 @@ from shared.contracts import EmbedRequest, EmbedResult
 from shared.db import open_service_pool, ping
 from shared.logs import setup_logging
 from shared.pricing import PriceBook
+from shared.tracing import setup_tracing
 from shared.worker import Worker, run
 
 log = logging.getLogger("cache_worker")
@@ -41,6 +42,7 @@ log = logging.getLogger("cache_worker")
 async def main() -> None:
     settings = Settings()
     setup_logging("cache_worker", settings.log_level)
+    setup_tracing("cache_worker", settings)
     worker = Worker("cache_worker", settings)
     redis_client = redis.from_url(
         settings.redis_url.get_secret_value(),

@@ -21,6 +21,7 @@ import orjson
 import pydantic
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from opentelemetry import trace
 from starlette.types import Receive, Scope, Send
 
 from services.gateway import anthropic_sse, sse
@@ -43,6 +44,7 @@ from shared.contracts import (
     ErrorReply,
 )
 from shared.embeddings import with_cached
+from shared.tracing import set_attributes
 from shared.usage import estimated_tokens, texts_in, token_counts
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,8 @@ async def forward(
     stream = isinstance(work, CompletionRequest) and work.stream
     request_id = work.request_id
     line = RequestLine(state, request_id, work.tenant, str(work.body.get("model")))
+    # The request's server span (FastAPI's instrumentation): its id is how a response finds its trace.
+    set_attributes(trace.get_current_span(), request_id=request_id, tenant=work.tenant, model=line.model)
     replies = state.inbox.open(request_id)
     IN_FLIGHT.inc()
     keep_open = False
@@ -376,10 +380,12 @@ def cache_headers(cache: CacheInfo, request_id: str) -> dict[str, str]:
 
 
 def count(started: float, status: int, cache: str, stream: bool, line: RequestLine | None = None) -> None:
-    """Count an answer and its latency in the gateway's metrics, and write its log line."""
+    """Count an answer and its latency in the gateway's metrics, write its log line and mark its trace."""
     streamed = "true" if stream else "false"
     elapsed = time.perf_counter() - started
     REQUESTS.labels(f"{status // 100}xx", cache, streamed).inc()
     LATENCY.labels(cache, streamed).observe(elapsed)
     if line is not None:
         line.log(status, cache, stream, elapsed)
+        match = line.cache.match if line.cache is not None else None
+        set_attributes(trace.get_current_span(), result=cache, match=match)

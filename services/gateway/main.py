@@ -32,6 +32,7 @@ from services.gateway.routes import (
 from services.gateway.settings import Settings
 from services.gateway.state import GatewayState
 from shared.logs import setup_logging
+from shared.tracing import setup_tracing
 from shared.worker import Worker, freeze_startup_objects
 
 log = logging.getLogger("gateway")
@@ -95,12 +96,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cache.router)
     app.include_router(session.router)
     app.include_router(dashboard.router)
+    if settings.otel_exporter_otlp_endpoint:
+        # The server span of each request: the root of its trace (probes and scrapes are not traced).
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics,/healthz,/readyz,/livez")
     return app
 
 
 def main() -> None:
     settings = Settings()
     setup_logging("gateway", settings.log_level)
+    setup_tracing("gateway", settings)
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,

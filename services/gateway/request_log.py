@@ -1,5 +1,5 @@
 """The one log line of each request in the gateway's log: result, match, similarity, model, tenant,
-status, latency; never the prompt, the answer or a key (LOG_REQUESTS=false turns it off)."""
+status, latency, request id and trace id; never the prompt, the answer or a key (LOG_REQUESTS=false turns it off)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from typing import Any
+
+from opentelemetry import trace
 
 from shared.contracts import CacheInfo
 
@@ -60,4 +62,7 @@ class RequestLine:
         if stream:
             parts.append("stream=true")
         parts.append(f"id={self.request_id or '-'}")
+        traced = trace.get_current_span().get_span_context()
+        if traced.is_valid:  # the request's trace, when tracing is on and it was sampled
+            parts.append(f"trace={traced.trace_id:032x}")
         log.info(" ".join(parts))

@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 
 from services.llm_worker import anthropic_messages, completions, embeddings
@@ -49,6 +50,8 @@ from shared.contracts import (
 from shared.pricing import PriceBook
 from shared.rpc import reply
 from shared.topology import Topology
+from shared.tracing import set_attributes, stage
+from shared.usage import token_counts
 from shared.worker import publish_confirmed
 
 log = logging.getLogger(__name__)
@@ -129,10 +132,22 @@ class LlmRequestHandler:
         renewing = self._keep_flight(request)
         try:
             try:
-                if request.stream:
-                    completion, error = await self._stream(message, request, call, timeout, cancelled)
-                else:
-                    completion, error = await self._complete(message, request, call, timeout)
+                with stage(
+                    "upstream.call",
+                    request_id=request.request_id,
+                    tenant=request.tenant,
+                    model=str(request.body.get("model")),
+                    upstream=provider.label,
+                ) as span:
+                    if request.stream:
+                        completion, error = await self._stream(message, request, call, timeout, cancelled)
+                    else:
+                        completion, error = await self._complete(message, request, call, timeout)
+                    if completion is not None:
+                        tokens = token_counts(completion.get("usage"))
+                        set_attributes(span, input_tokens=tokens.prompt, output_tokens=tokens.completion)
+                    if error is not None:
+                        span.set_status(StatusCode.ERROR, error.type)
             finally:
                 self._cancelled.pop(request.request_id, None)
             await self._record(request, completion, error, provider)

@@ -15,6 +15,7 @@ from services.llm_worker.upstreams import Upstreams
 from shared.contracts import ModelsResult, RequestCancelled
 from shared.logs import setup_logging
 from shared.pricing import PriceBook
+from shared.tracing import setup_tracing
 from shared.worker import Worker, run
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ async def main() -> None:
     """Consume cache misses until SIGTERM/SIGINT."""
     settings = Settings()
     setup_logging("llm_worker", settings.log_level)
+    setup_tracing("llm_worker", settings)
     # openai 3.x sends through httpx2, which logs every request at INFO (setup_logging quiets only "httpx").
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     upstreams = Upstreams.from_configs(

@@ -15,6 +15,7 @@ from services.tenants.repository import ensure_schema
 from services.tenants.settings import Settings
 from shared.db import open_service_pool, ping
 from shared.logs import setup_logging
+from shared.tracing import setup_tracing
 from shared.worker import Worker, run
 
 SERVICE = "tenants"
@@ -26,6 +27,7 @@ async def main() -> None:
     """Start the tenants service and serve until SIGTERM/SIGINT, then drain and close."""
     settings = Settings()
     setup_logging(SERVICE, settings.log_level)
+    setup_tracing(SERVICE, settings)
     pool = await open_service_pool(settings, SERVICE, vector=False)
     try:
         await ensure_schema(pool)

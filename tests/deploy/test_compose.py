@@ -53,6 +53,17 @@ def test_compose_runs_the_whole_stack_with_monitoring() -> None:
         assert float(services[name]["stop_grace_period"].rstrip("s")) >= grace + 5, name
 
 
+def test_compose_traces_every_service_into_jaeger_and_grafana() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert services["jaeger"]["image"].startswith("jaegertracing/jaeger:2.")
+    for name in ("gateway", "cache_worker", "embedder", "llm_worker", "stats_consumer", "tenants"):
+        assert services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", name
+    sources = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/datasources.yml").read_text())["datasources"]
+    assert {"type": "jaeger", "url": "http://jaeger:16686"}.items() <= next(
+        source for source in sources if source["type"] == "jaeger"
+    ).items()
+
+
 def test_the_images_run_as_non_root_with_a_healthcheck() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     stages = dockerfile.split("\nFROM ")[1:]  # [0] is the header comment

@@ -201,8 +201,9 @@ ANTHROPIC_KEY = "sk-ant-stack-test-key"
 LOCAL_KEY = "local-stack-test-key"
 
 
-def build_stack(urls: dict[str, str], log_dir: Path) -> Stack:
-    """A not-yet-started stack for one isolated test run (its own prefixes and ports)."""
+def build_stack(urls: dict[str, str], log_dir: Path, traces_endpoint: str | None = None) -> Stack:
+    """A not-yet-started stack for one isolated test run (its own prefixes and ports); its services export
+    their spans to `traces_endpoint` when one is given."""
     run_id = uuid.uuid4().hex[:8]
     gateway_port, mock_port = free_port(), free_port()
     routes = log_dir / "upstreams.yaml"
@@ -234,6 +235,9 @@ def build_stack(urls: dict[str, str], log_dir: Path) -> Stack:
             "KEY_CACHE_MAX_ENTRIES": "500",  # small enough for a test to spray past it
         }
     )
+    if traces_endpoint is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = traces_endpoint
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "100"  # the SDK's batch export interval (ms): spans arrive quickly
     return Stack(
         base_url=f"http://127.0.0.1:{gateway_port}",
         mock_url=f"http://127.0.0.1:{mock_port}",
