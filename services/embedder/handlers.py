@@ -8,11 +8,12 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import ValidationError
 
-from services.embedder.batching import MicroBatcher
+from services.embedder.batching import EmbedBatcher
 from services.embedder.metrics import REQUESTS
 from services.embedder.providers.base import EmbeddingProvider
 from shared.contracts import EmbedRequest, EmbedResult, ErrorInfo, ErrorReply
 from shared.rpc import reply
+from shared.tracing import stage
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 class EmbedHandler:
     """Answers one embed request; the Worker acks the message once this returns."""
 
-    def __init__(self, batcher: MicroBatcher, provider: EmbeddingProvider, reply_channel: AbstractChannel) -> None:
+    def __init__(self, batcher: EmbedBatcher, provider: EmbeddingProvider, reply_channel: AbstractChannel) -> None:
         self._batcher = batcher
         self._provider = provider
         self._reply_channel = reply_channel
@@ -34,7 +35,8 @@ class EmbedHandler:
         limit = self._provider.max_input_chars
         texts = [text[:limit] for text in request.texts]
         try:
-            vectors = await self._batcher.embed(texts)
+            with stage("embed", texts=len(texts), model=self._provider.model):
+                vectors = await self._batcher.submit_many(texts)
         except Exception as exc:
             # The provider is down or refused the batch: tell the caller now (it falls back to an
             # exact-only lookup) rather than retrying a request whose caller has a deadline.

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 
-from services.embedder.batching import MicroBatcher
+from services.embedder.batching import embed_batcher
 from services.embedder.handlers import EmbedHandler
 from services.embedder.providers import make_provider
 from services.embedder.settings import Settings
 from shared.logs import setup_logging
+from shared.tracing import setup_tracing
 from shared.worker import Worker, run
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,9 @@ async def main() -> None:
     """Wire the provider, the batcher and the worker together; shut down in reverse order."""
     settings = Settings()
     setup_logging("embedder", settings.log_level)
+    setup_tracing("embedder", settings)
     provider = make_provider(settings)
-    batcher = MicroBatcher(provider, max_size=settings.batch_max_size)
+    batcher = embed_batcher(provider, max_size=settings.batch_max_size)
     worker = Worker("embedder", settings)
 
     async def health_checks() -> dict[str, bool]:

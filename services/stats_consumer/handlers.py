@@ -14,7 +14,7 @@ import psycopg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from psycopg_pool import AsyncConnectionPool
 
-from services.stats_consumer.batching import BatchWriteError, EventBatcher
+from services.stats_consumer.batching import UsageBatcher
 from services.stats_consumer.cursor import InvalidCursor
 from services.stats_consumer.metrics import EVENTS_DROPPED
 from services.stats_consumer.queries import InvalidQuery, query_stats, query_usage
@@ -31,12 +31,13 @@ from shared.contracts import (
     UsagePage,
 )
 from shared.rpc import reply
+from shared.tracing import set_attributes, stage
 from shared.worker import Handler, Retryable
 
 log = logging.getLogger(__name__)
 
 
-def usage_handler(batcher: EventBatcher[UsageEvent]) -> Handler:
+def usage_handler(batcher: UsageBatcher) -> Handler:
     """Handle a UsageEvent or a UsageEventBatch: returns (and so acks) only once its events are committed."""
 
     async def handle(message: AbstractIncomingMessage) -> None:
@@ -48,13 +49,21 @@ def usage_handler(batcher: EventBatcher[UsageEvent]) -> Handler:
             usage_row(decoded)
             events = [decoded]
         try:
-            await asyncio.gather(*(batcher.add(event) for event in events))
-        except BatchWriteError as exc:
-            # The database is down or failing: the events wait for it (durable, never dead-lettered);
-            # inserts are idempotent, so the ones already written are not counted twice.
-            raise Retryable(f"writing usage events failed ({type(exc.__cause__).__name__})") from exc
+            await asyncio.gather(*(write(batcher, event) for event in events))
+        except Exception as exc:
+            # Their batch was not written (the database is down or failing, or the consumer is stopping):
+            # the events wait for it (durable, never dead-lettered); inserts are idempotent, so the ones
+            # already written are not counted twice.
+            raise Retryable(f"writing usage events failed ({type(exc).__name__})") from exc
 
     return handle
+
+
+async def write(batcher: UsageBatcher, event: UsageEvent) -> None:
+    """Write one event with its batch, in a span of its request's trace (an event of a batch names its own)."""
+    with stage("usage.write", event.trace_context, request_id=event.request_id, tenant=event.tenant) as span:
+        set_attributes(span, result=event.result, model=event.model)
+        await batcher.submit(event)
 
 
 def storable(events: list[UsageEvent]) -> list[UsageEvent]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import functools
 import logging
 
-from services.stats_consumer.batching import EventBatcher
+from services.stats_consumer.batching import usage_batcher
 from services.stats_consumer.handlers import stats_handler, usage_handler
 from services.stats_consumer.repository import ensure_schema, insert_events
 from services.stats_consumer.settings import Settings
-from shared.contracts import UsageEvent
 from shared.db import open_service_pool, ping
 from shared.logs import setup_logging
+from shared.tracing import setup_tracing
 from shared.worker import Worker, run
 
 SERVICE = "stats_consumer"
@@ -28,10 +28,11 @@ async def main() -> None:
     """Start the stats consumer and serve until SIGTERM/SIGINT, then drain and close."""
     settings = Settings()
     setup_logging(SERVICE, settings.log_level)
+    setup_tracing(SERVICE, settings)
     pool = await open_service_pool(settings, SERVICE, vector=False)
     try:
         await ensure_schema(pool)
-        batcher: EventBatcher[UsageEvent] = EventBatcher(
+        batcher = usage_batcher(
             functools.partial(insert_events, pool),
             max_size=settings.stats_batch_max_size,
             max_wait=settings.stats_batch_max_wait_ms / 1000,

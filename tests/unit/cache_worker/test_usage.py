@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from services.cache_worker.usage import UsagePublisher, UsagePublisherClosed
+from services.cache_worker.usage import UsagePublisher
+from shared.batching import BatcherClosed
 from shared.contracts import UsageEvent, UsageEventBatch
 
 
@@ -84,7 +85,7 @@ async def test_a_cancelled_caller_does_not_cancel_its_batch() -> None:
 async def test_publish_after_close_is_refused() -> None:
     publisher = UsagePublisher(SlowBroker(delay=0).publish, linger_seconds=0)
     await publisher.close()
-    with pytest.raises(UsagePublisherClosed):
+    with pytest.raises(BatcherClosed):
         await publisher.publish(event(1))
 
 

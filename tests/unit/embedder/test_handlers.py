@@ -9,7 +9,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from services.embedder.batching import MicroBatcher
+from services.embedder.batching import embed_batcher
 from services.embedder.handlers import EmbedHandler
 from shared.contracts import EmbedRequest, EmbedResult
 from tests.unit.embedder.fakes import FakeProvider, vector_of
@@ -38,7 +38,7 @@ class FakeChannel(ReplyChannel):
 
 def handler_with(provider: FakeProvider) -> tuple[EmbedHandler, FakeChannel]:
     channel = FakeChannel()
-    batcher = MicroBatcher(provider, max_size=8)
+    batcher = embed_batcher(provider, max_size=8)
     return EmbedHandler(batcher, provider, channel), channel  # type: ignore[arg-type]
 
 

@@ -28,7 +28,7 @@ class FakeBatcher:
     def __init__(self) -> None:
         self.added: list[UsageEvent] = []
 
-    async def add(self, event: UsageEvent) -> None:
+    async def submit(self, event: UsageEvent) -> None:
         self.added.append(event)
 
 
