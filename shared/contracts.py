@@ -180,7 +180,7 @@ class ErrorInfo(BaseModel):
 class CompletionReply(Contract):
     """A whole chat completion (a hit, or a non-streamed miss)."""
 
-    kind: Literal["completion"] = "completion"
+    type: Literal["completion"] = "completion"
     cache: CacheInfo
     completion: dict[str, Any]
 
@@ -188,7 +188,7 @@ class CompletionReply(Contract):
 class ChunkReply(Contract):
     """One chunk of a streamed miss, in OpenAI's chat.completion.chunk format; the first carries `cache`."""
 
-    kind: Literal["chunk"] = "chunk"
+    type: Literal["chunk"] = "chunk"
     seq: int
     cache: CacheInfo | None = None
     chunk: dict[str, Any]
@@ -197,7 +197,7 @@ class ChunkReply(Contract):
 class EndReply(Contract):
     """The end of a streamed reply."""
 
-    kind: Literal["end"] = "end"
+    type: Literal["end"] = "end"
     seq: int
     usage: dict[str, Any] | None = None  # the upstream's token usage, for per-key token limits
 
@@ -205,7 +205,7 @@ class EndReply(Contract):
 class ErrorReply(Contract):
     """A failure, as data."""
 
-    kind: Literal["error"] = "error"
+    type: Literal["error"] = "error"
     error: ErrorInfo
     cache: CacheInfo | None = None  # an upstream's error: the request's X-Cache* headers (a miss or a bypass)
 
@@ -214,11 +214,11 @@ class EmbeddingsCached(Contract):
     """The cached vectors of a partly cached embeddings request, from the cache worker; the LLM worker's
     reply has the others, and the gateway answers with both."""
 
-    kind: Literal["embeddings_cached"] = "embeddings_cached"
+    type: Literal["embeddings_cached"] = "embeddings_cached"
     cached: list[CachedEmbedding] = Field(min_length=1)
 
 
-Reply = Annotated[CompletionReply | ChunkReply | EndReply | ErrorReply | EmbeddingsCached, Field(discriminator="kind")]
+Reply = Annotated[CompletionReply | ChunkReply | EndReply | ErrorReply | EmbeddingsCached, Field(discriminator="type")]
 
 
 REPLY_ADAPTER: TypeAdapter[Reply] = TypeAdapter(Reply)
@@ -237,7 +237,7 @@ class EmbedRequest(Contract):
 class EmbedResult(Contract):
     """Unit-length embeddings, one per text, in order."""
 
-    kind: Literal["embeddings"] = "embeddings"
+    type: Literal["embeddings"] = "embeddings"
     model: str
     dim: int
     vectors: list[list[float]]
@@ -396,7 +396,7 @@ class StatsQuery(Contract):
 class StatsResult(Contract):
     """Totals over the usage log."""
 
-    kind: Literal["stats"] = "stats"
+    type: Literal["stats"] = "stats"
     tenant: str | None
     requests: int
     hits: int
@@ -431,7 +431,7 @@ class HealthQuery(Contract):
 class HealthReport(Contract):
     """One service's answer to a HealthQuery."""
 
-    kind: Literal["health"] = "health"
+    type: Literal["health"] = "health"
     service: str
     ok: bool
     checks: dict[str, bool] = Field(default_factory=dict)
@@ -446,7 +446,7 @@ class ModelsQuery(Contract):
 class ModelsResult(Contract):
     """The upstream's model list, in OpenAI's format (`data` items)."""
 
-    kind: Literal["models"] = "models"
+    type: Literal["models"] = "models"
     data: list[dict[str, Any]]
 
 
@@ -586,7 +586,7 @@ class EntryDetail(EntrySummary):
 
 
 class EntryPage(Contract):
-    kind: Literal["entry_page"] = "entry_page"
+    type: Literal["entry_page"] = "entry_page"
     items: list[EntrySummary]
     total: int
     limit: int
@@ -594,12 +594,12 @@ class EntryPage(Contract):
 
 
 class EntryFound(Contract):
-    kind: Literal["entry"] = "entry"
+    type: Literal["entry"] = "entry"
     entry: EntryDetail
 
 
 class EntriesDeleted(Contract):
-    kind: Literal["deleted"] = "deleted"
+    type: Literal["deleted"] = "deleted"
     deleted: int
     keys: list[str] = Field(default_factory=list)
 
@@ -613,7 +613,7 @@ class NearEntry(EntrySummary):
 class NearEntries(Contract):
     """What DeleteNear with dry_run would delete, most similar first."""
 
-    kind: Literal["near_entries"] = "near_entries"
+    type: Literal["near_entries"] = "near_entries"
     items: list[NearEntry]
 
 
@@ -632,7 +632,7 @@ class ServedPair(BaseModel):
 
 
 class ServedPairList(Contract):
-    kind: Literal["served_pairs"] = "served_pairs"
+    type: Literal["served_pairs"] = "served_pairs"
     items: list[ServedPair]
 
 
@@ -654,13 +654,13 @@ class ReportedPair(BaseModel):
 
 
 class WrongHitReported(Contract):
-    kind: Literal["wrong_hit_reported"] = "wrong_hit_reported"
+    type: Literal["wrong_hit_reported"] = "wrong_hit_reported"
     pair: ReportedPair
     created: bool  # False: the pair had been reported before
 
 
 class ReportedPairList(Contract):
-    kind: Literal["reported_pairs"] = "reported_pairs"
+    type: Literal["reported_pairs"] = "reported_pairs"
     items: list[ReportedPair]
     total: int
 
@@ -764,7 +764,7 @@ class UsageRecord(BaseModel):
 class UsagePage(Contract):
     """A page of the usage log; pass `next_cursor` back for the next one (None: this is the last)."""
 
-    kind: Literal["usage_page"] = "usage_page"
+    type: Literal["usage_page"] = "usage_page"
     items: list[UsageRecord]
     next_cursor: str | None = None
 
@@ -884,39 +884,39 @@ class KeyInfo(BaseModel):
 
 
 class TenantCreated(Contract):
-    kind: Literal["tenant_created"] = "tenant_created"
+    type: Literal["tenant_created"] = "tenant_created"
     tenant: TenantInfo
 
 
 class TenantList(Contract):
-    kind: Literal["tenant_list"] = "tenant_list"
+    type: Literal["tenant_list"] = "tenant_list"
     items: list[TenantInfo]
 
 
 class KeyCreated(Contract):
     """A new key: the only message that ever carries the plain key."""
 
-    kind: Literal["key_created"] = "key_created"
+    type: Literal["key_created"] = "key_created"
     key: KeySummary
     api_key: str
 
 
 class KeyList(Contract):
-    kind: Literal["key_list"] = "key_list"
+    type: Literal["key_list"] = "key_list"
     items: list[KeySummary]
 
 
 class KeyRevocation(Contract):
     """The answer to RevokeKey: the key as it now stands (revoked_at set)."""
 
-    kind: Literal["key_revocation"] = "key_revocation"
+    type: Literal["key_revocation"] = "key_revocation"
     key: KeySummary
 
 
 class KeyResolution(Contract):
     """The answer to ResolveKey: the key's owner and limits, or None for an unknown or revoked key."""
 
-    kind: Literal["key_resolution"] = "key_resolution"
+    type: Literal["key_resolution"] = "key_resolution"
     key: KeyInfo | None = None
 
 

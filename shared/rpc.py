@@ -114,7 +114,7 @@ class RpcClient:
 def decode_reply(body: bytes, result_type: type[ResultT]) -> ResultT:
     """Validate a reply as `result_type`, or raise RemoteError if it is an error reply."""
     data = orjson.loads(body)
-    if isinstance(data, dict) and data.get("kind") == "error":
+    if isinstance(data, dict) and data.get("type") == "error":
         raise RemoteError(ErrorInfo.model_validate(data["error"]))
     return result_type.model_validate(data)
 

@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     if args.json:
-        print(answer.model_dump_json(exclude={"v", "kind"}, indent=2))
+        print(answer.model_dump_json(exclude={"v", "type"}, indent=2))
     else:
         print(render(answer))
     if isinstance(answer, KeyCreated):

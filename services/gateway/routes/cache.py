@@ -81,7 +81,7 @@ async def ask_cache(request: Request, message: CacheAdminRequest, result_type: t
 
 
 def json_response(result: BaseModel, status: int = 200) -> Response:
-    return Response(result.model_dump_json(exclude={"v", "kind"}), status_code=status, media_type="application/json")
+    return Response(result.model_dump_json(exclude={"v", "type"}), status_code=status, media_type="application/json")
 
 
 @router.get("/entries")

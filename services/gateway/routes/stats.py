@@ -166,7 +166,7 @@ async def cache_stats(
         bucket=window.bucket,
     )
     result = await ask_stats_consumer(request, query, StatsResult)
-    return Response(result.model_dump_json(exclude={"v", "kind"}), media_type="application/json")
+    return Response(result.model_dump_json(exclude={"v", "type"}), media_type="application/json")
 
 
 @router.get("/api/v1/usage")

@@ -56,7 +56,7 @@ async def test_replies_with_the_vectors() -> None:
     await handler(FakeMessage(EmbedRequest(texts=["a", "bb"]).model_dump_json().encode()))  # type: ignore[arg-type]
 
     body, _ = only_reply(channel)
-    assert body["kind"] == "embeddings"
+    assert body["type"] == "embeddings"
     assert body["model"] == "fake"
     assert body["dim"] == 2
     assert body["vectors"] == [vector_of("a"), vector_of("bb")]
@@ -78,7 +78,7 @@ async def test_a_provider_failure_is_replied_as_a_503_error() -> None:
     await handler(FakeMessage(EmbedRequest(texts=["boom"]).model_dump_json().encode()))  # type: ignore[arg-type]
 
     body, _ = only_reply(channel)
-    assert body["kind"] == "error"
+    assert body["type"] == "error"
     assert body["error"]["type"] == "embedding_error"
     assert body["error"]["status"] == 503
     assert "boom" in body["error"]["message"]

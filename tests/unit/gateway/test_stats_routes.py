@@ -113,7 +113,7 @@ def test_a_tenant_gets_its_own_stats_for_the_last_24_hours(client: TestClient, r
     body = response.json()
     assert (body["tenant"], body["requests"]) == ("acme", 3)
     assert {"hits", "hit_rate", "cost_saved_usd", "latency_ms", "series", "models", "reasons"} <= set(body)
-    assert "v" not in body and "kind" not in body
+    assert "v" not in body and "type" not in body
     [(routing_key, query, result_type, timeout)] = rpc.calls
     assert (routing_key, result_type, timeout) == ("t.stats.query", StatsResult, 2.5)
     assert isinstance(query, StatsQuery) and query.since is not None and query.until is not None

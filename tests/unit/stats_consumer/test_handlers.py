@@ -100,7 +100,7 @@ async def test_stats_handler_replies_503_when_the_database_fails(monkeypatch: py
 
     [(sent, _)] = exchange.published
     reply = orjson.loads(sent.body)
-    assert reply["kind"] == "error"
+    assert reply["type"] == "error"
     assert reply["error"]["type"] == "stats_unavailable"
     assert reply["error"]["status"] == 503
 
@@ -135,7 +135,7 @@ async def test_a_bad_cursor_gets_a_400_reply() -> None:
     await handlers.stats_handler(object(), channel)(message(body))  # type: ignore[arg-type]
 
     [answer] = replies(exchange)
-    assert answer["kind"] == "error"
+    assert answer["type"] == "error"
     assert (answer["error"]["status"], answer["error"]["code"]) == (400, "invalid_cursor")
 
 

@@ -69,14 +69,14 @@ async def test_an_answer_is_replied_to_the_caller() -> None:
     await handlers(Outcome(KeyResolution(key=None)), events).on_request(message(RESOLVE))
     [(where, (body, routing_key))] = events.log
     assert (where, routing_key) == ("reply", "caller.inbox")
-    assert body["kind"] == "key_resolution" and body["key"] is None
+    assert body["type"] == "key_resolution" and body["key"] is None
 
 
 async def test_a_refused_request_is_an_error_reply_with_its_status() -> None:
     events = Events()
     await handlers(TenantsError(404, "key_not_found", "no such key"), events).on_request(message(REVOKE))
     [(_, (body, _))] = events.log
-    assert body["kind"] == "error"
+    assert body["type"] == "error"
     assert (body["error"]["status"], body["error"]["code"]) == (404, "key_not_found")
 
 
@@ -104,7 +104,7 @@ async def test_a_failed_broadcast_still_answers_the_revocation() -> None:
     notice = KeyRevoked(key_id=KEY_ID, tenant="acme", key_hash="f" * 64, revoked_at=2.0)
     await handlers(Outcome(KeyRevocation(key=key), notice), events, fail_broadcast=True).on_request(message(REVOKE))
     [(where, (body, _))] = events.log
-    assert where == "reply" and body["kind"] == "key_revocation"
+    assert where == "reply" and body["type"] == "key_revocation"
 
 
 @pytest.mark.parametrize(
