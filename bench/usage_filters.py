@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from scripts.stack import ROOT, start_embedded_postgres
 from services.stats_consumer.queries import query_usage, usage_statement
 from services.stats_consumer.repository import ensure_schema
-from shared.contracts import UsageQuery
+from shared.contracts.stats import UsageQuery
 from shared.db import open_pool
 
 TENANT = "bench"

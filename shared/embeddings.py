@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.contracts import CachedEmbedding
+from shared.contracts.completions import CachedEmbedding
 
 
 def embedding_inputs(body: dict[str, Any]) -> list[Any]:

@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import BaseModel
 
 from shared.broker import publish_transient
-from shared.contracts import ErrorInfo
+from shared.contracts.base import ErrorInfo
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 

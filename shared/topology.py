@@ -2,7 +2,9 @@
 
 RabbitMQ refuses to change a queue's arguments once it exists, so nothing else declares queues.
 All names start with the deployment's prefix (`BROKER_PREFIX`), which is how test runs and
-deployments that share a broker stay apart.
+deployments that share a broker stay apart. `CHANNELS` is the map: which messages each queue or
+fanout exchange carries, what answers them, who publishes and who consumes (`python -m
+shared.topology` prints it; the README's copy is checked against it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,55 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
+from pydantic import BaseModel
+
+from shared.contracts.base import ErrorReply
+from shared.contracts.cache_admin import (
+    DeleteEntry,
+    DeleteNear,
+    EntriesDeleted,
+    EntryFound,
+    EntryPage,
+    FlushEntries,
+    GetEntry,
+    ListEntries,
+    ListReportedPairs,
+    ListServedPairs,
+    NearEntries,
+    ReportedPairList,
+    ReportWrongHit,
+    ServedPairList,
+    WrongHitReported,
+)
+from shared.contracts.completions import (
+    ChunkReply,
+    CompletionReply,
+    CompletionRequest,
+    EmbeddingsCached,
+    EmbeddingsRequest,
+    EndReply,
+    RequestCancelled,
+)
+from shared.contracts.control import HealthQuery, HealthReport, ModelsQuery, ModelsResult
+from shared.contracts.embedder import EmbedRequest, EmbedResult
+from shared.contracts.stats import StatsQuery, StatsResult, UsagePage, UsageQuery
+from shared.contracts.store_events import CompletionGenerated, EmbeddingsGenerated, FlightEnded, FlightRenewal
+from shared.contracts.tenants import (
+    CreateKey,
+    CreateTenant,
+    KeyCreated,
+    KeyList,
+    KeyResolution,
+    KeyRevocation,
+    KeyRevoked,
+    ListKeys,
+    ListTenants,
+    ResolveKey,
+    RevokeKey,
+    TenantCreated,
+    TenantList,
+)
+from shared.contracts.usage_events import UsageEvent, UsageEventBatch
 
 SERVICES = ("gateway", "cache_worker", "embedder", "llm_worker", "stats_consumer", "tenants")
 
@@ -112,6 +163,140 @@ class Topology:
         return [*self.work_queues(), self.cache_flights, *(self.control(s) for s in SERVICES), self.dead_letters]
 
 
+@dataclass(frozen=True)
+class Channel:
+    """One queue (or fanout exchange) as a reader follows a message across the broker."""
+
+    name: str  # the Topology attribute that names it
+    carries: tuple[type[BaseModel], ...]  # what its consumers validate (each names itself by `type`)
+    replies: tuple[type[BaseModel], ...]  # what goes back to the caller's reply queue (none: an event)
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    note: str = ""
+
+
+# Every RPC can also answer ErrorReply (an error as data, turned into the HTTP error at the gateway).
+CHANNELS: tuple[Channel, ...] = (
+    Channel(
+        "cache_lookup",
+        (CompletionRequest, EmbeddingsRequest),
+        (CompletionReply, ChunkReply, EndReply, EmbeddingsCached, ErrorReply),
+        ("gateway",),
+        ("cache_worker",),
+        "a hit is answered here; a miss goes on to llm_request with the gateway's reply address",
+    ),
+    Channel(
+        "llm_request",
+        (CompletionRequest, EmbeddingsRequest),
+        (CompletionReply, ChunkReply, EndReply, ErrorReply),
+        ("cache_worker",),
+        ("llm_worker",),
+        "replies go straight to the gateway that asked",
+    ),
+    Channel("embed_rpc", (EmbedRequest,), (EmbedResult, ErrorReply), ("cache_worker", "eval"), ("embedder",)),
+    Channel(
+        "cache_store",
+        (CompletionGenerated, FlightEnded, EmbeddingsGenerated),
+        (),
+        ("llm_worker",),
+        ("cache_worker",),
+        "durable: an answer to store survives a cache worker restart",
+    ),
+    Channel(
+        "cache_flights",
+        (FlightRenewal,),
+        (),
+        ("llm_worker",),
+        ("cache_worker",),
+        "a single flight's leader is alive; expires after 10 s",
+    ),
+    Channel(
+        "usage_events",
+        (UsageEvent, UsageEventBatch),
+        (),
+        ("cache_worker", "llm_worker"),
+        ("stats_consumer",),
+        "durable; hits come in batches",
+    ),
+    Channel(
+        "stats_query", (StatsQuery, UsageQuery), (StatsResult, UsagePage, ErrorReply), ("gateway",), ("stats_consumer",)
+    ),
+    Channel(
+        "cache_admin",
+        (
+            ListEntries,
+            GetEntry,
+            DeleteEntry,
+            DeleteNear,
+            FlushEntries,
+            ReportWrongHit,
+            ListReportedPairs,
+            ListServedPairs,
+        ),
+        (
+            EntryPage,
+            EntryFound,
+            EntriesDeleted,
+            NearEntries,
+            WrongHitReported,
+            ReportedPairList,
+            ServedPairList,
+            ErrorReply,
+        ),
+        ("gateway",),
+        ("cache_worker",),
+    ),
+    Channel(
+        "tenants_rpc",
+        (CreateTenant, ListTenants, CreateKey, ListKeys, RevokeKey, ResolveKey),
+        (TenantCreated, TenantList, KeyCreated, KeyList, KeyRevocation, KeyResolution, ErrorReply),
+        ("gateway", "tenants CLI"),
+        ("tenants",),
+    ),
+    Channel(
+        "control",
+        (HealthQuery, ModelsQuery),
+        (HealthReport, ModelsResult, ErrorReply),
+        ("gateway",),
+        SERVICES,
+        "one queue per service",
+    ),
+    Channel(
+        "cancellations",
+        (RequestCancelled,),
+        (),
+        ("gateway",),
+        ("llm_worker",),
+        "fanout: every LLM worker hears it",
+    ),
+    Channel("key_revocations", (KeyRevoked,), (), ("tenants",), ("gateway",), "fanout: every gateway hears it"),
+    Channel(
+        "dead_letters",
+        (),
+        (),
+        ("every worker",),
+        ("people",),
+        "what a worker gave up on, kept a week, via dead_letter_exchange",
+    ),
+)
+
+
+def channel_table() -> str:
+    """CHANNELS as a Markdown table (the README carries it)."""
+    rows = ["| queue | carries | answered by | from | to | |", "|---|---|---|---|---|---|"]
+    for channel in CHANNELS:
+        carries = ", ".join(model.__name__ for model in channel.carries) or "any message"
+        replies = ", ".join(model.__name__ for model in channel.replies) or "(event)"
+        queue = (
+            "<prefix>.<service>.control" if channel.name == "control" else getattr(Topology("<prefix>"), channel.name)
+        )
+        rows.append(
+            f"| `{queue}` | {carries} | {replies} | {', '.join(channel.producers)} "
+            f"| {', '.join(channel.consumers)} | {channel.note} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
     """Declare the whole topology (idempotent) and return the main exchange."""
     dlx = await channel.declare_exchange(topology.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
@@ -140,3 +325,7 @@ async def declare(channel: AbstractChannel, topology: Topology) -> AbstractExcha
         queue = await channel.declare_queue(name, durable=True, arguments={"x-message-ttl": 10_000})
         await queue.bind(exchange, routing_key=name)
     return exchange
+
+
+if __name__ == "__main__":
+    print(channel_table(), end="")

@@ -31,15 +31,8 @@ from prometheus_client import Counter, Histogram
 
 from shared.acks import CoalescedAcks
 from shared.broker import connect
-from shared.contracts import (
-    CONTROL_ADAPTER,
-    ErrorInfo,
-    ErrorReply,
-    HealthQuery,
-    HealthReport,
-    ModelsQuery,
-    ModelsResult,
-)
+from shared.contracts.base import ErrorInfo, ErrorReply
+from shared.contracts.control import CONTROL_ADAPTER, HealthQuery, HealthReport, ModelsQuery, ModelsResult
 from shared.metrics import MetricsServer
 from shared.rpc import ReplyInbox, RpcClient, reply
 from shared.settings import BaseServiceSettings

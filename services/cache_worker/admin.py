@@ -7,7 +7,8 @@ from services.cache_worker.entry_store import EntryFilter, EntryStore
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.feedback import NewReport, ReportedPairs, ServedPairs
 from services.cache_worker.lookup import Embed
-from shared.contracts import (
+from shared.contracts.base import ErrorInfo, ErrorReply
+from shared.contracts.cache_admin import (
     CacheAdminRequest,
     DeleteEntry,
     DeleteNear,
@@ -16,8 +17,6 @@ from shared.contracts import (
     EntryFound,
     EntryPage,
     EntrySummary,
-    ErrorInfo,
-    ErrorReply,
     FlushEntries,
     GetEntry,
     ListEntries,

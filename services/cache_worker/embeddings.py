@@ -22,7 +22,8 @@ from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.keys import answer_affecting, canonical_json
 from services.cache_worker.metrics import DEGRADED, LOOKUPS, STORES
-from shared.contracts import CachedEmbedding, EmbeddingsGenerated, EmbeddingsLookup, EmbeddingsRequest
+from shared.contracts.completions import CachedEmbedding, EmbeddingsLookup, EmbeddingsRequest
+from shared.contracts.store_events import EmbeddingsGenerated
 from shared.embeddings import embedding_inputs, embeddings_response
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.cache_worker.entry_store import Candidate
 from services.cache_worker.keys import canonical_json
 from services.cache_worker.metrics import DEGRADED, REFUSED, REPORTED_PAIRS
-from shared.contracts import ReportedPair, ServedPair
+from shared.contracts.cache_admin import ReportedPair, ServedPair
 from shared.db import index_if_missing
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.metrics import COALESCED, DEGRADED
-from shared.contracts import CompletionRequest
+from shared.contracts.completions import CompletionRequest
 
 log = logging.getLogger(__name__)
 

@@ -30,22 +30,17 @@ from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder
 from services.cache_worker.usage import UsagePublisher
 from shared.broker import json_message, publish_transient
-from shared.contracts import (
-    CACHE_ADMIN_ADAPTER,
-    STORE_EVENT_ADAPTER,
+from shared.contracts.base import CacheInfo, ErrorInfo, ErrorReply
+from shared.contracts.cache_admin import CACHE_ADMIN_ADAPTER
+from shared.contracts.completions import (
     WORK_REQUEST_ADAPTER,
-    CacheInfo,
-    CompletionGenerated,
     CompletionReply,
     CompletionRequest,
     EmbeddingsCached,
-    EmbeddingsGenerated,
     EmbeddingsRequest,
-    ErrorInfo,
-    ErrorReply,
-    FlightRenewal,
-    UsageEvent,
 )
+from shared.contracts.store_events import STORE_EVENT_ADAPTER, CompletionGenerated, EmbeddingsGenerated, FlightRenewal
+from shared.contracts.usage_events import UsageEvent
 from shared.pricing import PriceBook
 from shared.rpc import reply
 from shared.tracing import set_attributes, stage

@@ -29,7 +29,7 @@ from services.cache_worker.metrics import (
     VERIFIER_SCORE,
 )
 from services.cache_worker.verifier import HitVerifier, PromptPair, ThresholdVerifier, Verdict
-from shared.contracts import CompletionRequest, LookupContext
+from shared.contracts.completions import CompletionRequest, LookupContext
 from shared.tracing import set_attributes, stage
 
 log = logging.getLogger(__name__)

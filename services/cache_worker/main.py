@@ -29,7 +29,7 @@ from services.cache_worker.upkeep import HitRecorder, Sweeper
 from services.cache_worker.usage import UsagePublisher
 from services.cache_worker.verifier import HitVerifier, build_verifier
 from shared.broker import publish_event
-from shared.contracts import EmbedRequest, EmbedResult
+from shared.contracts.embedder import EmbedRequest, EmbedResult
 from shared.db import open_service_pool, ping
 from shared.logs import setup_logging
 from shared.pricing import PriceBook

@@ -16,7 +16,7 @@ from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.flights import Waiter, read_waiters
 from services.cache_worker.lookup import Embed
 from services.cache_worker.metrics import DEGRADED, EVICTED, STORES
-from shared.contracts import CompletionGenerated, FlightEnded
+from shared.contracts.store_events import CompletionGenerated, FlightEnded
 from shared.worker import Retryable
 
 log = logging.getLogger(__name__)

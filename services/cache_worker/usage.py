@@ -18,7 +18,7 @@ from opentelemetry import context, propagate
 
 from services.cache_worker.metrics import USAGE_BATCH_SIZE
 from shared.batching import Batcher
-from shared.contracts import MAX_USAGE_BATCH, UsageEvent, UsageEventBatch
+from shared.contracts.usage_events import MAX_USAGE_BATCH, UsageEvent, UsageEventBatch
 from shared.tracing import trace_headers
 
 # Publishes one message body durably; returns once the broker confirmed it.

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from services.embedder.batching import EmbedBatcher
 from services.embedder.metrics import REQUESTS
 from services.embedder.providers.base import EmbeddingProvider
-from shared.contracts import EmbedRequest, EmbedResult, ErrorInfo, ErrorReply
+from shared.contracts.base import ErrorInfo, ErrorReply
+from shared.contracts.embedder import EmbedRequest, EmbedResult
 from shared.rpc import reply
 from shared.tracing import stage
 

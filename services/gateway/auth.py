@@ -27,7 +27,7 @@ from fastapi import Request
 from services.gateway.errors import ApiError
 from services.gateway.metrics import AUTH_REFUSED, KEY_RESOLUTIONS, KEYS_REVOKED
 from services.gateway.settings import Settings
-from shared.contracts import KeyInfo, KeyResolution, KeyRevoked, ResolveKey, api_key_hash
+from shared.contracts.tenants import KeyInfo, KeyResolution, KeyRevoked, ResolveKey, api_key_hash
 from shared.rpc import RpcClient
 from shared.topology import Topology
 from shared.worker import Worker

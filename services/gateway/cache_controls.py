@@ -15,7 +15,7 @@ import re
 from starlette.datastructures import Headers
 
 from services.gateway.errors import ApiError
-from shared.contracts import CacheControls
+from shared.contracts.completions import CacheControls
 
 MAX_TTL_SECONDS = 365 * 24 * 3600
 NAMESPACE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

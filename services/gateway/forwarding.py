@@ -30,18 +30,16 @@ from services.gateway.errors import ApiError, anthropic_error_response, anthropi
 from services.gateway.metrics import IN_FLIGHT, LATENCY, REQUESTS
 from services.gateway.request_log import RequestLine
 from services.gateway.state import GatewayState
-from shared.contracts import (
+from shared.contracts.base import CacheInfo, ErrorInfo, ErrorReply
+from shared.contracts.completions import (
     REPLY_ADAPTER,
     ApiProtocol,
-    CacheInfo,
     ChunkReply,
     CompletionReply,
     CompletionRequest,
     EmbeddingsCached,
     EmbeddingsRequest,
     EndReply,
-    ErrorInfo,
-    ErrorReply,
 )
 from shared.embeddings import with_cached
 from shared.tracing import set_attributes

@@ -10,7 +10,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from shared.contracts import CacheInfo
+from shared.contracts.base import CacheInfo
 
 log = logging.getLogger("services.gateway.requests")
 _UNSAFE = re.compile(r"[^\w.:/@+-]")

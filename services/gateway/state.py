@@ -11,7 +11,8 @@ from services.gateway.limits import InFlightLimit, Limiter
 from services.gateway.memo import Memo
 from services.gateway.settings import Settings
 from shared.broker import json_message
-from shared.contracts import ModelsResult, RequestCancelled
+from shared.contracts.completions import RequestCancelled
+from shared.contracts.control import ModelsResult
 from shared.rpc import ReplyInbox, RpcClient
 from shared.topology import Topology
 from shared.worker import Worker

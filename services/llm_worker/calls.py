@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from services.llm_worker.providers.base import MALFORMED, Provider, UpstreamError, invalid_request, not_an_answer
 from services.llm_worker.translate import anthropic_to_openai, openai_to_anthropic
-from shared.contracts import ApiProtocol
+from shared.contracts.completions import ApiProtocol
 
 # What translating a malformed answer raises: a refusal (UpstreamError) or a shape it could not read.
 UNREADABLE = (UpstreamError, *MALFORMED)

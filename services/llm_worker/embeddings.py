@@ -13,16 +13,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from shared.contracts import (
-    CacheInfo,
-    EmbeddingsGenerated,
-    EmbeddingsLookup,
-    EmbeddingsRequest,
-    ErrorInfo,
-    GeneratedEmbedding,
-    UsageEvent,
-    UsageResult,
-)
+from shared.contracts.base import CacheInfo, ErrorInfo
+from shared.contracts.completions import EmbeddingsLookup, EmbeddingsRequest
+from shared.contracts.store_events import EmbeddingsGenerated, GeneratedEmbedding
+from shared.contracts.usage_events import UsageEvent, UsageResult
 from shared.embeddings import embedding_inputs
 from shared.pricing import PriceBook
 from shared.usage import usage_event_id

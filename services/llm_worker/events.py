@@ -8,17 +8,10 @@ import uuid
 from typing import Any
 
 from services.llm_worker import anthropic_messages, completions
-from shared.contracts import (
-    CacheInfo,
-    CompletionGenerated,
-    CompletionRequest,
-    ErrorInfo,
-    FlightEnded,
-    FlightRenewal,
-    LookupContext,
-    UsageEvent,
-    UsageResult,
-)
+from shared.contracts.base import CacheInfo, ErrorInfo
+from shared.contracts.completions import CompletionRequest, LookupContext
+from shared.contracts.store_events import CompletionGenerated, FlightEnded, FlightRenewal
+from shared.contracts.usage_events import UsageEvent, UsageResult
 from shared.pricing import PriceBook
 from shared.usage import token_counts, usage_event_id
 

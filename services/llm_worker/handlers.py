@@ -37,15 +37,14 @@ from services.llm_worker.providers.base import MALFORMED, not_an_answer
 from services.llm_worker.translate import anthropic_to_openai
 from services.llm_worker.upstreams import Upstreams
 from shared.broker import publish_event, publish_transient
-from shared.contracts import (
+from shared.contracts.base import ErrorInfo, ErrorReply
+from shared.contracts.completions import (
     WORK_REQUEST_ADAPTER,
     ChunkReply,
     CompletionReply,
     CompletionRequest,
     EmbeddingsRequest,
     EndReply,
-    ErrorInfo,
-    ErrorReply,
 )
 from shared.pricing import PriceBook
 from shared.rpc import reply

@@ -12,7 +12,8 @@ import logging
 from services.llm_worker.handlers import LlmRequestHandler
 from services.llm_worker.settings import Settings
 from services.llm_worker.upstreams import Upstreams
-from shared.contracts import ModelsResult, RequestCancelled
+from shared.contracts.completions import RequestCancelled
+from shared.contracts.control import ModelsResult
 from shared.logs import setup_logging
 from shared.pricing import PriceBook
 from shared.tracing import setup_tracing

@@ -9,7 +9,7 @@ from typing import Any
 from services.llm_worker.providers import Provider, make_provider
 from services.llm_worker.providers.base import UpstreamError
 from services.llm_worker.routing import UpstreamConfig, route
-from shared.contracts import ErrorInfo
+from shared.contracts.base import ErrorInfo
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from services.stats_consumer.metrics import BATCH_SIZE, EVENTS_WRITTEN, WRITE_DURATION, WRITE_FAILURES
 from shared.batching import Batcher
-from shared.contracts import UsageEvent
+from shared.contracts.usage_events import UsageEvent
 
 # Writes one batch and returns how many events it actually stored (duplicates are skipped).
 WriteEvents = Callable[[list[UsageEvent]], Awaitable[int]]

@@ -19,17 +19,9 @@ from services.stats_consumer.cursor import InvalidCursor
 from services.stats_consumer.metrics import EVENTS_DROPPED
 from services.stats_consumer.queries import InvalidQuery, query_stats, query_usage
 from services.stats_consumer.repository import UnstorableEvent, usage_row
-from shared.contracts import (
-    STATS_REQUEST_ADAPTER,
-    USAGE_MESSAGE_ADAPTER,
-    ErrorInfo,
-    ErrorReply,
-    StatsQuery,
-    StatsResult,
-    UsageEvent,
-    UsageEventBatch,
-    UsagePage,
-)
+from shared.contracts.base import ErrorInfo, ErrorReply
+from shared.contracts.stats import STATS_REQUEST_ADAPTER, StatsQuery, StatsResult, UsagePage
+from shared.contracts.usage_events import USAGE_MESSAGE_ADAPTER, UsageEvent, UsageEventBatch
 from shared.rpc import reply
 from shared.tracing import set_attributes, stage
 from shared.worker import Handler, Retryable

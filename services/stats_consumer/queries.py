@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from services.stats_consumer.cursor import decode_cursor, encode_cursor
-from shared.contracts import (
+from shared.contracts.stats import (
     LatencyPercentiles,
     ModelStats,
     ReasonCounts,

@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from shared.contracts import UsageEvent
+from shared.contracts.usage_events import UsageEvent
 from shared.db import index_if_missing
 from shared.worker import Unprocessable
 

@@ -26,7 +26,7 @@ import pydantic
 
 from services.tenants.settings import CliSettings
 from shared.broker import connect
-from shared.contracts import (
+from shared.contracts.tenants import (
     CreateKey,
     CreateTenant,
     KeyCreated,

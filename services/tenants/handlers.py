@@ -14,7 +14,8 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 
 from services.tenants.registry import Registry, TenantsError, TenantsReply
 from shared.broker import json_message
-from shared.contracts import TENANTS_ADAPTER, ErrorInfo, ErrorReply, KeyRevoked
+from shared.contracts.base import ErrorInfo, ErrorReply
+from shared.contracts.tenants import TENANTS_ADAPTER, KeyRevoked
 from shared.rpc import reply
 
 log = logging.getLogger(__name__)

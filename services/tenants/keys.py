@@ -1,6 +1,6 @@
 """API keys themselves: how a new one is made and the part of it that may be shown again.
 
-Pure functions; what is stored is `shared.contracts.api_key_hash(key)`, never the key.
+Pure functions; what is stored is `shared.contracts.tenants.api_key_hash(key)`, never the key.
 """
 
 from __future__ import annotations

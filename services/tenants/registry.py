@@ -13,10 +13,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.tenants import repository
 from services.tenants.keys import display_prefix, generate_key
-from shared.contracts import (
+from shared.contracts.base import ErrorInfo
+from shared.contracts.tenants import (
     CreateKey,
     CreateTenant,
-    ErrorInfo,
     KeyCreated,
     KeyList,
     KeyResolution,

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from shared.contracts import KeyInfo, KeySummary, TenantInfo
+from shared.contracts.tenants import KeyInfo, KeySummary, TenantInfo
 
 # Serialises schema creation across replicas starting together (concurrent CREATE TABLE IF NOT
 # EXISTS can still collide on the catalog).

@@ -22,7 +22,9 @@ from services.cache_worker.flights import ReplyRoute
 from services.cache_worker.lookup import Following, Lookup, LookupPolicy, Miss
 from services.cache_worker.storing import Storer
 from services.cache_worker.upkeep import HitRecorder, Sweeper
-from shared.contracts import CacheControls, CompletionGenerated, CompletionRequest, EntriesDeleted, FlushEntries
+from shared.contracts.cache_admin import EntriesDeleted, FlushEntries
+from shared.contracts.completions import CacheControls, CompletionRequest
+from shared.contracts.store_events import CompletionGenerated
 from shared.db import open_pool
 
 pytestmark = pytest.mark.integration

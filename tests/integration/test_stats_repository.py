@@ -24,7 +24,8 @@ from services.stats_consumer.queries import (
     usage_statement,
 )
 from services.stats_consumer.repository import ensure_schema, insert_events
-from shared.contracts import StatsQuery, UsageEvent, UsageQuery, UsageRecord
+from shared.contracts.stats import StatsQuery, UsageQuery, UsageRecord
+from shared.contracts.usage_events import UsageEvent
 from shared.db import open_pool
 
 pytestmark = pytest.mark.integration

@@ -35,11 +35,10 @@ from services.gateway.errors import ApiError
 from services.gateway.limits import Limiter
 from services.gateway.routes import admin_keys
 from services.tenants.registry import DEV_TENANT
-from shared.contracts import (
+from shared.contracts.control import HealthQuery, HealthReport
+from shared.contracts.tenants import (
     CreateKey,
     CreateTenant,
-    HealthQuery,
-    HealthReport,
     KeyCreated,
     KeyList,
     KeyResolution,

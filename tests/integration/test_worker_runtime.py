@@ -11,7 +11,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared.contracts import EmbedRequest, EmbedResult
+from shared.contracts.embedder import EmbedRequest, EmbedResult
 from shared.rpc import RemoteError
 from shared.settings import BaseServiceSettings
 from shared.worker import Worker

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from services.gateway.auth import Principal, require_admin
 from services.gateway.routes.cache import ask_cache, json_response
 from services.gateway.routes.stats import epoch_of
-from shared.contracts import (
+from shared.contracts.cache_admin import (
     CacheAdminRequest,
     DeleteEntry,
     DeleteNear,

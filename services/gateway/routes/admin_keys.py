@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from services.gateway.auth import require_admin
 from services.gateway.service_calls import build_request, call_service
 from services.gateway.state import GatewayState
-from shared.contracts import (
+from shared.contracts.tenants import (
     CreateKey,
     CreateTenant,
     KeyCreated,

@@ -26,7 +26,7 @@ from services.gateway.errors import ApiError
 from services.gateway.routes.stats import admin_or_tenant, epoch_of
 from services.gateway.service_calls import build_request, call_service
 from services.gateway.state import GatewayState
-from shared.contracts import (
+from shared.contracts.cache_admin import (
     CacheAdminRequest,
     DeleteEntry,
     DeleteNear,

@@ -20,7 +20,7 @@ from services.gateway.forwarding import OPENAI, cache_headers, count, forward, r
 from services.gateway.request_log import RequestLine
 from services.gateway.schemas import ChatCompletionBody
 from services.gateway.state import GatewayState
-from shared.contracts import CompletionRequest
+from shared.contracts.completions import CompletionRequest
 
 __all__ = ["cache_headers", "router"]
 

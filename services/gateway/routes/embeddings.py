@@ -21,7 +21,7 @@ from services.gateway.forwarding import OPENAI, count, forward, read_body
 from services.gateway.request_log import RequestLine
 from services.gateway.schemas import EmbeddingsBody
 from services.gateway.state import GatewayState
-from shared.contracts import EmbeddingsRequest
+from shared.contracts.completions import EmbeddingsRequest
 
 router = APIRouter()
 

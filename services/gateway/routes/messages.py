@@ -23,7 +23,7 @@ from services.gateway.forwarding import ANTHROPIC, count, forward, read_body
 from services.gateway.request_log import RequestLine
 from services.gateway.schemas import MessagesBody
 from services.gateway.state import GatewayState
-from shared.contracts import CompletionRequest
+from shared.contracts.completions import CompletionRequest
 
 router = APIRouter()
 

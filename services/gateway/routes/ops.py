@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.gateway.auth import authenticate
 from services.gateway.service_calls import call_service
 from services.gateway.state import GatewayState
-from shared.contracts import HealthQuery, HealthReport, ModelsQuery, ModelsResult
+from shared.contracts.control import HealthQuery, HealthReport, ModelsQuery, ModelsResult
 from shared.rpc import RemoteError, RpcTimeout
 from shared.topology import SERVICES
 

@@ -22,7 +22,8 @@ from services.gateway.auth import ADMIN, Principal, authenticate, is_admin_key
 from services.gateway.errors import ApiError
 from services.gateway.service_calls import call_service
 from services.gateway.state import GatewayState
-from shared.contracts import StatsBucketSize, StatsQuery, StatsResult, UsagePage, UsageQuery, UsageResult
+from shared.contracts.stats import StatsBucketSize, StatsQuery, StatsResult, UsagePage, UsageQuery
+from shared.contracts.usage_events import UsageResult
 
 router = APIRouter()
 

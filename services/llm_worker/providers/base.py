@@ -13,7 +13,8 @@ from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any
 
 from services.llm_worker.routing import UpstreamConfig
-from shared.contracts import ApiProtocol, ErrorInfo
+from shared.contracts.base import ErrorInfo
+from shared.contracts.completions import ApiProtocol
 
 # What reading an answer of an unexpected shape raises (a field null, a list where an object was due, ...).
 MALFORMED = (AttributeError, KeyError, TypeError, ValueError)

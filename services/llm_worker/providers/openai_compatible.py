@@ -32,7 +32,7 @@ from services.llm_worker.providers.base import (
     text_or_none,
 )
 from services.llm_worker.routing import UpstreamConfig
-from shared.contracts import ErrorInfo
+from shared.contracts.base import ErrorInfo
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 from services.llm_worker.translate.common import json_object, json_text, text_of_blocks, untranslatable
-from shared.contracts import ErrorInfo
+from shared.contracts.base import ErrorInfo
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use"}
 STOP_REASONS["content_filter"] = "refusal"

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from services.llm_worker.translate.common import json_object, json_text, untranslatable
-from shared.contracts import ErrorInfo
+from shared.contracts.base import ErrorInfo
 
 FINISH_REASONS = {
     "end_turn": "stop",

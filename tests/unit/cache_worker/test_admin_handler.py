@@ -12,7 +12,7 @@ import orjson
 from services.cache_worker.admin import CacheAdmin
 from services.cache_worker.entry_store import EntryStore
 from services.cache_worker.handlers import CacheHandlers
-from shared.contracts import ListEntries
+from shared.contracts.cache_admin import ListEntries
 from tests.unit.fakes import ReplyChannel
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from services.cache_worker.embeddings import EmbeddingsCache, embedding_key, stored_answer
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.handlers import CacheHandlers
-from shared.contracts import REPLY_ADAPTER, CompletionReply, EmbeddingsCached, EmbeddingsRequest
+from shared.contracts.completions import REPLY_ADAPTER, CompletionReply, EmbeddingsCached, EmbeddingsRequest
 from shared.pricing import PriceBook
 from shared.topology import Topology
 from tests.unit.fakes import ReplyChannel

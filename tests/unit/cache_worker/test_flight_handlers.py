@@ -16,7 +16,8 @@ from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.flights import Waiter
 from services.cache_worker.handlers import CacheHandlers
 from services.cache_worker.lookup import Miss
-from shared.contracts import CompletionRequest, LookupContext, UsageEvent
+from shared.contracts.completions import CompletionRequest, LookupContext
+from shared.contracts.usage_events import UsageEvent
 from shared.pricing import PriceBook
 from shared.topology import Topology
 from tests.unit.fakes import ReplyChannel

@@ -11,7 +11,7 @@ import pytest
 
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.flights import FlightSweeper, Waiter, read_waiters
-from shared.contracts import CompletionRequest
+from shared.contracts.completions import CompletionRequest
 
 
 def waiter(name: str, deadline_in: float = 30.0) -> Waiter:

@@ -10,7 +10,7 @@ from services.cache_worker.entry_store import Candidate
 from services.cache_worker.exact_store import LEADING
 from services.cache_worker.lookup import Hit, Lookup, LookupPolicy, Miss, choose_candidate
 from services.cache_worker.verifier import HitVerifier, PromptPair, ThresholdVerifier, Verdict
-from shared.contracts import CacheControls, CompletionRequest
+from shared.contracts.completions import CacheControls, CompletionRequest
 
 
 class Recording(HitVerifier):

@@ -8,7 +8,7 @@ import pytest
 
 from services.cache_worker.usage import UsagePublisher
 from shared.batching import BatcherClosed
-from shared.contracts import UsageEvent, UsageEventBatch
+from shared.contracts.usage_events import UsageEvent, UsageEventBatch
 
 
 def event(n: int) -> UsageEvent:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from services.embedder.batching import embed_batcher
 from services.embedder.handlers import EmbedHandler
-from shared.contracts import EmbedRequest, EmbedResult
+from shared.contracts.embedder import EmbedRequest, EmbedResult
 from tests.unit.embedder.fakes import FakeProvider, vector_of
 from tests.unit.fakes import ReplyChannel
 

@@ -24,7 +24,7 @@ from services.gateway.auth import (
 )
 from services.gateway.errors import ApiError
 from services.gateway.settings import Settings
-from shared.contracts import KeyInfo, KeyResolution, KeyRevoked, ResolveKey, api_key_hash
+from shared.contracts.tenants import KeyInfo, KeyResolution, KeyRevoked, ResolveKey, api_key_hash
 from shared.rpc import RpcTimeout
 from shared.topology import Topology
 

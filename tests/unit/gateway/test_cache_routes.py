@@ -12,7 +12,8 @@ from services.gateway.auth import ADMIN, Principal
 from services.gateway.errors import ApiError
 from services.gateway.request_log import RequestLine
 from services.gateway.routes.cache import eval_pair, own_tenant
-from shared.contracts import CacheInfo, ReportedPair
+from shared.contracts.base import CacheInfo
+from shared.contracts.cache_admin import ReportedPair
 
 
 def test_a_tenant_key_acts_on_its_own_tenant_and_the_admin_names_one() -> None:

@@ -13,14 +13,8 @@ from pydantic import BaseModel
 from services.gateway.errors import ApiError
 from services.gateway.forwarding import whole_embeddings
 from services.gateway.schemas import EmbeddingsBody
-from shared.contracts import (
-    CachedEmbedding,
-    CacheInfo,
-    CompletionReply,
-    EmbeddingsCached,
-    ErrorInfo,
-    ErrorReply,
-)
+from shared.contracts.base import CacheInfo, ErrorInfo, ErrorReply
+from shared.contracts.completions import CachedEmbedding, CompletionReply, EmbeddingsCached
 
 CACHED = EmbeddingsCached(
     cached=[

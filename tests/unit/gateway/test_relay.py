@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from services.gateway.auth import Principal
 from services.gateway.forwarding import OPENAI, _Relay
-from shared.contracts import ChunkReply
+from shared.contracts.completions import ChunkReply
 
 
 def chunk(seq: int, text: str) -> ChunkReply:

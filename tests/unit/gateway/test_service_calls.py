@@ -10,7 +10,8 @@ import pytest
 
 from services.gateway.errors import ApiError
 from services.gateway.service_calls import call_service
-from shared.contracts import ErrorInfo, HealthQuery, HealthReport
+from shared.contracts.base import ErrorInfo
+from shared.contracts.control import HealthQuery, HealthReport
 from shared.rpc import RemoteError, RpcTimeout
 
 

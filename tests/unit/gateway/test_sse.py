@@ -6,7 +6,7 @@ import orjson
 
 from services.gateway import sse
 from services.gateway.routes.chat import cache_headers
-from shared.contracts import CacheInfo
+from shared.contracts.base import CacheInfo
 
 COMPLETION = {
     "id": "chatcmpl-1",

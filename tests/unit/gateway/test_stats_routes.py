@@ -15,7 +15,8 @@ from services.gateway import errors
 from services.gateway.auth import Principal
 from services.gateway.errors import ApiError
 from services.gateway.routes import stats
-from shared.contracts import ErrorInfo, StatsQuery, StatsResult, UsagePage, UsageQuery, UsageRecord
+from shared.contracts.base import ErrorInfo
+from shared.contracts.stats import StatsQuery, StatsResult, UsagePage, UsageQuery, UsageRecord
 from shared.rpc import RemoteError, RpcTimeout
 
 ADMIN_KEY = "admin-secret"

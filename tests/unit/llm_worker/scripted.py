@@ -7,7 +7,7 @@ from typing import Any
 
 from services.llm_worker.providers.base import Provider
 from services.llm_worker.routing import UpstreamConfig
-from shared.contracts import ApiProtocol
+from shared.contracts.completions import ApiProtocol
 
 
 class ScriptedProvider(Provider):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from services.llm_worker import embeddings
-from shared.contracts import EmbeddingsLookup, EmbeddingsRequest
+from shared.contracts.completions import EmbeddingsLookup, EmbeddingsRequest
 from shared.pricing import PriceBook
 
 

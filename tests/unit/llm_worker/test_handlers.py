@@ -17,20 +17,20 @@ from services.llm_worker.metrics import EVENT_PUBLISH_FAILURES, EXPIRED
 from services.llm_worker.settings import Settings
 from services.llm_worker.upstreams import Upstreams
 from shared import worker as worker_module
-from shared.contracts import (
+from shared.contracts.base import ErrorReply
+from shared.contracts.completions import (
     REPLY_ADAPTER,
     CacheControls,
     ChunkReply,
-    CompletionGenerated,
     CompletionReply,
     CompletionRequest,
     EmbeddingsLookup,
     EmbeddingsRequest,
     EndReply,
-    ErrorReply,
     LookupContext,
-    UsageEvent,
 )
+from shared.contracts.store_events import CompletionGenerated
+from shared.contracts.usage_events import UsageEvent
 from shared.pricing import PriceBook
 from shared.topology import Topology
 from shared.worker import Retryable

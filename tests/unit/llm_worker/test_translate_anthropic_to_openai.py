@@ -16,7 +16,7 @@ from services.llm_worker.translate.anthropic_to_openai import (
     to_message,
 )
 from services.mock_upstream import answers
-from shared.contracts import ErrorInfo
+from shared.contracts.base import ErrorInfo
 
 
 def messages_body(*messages: dict[str, Any], **params: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from services.llm_worker.translate.openai_to_anthropic import (
     to_chat_completion,
     to_messages_request,
 )
-from shared.contracts import ErrorInfo
+from shared.contracts.base import ErrorInfo
 
 
 def chat(*messages: dict[str, Any], **params: Any) -> dict[str, Any]:

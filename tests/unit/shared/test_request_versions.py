@@ -10,7 +10,8 @@ import orjson
 import pydantic
 import pytest
 
-from shared.contracts import WORK_REQUEST_ADAPTER, ApiProtocol, CompletionRequest, Contract, LookupContext
+from shared.contracts.base import Contract
+from shared.contracts.completions import WORK_REQUEST_ADAPTER, ApiProtocol, CompletionRequest, LookupContext
 from shared.worker import _first_line
 
 MESSAGES_BODY = {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}

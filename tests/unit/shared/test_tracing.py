@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.cache_worker.usage import UsagePublisher
 from shared.broker import publish_transient
-from shared.contracts import UsageEvent, UsageEventBatch
+from shared.contracts.usage_events import UsageEvent, UsageEventBatch
 from shared.tracing import stage, trace_headers
 from tests.unit.shared.test_broker import Channel
 

@@ -12,7 +12,8 @@ import pytest
 
 from services.stats_consumer import handlers
 from services.stats_consumer.repository import UnstorableEvent
-from shared.contracts import StatsQuery, StatsResult, UsageEvent, UsagePage, UsageQuery
+from shared.contracts.stats import StatsQuery, StatsResult, UsagePage, UsageQuery
+from shared.contracts.usage_events import UsageEvent
 from tests.unit.fakes import ReplyChannel
 
 

@@ -18,7 +18,7 @@ from services.stats_consumer.queries import (
     stats_result,
     usage_statement,
 )
-from shared.contracts import StatsBucket, StatsQuery, UsageQuery
+from shared.contracts.stats import StatsBucket, StatsQuery, UsageQuery
 
 HOUR, DAY = 3600, 86400
 BASE = 1_699_999_200  # an hour boundary

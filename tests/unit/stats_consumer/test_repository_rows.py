@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.stats_consumer.repository import UnstorableEvent, usage_row
-from shared.contracts import UsageEvent
+from shared.contracts.usage_events import UsageEvent
 
 
 def event(**overrides: object) -> UsageEvent:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.tenants import cli
-from shared.contracts import (
+from shared.contracts.tenants import (
     CreateKey,
     CreateTenant,
     KeyCreated,

@@ -12,7 +12,7 @@ import pytest
 
 from services.tenants.handlers import TenantsHandlers
 from services.tenants.registry import Outcome, TenantsError
-from shared.contracts import KeyResolution, KeyRevocation, KeyRevoked, KeySummary, TenantsRequest
+from shared.contracts.tenants import KeyResolution, KeyRevocation, KeyRevoked, KeySummary, TenantsRequest
 from tests.unit.fakes import ReplyChannel
 
 KEY_ID = "0b6f4c0e-8f57-4a39-9d0f-6c1f4f2b9a11"

@@ -6,7 +6,7 @@ import hashlib
 import re
 
 from services.tenants.keys import display_prefix, generate_key
-from shared.contracts import KEY_HASH_PATTERN, api_key_hash
+from shared.contracts.tenants import KEY_HASH_PATTERN, api_key_hash
 
 
 def test_a_new_key_is_lcp_and_40_url_safe_random_characters() -> None:

@@ -9,7 +9,7 @@ import pytest
 from services.tenants import registry as registry_module
 from services.tenants import repository
 from services.tenants.registry import Registry, TenantsError
-from shared.contracts import (
+from shared.contracts.tenants import (
     CreateKey,
     CreateTenant,
     KeyCreated,
