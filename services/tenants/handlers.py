@@ -8,10 +8,12 @@ before the caller hears back, so once an admin sees "revoked" every gateway has 
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
+from services.tenants.metrics import REQUEST_DURATION, REQUESTS, REVOCATION_NOTICE_FAILURES
 from services.tenants.registry import Registry, TenantsError, TenantsReply
 from shared.broker import json_message
 from shared.contracts.base import ErrorInfo, ErrorReply
@@ -33,11 +35,15 @@ class TenantsHandlers:
         """Answer one request (an unreadable one raises: the worker dead-letters it and tells the caller)."""
         request = TENANTS_ADAPTER.validate_json(message.body)
         answer: TenantsReply | ErrorReply
+        started = time.perf_counter()
+        result = "ok"
         try:
             outcome = await self._registry.answer(request)
         except TenantsError as exc:
+            result = "refused"
             answer = ErrorReply(error=exc.info())
         except psycopg.Error as exc:  # includes the pool's timeout
+            result = "unavailable"
             log.warning("%s failed on the database: %s", request.type, type(exc).__name__)
             answer = ErrorReply(
                 error=ErrorInfo(
@@ -51,6 +57,8 @@ class TenantsHandlers:
             if outcome.notice is not None:
                 await self._broadcast(outcome.notice)
             answer = outcome.reply
+        REQUEST_DURATION.labels(request.type).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.type, result).inc()
         await reply(self._channel, message, answer.model_dump_json().encode())
 
     async def _broadcast(self, notice: KeyRevoked) -> None:
@@ -58,4 +66,5 @@ class TenantsHandlers:
         try:
             await self._revocations.publish(json_message(notice.model_dump_json().encode()), routing_key="")
         except Exception as exc:
+            REVOCATION_NOTICE_FAILURES.inc()
             log.warning("announcing the revocation of key %s failed: %s", notice.key_id, exc)

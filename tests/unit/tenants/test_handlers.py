@@ -9,6 +9,7 @@ import orjson
 import psycopg
 import pydantic
 import pytest
+from prometheus_client import REGISTRY
 
 from services.tenants.handlers import TenantsHandlers
 from services.tenants.registry import Outcome, TenantsError
@@ -123,3 +124,34 @@ async def test_an_unreadable_request_raises_for_the_worker_to_dead_letter(body: 
     with pytest.raises(pydantic.ValidationError):
         await handlers(Outcome(KeyResolution()), events).on_request(message(body))
     assert events.log == []
+
+
+def requests_counted(request_type: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value("llmcache_tenants_requests_total", {"type": request_type, "outcome": outcome})
+    assert value is not None, "every type and outcome starts at 0"
+    return value
+
+
+@pytest.mark.parametrize(
+    ("answer", "counted_as"),
+    [
+        (Outcome(KeyResolution(key=None)), "ok"),
+        (TenantsError(404, "key_not_found", "no such key"), "refused"),
+        (psycopg.OperationalError("down"), "unavailable"),
+    ],
+)
+async def test_each_answer_is_counted_by_type_and_outcome(answer: Outcome | Exception, counted_as: str) -> None:
+    before = {outcome: requests_counted("resolve_key", outcome) for outcome in ("ok", "refused", "unavailable")}
+    await handlers(answer, Events()).on_request(message(RESOLVE))
+    after = {outcome: requests_counted("resolve_key", outcome) for outcome in before}
+    assert {outcome: after[outcome] - before[outcome] for outcome in before} == {
+        outcome: 1.0 if outcome == counted_as else 0.0 for outcome in before
+    }
+
+
+async def test_a_failed_broadcast_is_counted() -> None:
+    before = REGISTRY.get_sample_value("llmcache_tenants_revocation_notice_failures_total") or 0.0
+    key = KeySummary(id=KEY_ID, tenant="acme", name="ci", prefix="lcp-abc", created_at=1.0, revoked_at=2.0)
+    notice = KeyRevoked(key_id=KEY_ID, tenant="acme", key_hash="f" * 64, revoked_at=2.0)
+    await handlers(Outcome(KeyRevocation(key=key), notice), Events(), fail_broadcast=True).on_request(message(REVOKE))
+    assert REGISTRY.get_sample_value("llmcache_tenants_revocation_notice_failures_total") == before + 1
