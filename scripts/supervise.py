@@ -8,6 +8,15 @@ Each output line is prefixed with the time and the service's name. Ctrl-C, SIGTE
 terminal closed) stops all services: SIGTERM to each service's process group (its own children,
 such as the embedder's first-start export, included), SIGKILL after 15 s or at a second Ctrl-C.
 They are stopped on the way out whatever ends the supervisor, so none is left holding a port.
+
+Why not supervisord or circus (weighed for issue 21): supervisord restarts a process that ran past
+`startsecs` at once and forever (its back-off and FATAL state cover start-up failures only), so a
+service crashing after a minute spins; it needs a generated config file and prefixes no output lines.
+circus brings pyzmq, tornado and psutil and an arbiter with its own control socket for what is one
+foreground session. honcho runs a Procfile with prefixed output but restarts nothing (it stops all
+when one exits). The parts here that matter to a user (back-off, crash-loop stop, process-group
+stop, prefixed lines) would be configuration and glue on any of them; production restarts are
+Kubernetes' (or compose's `restart:`) job, not this module's.
 """
 
 from __future__ import annotations
