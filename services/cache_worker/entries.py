@@ -1,9 +1,12 @@
-"""A cache entry as stored (Redis value, pgvector row) and served (a completion with a fresh id)."""
+"""A cache entry as stored (Redis value, pgvector row) and served (a completion with a fresh id), and what
+the cache worker keeps of a miss until its answer comes to be stored."""
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,3 +55,38 @@ class CachedAnswer:
         if self.completion.get("type") == "message":  # Anthropic's Messages format
             return {**self.completion, "id": f"msg_{uuid.uuid4().hex[:24]}"}
         return {**self.completion, "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time())}
+
+
+@dataclass(frozen=True)
+class PendingStore:
+    """What storing a miss's answer for semantic search needs beyond the answer: its partition, prompt,
+    conversation and vector. The lookup keeps it in Redis under the exact key until the answer comes (the
+    LLM worker's store event names only the key), so no vector crosses the broker and the LLM worker knows
+    nothing of the cache's schema."""
+
+    partition_key: str
+    prompt_text: str
+    embedding: list[float]
+    embedding_model: str
+    context_text: str | None = None  # a conversation's earlier turns, whole, as "role: text" lines
+    user_turns: list[str] | None = None  # the user's earlier messages of a conversation, in order
+
+    def to_bytes(self) -> bytes:
+        # float32, as pgvector stores it: a quarter of the vector's JSON.
+        vector = base64.b64encode(array("f", self.embedding).tobytes()).decode()
+        return orjson.dumps(
+            {
+                "partition_key": self.partition_key,
+                "prompt_text": self.prompt_text,
+                "embedding": vector,
+                "embedding_model": self.embedding_model,
+                "context_text": self.context_text,
+                "user_turns": self.user_turns,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> PendingStore:
+        data = orjson.loads(raw)
+        data["embedding"] = array("f", base64.b64decode(data["embedding"])).tolist()
+        return cls(**data)

@@ -177,6 +177,9 @@ class ExactStore:
     def _waiters(self, key: str) -> str:
         return f"{self._prefix}:flight_waiters:{key}"
 
+    def _pending(self, key: str) -> str:
+        return f"{self._prefix}:pending_store:{key}"
+
     @property
     def _leases(self) -> str:
         return f"{self._prefix}:flight_leases"
@@ -195,6 +198,17 @@ class ExactStore:
         keys = [self._entry(key), self._lru(tenant), self._flight(key), self._waiters(key), self._leases]
         args: list[bytes | str | int | float] = [answer.to_bytes(), ttl_seconds, time.time(), key, self._hand_over_ms]
         return list(await self._put(keys=keys, args=args))
+
+    async def keep_pending(self, key: str, pending: bytes, ttl_seconds: float) -> None:
+        """Keep what storing the answer to come under `key` will need (entries.PendingStore), for a while."""
+        await self._redis.set(self._pending(key), pending, px=_ms(ttl_seconds))
+
+    async def pending(self, key: str) -> bytes | None:
+        raw = await self._redis.get(self._pending(key))
+        return raw if isinstance(raw, bytes) else None
+
+    async def forget_pending(self, key: str) -> None:
+        await self._redis.delete(self._pending(key))
 
     async def put_many(self, tenant: str, answers: list[CachedAnswer], ttl_seconds: int) -> None:
         """Store several answers (an embeddings batch's vectors) in one round trip, most recently used."""

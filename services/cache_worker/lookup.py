@@ -1,5 +1,6 @@
 """The lookup decision: exact hit, semantic hit, a wait on an identical request in flight (noted with the
-flight, holding no worker), or a miss (or bypass) carrying what the store will need.
+flight, holding no worker), or a miss (or bypass). What storing a miss's answer will need (its partition,
+prompt and vector) is kept in Redis under its exact key, for the storer.
 
 Knows nothing of the broker. Dependencies fail open: a Redis, Postgres or embedder failure turns
 into a miss (counted), never into an error for the user.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from services.cache_worker import keys
-from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.entries import CachedAnswer, PendingStore
 from services.cache_worker.entry_store import Candidate, EntryStore
 from services.cache_worker.exact_store import LEADING, STORED, ExactStore
 from services.cache_worker.flights import ReplyRoute, Waiter
@@ -59,6 +60,7 @@ class Hit:
 @dataclass(frozen=True)
 class Miss:
     lookup: LookupContext
+    pending: PendingStore | None = None  # what storing its answer for semantic search needs
 
 
 @dataclass(frozen=True)
@@ -210,15 +212,19 @@ class Lookup:
             elif answer is not None and _fresh(answer, controls.max_age_seconds):
                 return Hit(answer, "exact")
 
+        pending = None
         if controls.mode == "semantic" and (controls.read or controls.store):
             semantic = await self._semantic(request, context)
             if isinstance(semantic, Hit):
                 return semantic
-            context = semantic.lookup
+            context, pending = semantic.lookup, semantic.pending
 
-        if controls.read and controls.store:
-            return await self._single_flight(request, context, route)
-        return Miss(context)
+        outcome = await self._single_flight(request, context, route) if controls.read and controls.store else None
+        if isinstance(outcome, Hit):
+            return outcome
+        if pending is not None and context.store:
+            await self._keep_pending(key, pending, request.deadline)
+        return outcome or Miss(context)
 
     def _bypass_reason(self, request: CompletionRequest) -> str | None:
         if request.controls.mode == "off":
@@ -266,18 +272,16 @@ class Lookup:
             protocol=request.protocol,
             history=history,
         )
-        context = context.model_copy(
-            update={
-                "partition_key": partition,
-                "prompt_text": prompt,
-                "context_text": history.text,
-                "user_turns": history.user_turns,
-                "embedding": vector,
-                "embedding_model": embedding_model,
-            }
+        pending = PendingStore(
+            partition_key=partition,
+            prompt_text=prompt,
+            embedding=vector,
+            embedding_model=embedding_model,
+            context_text=history.text,
+            user_turns=history.user_turns,
         )
         if not controls.read:
-            return Miss(context)
+            return Miss(context, pending)
 
         started = time.perf_counter()
         try:
@@ -289,10 +293,10 @@ class Lookup:
         except Exception as exc:
             log.warning("vector search failed, going on without Postgres: %s", exc)
             DEGRADED.labels("postgres", "lookup").inc()
-            return Miss(_degraded(context, "postgres"))
+            return Miss(_degraded(context, "postgres"), pending)
         STAGE_SECONDS.labels("vector_search").observe(time.perf_counter() - started)
         if not candidates:
-            return Miss(context)
+            return Miss(context, pending)
         # A client's threshold may only tighten the operator's: a looser one would serve look-alikes.
         threshold = max(self._policy.similarity_threshold, controls.similarity_threshold or 0.0)
         # Wrong-hit feedback: pairs reported for this question are never candidates (feedback.py). Only
@@ -307,7 +311,16 @@ class Lookup:
             return Hit(choice.candidate.answer, "semantic", choice.candidate.similarity, refusals=tuple(refusals))
         best = candidates[0].similarity
         BEST_SIMILARITY.labels("miss").observe(best)
-        return Miss(context.model_copy(update={"best_similarity": best, "refusals": refusals}))
+        return Miss(context.model_copy(update={"best_similarity": best, "refusals": refusals}), pending)
+
+    async def _keep_pending(self, key: str, pending: PendingStore, deadline: float) -> None:
+        """Keep what storing this miss's answer needs until its answer may come (the request's deadline, and a
+        minute for the store event). Should Redis fail, the answer is stored for exact hits only (counted)."""
+        try:
+            await self._exact.keep_pending(key, pending.to_bytes(), max(deadline - time.time(), 1.0) + 60.0)
+        except Exception as exc:
+            log.warning("keeping a miss's store context failed, its answer will be exact-only: %s", exc)
+            DEGRADED.labels("redis", "pending_store").inc()
 
     async def _drop_reported(
         self, tenant: str, prompt: str, history: str | None, candidates: list[Candidate]

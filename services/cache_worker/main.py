@@ -102,7 +102,7 @@ async def main() -> None:
         handlers = CacheHandlers(
             worker,
             Lookup(exact, entries, embed, policy, verifier, reported),
-            Storer(exact, entries, embed, settings.cache_ttl_seconds, settings.max_entries_per_tenant),
+            Storer(exact, entries, settings.cache_ttl_seconds, settings.max_entries_per_tenant),
             CacheAdmin(exact, entries, embed, served, reported),
             hits,
             usage,

@@ -29,7 +29,7 @@ DEGRADED_LABELS = (
     ("redis", "lookup"), ("embedder", "lookup"), ("postgres", "lookup"), ("redis", "store"),
     ("redis", "single_flight"), ("redis", "evict"), ("redis", "record_hits"), ("postgres", "record_hits"),
     ("postgres", "sweep"), ("postgres", "served_pairs"), ("redis", "reported_pairs"),
-    ("postgres", "reported_pairs"), ("redis", "reported_pairs_reconciled"),
+    ("postgres", "reported_pairs"), ("redis", "reported_pairs_reconciled"), ("redis", "pending_store"),
 )  # fmt: skip
 for _labels in DEGRADED_LABELS:
     DEGRADED.labels(*_labels)

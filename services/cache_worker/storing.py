@@ -1,6 +1,7 @@
 """Storing a generated answer: Redis under its exact key (the requests waiting on its single flight are
 answered right then), the catalogue row and (for semantic search) its prompt vector in PostgreSQL;
-then the tenant's cap is enforced, least recently used first."""
+then the tenant's cap is enforced, least recently used first. The prompt, partition and vector come
+from what the lookup kept under the exact key (entries.PendingStore): the store event carries the answer."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from collections.abc import Awaitable, Callable
 
 import psycopg
 
-from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.entries import CachedAnswer, PendingStore
 from services.cache_worker.entry_store import EntryStore, NewEntry
 from services.cache_worker.exact_store import ExactStore
 from services.cache_worker.flights import Waiter, read_waiters
-from services.cache_worker.lookup import Embed
 from services.cache_worker.metrics import DEGRADED, EVICTED, STORES
 from shared.contracts.store_events import CompletionGenerated, FlightEnded
 from shared.worker import Retryable
@@ -30,12 +30,9 @@ ReleaseWaiters = Callable[[list[Waiter]], Awaitable[None]]
 class Storer:
     """Writes CompletionGenerated events into both stores and releases single flights."""
 
-    def __init__(
-        self, exact: ExactStore, entries: EntryStore, embed: Embed, default_ttl_seconds: int, max_entries: int
-    ) -> None:
+    def __init__(self, exact: ExactStore, entries: EntryStore, default_ttl_seconds: int, max_entries: int) -> None:
         self._exact = exact
         self._entries = entries
-        self._embed = embed
         self._default_ttl = default_ttl_seconds
         self._max_entries = max_entries
 
@@ -66,30 +63,9 @@ class Storer:
                 await answer_waiters(answer, _others(read_waiters(waiting), event.flight_id))
             await self._exact.waiters_done(answer.exact_key, len(waiting))
 
-        embedding, embedding_model = event.embedding, event.embedding_model
-        if event.partition_key and event.prompt_text and (embedding is None or embedding_model is None):
-            vectors, embedding_model = await self._embed([event.prompt_text])
-            embedding = vectors[0]
+        pending = await self._pending(event.exact_key)
         try:
-            await self._entries.put(
-                NewEntry(
-                    answer=answer,
-                    tenant=event.tenant,
-                    namespace=event.namespace,
-                    ttl_seconds=ttl,
-                    prompt_text=event.prompt_text,
-                    partition_key=event.partition_key,
-                    embedding_model=embedding_model,
-                    embedding=embedding if event.partition_key else None,
-                    # PostgreSQL text and jsonb refuse NUL; the verifier reads words and symbols, never NUL.
-                    context_text=event.context_text.replace("\x00", "")
-                    if event.partition_key and event.context_text
-                    else None,
-                    user_turns=[turn.replace("\x00", "") for turn in event.user_turns]
-                    if event.partition_key and event.user_turns is not None
-                    else None,
-                )
-            )
+            await self._entries.put(_new_entry(answer, event, ttl, pending))
         except psycopg.DataError as exc:
             # Never transient (e.g. NUL bytes, which PostgreSQL text and jsonb refuse): the entry stays
             # exact-only, in Redis, rather than failing the event twice into the dead-letter queue.
@@ -105,7 +81,26 @@ class Storer:
             STORES.labels("postgres", "error").inc()
             raise
         STORES.labels("postgres", "ok").inc()
+        await self._forget_pending(event.exact_key)
         await self.enforce_cap(event.tenant)
+
+    async def _pending(self, key: str) -> PendingStore | None:
+        """What the lookup kept for storing this answer; None (the entry is exact-only) when there is none: the
+        request was not semantic, its store context expired, or Redis failed (counted)."""
+        try:
+            raw = await self._exact.pending(key)
+        except Exception as exc:
+            log.warning("reading a miss's store context failed, its entry is exact-only: %s", exc)
+            DEGRADED.labels("redis", "pending_store").inc()
+            return None
+        return PendingStore.from_bytes(raw) if raw is not None else None
+
+    async def _forget_pending(self, key: str) -> None:
+        """Not before PostgreSQL has the entry: a store event that is retried finds it still there."""
+        try:
+            await self._exact.forget_pending(key)
+        except Exception as exc:  # it expires on its own
+            log.debug("forgetting a stored miss's context failed: %s", exc)
 
     async def _mark_redis_only(self, event: CompletionGenerated, ttl: int) -> None:
         """Let a namespace flush find an entry only Redis holds."""
@@ -139,6 +134,27 @@ class Storer:
         except Exception as exc:
             log.warning("enforcing the entry cap failed: %s", exc)
             DEGRADED.labels("redis", "evict").inc()
+
+
+def _new_entry(answer: CachedAnswer, event: CompletionGenerated, ttl: int, pending: PendingStore | None) -> NewEntry:
+    """The catalogue row of an answer, with its vector when the lookup kept one (else exact-only)."""
+    if pending is None:
+        return NewEntry(answer=answer, tenant=event.tenant, namespace=event.namespace, ttl_seconds=ttl)
+    return NewEntry(
+        answer=answer,
+        tenant=event.tenant,
+        namespace=event.namespace,
+        ttl_seconds=ttl,
+        prompt_text=pending.prompt_text,
+        partition_key=pending.partition_key,
+        embedding_model=pending.embedding_model,
+        embedding=pending.embedding,
+        # PostgreSQL text and jsonb refuse NUL; the verifier reads words and symbols, never NUL.
+        context_text=pending.context_text.replace("\x00", "") if pending.context_text else None,
+        user_turns=[turn.replace("\x00", "") for turn in pending.user_turns]
+        if pending.user_turns is not None
+        else None,
+    )
 
 
 def _is_uuid_hex(value: str) -> bool:

@@ -31,7 +31,9 @@ class CacheControls(Contract):
 
 
 class LookupContext(Contract):
-    """What the cache worker learnt on a miss, carried to the LLM worker and back into the store event."""
+    """What the LLM worker needs of the cache worker's lookup: the reply's cache headers, whether its answer
+    may be stored, and the single flight it leads. What storing needs beyond the answer (partition, prompt,
+    vector) stays with the cache worker, under `exact_key`, which the store event names."""
 
     status: Literal["MISS", "BYPASS"] = "MISS"
     bypass_reason: str | None = None
@@ -39,12 +41,6 @@ class LookupContext(Contract):
     flight_leader: bool = False  # this request holds the single-flight lease of its exact key
     flight_lease_seconds: float | None = None  # the leader renews its lease this often (FlightRenewal), x3
     exact_key: str | None = None
-    partition_key: str | None = None
-    prompt_text: str | None = None
-    context_text: str | None = None  # a conversation's earlier turns, whole, as "role: text" lines
-    user_turns: list[str] | None = None  # the user's earlier messages of a conversation, in order
-    embedding: list[float] | None = None
-    embedding_model: str | None = None
     best_similarity: float | None = None
     refusals: list[str] = Field(default_factory=list)  # why the semantic candidates were not served
 

@@ -12,7 +12,8 @@ from shared.contracts.base import Contract
 
 
 class CompletionGenerated(Contract):
-    """A complete, storable answer from the upstream: the cache worker stores it (Redis + pgvector)."""
+    """A complete, storable answer from the upstream: the cache worker stores it (Redis + pgvector). The
+    exact key is the whole reference: the cache worker kept what else it needs under it at the lookup."""
 
     type: Literal["completion_generated"] = "completion_generated"
     event_id: str
@@ -20,12 +21,6 @@ class CompletionGenerated(Contract):
     namespace: str
     model: str
     exact_key: str
-    partition_key: str | None = None
-    prompt_text: str | None = None
-    context_text: str | None = None
-    user_turns: list[str] | None = None
-    embedding: list[float] | None = None
-    embedding_model: str | None = None
     completion: dict[str, Any]
     upstream: str | None = None
     ttl_seconds: int | None = None

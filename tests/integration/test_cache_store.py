@@ -15,7 +15,7 @@ import redis.asyncio as redis
 
 from scripts.stack import start_embedded_postgres
 from services.cache_worker.admin import CacheAdmin
-from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.entries import CachedAnswer, PendingStore
 from services.cache_worker.entry_store import EntryStore, NewEntry
 from services.cache_worker.exact_store import LEADING, ExactStore
 from services.cache_worker.flights import ReplyRoute
@@ -64,14 +64,20 @@ def generated(tenant: str, key: str, seed: int, ttl: int | None = None) -> Compl
         namespace="default",
         model="m",
         exact_key=key,
-        partition_key="p",
-        prompt_text=f"prompt {seed}",
-        embedding=vector(seed),
-        embedding_model="e",
         completion={"choices": [{"message": {"content": f"answer {seed}"}, "finish_reason": "stop"}]},
         ttl_seconds=ttl,
         created_at=time.time(),
     )
+
+
+async def store(exact: ExactStore, storer: Storer, event: CompletionGenerated, prompt: str | None = None) -> None:
+    """Store an answer as the cache worker does: its lookup kept the store context under the key first."""
+    seed = int(event.completion["choices"][0]["message"]["content"].split()[-1])
+    pending = PendingStore(
+        partition_key="p", prompt_text=prompt or f"prompt {seed}", embedding=vector(seed), embedding_model="e"
+    )
+    await exact.keep_pending(event.exact_key, pending.to_bytes(), 60)
+    await storer.store(event)
 
 
 async def no_embed(texts: list[str]) -> tuple[list[list[float]], str]:
@@ -81,13 +87,13 @@ async def no_embed(texts: list[str]) -> tuple[list[list[float]], str]:
 async def test_the_tenant_cap_evicts_the_least_recently_used(stores: tuple[ExactStore, EntryStore]) -> None:
     exact, entries = stores
     tenant = f"t-{uuid.uuid4().hex[:6]}"
-    storer = Storer(exact, entries, no_embed, default_ttl_seconds=3600, max_entries=3)
+    storer = Storer(exact, entries, default_ttl_seconds=3600, max_entries=3)
     hits = HitRecorder(exact, entries)
     for i in range(3):
-        await storer.store(generated(tenant, f"k{i}", i))
+        await store(exact, storer, generated(tenant, f"k{i}", i))
     hits.record(tenant, "k0")  # k0 used: k1 is now the least recently used
     await hits.flush()
-    await storer.store(generated(tenant, "k3", 3))
+    await store(exact, storer, generated(tenant, "k3", 3))
 
     assert await exact.get("k1") is None
     assert all([await exact.get(k) for k in ("k0", "k2", "k3")])
@@ -96,7 +102,7 @@ async def test_the_tenant_cap_evicts_the_least_recently_used(stores: tuple[Exact
     assert kept is not None and kept["hit_count"] == 1 and kept["last_hit_at"] is not None
     # Other tenants are not touched by one tenant's cap.
     other = f"o-{uuid.uuid4().hex[:6]}"
-    await storer.store(generated(other, "ok0", 10))
+    await store(exact, storer, generated(other, "ok0", 10))
     assert await exact.get("ok0") is not None
 
 
@@ -262,15 +268,14 @@ async def test_a_cancelled_lookup_does_not_disturb_the_others(stores: tuple[Exac
 async def test_a_tenant_flush_also_deletes_what_only_redis_holds(stores: tuple[ExactStore, EntryStore]) -> None:
     exact, entries = stores
     tenant, other = f"t-{uuid.uuid4().hex[:6]}", f"o-{uuid.uuid4().hex[:6]}"
-    storer = Storer(exact, entries, no_embed, default_ttl_seconds=3600, max_entries=100)
-    await storer.store(generated(tenant, "both", 1))
+    storer = Storer(exact, entries, default_ttl_seconds=3600, max_entries=100)
+    await store(exact, storer, generated(tenant, "both", 1))
     # PostgreSQL refuses NUL bytes in text: this answer is kept in Redis only, and still served from there.
-    unstorable = generated(tenant, "redis-only", 2).model_copy(update={"prompt_text": "nul\x00 probe"})
-    await storer.store(unstorable)
-    await storer.store(generated(other, "other", 3))
+    await store(exact, storer, generated(tenant, "redis-only", 2), prompt="nul\x00 probe")
+    await store(exact, storer, generated(other, "other", 3))
     assert await exact.get("redis-only") is not None and await entries.find(tenant, "redis-only") is None
     # An entry Redis let expire is still in the tenant's LRU order: not counted as deleted.
-    await storer.store(generated(tenant, "expired", 4).model_copy(update={"prompt_text": "gone\x00"}))
+    await store(exact, storer, generated(tenant, "expired", 4), prompt="gone\x00")
     await exact._redis.delete(exact._entry("expired"))
 
     admin = CacheAdmin(exact, entries, no_embed)
@@ -285,15 +290,15 @@ async def test_a_tenant_flush_also_deletes_what_only_redis_holds(stores: tuple[E
 async def test_a_namespace_flush_also_deletes_what_only_redis_holds(stores: tuple[ExactStore, EntryStore]) -> None:
     exact, entries = stores
     tenant = f"t-{uuid.uuid4().hex[:6]}"
-    storer = Storer(exact, entries, no_embed, default_ttl_seconds=3600, max_entries=100)
+    storer = Storer(exact, entries, default_ttl_seconds=3600, max_entries=100)
 
-    def in_namespace(key: str, seed: int, namespace: str, nul: bool) -> CompletionGenerated:
+    async def in_namespace(key: str, seed: int, namespace: str, nul: bool) -> None:
         event = generated(tenant, key, seed).model_copy(update={"namespace": namespace})
-        return event.model_copy(update={"prompt_text": "nul\x00 probe"}) if nul else event
+        await store(exact, storer, event, prompt="nul\x00 probe" if nul else None)
 
-    await storer.store(in_namespace("team-a-both", 1, "team-a", nul=False))
-    await storer.store(in_namespace("team-a-redis-only", 2, "team-a", nul=True))
-    await storer.store(in_namespace("team-b-redis-only", 3, "team-b", nul=True))
+    await in_namespace("team-a-both", 1, "team-a", nul=False)
+    await in_namespace("team-a-redis-only", 2, "team-a", nul=True)
+    await in_namespace("team-b-redis-only", 3, "team-b", nul=True)
     assert await exact.get("team-a-redis-only") is not None
 
     flushed = await CacheAdmin(exact, entries, no_embed).handle(FlushEntries(tenant=tenant, namespace="team-a"))
@@ -356,7 +361,7 @@ async def test_a_single_flight_is_a_lease_its_waiters_outlive(stores: tuple[Exac
     assert await exact.follow_flight("k1", b"w1", 30) and await exact.follow_flight("k1", b"w2", 30)
     assert await exact.renew_flight("k1", "leader", 0.5) and not await exact.renew_flight("k1", "other", 0.5)
 
-    storer = Storer(exact, entries, no_embed, default_ttl_seconds=3600, max_entries=10)
+    storer = Storer(exact, entries, default_ttl_seconds=3600, max_entries=10)
     answered: list[list[str]] = []
 
     async def answer(_: CachedAnswer, waiters: list) -> None:  # type: ignore[type-arg]
@@ -457,3 +462,35 @@ async def test_waiters_a_storer_never_handed_over_are_the_sweepers(stores: tuple
     await exact.waiters_done("k-done", 1)
     await asyncio.sleep(0.5)
     assert await exact.lapsed_flights() == []
+
+
+async def test_the_store_context_kept_at_the_lookup_gives_the_entry_its_vector(
+    stores: tuple[ExactStore, EntryStore],
+) -> None:
+    """The store event names only the exact key: the prompt, partition and vector come from what the lookup
+    kept under it, which is forgotten once PostgreSQL has the entry. Without one the entry is exact-only."""
+    exact, entries = stores
+    tenant, partition = f"t-{uuid.uuid4().hex[:6]}", f"p-{uuid.uuid4().hex[:6]}"
+    storer = Storer(exact, entries, default_ttl_seconds=3600, max_entries=10)
+    pending = PendingStore(
+        partition_key=partition,
+        prompt_text="how do I reset my password?",
+        embedding=vector(5),
+        embedding_model="e",
+        context_text="user: hi",
+        user_turns=["hi"],
+    )
+    await exact.keep_pending("semantic", pending.to_bytes(), 60)
+    await storer.store(generated(tenant, "semantic", 5))
+
+    [found] = await entries.nearest(partition, vector(5), None)
+    assert found.answer.exact_key == "semantic" and found.similarity == pytest.approx(1.0, abs=1e-5)
+    assert (found.prompt_text, found.user_turns) == ("how do I reset my password?", ["hi"])
+    row = await entries.find(tenant, "semantic")
+    assert row is not None and row["context_text"] == "user: hi"
+    assert await exact.pending("semantic") is None
+
+    await storer.store(generated(tenant, "exact-only", 6))
+    row = await entries.find(tenant, "exact-only")
+    assert row is not None and row["prompt"] is None  # catalogued, served exactly, never a candidate
+    assert await exact.get("exact-only") is not None

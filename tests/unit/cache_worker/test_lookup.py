@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.entries import CachedAnswer, PendingStore
 from services.cache_worker.entry_store import Candidate
 from services.cache_worker.exact_store import LEADING
 from services.cache_worker.lookup import Hit, Lookup, LookupPolicy, Miss, choose_candidate
@@ -86,10 +86,16 @@ async def test_a_conversation_of_another_length_or_without_its_turns_is_not_serv
 
 
 class Exact:
-    """No exact entries; every request leads its single flight."""
+    """No exact entries; every request leads its single flight. Records the store contexts kept."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[PendingStore, float]] = {}
 
     async def get(self, key: str) -> None:
         return None
+
+    async def keep_pending(self, key: str, pending: bytes, ttl_seconds: float) -> None:
+        self.pending[key] = (PendingStore.from_bytes(pending), ttl_seconds)
 
     async def lead_flight(self, key: str, request_id: str, lease: float, even_if_stored: bool = False) -> str:
         return LEADING
@@ -109,8 +115,8 @@ async def embed(texts: list[str]) -> tuple[list[list[float]], str]:
     return [[1.0, 0.0] for _ in texts], "e"
 
 
-def request(threshold: float | None) -> CompletionRequest:
-    controls = CacheControls(similarity_threshold=threshold)
+def request(threshold: float | None, **controls_set: object) -> CompletionRequest:
+    controls = CacheControls(similarity_threshold=threshold, **controls_set)
     body = {"model": "m", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
     return CompletionRequest(
         request_id="r", tenant="t", received_at=0.0, deadline=time.time() + 30, body=body, controls=controls
@@ -144,3 +150,30 @@ def test_a_pair_is_named_by_tenant_entry_question_and_history() -> None:
         pair_hash("acme", "key", "Why is the sky blue?", "user: hi"),
     }
     assert base not in others and len(others) == 4
+
+
+async def test_a_miss_keeps_what_storing_its_answer_needs_under_its_exact_key() -> None:
+    """The LLM worker's store event names only the exact key: the partition, prompt and vector stay here."""
+    policy = LookupPolicy(similarity_threshold=0.7, max_cacheable_temperature=1.0, flight_lease_seconds=5.0)
+    far = candidate("How do I convert 5 miles to km?", 0.3)
+
+    exact = Exact()
+    miss = await Lookup(exact, Entries([far]), embed, policy, ThresholdVerifier()).run(request(None))  # type: ignore[arg-type]
+    assert isinstance(miss, Miss) and miss.lookup.exact_key is not None
+    [(key, (pending, ttl))] = exact.pending.items()
+    assert key == miss.lookup.exact_key
+    assert (pending.prompt_text, pending.embedding, pending.embedding_model) == (
+        "What is the capital of France?",
+        [1.0, 0.0],
+        "e",
+    )
+    assert pending.partition_key and 30 < ttl <= 91  # the request's deadline, and a minute for the store event
+
+    exact = Exact()
+    near = candidate("what's the capital of france", 0.9)
+    assert isinstance(await Lookup(exact, Entries([near]), embed, policy, ThresholdVerifier()).run(request(None)), Hit)  # type: ignore[arg-type]
+    assert exact.pending == {}  # a hit stores nothing
+
+    exact = Exact()
+    unstored = await Lookup(exact, Entries([far]), embed, policy, ThresholdVerifier()).run(request(None, store=False))  # type: ignore[arg-type]
+    assert isinstance(unstored, Miss) and exact.pending == {}  # Cache-Control: no-store

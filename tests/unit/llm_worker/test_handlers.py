@@ -122,9 +122,7 @@ def request(content: str = "What is a cache?", *, stream: bool = False, lookup: 
             stream=stream,
             body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], "stream": stream, **body},
             controls=CacheControls(namespace="ns", ttl_seconds=60),
-            lookup=LookupContext(status="MISS", exact_key="k1", partition_key="p1", prompt_text=content)
-            if lookup
-            else None,
+            lookup=LookupContext(status="MISS", exact_key="k1") if lookup else None,
         )
         .model_dump_json()
         .encode()
@@ -138,7 +136,7 @@ async def test_non_stream_miss_replies_stores_and_counts(harness: Harness) -> No
     assert (answer.cache.status, answer.cache.key, answer.cache.upstream) == ("MISS", "k1", "mock")
     assert answer.completion["choices"][0]["finish_reason"] == "stop"
     [stored] = harness.stored()
-    assert (stored.exact_key, stored.partition_key, stored.namespace, stored.tenant) == ("k1", "p1", "ns", "t1")
+    assert (stored.exact_key, stored.namespace, stored.tenant) == ("k1", "ns", "t1")
     assert (stored.model, stored.ttl_seconds, stored.upstream) == ("gpt-4o-mini", 60, "mock")
     assert stored.completion == answer.completion
     [usage] = harness.usage()
