@@ -56,11 +56,9 @@ async def test_an_unreadable_rpc_request_is_answered_with_an_error_and_dead_lett
         handled.append(message.body)
 
     await worker.consume(worker.topology.embed_rpc, handler, prefetch=4)
-    started = time.monotonic()
-    with pytest.raises(RemoteError) as raised:
+    with pytest.raises(RemoteError) as raised:  # answered: not an RpcTimeout after waiting out its 10 s
         # An empty text list violates the contract.
         await worker.rpc.call(worker.topology.embed_rpc, EmbedRequest.model_construct(texts=[]), EmbedResult, 10)
-    assert time.monotonic() - started < 2, "the caller must not wait out its timeout"
     assert raised.value.error.status == 400
     assert handled == []
 
@@ -151,6 +149,4 @@ async def test_a_worker_whose_connection_is_gone_still_shuts_down(worker: Worker
     await gone.consume(worker.topology.cache_store, handler, prefetch=4)
     assert gone.connection is not None
     await gone.connection.close()
-    started = time.monotonic()
     await asyncio.wait_for(gone.close(), 10)  # it used to wait for the broker forever
-    assert time.monotonic() - started < 5

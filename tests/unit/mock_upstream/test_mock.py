@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -198,11 +198,18 @@ async def test_stats_count_chat_stream_and_embedding_calls_and_reset(client: htt
     assert (await client.post("/v1/chat/completions", json=chat("one"))).status_code == 200
 
 
-async def test_latency_header_delays_the_answer(client: httpx.AsyncClient) -> None:
-    started = time.perf_counter()
+async def test_latency_header_delays_the_answer(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recorded(seconds: float, *args: Any) -> Any:
+        waits.append(seconds)
+        return await sleep(0, *args)
+
+    monkeypatch.setattr(asyncio, "sleep", recorded)
     response = await client.post("/v1/chat/completions", json=chat("slow"), headers={"X-Mock-Latency-Ms": "150"})
     assert response.status_code == 200
-    assert time.perf_counter() - started >= 0.15
+    assert max(waits) == pytest.approx(0.15)  # waited as long as asked before answering
 
 
 async def test_bad_json_and_bad_requests_get_openai_errors(client: httpx.AsyncClient) -> None:
