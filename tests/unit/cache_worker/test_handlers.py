@@ -20,21 +20,23 @@ from services.cache_worker.feedback import Served
 from services.cache_worker.flights import ReplyRoute, Waiter
 from services.cache_worker.handlers import CacheHandlers
 from services.cache_worker.lookup import Following, Hit, Miss
-from shared.contracts import (
+from shared.contracts.completions import (
     CacheControls,
     CachedEmbedding,
-    CompletionGenerated,
     CompletionReply,
     CompletionRequest,
     EmbeddingsCached,
-    EmbeddingsGenerated,
     EmbeddingsRequest,
+    LookupContext,
+)
+from shared.contracts.store_events import (
+    CompletionGenerated,
+    EmbeddingsGenerated,
     FlightEnded,
     FlightRenewal,
     GeneratedEmbedding,
-    LookupContext,
-    UsageEvent,
 )
+from shared.contracts.usage_events import UsageEvent
 from shared.pricing import PriceBook
 from shared.topology import Topology
 from shared.worker import Retryable
@@ -213,7 +215,7 @@ async def test_a_semantic_hit_is_kept_for_wrong_hit_reports_unless_the_request_s
 
 
 async def test_a_miss_goes_on_to_the_llm_workers_with_what_its_lookup_learnt_and_its_reply_route() -> None:
-    learnt = LookupContext(status="MISS", exact_key="key-1", partition_key="p", prompt_text="capital?")
+    learnt = LookupContext(status="MISS", exact_key="key-1", best_similarity=0.6, refusals=["low_probability"])
     s = setup(Miss(learnt))
     await s.handlers.on_lookup(message(completion_request("r1")))
 

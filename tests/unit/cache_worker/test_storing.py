@@ -1,6 +1,7 @@
 """The storer with fake stores: what a generated answer is stored as in Redis and PostgreSQL (key, TTL, id,
-vector), who waiting on its single flight is answered, and what each store's failure does: Redis's is logged
-and counted and never fails the event; PostgreSQL's is retried, or (a value it refuses) kept in Redis only."""
+and the vector the lookup kept under its key), who waiting on its single flight is answered, and what each
+store's failure does: Redis's is logged and counted and never fails the event; PostgreSQL's is retried, or
+(a value it refuses) kept in Redis only."""
 
 from __future__ import annotations
 
@@ -13,20 +14,30 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from services.cache_worker.entries import CachedAnswer
+from services.cache_worker.entries import CachedAnswer, PendingStore
 from services.cache_worker.entry_store import NewEntry
 from services.cache_worker.flights import Waiter
 from services.cache_worker.storing import Storer
-from shared.contracts import CompletionGenerated, CompletionRequest, FlightEnded
+from shared.contracts.completions import CompletionRequest
+from shared.contracts.store_events import CompletionGenerated, FlightEnded
 from shared.worker import Retryable
 
 EVENT_ID = uuid.UUID(int=42).hex
+KEPT = PendingStore(
+    partition_key="partition-1",
+    prompt_text="What is the capital of France?",
+    embedding=[1.0, 0.0],
+    embedding_model="event-model",
+)
 
 
 class FakeExact:
     """The exact store's calls the storer makes, recorded; `fail` names the calls that raise."""
 
-    def __init__(self, waiting: list[bytes] | None = None, over_cap: list[str] | None = None) -> None:
+    def __init__(
+        self, waiting: list[bytes] | None = None, over_cap: list[str] | None = None, kept: PendingStore | None = KEPT
+    ) -> None:
+        self.kept = {"key-1": kept.to_bytes()} if kept is not None else {}
         self.waiting = waiting or []
         self.evictable = over_cap or []
         self.fail: set[str] = set()
@@ -45,6 +56,13 @@ class FakeExact:
         self._call("put")
         self.puts.append((tenant, answer, ttl_seconds))
         return self.waiting
+
+    async def pending(self, key: str) -> bytes | None:
+        self._call("pending")
+        return self.kept.get(key)
+
+    async def forget_pending(self, key: str) -> None:
+        self.kept.pop(key, None)
 
     async def waiters_done(self, key: str, count: int) -> None:
         self.done.append((key, count))
@@ -86,17 +104,8 @@ class FakeEntries:
         return len(keys)
 
 
-class FakeEmbed:
-    def __init__(self) -> None:
-        self.asked: list[list[str]] = []
-
-    async def __call__(self, texts: list[str]) -> tuple[list[list[float]], str]:
-        self.asked.append(texts)
-        return [[0.6, 0.8] for _ in texts], "embedder-model"
-
-
-def storer(exact: FakeExact, entries: FakeEntries, embed: FakeEmbed | None = None, max_entries: int = 100) -> Storer:
-    return Storer(exact, entries, embed or FakeEmbed(), default_ttl_seconds=3600, max_entries=max_entries)  # type: ignore[arg-type]
+def storer(exact: FakeExact, entries: FakeEntries, max_entries: int = 100) -> Storer:
+    return Storer(exact, entries, default_ttl_seconds=3600, max_entries=max_entries)  # type: ignore[arg-type]
 
 
 def generated(**fields: Any) -> CompletionGenerated:
@@ -106,10 +115,6 @@ def generated(**fields: Any) -> CompletionGenerated:
         "namespace": "team-a",
         "model": "gpt-4o-mini",
         "exact_key": "key-1",
-        "partition_key": "partition-1",
-        "prompt_text": "What is the capital of France?",
-        "embedding": [1.0, 0.0],
-        "embedding_model": "event-model",
         "completion": {"choices": [{"message": {"content": "Paris."}}], "usage": {"total_tokens": 9}},
         "upstream": "openai",
         "created_at": 1_700_000_000.0,
@@ -148,6 +153,7 @@ async def test_an_answer_is_stored_in_both_stores_under_its_key_for_its_ttl_or_t
     assert (entry.tenant, entry.namespace, entry.ttl_seconds) == ("acme", "team-a", 120)
     assert (entry.partition_key, entry.prompt_text) == ("partition-1", "What is the capital of France?")
     assert (entry.embedding, entry.embedding_model) == ([1.0, 0.0], "event-model")
+    assert exact.kept == {}  # forgotten once PostgreSQL has the entry
 
     exact, entries = FakeExact(), FakeEntries()
     await storer(exact, entries).store(generated(ttl_seconds=None))  # none of its own: the default
@@ -203,24 +209,26 @@ async def test_waiters_that_could_not_be_answered_stay_noted_and_the_event_is_re
     assert exact.done == []  # the redone event answers them
 
 
-async def test_a_missing_prompt_vector_is_embedded_and_only_a_partitioned_entry_keeps_one() -> None:
-    embed, entries = FakeEmbed(), FakeEntries()
-    await storer(FakeExact(), entries, embed).store(generated(embedding=None, embedding_model=None))
-    assert embed.asked == [["What is the capital of France?"]]
-    assert (entries.entries[0].embedding, entries.entries[0].embedding_model) == ([0.6, 0.8], "embedder-model")
+async def test_without_a_kept_store_context_the_entry_is_exact_only() -> None:
+    entries = FakeEntries()
+    await storer(FakeExact(kept=None), entries).store(generated())  # not semantic, or its context expired
+    [entry] = entries.entries
+    assert entry.answer.exact_key == "key-1" and entry.embedding is None  # never a semantic candidate
+    assert (entry.partition_key, entry.prompt_text, entry.context_text) == (None, None, None)
 
-    embed, entries = FakeEmbed(), FakeEntries()
-    unsearchable = generated(partition_key=None, context_text="user: hi", user_turns=["hi"])
-    await storer(FakeExact(), entries, embed).store(unsearchable)
-    entry = entries.entries[0]
-    assert embed.asked == [] and entry.embedding is None  # exact-only: never a semantic candidate
-    assert (entry.context_text, entry.user_turns) == (None, None)
+    exact, entries = FakeExact(), FakeEntries()
+    exact.fail.add("pending")
+    before = degraded("pending_store")
+    await storer(exact, entries).store(generated())  # Redis failed reading it: still stored, exact-only
+    assert entries.entries[0].embedding is None and degraded("pending_store") == before + 1
 
 
 async def test_nul_bytes_are_taken_out_of_the_conversation_postgres_keeps() -> None:
     entries = FakeEntries()
-    event = generated(context_text="user: a\x00b\nassistant: c", user_turns=["a\x00b", "\x00"])
-    await storer(FakeExact(), entries).store(event)
+    kept = PendingStore(
+        **{**KEPT.__dict__, "context_text": "user: a\x00b\nassistant: c", "user_turns": ["a\x00b", "\x00"]}
+    )
+    await storer(FakeExact(kept=kept), entries).store(generated())
     assert entries.entries[0].context_text == "user: ab\nassistant: c"
     assert entries.entries[0].user_turns == ["ab", ""]
 
@@ -240,6 +248,7 @@ async def test_postgres_down_is_retried_and_meanwhile_the_entry_is_noted_redis_o
     with pytest.raises(Retryable):
         await storer(exact, entries).store(generated(ttl_seconds=300))
     assert exact.redis_only == [("acme", "team-a", "key-1", 300)]
+    assert "key-1" in exact.kept  # the retried event finds the vector still there
     assert stores("postgres", "error") == before + 1
 
     with pytest.raises(RuntimeError):  # anything else is no outage: retried once, then dead-lettered

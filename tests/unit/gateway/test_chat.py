@@ -20,13 +20,8 @@ from services.gateway.auth import Principal
 from services.gateway.limits import Admission, InFlightLimit
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
-from shared.contracts import (
-    CacheInfo,
-    CompletionReply,
-    CompletionRequest,
-    ErrorInfo,
-    ErrorReply,
-)
+from shared.contracts.base import CacheInfo, ErrorInfo, ErrorReply
+from shared.contracts.completions import CompletionReply, CompletionRequest
 from shared.topology import Topology
 
 TOPOLOGY = Topology("unit-chat")
