@@ -121,7 +121,9 @@ bench: install
 		--no-install-recommends wrk >/dev/null 2>&1; } || echo "wrk unavailable: the httpx load generator will be used"
 	PYTHONPATH=. $(PY) -m bench.run $(BENCH_ARGS)
 
+# A private RabbitMQ or Redis node that a killed `make run` left running is stopped before its data goes.
 clean:
+	@if test -x $(PY); then PYTHONPATH=. $(PY) -m scripts.private_nodes stop; fi
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache services/dashboard/dist
 
 # Container images (needs a Docker engine): IMAGE=registry.example.com/llm-cache-proxy TAG=0.1.0 make images

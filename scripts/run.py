@@ -1,23 +1,28 @@
 """`make run`: start the whole system in the foreground; Ctrl-C stops everything.
 
-Checks RabbitMQ and Redis, starts embedded PostgreSQL+pgvector when DATABASE_URL is unset (data in
-.data/postgres), starts the mock upstream when no upstream is configured, makes (or reuses) the
-development tenant's API key and prints it, then runs every service of the Procfile under
-scripts/supervise.py (a service that exits is restarted) and prints where the proxy answers once
-it is ready.
+Uses the RabbitMQ and Redis of RABBITMQ_URL / REDIS_URL, or those answering on their default ports,
+or else starts private nodes of them (data in .data/rabbitmq and .data/redis, scripts/private_nodes.py);
+starts embedded PostgreSQL+pgvector when DATABASE_URL is unset (data in .data/postgres), starts the
+mock upstream when no upstream is configured, makes (or reuses) the development tenant's API key and
+prints it, then runs every service of the Procfile under scripts/supervise.py (a service that exits
+is restarted) and prints where the proxy answers once it is ready. Whatever it started is stopped on
+the way out, a failed start-up included.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 import threading
 import time
 import urllib.request
+from types import FrameType
 
 from scripts import dashboard, supervise
-from scripts.stack import ROOT, check_dependencies, fail, reachable, start_embedded_postgres
+from scripts.private_nodes import RABBITMQ, REDIS, NodeError, PrivateNode, plan, private_node
+from scripts.stack import ROOT, check_server, fail, reachable, start_embedded_postgres
 
 PROCESSES = ["embedder", "cache_worker", "llm_worker", "stats_consumer", "tenants", "gateway"]
 
@@ -26,9 +31,15 @@ def main() -> None:
     env = dict(os.environ)
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYTHONUNBUFFERED", "1")
-    rabbitmq_url = env.setdefault("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    redis_url = env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-    problems = check_dependencies(rabbitmq_url, redis_url)
+    # RabbitMQ and Redis: the user's (RABBITMQ_URL, REDIS_URL), or those on the default ports, checked
+    # up to a login; else private nodes, started below once nothing else stands in the way.
+    servers = plan(env)
+    problems = list(servers.problems)
+    for server in (RABBITMQ, REDIS):
+        url = servers.use.get(server.url_variable)
+        if url is not None and (problem := check_server(server.name, url)):
+            problems.append(problem)
+    env.update(servers.use)
     host = env.get("GATEWAY_HOST", "127.0.0.1")
     port = env.get("GATEWAY_PORT", "8000")
     if reachable(host, int(port)):
@@ -39,6 +50,32 @@ def main() -> None:
     if problems:
         fail("Cannot start:\n*** " + "\n*** ".join(problems))
 
+    # From here on SIGTERM and SIGHUP unwind like Ctrl-C, so the `finally` below stops what started.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+    nodes: list[PrivateNode] = []
+    code = 1
+    try:
+        for server in servers.start:
+            node = private_node(server, ROOT / ".data")
+            nodes.append(node)  # before it starts: stopped on the way out even if interrupted while starting
+            try:
+                node.start(announce=lambda line: print(line, flush=True))
+            except NodeError as exc:
+                fail(f"Cannot start: {exc}")
+            env[server.url_variable] = node.url
+        code = _run_services(env, host, port)
+    finally:
+        # A second Ctrl-C must not cut the stopping short (each step has its own time limit).
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        for node in reversed(nodes):
+            node.stop()
+    sys.exit(code)
+
+
+def _run_services(env: dict[str, str], host: str, port: str) -> int:
+    """Embedded PostgreSQL, the dev key, then every service under the supervisor until it stops; its exit code."""
     # Redis entries belong with the database they were catalogued in: a fresh .data/ gets a fresh
     # key prefix, so `make clean` can't leave exact entries behind that the admin API can't see.
     env.setdefault("REDIS_PREFIX", f"llmcache-{instance_id()}")
@@ -69,13 +106,17 @@ def main() -> None:
         print("The admin API is off: set ADMIN_API_KEY to manage tenants, keys and cache entries over HTTP.")
     threading.Thread(target=_announce_when_ready, args=(f"http://{host}:{port}",), daemon=True).start()
 
-    # Each service is restarted when it exits (as Kubernetes would); Ctrl-C stops them, then Postgres.
+    # Each service is restarted when it exits (as Kubernetes would); Ctrl-C stops them, then Postgres
+    # (then the private nodes, in main).
     try:
-        code = supervise.main(ROOT / "Procfile", processes, env, ROOT)
+        return supervise.main(ROOT / "Procfile", processes, env, ROOT)
     finally:
         if postgres is not None:
             postgres.cleanup()
-    sys.exit(code)
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def instance_id() -> str:

