@@ -88,7 +88,7 @@ fmt: install
 	$(PY) -m ruff check --fix .
 
 typecheck: install
-	$(PY) -m mypy shared services
+	$(PY) -m mypy shared services scripts
 
 # Semantic match quality through the real decision path in-process (embedder, embedded pgvector, hit
 # verifier) on the project's pair sets (eval/data/pairs/): a table with 95% intervals, the decision
