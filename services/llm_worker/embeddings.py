@@ -13,13 +13,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from services.llm_worker.events import upstream_outcome, usage_fields
 from shared.contracts.base import CacheInfo, ErrorInfo
 from shared.contracts.completions import EmbeddingsLookup, EmbeddingsRequest
 from shared.contracts.store_events import EmbeddingsGenerated, GeneratedEmbedding
-from shared.contracts.usage_events import UsageEvent, UsageResult
+from shared.contracts.usage_events import UsageEvent
 from shared.embeddings import embedding_inputs
 from shared.pricing import PriceBook
-from shared.usage import usage_event_id
 
 NO_LOOKUP = EmbeddingsLookup(status="BYPASS", bypass_reason="no_lookup", store=False)
 
@@ -126,30 +126,14 @@ def usage_event(
 ) -> UsageEvent:
     """The usage record: the upstream's tokens and cost, and what the cached inputs saved."""
     lookup = lookup_of(request)
-    model = str(request.body.get("model", ""))
+    fields = usage_fields(request, *upstream_outcome(lookup.status, lookup.bypass_reason, error))
+    model = fields["model"]
     spent = sum(new_tokens)
-    saved = lookup.tokens_saved
-    result: UsageResult
-    if error is not None:
-        result, reason = "error", error.type
-    elif lookup.status == "MISS":
-        result, reason = "miss", None
-    else:
-        result, reason = "bypass", lookup.bypass_reason
-    now = time.time()
+    saved = lookup.tokens_saved if error is None else 0
     return UsageEvent(
-        event_id=usage_event_id(request.request_id),
-        request_id=request.request_id,
-        tenant=request.tenant,
-        key_id=request.key_id,
-        namespace=request.controls.namespace,
-        model=model,
-        result=result,
-        reason=reason,
+        **fields,
         prompt_tokens=spent,
         cost_usd=prices.cost(model, spent, 0) if spent else 0.0,
-        tokens_saved=saved if error is None else 0,
-        cost_saved_usd=prices.cost(model, saved, 0) if saved and error is None else 0.0,
-        latency_ms=max(now - request.received_at, 0.0) * 1000,
-        created_at=now,
+        tokens_saved=saved,
+        cost_saved_usd=prices.cost(model, saved, 0) if saved else 0.0,
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 from services.llm_worker import anthropic_messages, completions
 from shared.contracts.base import CacheInfo, ErrorInfo
-from shared.contracts.completions import CompletionRequest, LookupContext
+from shared.contracts.completions import CompletionRequest, EmbeddingsRequest, LookupContext
 from shared.contracts.store_events import CompletionGenerated, FlightEnded, FlightRenewal
 from shared.contracts.usage_events import UsageEvent, UsageResult
 from shared.pricing import PriceBook
@@ -87,34 +87,45 @@ def usage_event(
 ) -> UsageEvent:
     """The usage record of one request the upstream answered (or failed to answer)."""
     lookup = lookup_of(request)
-    model = str(request.body.get("model", ""))
     tokens = token_counts(completion.get("usage")) if completion is not None else token_counts(None)
-    result: UsageResult
-    reason: str | None
-    if error is not None:
-        result, reason = "error", error.type
-    elif lookup.status == "MISS":
-        result, reason = "miss", None
-    else:
-        result, reason = "bypass", lookup.bypass_reason
-    now = time.time()
+    fields = usage_fields(request, *upstream_outcome(lookup.status, lookup.bypass_reason, error))
+    model = fields["model"]
     return UsageEvent(
-        event_id=usage_event_id(request.request_id),
-        request_id=request.request_id,
-        tenant=request.tenant,
-        key_id=request.key_id,
-        namespace=request.controls.namespace,
-        model=model,
-        result=result,
-        reason=reason,
+        **fields,
         prompt_tokens=tokens.prompt,
         completion_tokens=tokens.completion,
         cost_usd=prices.cost(model, tokens.prompt, tokens.completion, tokens.cache_read, tokens.cache_write)
         if tokens.total
         else 0.0,
-        latency_ms=max(now - request.received_at, 0.0) * 1000,
-        created_at=now,
         cache_key=lookup.exact_key,
         similarity=lookup.best_similarity,
         refusals=lookup.refusals,
     )
+
+
+def upstream_outcome(status: str, bypass_reason: str | None, error: ErrorInfo | None) -> tuple[UsageResult, str | None]:
+    """How a request sent upstream counts in the usage log: an error (by its type), a miss, or a bypass and why."""
+    if error is not None:
+        return "error", error.type
+    if status == "MISS":
+        return "miss", None
+    return "bypass", bypass_reason
+
+
+def usage_fields(
+    request: CompletionRequest | EmbeddingsRequest, result: UsageResult, reason: str | None
+) -> dict[str, Any]:
+    """The fields of every request's usage record: its ids, who sent it, the model, the outcome, how long it took."""
+    now = time.time()
+    return {
+        "event_id": usage_event_id(request.request_id),
+        "request_id": request.request_id,
+        "tenant": request.tenant,
+        "key_id": request.key_id,
+        "namespace": request.controls.namespace,
+        "model": str(request.body.get("model", "")),
+        "result": result,
+        "reason": reason,
+        "latency_ms": max(now - request.received_at, 0.0) * 1000,
+        "created_at": now,
+    }
