@@ -1,8 +1,8 @@
-"""The exact store against the local Redis (127.0.0.1:6379, a unique key prefix per test, as test_limits.py):
+"""The exact store against the local Redis (127.0.0.1:6379, a unique key prefix per test, tests/unit/conftest.py):
 what an answer is stored under and for how long, the per-tenant LRU order the cap evicts by, which entries a
 tenant may delete, the notes that let a flush find what only Redis holds, and the hand-over of a flight's
 waiters. Its Lua scripts are the logic here: a fake Redis would test the fake. The MGET batcher's failure is
-tested with a fake client (no Redis needed). The single-flight lease itself (lead, follow, renew, lapse) is in
+tested with a fake local_redis (no Redis needed). The single-flight lease itself (lead, follow, renew, lapse) is in
 tests/integration/test_cache_store.py."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,33 +18,10 @@ import redis.asyncio as redis
 from services.cache_worker.entries import CachedAnswer
 from services.cache_worker.exact_store import LEADING, STORED, ExactStore
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
 
 @pytest.fixture
-async def client() -> AsyncIterator[redis.Redis]:
-    client = redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except (redis.ConnectionError, OSError):
-        await client.aclose()
-        pytest.skip("needs Redis at 127.0.0.1:6379")
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def prefix(client: redis.Redis) -> AsyncIterator[str]:
-    prefix = f"test-exact-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-
-
-@pytest.fixture
-def exact(client: redis.Redis, prefix: str) -> ExactStore:
-    return ExactStore(client, prefix)
+def exact(local_redis: redis.Redis, redis_prefix: str) -> ExactStore:
+    return ExactStore(local_redis, redis_prefix)
 
 
 def answer(key: str, content: str = "Paris.") -> CachedAnswer:
@@ -53,85 +29,85 @@ def answer(key: str, content: str = "Paris.") -> CachedAnswer:
     return CachedAnswer(str(uuid.uuid4()), key, "gpt-4o-mini", completion, 1_700_000_000.0, upstream="openai")
 
 
-async def lru(client: redis.Redis, prefix: str, tenant: str) -> list[str]:
+async def lru(local_redis: redis.Redis, redis_prefix: str, tenant: str) -> list[str]:
     """The tenant's keys, least recently used first."""
-    return [member.decode() for member in await client.zrange(f"{prefix}:lru:{tenant}", 0, -1)]
+    return [member.decode() for member in await local_redis.zrange(f"{redis_prefix}:lru:{tenant}", 0, -1)]
 
 
 async def test_an_answer_is_stored_under_its_exact_key_for_its_ttl_and_listed_as_the_tenants(
-    exact: ExactStore, client: redis.Redis, prefix: str
+    exact: ExactStore, local_redis: redis.Redis, redis_prefix: str
 ) -> None:
     stored = answer("k1")
     assert await exact.put("acme", stored, 120) == []  # nobody waited on its flight
     assert await exact.get("k1") == stored
     assert await exact.get("missing") is None
     # The layout operators and the integration tests read: <prefix>:exact:<key>, with the entry's TTL.
-    assert 110 < await client.ttl(f"{prefix}:exact:k1") <= 120
-    assert await lru(client, prefix, "acme") == ["k1"]
+    assert 110 < await local_redis.ttl(f"{redis_prefix}:exact:k1") <= 120
+    assert await lru(local_redis, redis_prefix, "acme") == ["k1"]
     assert await exact.owns("acme", "k1") and not await exact.owns("other", "k1")
 
 
 async def test_a_batch_of_answers_is_stored_in_one_go_each_with_the_ttl(
-    exact: ExactStore, client: redis.Redis, prefix: str
+    exact: ExactStore, local_redis: redis.Redis, redis_prefix: str
 ) -> None:
     answers = [answer(f"e{i}", str(i)) for i in range(3)]
     await exact.put_many("acme", answers, 60)
     assert await asyncio.gather(*(exact.get(f"e{i}") for i in range(3))) == answers
-    assert all([0 < await client.ttl(f"{prefix}:exact:e{i}") <= 60 for i in range(3)])
-    assert sorted(await lru(client, prefix, "acme")) == ["e0", "e1", "e2"]
+    assert all([0 < await local_redis.ttl(f"{redis_prefix}:exact:e{i}") <= 60 for i in range(3)])
+    assert sorted(await lru(local_redis, redis_prefix, "acme")) == ["e0", "e1", "e2"]
 
 
 async def test_deleting_counts_what_redis_still_held_and_another_tenant_cannot_delete_by_key(
-    exact: ExactStore, client: redis.Redis, prefix: str
+    exact: ExactStore, local_redis: redis.Redis, redis_prefix: str
 ) -> None:
     for key in ("k1", "k2"):
         await exact.put("acme", answer(key), 60)
     assert await exact.delete("acme", ["k1", "gone"]) == 1
-    assert await exact.get("k1") is None and await lru(client, prefix, "acme") == ["k2"]
+    assert await exact.get("k1") is None and await lru(local_redis, redis_prefix, "acme") == ["k2"]
     assert await exact.delete("acme", []) == 0
 
     assert await exact.delete_tenants("intruder", "k2") == 0  # a key alone does not say whose it is
     assert await exact.get("k2") is not None
     assert await exact.delete_tenants("acme", "k2") == 1
-    assert await exact.get("k2") is None and await lru(client, prefix, "acme") == []
+    assert await exact.get("k2") is None and await lru(local_redis, redis_prefix, "acme") == []
 
 
 async def test_the_cap_takes_the_least_recently_used_and_only_tracked_keys_are_moved_up(
-    exact: ExactStore, client: redis.Redis, prefix: str
+    exact: ExactStore, local_redis: redis.Redis, redis_prefix: str
 ) -> None:
     for key in ("k0", "k1", "k2", "k3"):
         await exact.put("acme", answer(key), 60)
     now = time.time()
     # k0 used since; "expired" (no longer tracked: its entry expired) must not come back into the order.
     await exact.touch({"acme": {"k0": now + 10, "expired": now + 10}})
-    assert await lru(client, prefix, "acme") == ["k1", "k2", "k3", "k0"]
+    assert await lru(local_redis, redis_prefix, "acme") == ["k1", "k2", "k3", "k0"]
     assert await exact.over_cap("acme", 2) == ["k1", "k2"]
-    assert await lru(client, prefix, "acme") == ["k3", "k0"]
+    assert await lru(local_redis, redis_prefix, "acme") == ["k3", "k0"]
     assert await exact.over_cap("acme", 2) == [] and await exact.over_cap("nobody", 0) == []
 
     await exact.forget("acme", ["k3"])
-    assert await lru(client, prefix, "acme") == ["k0"]
+    assert await lru(local_redis, redis_prefix, "acme") == ["k0"]
 
 
 async def test_a_namespace_flush_deletes_what_only_redis_holds_there_and_the_note_lives_as_long_as_its_entries(
-    exact: ExactStore, client: redis.Redis, prefix: str
+    exact: ExactStore, local_redis: redis.Redis, redis_prefix: str
 ) -> None:
     for key in ("a1", "a2", "b1"):
         await exact.put("acme", answer(key), 3600)
     await exact.mark_redis_only("acme", "team-a", ["a2"], 3600)
     await exact.mark_redis_only("acme", "team-a", "a1", 600)  # noted last, lives shorter
     await exact.mark_redis_only("acme", "team-b", "b1", 3600)
-    assert 3590 < await client.ttl(f"{prefix}:redis_only:acme:team-a") <= 3601  # the longest-lived entry's
+    assert 3590 < await local_redis.ttl(f"{redis_prefix}:redis_only:acme:team-a") <= 3601  # the longest-lived entry's
 
-    await client.delete(f"{prefix}:exact:a2")  # expired meanwhile: not counted as deleted
+    await local_redis.delete(f"{redis_prefix}:exact:a2")  # expired meanwhile: not counted as deleted
     assert await exact.delete_redis_only("acme", "team-a") == ["a1"]
     assert await exact.get("a1") is None and await exact.get("b1") is not None
-    assert await lru(client, prefix, "acme") == ["b1"]
-    assert not await client.exists(f"{prefix}:redis_only:acme:team-a")
+    assert await lru(local_redis, redis_prefix, "acme") == ["b1"]
+    assert not await local_redis.exists(f"{redis_prefix}:redis_only:acme:team-a")
 
 
 async def test_a_tenant_flush_deletes_every_entry_redis_holds_for_it_and_no_other_tenants(
-    exact: ExactStore, client: redis.Redis, prefix: str
+    exact: ExactStore, local_redis: redis.Redis, redis_prefix: str
 ) -> None:
     await exact.put("acme", answer("mine"), 60)
     await exact.put("acme-2", answer("theirs"), 60)  # a name that starts like it
@@ -139,8 +115,10 @@ async def test_a_tenant_flush_deletes_every_entry_redis_holds_for_it_and_no_othe
     await exact.mark_redis_only("acme-2", "default", "theirs", 60)
 
     assert await exact.delete_tenant("acme") == ["mine"]
-    assert await exact.get("mine") is None and not await client.exists(f"{prefix}:redis_only:acme:default")
-    assert await exact.get("theirs") is not None and await client.exists(f"{prefix}:redis_only:acme-2:default")
+    assert await exact.get("mine") is None and not await local_redis.exists(f"{redis_prefix}:redis_only:acme:default")
+    assert await exact.get("theirs") is not None and await local_redis.exists(
+        f"{redis_prefix}:redis_only:acme-2:default"
+    )
     assert await exact.delete_redis_only("acme-2", "default") == ["theirs"]  # its note was left alone
 
 
@@ -164,7 +142,7 @@ async def test_only_the_waiters_handed_over_are_taken_off_and_one_noted_meanwhil
 
 
 class FailingMget:
-    """A client whose MGET fails once (the connection dropped), then answers."""
+    """A local_redis whose MGET fails once (the connection dropped), then answers."""
 
     def __init__(self) -> None:
         self.failures = 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -20,30 +19,8 @@ from services.gateway.limits import Admission, InFlightLimit, Limiter
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 OPERATIONS = ("admit", "check_tokens", "record_tokens")
 NOON = datetime(2025, 3, 1, 12, 0, tzinfo=UTC).timestamp()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[redis.Redis]:
-    client = redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except (redis.ConnectionError, OSError):
-        await client.aclose()
-        pytest.skip("needs Redis at 127.0.0.1:6379")
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def prefix(client: redis.Redis) -> AsyncIterator[str]:
-    prefix = f"test-limits-{uuid.uuid4().hex[:8]}"
-    yield prefix
-    keys = [key async for key in client.scan_iter(f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
 
 
 def key(**limits_: int | None) -> Principal:
@@ -58,9 +35,9 @@ async def refused(limiter: Limiter, principal: Principal) -> ApiError:
 
 
 async def test_requests_over_the_per_minute_limit_are_refused_with_retry_after(
-    client: redis.Redis, prefix: str
+    local_redis: redis.Redis, redis_prefix: str
 ) -> None:
-    limiter = Limiter(client, prefix)
+    limiter = Limiter(local_redis, redis_prefix)
     principal = key(rpm_limit=3)
     admitted = [await limiter.admit(principal) for _ in range(3)]
     assert [a.remaining_requests for a in admitted] == [2, 1, 0]
@@ -72,8 +49,8 @@ async def test_requests_over_the_per_minute_limit_are_refused_with_retry_after(
     assert (await limiter.admit(key(rpm_limit=3))).remaining_requests == 2  # other keys are not affected
 
 
-async def test_the_window_slides(client: redis.Redis, prefix: str) -> None:
-    limiter = Limiter(client, prefix, window_seconds=1.0)
+async def test_the_window_slides(local_redis: redis.Redis, redis_prefix: str) -> None:
+    limiter = Limiter(local_redis, redis_prefix, window_seconds=1.0)
     principal = key(rpm_limit=2)
     await limiter.admit(principal)
     await asyncio.sleep(0.5)
@@ -85,16 +62,16 @@ async def test_the_window_slides(client: redis.Redis, prefix: str) -> None:
     await refused(limiter, principal)
 
 
-async def test_every_replica_shares_the_limit(client: redis.Redis, prefix: str) -> None:
-    replicas = [Limiter(client, prefix) for _ in range(3)]
+async def test_every_replica_shares_the_limit(local_redis: redis.Redis, redis_prefix: str) -> None:
+    replicas = [Limiter(local_redis, redis_prefix) for _ in range(3)]
     principal = key(rpm_limit=10)
     outcomes = await asyncio.gather(*(replicas[i % 3].admit(principal) for i in range(25)), return_exceptions=True)
     assert sum(isinstance(o, Admission) for o in outcomes) == 10
     assert sum(isinstance(o, ApiError) and o.status == 429 for o in outcomes) == 15
 
 
-async def test_tokens_per_day_refuse_once_reached_until_midnight(client: redis.Redis, prefix: str) -> None:
-    limiter = Limiter(client, prefix, clock=lambda: NOON)
+async def test_tokens_per_day_refuse_once_reached_until_midnight(local_redis: redis.Redis, redis_prefix: str) -> None:
+    limiter = Limiter(local_redis, redis_prefix, clock=lambda: NOON)
     principal = key(tokens_per_day=100)
     await limiter.check_tokens(principal)
     await limiter.admit(principal)
@@ -108,34 +85,36 @@ async def test_tokens_per_day_refuse_once_reached_until_midnight(client: redis.R
         await limiter.check_tokens(principal)
     assert raised.value.status == 429
     assert "tokens per day" in raised.value.message
-    tomorrow = Limiter(client, prefix, clock=lambda: NOON + 86_400)
+    tomorrow = Limiter(local_redis, redis_prefix, clock=lambda: NOON + 86_400)
     await tomorrow.admit(principal)
 
 
-async def test_the_day_counter_expires(client: redis.Redis, prefix: str) -> None:
-    limiter = Limiter(client, prefix, clock=lambda: NOON)
+async def test_the_day_counter_expires(local_redis: redis.Redis, redis_prefix: str) -> None:
+    limiter = Limiter(local_redis, redis_prefix, clock=lambda: NOON)
     principal = key(tokens_per_day=100)
     await limiter.record_tokens(principal, 5)
-    [counter] = [k async for k in client.scan_iter(f"{prefix}:limits:tpd:*")]
+    [counter] = [k async for k in local_redis.scan_iter(f"{redis_prefix}:limits:tpd:*")]
     assert counter.endswith(b":20250301")
-    assert 0 < await client.ttl(counter) <= 2 * 86_400
+    assert 0 < await local_redis.ttl(counter) <= 2 * 86_400
 
 
-async def test_a_request_over_its_tokens_does_not_use_up_its_requests(client: redis.Redis, prefix: str) -> None:
-    limiter = Limiter(client, prefix, clock=lambda: NOON)
+async def test_a_request_over_its_tokens_does_not_use_up_its_requests(
+    local_redis: redis.Redis, redis_prefix: str
+) -> None:
+    limiter = Limiter(local_redis, redis_prefix, clock=lambda: NOON)
     principal = key(rpm_limit=2, tokens_per_day=10)
     await limiter.record_tokens(principal, 10)
     for _ in range(3):
         await refused(limiter, principal)
-    assert await client.zcard(f"{prefix}:limits:rpm:{principal.key_id}") == 0
+    assert await local_redis.zcard(f"{redis_prefix}:limits:rpm:{principal.key_id}") == 0
 
 
 def unavailable(operation: str) -> float:
     return REGISTRY.get_sample_value("llmcache_gateway_limits_unavailable_total", {"operation": operation}) or 0.0
 
 
-async def test_keys_without_limits_never_touch_redis(prefix: str) -> None:
-    limiter = Limiter.from_url("redis://127.0.0.1:1/0", prefix)  # nothing listens there
+async def test_keys_without_limits_never_touch_redis(redis_prefix: str) -> None:
+    limiter = Limiter.from_url("redis://127.0.0.1:1/0", redis_prefix)  # nothing listens there
     before = [unavailable(op) for op in OPERATIONS]
     try:
         for principal in (Principal(tenant="default"), key()):
@@ -147,8 +126,8 @@ async def test_keys_without_limits_never_touch_redis(prefix: str) -> None:
     assert [unavailable(op) for op in OPERATIONS] == before
 
 
-async def test_redis_down_fails_open_and_is_counted(prefix: str) -> None:
-    limiter = Limiter.from_url("redis://127.0.0.1:1/0", prefix, timeout_seconds=0.2)
+async def test_redis_down_fails_open_and_is_counted(redis_prefix: str) -> None:
+    limiter = Limiter.from_url("redis://127.0.0.1:1/0", redis_prefix, timeout_seconds=0.2)
     before = {op: unavailable(op) for op in OPERATIONS}
     principal = key(rpm_limit=1, tokens_per_day=1)
     try:
