@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.gateway.auth import authenticate, is_admin_key, require_admin
 from services.gateway.errors import ApiError, protocol_of
 from services.gateway.forwarding import count
+from services.gateway.request_log import RequestLine
 
 if TYPE_CHECKING:
     from services.gateway.state import GatewayState
@@ -57,6 +59,9 @@ class RequestGate:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        # The request's id from here on: its answer's X-Request-Id, its log line, its trace, its usage record.
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
         request = Request(scope)
         state: GatewayState = scope["app"].state.gateway
         settings = state.settings
@@ -71,8 +76,10 @@ class RequestGate:
             return
         except ApiError as exc:
             if request.url.path in COUNTED_PATHS:
-                count(started, exc.status, "ERROR", stream=False)
-            await exc.response(protocol=protocol_of(request))(scope, receive, send)
+                line = RequestLine(state, request_id=request_id, error=exc.code or exc.type)
+                count(started, exc.status, "ERROR", stream=False, line=line)
+            response = exc.response({"X-Request-Id": request_id}, protocol=protocol_of(request))
+            await response(scope, receive, send)
             return
         await self.app(scope, replay(body, receive), send)
 

@@ -28,6 +28,7 @@ class Intake:
     """A request the gateway took in: who sent it, its checked body and cache controls, since when."""
 
     state: GatewayState
+    request_id: str
     principal: Principal
     body: dict[str, Any]
     controls: CacheControls
@@ -38,7 +39,7 @@ class Intake:
         worth anything (the gateway's timeout)."""
         now = time.time()
         return {
-            "request_id": uuid.uuid4().hex,
+            "request_id": self.request_id,
             "tenant": self.principal.tenant,
             "key_id": self.principal.key_id,
             "received_at": now,
@@ -52,18 +53,28 @@ async def take_in(request: Request, schema: type[pydantic.BaseModel]) -> Intake:
     """The request, authenticated and checked against `schema`; an ApiError (counted) when it is refused."""
     state: GatewayState = request.app.state.gateway
     started = time.perf_counter()
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex  # the gate's
+    principal: Principal | None = None
     try:
         principal = await authenticate(request)
         body = await read_body(request, state.settings.max_body_bytes, schema)
         authorize_model(principal, body["model"])
         controls = parse_cache_controls(request.headers)
     except ApiError as exc:
-        count(started, exc.status, "ERROR", stream=False, line=RequestLine(state, error=exc.code or exc.type))
+        tenant = principal.tenant if principal is not None else None
+        count(
+            started,
+            exc.status,
+            "ERROR",
+            stream=False,
+            line=RequestLine(state, request_id, tenant, error=exc.code or exc.type),
+        )
+        exc.headers = {**exc.headers, "X-Request-Id": request_id}
         raise  # the error handler writes it in the route's API format (by the path)
     except Exception:
-        count(started, 500, "ERROR", stream=False, line=RequestLine(state, error="internal"))
+        count(started, 500, "ERROR", stream=False, line=RequestLine(state, request_id, error="internal"))
         raise
-    return Intake(state, principal, body, controls, started)
+    return Intake(state, request_id, principal, body, controls, started)
 
 
 def openapi_body(schema: type[pydantic.BaseModel]) -> dict[str, Any]:

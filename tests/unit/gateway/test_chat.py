@@ -6,6 +6,7 @@ quota is used or anything is published, and that every answer is counted once.""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,7 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 from services.gateway.auth import Principal
+from services.gateway.errors import ApiError
 from services.gateway.limits import Admission, InFlightLimit
 from services.gateway.main import create_app
 from services.gateway.settings import Settings
@@ -217,6 +219,28 @@ def test_a_request_the_caller_must_fix_is_refused_before_any_quota_is_used_and_c
     assert {name: refused[name] for name in error} == error and refused["message"]
     assert gw.limiter.admitted == [] and gw.rpc.sent == []
     assert answered("4xx", "ERROR") == before + 1
+
+
+def test_a_refusal_carries_its_request_id_which_its_log_line_names(caplog: pytest.LogCaptureFixture) -> None:
+    """Refused in the route (400, with the caller's tenant known) or by the gate before it (401): either way
+    the client gets an X-Request-Id that finds the gateway's line about it."""
+
+    class NoKey:
+        async def authenticate(self, token: str | None, address: str | None = None) -> Principal:
+            raise ApiError(401, "Invalid API key.", code="invalid_api_key")
+
+    with caplog.at_level(logging.INFO, logger="services.gateway.requests"):
+        refused = post(gateway(HIT), {"model": "gpt-4o-mini", "messages": []})
+        gw = gateway(HIT)
+        gw.http.app.state.gateway.auth = NoKey()  # type: ignore[attr-defined]
+        unknown = post(gw)
+    assert (refused.status_code, unknown.status_code) == (400, 401)
+    lines = [record.getMessage() for record in caplog.records]
+    for response, line_has in ((refused, "tenant=acme status=400"), (unknown, "status=401")):
+        request_id = response.headers["X-Request-Id"]
+        assert len(request_id) == 32
+        [line] = [line for line in lines if f"id={request_id}" in line]
+        assert line_has in line and "request ERROR" in line
 
 
 def test_a_bad_cache_header_is_a_400_naming_it_before_any_quota_is_used() -> None:
