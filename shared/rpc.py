@@ -1,4 +1,4 @@
-"""RPC over RabbitMQ: replies by RabbitMQ's direct reply-to, routed to their caller by correlation id.
+"""RPC over RabbitMQ: one exclusive reply queue per process, replies routed by correlation id.
 
 A request may be answered by one reply (embeddings, stats, health) or by a sequence of replies
 (a streamed completion); either way the caller reads from its own asyncio queue.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import TypeVar
@@ -34,25 +36,16 @@ class RpcTimeout(Exception):
     """Nobody answered within the deadline."""
 
 
-# RabbitMQ's pseudo-queue for replies straight to the consuming channel: a request sent with it as its
-# reply_to (on that channel) carries an address the broker made for the channel, which the services it goes
-# through pass on (the cache worker to the LLM worker, a waiter noted in Redis).
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-
-
 class ReplyInbox:
-    """This process's replies (one channel's direct reply-to); hands each to the caller waiting on its
-    correlation id. No reply queue to declare, fill and drain: the broker hands a reply to the channel at once.
-    Requests must go out on the channel the inbox started on (RpcClient)."""
+    """This process's exclusive reply queue; hands each reply to the caller waiting on its correlation id."""
 
-    name = DIRECT_REPLY_TO
-
-    def __init__(self) -> None:
+    def __init__(self, prefix: str, service: str) -> None:
+        self.name = f"{prefix}.reply.{service}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         self._waiting: dict[str, asyncio.Queue[bytes]] = {}
 
     async def start(self, channel: AbstractChannel) -> None:
-        queue = await channel.declare_queue(DIRECT_REPLY_TO, passive=True)
-        # no_ack (direct reply-to's rule): replies are transient; a lost reply surfaces as the caller's timeout.
+        queue = await channel.declare_queue(self.name, exclusive=True, auto_delete=True)
+        # no_ack: replies are transient; a lost reply surfaces as the caller's timeout.
         await queue.consume(self._on_reply, no_ack=True)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
@@ -80,8 +73,7 @@ class ReplyInbox:
 
 
 class RpcClient:
-    """Publishes requests to a work queue and waits for the answer on the process's reply inbox (on the
-    inbox's channel: direct reply-to answers the channel that sent the request)."""
+    """Publishes requests to a work queue and waits for the answer on the process's reply inbox."""
 
     def __init__(self, channel: AbstractChannel, exchange: str, inbox: ReplyInbox) -> None:
         self.channel = channel
@@ -128,7 +120,7 @@ def decode_reply(body: bytes, result_type: type[ResultT]) -> ResultT:
 
 
 async def reply(channel: AbstractChannel, message: AbstractIncomingMessage, body: bytes) -> None:
-    """Answer an RPC request at the caller's reply address (a no-op if it asked for no reply)."""
+    """Answer an RPC request on the caller's reply queue (a no-op if it asked for no reply)."""
     if not message.reply_to:
         return
     await publish_transient(channel, "", message.reply_to, body, correlation_id=message.correlation_id)

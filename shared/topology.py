@@ -169,7 +169,7 @@ class Channel:
 
     name: str  # the Topology attribute that names it
     carries: tuple[type[BaseModel], ...]  # what its consumers validate (each names itself by `type`)
-    replies: tuple[type[BaseModel], ...]  # what goes back to the caller's reply address (none: an event)
+    replies: tuple[type[BaseModel], ...]  # what goes back to the caller's reply queue (none: an event)
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
     note: str = ""

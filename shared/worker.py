@@ -106,7 +106,7 @@ class Worker:
         self.exchange: AbstractExchange = await declare(self.events_channel, self.topology)
         # Replies and RPC requests are transient and latency-bound: no confirms.
         self.fast_channel: AbstractChannel = await self.connection.channel(publisher_confirms=False)
-        self.inbox = ReplyInbox()
+        self.inbox = ReplyInbox(self.topology.prefix, self.service)
         await self.inbox.start(self.fast_channel)
         self.rpc = RpcClient(self.fast_channel, self.topology.exchange, self.inbox)
         if self.settings.metrics_port:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReplyRoute:
-    """Where a request's replies go: the gateway's reply address (direct reply-to) and the request's correlation id."""
+    """Where a request's replies go: the gateway's reply queue and the request's correlation id."""
 
     reply_to: str
     correlation_id: str

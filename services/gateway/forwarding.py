@@ -1,5 +1,5 @@
 """What every proxied endpoint does once a request is admitted: publish it to the cache worker, await the
-replies on this process's reply inbox (direct reply-to), and answer in the client's API format (JSON or SSE).
+replies on this process's reply queue, and answer in the client's API format (JSON or SSE).
 
 The gateway does not touch Redis, Postgres or the upstream. Chat completions, Messages and
 embeddings differ only in the request they publish and in their `Dialect`: how errors, streamed

@@ -178,7 +178,7 @@ async def call(settings: CliSettings, request: TenantsRequest) -> CliReply:
             raise Unavailable(
                 f"no deployment with BROKER_PREFIX={settings.broker_prefix!r} on this broker (is the system running?)"
             ) from exc
-        inbox = ReplyInbox()
+        inbox = ReplyInbox(topology.prefix, "tenants_cli")
         await inbox.start(channel)
         rpc = RpcClient(channel, exchange.name, inbox)
         try:

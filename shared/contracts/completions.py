@@ -1,5 +1,5 @@
 """The request path: gateway -> cache worker -> LLM worker (`cache.lookup`, `llm.request`), the replies
-that come back to the gateway (its direct reply-to), and `RequestCancelled` (gateway -> LLM workers, fanout).
+that come back to the gateway's reply queue, and `RequestCancelled` (gateway -> LLM workers, fanout).
 """
 
 from __future__ import annotations
