@@ -49,19 +49,24 @@ class ClientGone(Exception):
 
 
 class RequestGate:
-    """ASGI middleware: authenticate, then read the body within the limits, then hand it to the app."""
+    """ASGI middleware: give an API request its id (every answer carries it), authenticate, then read the body
+    within the limits, then hand it to the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not has_body(scope) or not needs_key(scope["path"]):
+        if scope["type"] != "http" or not needs_key(scope["path"]):
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
         # The request's id from here on: its answer's X-Request-Id, its log line, its trace, its usage record.
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        send = with_request_id(send, request_id)
+        if not has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
         request = Request(scope)
         state: GatewayState = scope["app"].state.gateway
         settings = state.settings
@@ -82,6 +87,20 @@ class RequestGate:
             await response(scope, receive, send)
             return
         await self.app(scope, replay(body, receive), send)
+
+
+def with_request_id(send: Send, request_id: str) -> Send:
+    """`send`, adding X-Request-Id to the response unless the route set it (the proxied ones do)."""
+    header = request_id.encode()
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", [])
+            if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                message = {**message, "headers": [*headers, (b"x-request-id", header)]}
+        await send(message)
+
+    return sending
 
 
 async def admit_caller(request: Request) -> None:

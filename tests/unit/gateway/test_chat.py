@@ -301,3 +301,14 @@ def test_no_reply_in_time_is_a_504() -> None:
     assert response.status_code == 504
     assert (response.json()["error"]["type"], response.json()["error"]["code"]) == ("timeout_error", "timeout")
     assert len(gw.rpc.sent) == 1 and gw.inbox.closed == [gw.rpc.sent[0][1].request_id]
+
+
+def test_every_api_answer_carries_one_request_id() -> None:
+    gw = gateway(HIT)
+    hit = post(gw)
+    assert hit.status_code == 200
+    assert len(hit.headers.get_list("X-Request-Id")) == 1  # the proxied answer's own, not a second one
+    assert gw.rpc.sent[0][1].request_id == hit.headers["X-Request-Id"]  # the id the request travelled with
+    me = gw.http.get("/api/v1/me", headers={"Authorization": "Bearer lcp-key"})
+    assert me.status_code == 200 and len(me.headers["X-Request-Id"]) == 32
+    assert "X-Request-Id" not in gw.http.get("/healthz").headers  # outside the API: no request to name
