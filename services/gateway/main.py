@@ -84,8 +84,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="LLM Cache Proxy", version="0.1.0", lifespan=lifespan)
     errors.install(app)
-    # Before any route reads a body: the caller's key, then the body's size and shape.
-    app.add_middleware(RequestGate)
+    # Before any route reads a body: the caller's key, then the body's size and shape. The proxied routes are
+    # called by the gate itself (still FastAPI routes too: the OpenAPI document, a request without a body).
+    direct = {
+        ("POST", "/v1/chat/completions"): chat.chat_completions,
+        ("POST", "/api/v1/chat/completions"): chat.chat_completions,
+        ("POST", "/v1/messages"): messages.messages,
+        ("POST", "/api/v1/messages"): messages.messages,
+        ("POST", "/v1/embeddings"): embeddings.embeddings,
+    }
+    app.add_middleware(RequestGate, direct=direct)
     app.include_router(chat.router)
     app.include_router(messages.router)
     app.include_router(embeddings.router)
