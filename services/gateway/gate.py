@@ -72,9 +72,8 @@ class RequestGate:
         # The request's id from here on: its answer's X-Request-Id, its log line, its trace, its usage record.
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        send = with_request_id(send, request_id)
         if not has_body(scope):
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, with_request_id(send, request_id))
             return
         started = time.perf_counter()
         request = Request(scope)
@@ -98,8 +97,9 @@ class RequestGate:
             return
         handler = self.direct.get((scope["method"], scope["path"]))
         if handler is None:
-            await self.app(scope, replay(body, receive), send)
+            await self.app(scope, replay(body, receive), with_request_id(send, request_id))
             return
+        # The proxied routes set X-Request-Id on every answer themselves: no header scan on a hit's way out.
         try:
             answer = await handler(Request(scope, replay(body, receive)))
         except ApiError as exc:  # refused by the route (counted, with its X-Request-Id, there)
