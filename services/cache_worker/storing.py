@@ -72,6 +72,7 @@ class Storer:
             log.warning("entry not storable in PostgreSQL, kept in Redis only: %s", type(exc).__name__)
             STORES.labels("postgres", "unstorable").inc()
             await self._mark_redis_only(event, ttl)
+            await self._forget_pending(event.exact_key)  # no retry will want it
             return
         except psycopg.OperationalError as exc:
             STORES.labels("postgres", "error").inc()

@@ -240,6 +240,7 @@ async def test_an_entry_postgres_refuses_is_kept_in_redis_only_and_not_retried()
     assert [answer.exact_key for _, answer, _ in exact.puts] == ["key-1"]  # served from Redis
     assert exact.redis_only == [("acme", "team-a", "key-1", 300)]  # a namespace flush finds it
     assert stores("postgres", "unstorable") == before + 1
+    assert exact.kept == {}  # nothing will retry it: its store context goes too
 
 
 async def test_postgres_down_is_retried_and_meanwhile_the_entry_is_noted_redis_only() -> None:
