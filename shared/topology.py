@@ -10,6 +10,7 @@ shared.topology` prints it; the README's copy is checked against it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Any, get_args, get_origin
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
@@ -17,51 +18,38 @@ from pydantic import BaseModel
 
 from shared.contracts.base import ErrorReply
 from shared.contracts.cache_admin import (
-    DeleteEntry,
-    DeleteNear,
+    CacheAdminRequest,
     EntriesDeleted,
     EntryFound,
     EntryPage,
-    FlushEntries,
-    GetEntry,
-    ListEntries,
-    ListReportedPairs,
-    ListServedPairs,
     NearEntries,
     ReportedPairList,
-    ReportWrongHit,
     ServedPairList,
     WrongHitReported,
 )
 from shared.contracts.completions import (
     ChunkReply,
     CompletionReply,
-    CompletionRequest,
     EmbeddingsCached,
-    EmbeddingsRequest,
     EndReply,
     RequestCancelled,
+    WorkRequest,
 )
-from shared.contracts.control import HealthQuery, HealthReport, ModelsQuery, ModelsResult
+from shared.contracts.control import ControlRequest, HealthReport, ModelsResult
 from shared.contracts.embedder import EmbedRequest, EmbedResult
-from shared.contracts.stats import StatsQuery, StatsResult, UsagePage, UsageQuery
-from shared.contracts.store_events import CompletionGenerated, EmbeddingsGenerated, FlightEnded, FlightRenewal
+from shared.contracts.stats import StatsRequest, StatsResult, UsagePage
+from shared.contracts.store_events import FlightRenewal, StoreEvent
 from shared.contracts.tenants import (
-    CreateKey,
-    CreateTenant,
     KeyCreated,
     KeyList,
     KeyResolution,
     KeyRevocation,
     KeyRevoked,
-    ListKeys,
-    ListTenants,
-    ResolveKey,
-    RevokeKey,
     TenantCreated,
     TenantList,
+    TenantsRequest,
 )
-from shared.contracts.usage_events import UsageEvent, UsageEventBatch
+from shared.contracts.usage_events import UsageMessage
 
 SERVICES = ("gateway", "cache_worker", "embedder", "llm_worker", "stats_consumer", "tenants")
 
@@ -175,11 +163,19 @@ class Channel:
     note: str = ""
 
 
+def members(union: Any) -> tuple[type[BaseModel], ...]:
+    """The message classes of a discriminated union, as its consumers validate it (its TypeAdapter)."""
+    while get_origin(union) is Annotated:
+        union = get_args(union)[0]
+    return tuple(get_args(member)[0] if get_origin(member) is Annotated else member for member in get_args(union))
+
+
+# What each queue carries is the union its consumers validate with, so the map can't drift from the code.
 # Every RPC can also answer ErrorReply (an error as data, turned into the HTTP error at the gateway).
 CHANNELS: tuple[Channel, ...] = (
     Channel(
         "cache_lookup",
-        (CompletionRequest, EmbeddingsRequest),
+        members(WorkRequest),
         (CompletionReply, ChunkReply, EndReply, EmbeddingsCached, ErrorReply),
         ("gateway",),
         ("cache_worker",),
@@ -187,7 +183,7 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     Channel(
         "llm_request",
-        (CompletionRequest, EmbeddingsRequest),
+        members(WorkRequest),
         (CompletionReply, ChunkReply, EndReply, ErrorReply),
         ("cache_worker",),
         ("llm_worker",),
@@ -196,7 +192,7 @@ CHANNELS: tuple[Channel, ...] = (
     Channel("embed_rpc", (EmbedRequest,), (EmbedResult, ErrorReply), ("cache_worker", "eval"), ("embedder",)),
     Channel(
         "cache_store",
-        (CompletionGenerated, FlightEnded, EmbeddingsGenerated),
+        members(StoreEvent),
         (),
         ("llm_worker",),
         ("cache_worker",),
@@ -212,27 +208,18 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     Channel(
         "usage_events",
-        (UsageEvent, UsageEventBatch),
+        members(UsageMessage),
         (),
         ("cache_worker", "llm_worker"),
         ("stats_consumer",),
         "durable; hits come in batches",
     ),
     Channel(
-        "stats_query", (StatsQuery, UsageQuery), (StatsResult, UsagePage, ErrorReply), ("gateway",), ("stats_consumer",)
+        "stats_query", members(StatsRequest), (StatsResult, UsagePage, ErrorReply), ("gateway",), ("stats_consumer",)
     ),
     Channel(
         "cache_admin",
-        (
-            ListEntries,
-            GetEntry,
-            DeleteEntry,
-            DeleteNear,
-            FlushEntries,
-            ReportWrongHit,
-            ListReportedPairs,
-            ListServedPairs,
-        ),
+        members(CacheAdminRequest),
         (
             EntryPage,
             EntryFound,
@@ -248,14 +235,14 @@ CHANNELS: tuple[Channel, ...] = (
     ),
     Channel(
         "tenants_rpc",
-        (CreateTenant, ListTenants, CreateKey, ListKeys, RevokeKey, ResolveKey),
+        members(TenantsRequest),
         (TenantCreated, TenantList, KeyCreated, KeyList, KeyRevocation, KeyResolution, ErrorReply),
         ("gateway", "tenants CLI"),
         ("tenants",),
     ),
     Channel(
         "control",
-        (HealthQuery, ModelsQuery),
+        members(ControlRequest),
         (HealthReport, ModelsResult, ErrorReply),
         ("gateway",),
         SERVICES,
