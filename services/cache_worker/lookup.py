@@ -224,7 +224,7 @@ class Lookup:
             return outcome
         if pending is not None and context.store:
             await self._keep_pending(key, pending, request.deadline)
-        return outcome or Miss(context)
+        return outcome if outcome is not None else Miss(context)
 
     def _bypass_reason(self, request: CompletionRequest) -> str | None:
         if request.controls.mode == "off":
