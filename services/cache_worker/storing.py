@@ -50,6 +50,9 @@ class Storer:
             created_at=event.created_at,
             upstream=event.upstream,
         )
+        # Read before the answer goes into Redis: once it is there, an identical request hits, and a paraphrase
+        # right behind it should find the vector too; nothing but PostgreSQL's insert stands between them.
+        pending = await self._pending(event.exact_key)
         waiting: list[bytes] = []
         try:
             waiting = await self._exact.put(event.tenant, answer, ttl)
@@ -63,7 +66,6 @@ class Storer:
                 await answer_waiters(answer, _others(read_waiters(waiting), event.flight_id))
             await self._exact.waiters_done(answer.exact_key, len(waiting))
 
-        pending = await self._pending(event.exact_key)
         try:
             await self._entries.put(_new_entry(answer, event, ttl, pending))
         except psycopg.DataError as exc:
