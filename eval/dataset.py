@@ -81,8 +81,24 @@ def project_sets() -> list[Path]:
     return sorted(PROJECT_PAIRS.glob("*.jsonl"))
 
 
+def _quora_part(pair: Pair) -> str:
+    """Which use a held-out Quora pair has, by hash: `decision` (half), `choose` or `report` (a quarter each)."""
+    share = int(_digest("decision", json.dumps(pair.a), json.dumps(pair.b))[:8], 16) / 0xFFFFFFFF
+    return "decision" if share < 0.5 else "choose" if share < 0.75 else "report"
+
+
+def shared_quora(part: str) -> list[Pair]:
+    """One part of the held-out Quora pairs: real users' questions, most pairs two different questions
+    on one topic, which the blind sets lack. The verifier's decision is fitted on `decision`
+    (eval/fit_decision.py), its operating point checked on `choose` (eval/choose.py), reports use
+    `report`; the pair classifier never trained on any of them."""
+    path = DATA_DIR / "qqp_pairs_dev.jsonl"
+    return [p for p in split(load(path))[1] if _quora_part(p) == part] if path.is_file() else []
+
+
 def shared_held_out(qqp_sample: int | None = 2000) -> list[Pair]:
-    """The held-out half of ../shared/eval (the conversations file whole: nothing trains on it)."""
+    """The held-out half of ../shared/eval, its Quora pairs only those kept for reports (the
+    conversations file whole: nothing trains on it)."""
     pairs: list[Pair] = []
     for name in SHARED_FILES:
         path = DATA_DIR / name
@@ -90,5 +106,8 @@ def shared_held_out(qqp_sample: int | None = 2000) -> list[Pair]:
             continue
         rows = load(path)
         held_out = rows if name.startswith("conversations") else split(rows)[1]
-        pairs += sample(held_out, qqp_sample) if name.startswith("qqp") else held_out
+        if name.startswith("qqp"):
+            pairs += sample([p for p in held_out if _quora_part(p) == "report"], qqp_sample)
+        else:
+            pairs += held_out
     return pairs

@@ -228,6 +228,7 @@ def build_local_verifier(args: argparse.Namespace) -> tuple[Any, float | None, s
         CrossEncoderVerifier,
         PairClassifier,
         default_min_probability,
+        load_decision,
     )
 
     if args.verifier == "threshold":
@@ -238,7 +239,7 @@ def build_local_verifier(args: argparse.Namespace) -> tuple[Any, float | None, s
     if min_probability is None:
         min_probability = default_min_probability(directory)
     return (
-        CrossEncoderVerifier(classifier, min_probability),
+        CrossEncoderVerifier(classifier, min_probability, decision=load_decision(directory)),
         min_probability,
         f"cross_encoder, min_probability {min_probability}",
     )

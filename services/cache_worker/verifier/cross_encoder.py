@@ -1,12 +1,16 @@
-"""The default hit verifier: a learned pair classifier, after the exact checks.
+"""The default hit verifier: a learned pair classifier and a decision over it, after the exact checks.
 
 A cross-encoder reads both prompts at once ("[CLS] stored [SEP] asked [SEP]") and gives the
 probability that one answer serves both: a rewording, a typo or a greeting does not change the
 question, another number, name, direction or audience does. It is all-MiniLM-L6-v2 fine-tuned on
 generated and hand-written pairs (eval/train.py), run here as an int8 ONNX graph on one CPU thread
-(about 3 ms for two short questions), off the event loop. Its probability is calibrated, so
+(about 3 ms for two short questions), off the event loop. The decision (`trees.py`, fitted by
+eval/fit_decision.py on pairs the classifier never trained on) weighs its score with how the two
+prompts differ on the surface and their cosine (`pair_features.py`): a question typed again with a
+typo is served where the classifier alone hesitates. Its output is a probability too, so
 `min_probability` (VERIFIER_MIN_PROBABILITY) is the one setting: higher serves fewer paraphrases
-and fewer wrong answers.
+and fewer wrong answers. A pair without a cosine (an earlier turn under the reworded conversation
+match) is decided on the classifier's probability alone.
 
 Decided before the model, in order: the same text once normalized (case, spaces, punctuation) is
 served; a prompt the model can't read whole (longer than its input) is refused, as only an exact
@@ -27,9 +31,18 @@ import numpy as np
 from services.cache_worker.verifier import pair_input
 from services.cache_worker.verifier.base import HitVerifier, PromptPair, Verdict
 from services.cache_worker.verifier.checks import CHECKS, Check, first_disagreement
+from services.cache_worker.verifier.pair_features import features
 from services.cache_worker.verifier.text import normalized
+from services.cache_worker.verifier.trees import BoostedTrees
 
 MODEL_DIR = Path(__file__).with_name("model")
+DECISION_FILE = "decision.json"
+
+
+def load_decision(directory: Path | str = MODEL_DIR) -> BoostedTrees | None:
+    """The decision shipped beside the classifier, if any (without it, the classifier's probability decides)."""
+    path = Path(directory) / DECISION_FILE
+    return BoostedTrees.load(path) if path.is_file() else None
 
 
 def default_min_probability(directory: Path | str = MODEL_DIR) -> float:
@@ -102,7 +115,7 @@ class PairClassifier:
 
 
 class CrossEncoderVerifier(HitVerifier):
-    """Normalized equality, the exact checks, then the classifier at `min_probability`."""
+    """Normalized equality, the exact checks, then the classifier and the decision at `min_probability`."""
 
     def __init__(
         self,
@@ -110,9 +123,11 @@ class CrossEncoderVerifier(HitVerifier):
         min_probability: float,
         checks: tuple[Check, ...] = CHECKS,
         threads: int = 1,
+        decision: BoostedTrees | None = None,
     ) -> None:
         self.classifier = classifier
         self.min_probability = min_probability
+        self.decision = decision
         self._checks = checks
         # The model runs off the event loop; ONNX Runtime releases the GIL while it computes.
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verifier")
@@ -133,12 +148,23 @@ class CrossEncoderVerifier(HitVerifier):
         screened: list[Verdict | float | None] = [self.screen(pair) for pair in pairs]
         todo = [i for i, s in enumerate(screened) if s is None]
         if todo:
-            texts = [(pairs[i].candidate, pairs[i].query) for i in todo]
             loop = asyncio.get_running_loop()
-            probabilities = await loop.run_in_executor(self._executor, self.classifier.probabilities, texts)
+            probabilities = await loop.run_in_executor(self._executor, self.probabilities, [pairs[i] for i in todo])
             for i, p in zip(todo, probabilities, strict=True):
                 screened[i] = p
         return [s for s in screened if s is not None]
+
+    def probabilities(self, pairs: Sequence[PromptPair]) -> list[float]:
+        """The decision's probability of each pair: one classifier run for all, then the trees."""
+        scores = self.classifier.probabilities([(pair.candidate, pair.query) for pair in pairs])
+        return [self.probability(pair, p) for pair, p in zip(pairs, scores, strict=True)]
+
+    def probability(self, pair: PromptPair, classifier_probability: float) -> float:
+        """The decision's probability for a pair the classifier scored (its own when there is no decision)."""
+        if self.decision is None or pair.similarity is None:
+            return classifier_probability
+        row = features(pair.candidate, pair.query, classifier_probability, pair.similarity)
+        return self.decision.probability(row)
 
     async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
         return [s if isinstance(s, Verdict) else self.decide(s) for s in await self.scores(pairs)]

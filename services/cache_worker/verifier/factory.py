@@ -10,6 +10,7 @@ from services.cache_worker.verifier.cross_encoder import (
     CrossEncoderVerifier,
     PairClassifier,
     default_min_probability,
+    load_decision,
 )
 from services.cache_worker.verifier.judged import JudgedVerifier
 from services.cache_worker.verifier.llm_judge import LlmJudgeVerifier
@@ -40,7 +41,7 @@ def build_verifier(
     classifier.warm_up()
     if min_probability is None:
         min_probability = default_min_probability(directory)
-    model = CrossEncoderVerifier(classifier, min_probability, threads=threads)
+    model = CrossEncoderVerifier(classifier, min_probability, threads=threads, decision=load_decision(directory))
     if kind == "cross_encoder":
         return model
     client = openai.AsyncOpenAI(base_url=judge_base_url or None, api_key=judge_api_key or "unused", max_retries=0)

@@ -1,5 +1,5 @@
-"""The classifier shipped in the project (verifier/model/): it loads, carries its operating point and the
-note of how it was made, and decides plain cases the way every user would expect at that point."""
+"""The classifier and decision shipped in the project (verifier/model/): they load, carry their operating
+point and the note of how they were made, and decide plain cases the way every user would expect."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from services.cache_worker.verifier.cross_encoder import (
     CrossEncoderVerifier,
     PairClassifier,
     default_min_probability,
+    load_decision,
 )
 
 
 @pytest.fixture(scope="module")
 def verifier() -> CrossEncoderVerifier:
     classifier = PairClassifier.load(MODEL_DIR)
-    return CrossEncoderVerifier(classifier, default_min_probability(MODEL_DIR))
+    return CrossEncoderVerifier(classifier, default_min_probability(MODEL_DIR), decision=load_decision(MODEL_DIR))
 
 
 def test_the_model_ships_with_its_operating_point_and_how_it_was_made() -> None:

@@ -108,3 +108,33 @@ def test_a_band_that_is_no_band_is_refused() -> None:
     model = CrossEncoderVerifier(FakeClassifier({}), 0.6)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         JudgedVerifier(model, FakeJudge(True), (0.9, 0.2))
+
+
+class FixedDecision:
+    """A decision that answers `probability` and records the rows it was given."""
+
+    def __init__(self, probability: float) -> None:
+        self._probability = probability
+        self.rows: list[list[float]] = []
+
+    def probability(self, row: list[float]) -> float:
+        self.rows.append(row)
+        return self._probability
+
+
+async def test_the_decision_has_the_last_word_on_a_pair_with_a_cosine() -> None:
+    model = FakeClassifier({("How do I reset my password?", "how do i reset my pasword"): 0.3})
+    decision = FixedDecision(0.9)
+    verifier = CrossEncoderVerifier(model, 0.6, decision=decision)  # type: ignore[arg-type]
+    [verdict] = await verifier.verify([pair("how do i reset my pasword", "How do I reset my password?")])
+    assert verdict.accept and verdict.score == 0.9
+    [row] = decision.rows
+    assert row[1] == 0.9  # the cosine the vector search measured
+
+
+async def test_a_pair_without_a_cosine_is_decided_on_the_classifier_alone() -> None:
+    model = FakeClassifier({("my earlier turn", "my erlier turn"): 0.3})
+    decision = FixedDecision(0.99)
+    verifier = CrossEncoderVerifier(model, 0.6, decision=decision)  # type: ignore[arg-type]
+    [verdict] = await verifier.verify([PromptPair("my erlier turn", "my earlier turn")])
+    assert not verdict.accept and verdict.score == 0.3 and decision.rows == []

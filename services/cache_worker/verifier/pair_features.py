@@ -1,0 +1,90 @@
+"""What the verifier's decision reads about a pair besides the classifier: how far apart the two prompts are.
+
+The pair classifier reads the meaning; it is unsure about a question typed again with a typo or a
+split word ("powerbank" / "power bank"), which differs on the surface as a look-alike does. These
+numbers say how the prompts differ: the share of words only one side has, how many of those are a
+misspelling of a word on the other side (a close spelling, not another word), the character
+overlap with and without spaces, and the cosine of the embeddings the vector search measured. The
+decision (`trees.py`, fitted by eval/fit_decision.py) weighs them together with the classifier's
+score. No word lists: nothing here knows a language beyond "words are runs of letters and digits".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from difflib import SequenceMatcher
+
+FEATURE_NAMES = (
+    "classifier_logit",  # the pair classifier's calibrated probability, as a logit
+    "similarity",  # cosine of the two prompts' embeddings (the vector search's)
+    "character_ratio",  # character overlap of the two word sequences (difflib ratio)
+    "joined_ratio",  # the same with the spaces removed: "power bank" and "powerbank" are one spelling
+    "stored_only_share",  # words of the stored prompt the asked one does not have, in order
+    "asked_only_share",  # words of the asked prompt the stored one does not have
+    "unexplained_share",  # of those, the ones that are not a misspelling of a word on the other side
+    "misspelled_share",  # the ones that are
+    "log_words",  # log of the longer prompt's word count
+    "length_gap",  # difference of the word counts, as a share of the longer
+)
+
+_WORD = re.compile(r"\w+(?:['\u2019.]\w+)*")
+# Two words are one word misspelt when their characters overlap this much (difflib's ratio):
+# "subscrption"/"subscription" 0.96, "morgage"/"mortgage" 0.93, "on"/"off" 0.5, "Paris"/"Vienna" 0.18.
+MISSPELLING_RATIO = 0.8
+# Pairing the words only one side has costs a comparison per pair of them: a rewording can have
+# dozens, and it is not a misspelling anyway.
+_MAX_PAIRED_WORDS = 12
+
+
+def features(stored: str, asked: str, probability: float, similarity: float) -> list[float]:
+    """The numbers of FEATURE_NAMES, in that order, for one (stored, asked) pair."""
+    words_stored, words_asked = _words(stored), _words(asked)
+    only_stored, only_asked = _unaligned(words_stored, words_asked)
+    misspelled = _misspelled(only_stored, only_asked)
+    longest = max(len(words_stored), len(words_asked), 1)
+    p = min(max(probability, 1e-4), 1 - 1e-4)
+    return [
+        math.log(p / (1 - p)),
+        similarity,
+        _ratio(" ".join(words_stored), " ".join(words_asked)),
+        _ratio("".join(words_stored), "".join(words_asked)),
+        len(only_stored) / longest,
+        len(only_asked) / longest,
+        (len(only_stored) + len(only_asked) - 2 * misspelled) / longest,
+        misspelled / longest,
+        math.log(longest),
+        abs(len(words_stored) - len(words_asked)) / longest,
+    ]
+
+
+def _words(text: str) -> list[str]:
+    return [word.casefold() for word in _WORD.findall(text)]
+
+
+def _ratio(a: str | list[str], b: str | list[str]) -> float:
+    return SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def _unaligned(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
+    """The words of each side outside a word-level alignment of the two (as `diff` aligns lines)."""
+    kept_a: set[int] = set()
+    kept_b: set[int] = set()
+    for block in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
+        kept_a.update(range(block.a, block.a + block.size))
+        kept_b.update(range(block.b, block.b + block.size))
+    return [w for i, w in enumerate(a) if i not in kept_a], [w for i, w in enumerate(b) if i not in kept_b]
+
+
+def _misspelled(only_a: list[str], only_b: list[str]) -> int:
+    """How many words of `only_a` are a close spelling of a distinct word of `only_b` (greedy pairing)."""
+    if len(only_a) > _MAX_PAIRED_WORDS or len(only_b) > _MAX_PAIRED_WORDS:
+        return 0
+    left = list(only_b)
+    paired = 0
+    for word in only_a:
+        best = max(left, key=lambda other: _ratio(word, other), default=None)
+        if best is not None and _ratio(word, best) >= MISSPELLING_RATIO:
+            paired += 1
+            left.remove(best)
+    return paired

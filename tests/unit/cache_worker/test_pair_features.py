@@ -1,0 +1,44 @@
+"""The surface numbers the verifier's decision reads: a misspelt word is told from another word."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.cache_worker.verifier.pair_features import FEATURE_NAMES, features
+
+
+def named(stored: str, asked: str, probability: float = 0.5, similarity: float = 0.9) -> dict[str, float]:
+    return dict(zip(FEATURE_NAMES, features(stored, asked, probability, similarity), strict=True))
+
+
+def test_a_misspelt_word_is_a_misspelling_and_leaves_nothing_unexplained() -> None:
+    f = named("How do I cancel my subscription?", "how do i cancel my subscrption")
+    assert f["misspelled_share"] > 0 and f["unexplained_share"] == 0
+
+
+def test_another_word_in_its_place_is_unexplained() -> None:
+    f = named("Can I fly to Paris with Ryanair?", "Can I fly to Vienna with Ryanair?")
+    assert f["misspelled_share"] == 0 and f["unexplained_share"] == pytest.approx(2 / 7)
+
+
+def test_an_opposite_is_not_a_misspelling() -> None:
+    f = named("How do I turn on two-factor authentication?", "How do I turn off two-factor authentication?")
+    assert f["misspelled_share"] == 0 and f["unexplained_share"] > 0
+
+
+def test_a_split_word_reads_the_same_without_spaces() -> None:
+    f = named("Can I bring a powerbank on the plane?", "can i bring a power bank on the plane")
+    assert f["joined_ratio"] == 1.0 and f["character_ratio"] < 1.0
+
+
+def test_the_classifier_score_enters_as_a_bounded_logit_and_the_cosine_as_it_is() -> None:
+    assert named("a b", "a c", probability=0.5)["classifier_logit"] == 0.0
+    assert named("a b", "a c", probability=1.0)["classifier_logit"] == pytest.approx(9.21, abs=0.01)
+    assert named("a b", "a c", similarity=0.73)["similarity"] == 0.73
+
+
+def test_a_long_rewording_is_not_paired_word_by_word() -> None:
+    stored = " ".join(f"alpha{i}" for i in range(20))
+    asked = " ".join(f"alpha{i}x" for i in range(20))
+    f = named(stored, asked)
+    assert f["misspelled_share"] == 0 and f["unexplained_share"] == 2.0
