@@ -168,6 +168,82 @@ def _match_case(original: str, replacement: str) -> str:
     return replacement[:1].upper() + replacement[1:] if original[:1].isupper() else replacement
 
 
+# How people type the same word differently: digits for small counts, British or American spelling,
+# text-speak, the words everyone mixes up. Data for the generator only: the verifier has no word lists.
+COUNTS = (
+    ("two", "2"), ("three", "3"), ("four", "4"), ("five", "5"), ("six", "6"), ("seven", "7"),
+    ("eight", "8"), ("nine", "9"), ("ten", "10"), ("twelve", "12"), ("fifteen", "15"), ("twenty", "20"),
+)  # fmt: skip
+SPELLINGS = (
+    ("center", "centre"), ("color", "colour"), ("favorite", "favourite"), ("canceled", "cancelled"),
+    ("traveling", "travelling"), ("organize", "organise"), ("license", "licence"),
+    ("behavior", "behaviour"), ("analyze", "analyse"), ("catalog", "catalogue"),
+    ("neighbor", "neighbour"), ("apologize", "apologise"), ("realize", "realise"), ("gray", "grey"),
+    ("mom", "mum"), ("defense", "defence"), ("enroll", "enrol"), ("jewelry", "jewellery"),
+)  # fmt: skip
+TEXT_SPEAK = (
+    ("you", "u"), ("your", "ur"), ("please", "pls"), ("without", "w/o"), ("with", "w/"), ("thanks", "thx"),
+    ("because", "bc"), ("before", "b4"), ("are", "r"), ("people", "ppl"), ("message", "msg"),
+    ("tomorrow", "tmrw"), ("about", "abt"), ("information", "info"), ("account", "acct"),
+)  # fmt: skip
+MIXED_UP = (
+    ("than", "then"), ("your", "you're"), ("its", "it's"), ("there", "their"), ("to", "too"),
+    ("lose", "loose"), ("affect", "effect"), ("whether", "weather"), ("a lot", "alot"), ("all right", "alright"),
+)  # fmt: skip
+
+
+def _swap_one(text: str, rng: random.Random, pairs: tuple[tuple[str, str], ...], both_ways: bool = True) -> str | None:
+    options = []
+    for a, b in pairs:
+        for old, new in ((a, b), (b, a)) if both_ways else ((a, b),):
+            pattern = re.compile(rf"(?<![\w/]){re.escape(old)}(?![\w/])", re.IGNORECASE)
+            if pattern.search(text):
+                options.append((pattern, new))
+    if not options:
+        return None
+    pattern, replacement = rng.choice(options)
+    return pattern.sub(lambda m: _match_case(m.group(), replacement), text, count=1)
+
+
+def count_digits(text: str, rng: random.Random) -> str | None:
+    """A small count written in digits, or in words: "two weeks" / "2 weeks"."""
+    return _swap_one(text, rng, COUNTS)
+
+
+def spelling(text: str, rng: random.Random) -> str | None:
+    """British or American spelling: "canceled" / "cancelled"."""
+    return _swap_one(text, rng, SPELLINGS)
+
+
+def text_speak(text: str, rng: random.Random) -> str | None:
+    return _swap_one(text, rng, TEXT_SPEAK, both_ways=False)
+
+
+def mixed_up(text: str, rng: random.Random) -> str | None:
+    """A word everyone types for its neighbour: "lower then last month"."""
+    return _swap_one(text, rng, MIXED_UP, both_ways=False)
+
+
+def apostrophes(text: str, rng: random.Random) -> str | None:
+    """Contractions typed without the apostrophe: "wasnt", "ive", "dont"."""
+    changed = re.sub("(?<=[A-Za-z])['\u2019](?=[A-Za-z])", "", text)
+    return changed if changed != text else None
+
+
+def spaces_in_words(text: str, rng: random.Random) -> str | None:
+    """Two words typed as one, or one long word typed as two: "power bank" / "powerbank"."""
+    pairs = list(re.finditer(r"\b([a-z]{3,}) ([a-z]{3,})\b", text))
+    longs = [m for m in re.finditer(r"\b[a-z]{9,}\b", text)]
+    if pairs and (not longs or rng.random() < 0.5):
+        m = rng.choice(pairs)
+        return text[: m.start()] + m.group(1) + m.group(2) + text[m.end() :]
+    if longs:
+        m = rng.choice(longs)
+        cut = rng.randrange(4, len(m.group()) - 3)
+        return text[: m.start() + cut] + " " + text[m.start() + cut :]
+    return None
+
+
 SURFACE: dict[str, Callable[[str, random.Random], str | None]] = {
     "typo": typos,
     "casing": casing,
@@ -177,6 +253,12 @@ SURFACE: dict[str, Callable[[str, random.Random], str | None]] = {
     "politeness": politeness,
     "emoji": emoji,
     "contraction": contraction,
+    "count_digits": count_digits,
+    "spelling": spelling,
+    "text_speak": text_speak,
+    "mixed_up": mixed_up,
+    "apostrophes": apostrophes,
+    "spaces_in_words": spaces_in_words,
 }
 
 
