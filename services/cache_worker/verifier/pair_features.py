@@ -3,8 +3,9 @@
 The pair classifier reads the meaning; it is unsure about a question typed again with a typo or a
 split word ("powerbank" / "power bank"), which differs on the surface as a look-alike does. These
 numbers say how the prompts differ: the share of words only one side has, how many of those are a
-misspelling of a word on the other side (a close spelling, not another word), the character
-overlap with and without spaces, and the cosine of the embeddings the vector search measured. The
+misspelling of a word on the other side (a close spelling, not another word), how many moved
+(both sides have them, in another order: two roles swapped), the character overlap with and
+without spaces, and the cosine of the embeddings the vector search measured. The
 decision (`trees.py`, fitted by eval/fit_decision.py) weighs them together with the classifier's
 score. No word lists: nothing here knows a language beyond "words are runs of letters and digits".
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from difflib import SequenceMatcher
 
 FEATURE_NAMES = (
@@ -22,10 +24,11 @@ FEATURE_NAMES = (
     "joined_ratio",  # the same with the spaces removed: "power bank" and "powerbank" are one spelling
     "stored_only_share",  # words of the stored prompt the asked one does not have, in order
     "asked_only_share",  # words of the asked prompt the stored one does not have
-    "unexplained_share",  # of those, the ones that are not a misspelling of a word on the other side
-    "misspelled_share",  # the ones that are
+    "unexplained_share",  # of those, the ones neither moved nor a misspelling of a word on the other side
+    "misspelled_share",  # pairs of them that are one word misspelt (two different spellings)
     "log_words",  # log of the longer prompt's word count
     "length_gap",  # difference of the word counts, as a share of the longer
+    "moved_share",  # words both sides have, out of the alignment on both: "a doctor ... a patient" swapped
 )
 
 _WORD = re.compile(r"\w+(?:['\u2019.]\w+)*")
@@ -41,7 +44,10 @@ def features(stored: str, asked: str, probability: float, similarity: float) -> 
     """The numbers of FEATURE_NAMES, in that order, for one (stored, asked) pair."""
     words_stored, words_asked = _words(stored), _words(asked)
     only_stored, only_asked = _unaligned(words_stored, words_asked)
-    misspelled = _misspelled(only_stored, only_asked)
+    moved = Counter(only_stored) & Counter(only_asked)
+    rest_stored = list((Counter(only_stored) - moved).elements())
+    rest_asked = list((Counter(only_asked) - moved).elements())
+    misspelled = _misspelled(rest_stored, rest_asked)
     longest = max(len(words_stored), len(words_asked), 1)
     p = min(max(probability, 1e-4), 1 - 1e-4)
     return [
@@ -51,10 +57,11 @@ def features(stored: str, asked: str, probability: float, similarity: float) -> 
         _ratio("".join(words_stored), "".join(words_asked)),
         len(only_stored) / longest,
         len(only_asked) / longest,
-        (len(only_stored) + len(only_asked) - 2 * misspelled) / longest,
+        (len(rest_stored) + len(rest_asked) - 2 * misspelled) / longest,
         misspelled / longest,
         math.log(longest),
         abs(len(words_stored) - len(words_asked)) / longest,
+        sum(moved.values()) / longest,
     ]
 
 
@@ -77,7 +84,8 @@ def _unaligned(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _misspelled(only_a: list[str], only_b: list[str]) -> int:
-    """How many words of `only_a` are a close spelling of a distinct word of `only_b` (greedy pairing)."""
+    """How many words of `only_a` are a close spelling of a word of `only_b` (greedy pairing; the
+    words both have were taken out before as moved)."""
     if len(only_a) > _MAX_PAIRED_WORDS or len(only_b) > _MAX_PAIRED_WORDS:
         return 0
     left = list(only_b)

@@ -42,3 +42,9 @@ def test_a_long_rewording_is_not_paired_word_by_word() -> None:
     asked = " ".join(f"alpha{i}x" for i in range(20))
     f = named(stored, asked)
     assert f["misspelled_share"] == 0 and f["unexplained_share"] == 2.0
+
+
+def test_two_roles_swapped_are_moved_words() -> None:
+    f = named("Can a landlord evict a tenant?", "Can a tenant evict a landlord?")
+    assert f["moved_share"] > 0 and f["misspelled_share"] == 0
+    assert named("How do I reset my router?", "how do i reset my router pls")["moved_share"] == 0
