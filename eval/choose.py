@@ -64,6 +64,8 @@ def main() -> None:
     # The setting is read off the sweep, not applied.
     verifier = CrossEncoderVerifier(classifier, 0.5, decision=load_decision(args.model_dir))
     quora = shared_quora("choose")
+    if not quora:
+        print("../shared/eval is not beside the project: no Quora different-question guard")
     # Found with the lowest pre-filter tried; each higher one is read off the same outcomes.
     outcomes = asyncio.run(run_local(pairs + quora, verifier, min(PREFILTERS), args.conversation_match))
     mine = [o for o in outcomes if o.pair.file != "qqp_pairs_dev"]

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from eval import training_data
-from eval.dataset import load, shared_quora
+from eval.dataset import load, project_sets, shared_quora
 from services.cache_worker.verifier.base import PromptPair
 from services.cache_worker.verifier.cross_encoder import (
     DECISION_FILE,
@@ -44,6 +44,7 @@ from services.cache_worker.verifier.cross_encoder import (
     PairClassifier,
 )
 from services.cache_worker.verifier.pair_features import FEATURE_NAMES, features
+from services.cache_worker.verifier.text import normalized
 from services.cache_worker.verifier.trees import BoostedTrees, Tree
 
 REPORTED = Path(__file__).resolve().parent / "data" / "reported"
@@ -52,11 +53,12 @@ REPORTED_WEIGHT = 3.0
 
 
 def log(message: str) -> None:
+    """Progress on stdout, at once."""
     print(message, flush=True)
 
 
-async def embed_all(texts: list[str]) -> dict[str, np.ndarray]:
-    """Unit vectors from the embedder's own model (ONNX, as the cache's vector search has them)."""
+async def embed_all(texts: list[str]) -> tuple[dict[str, np.ndarray], str]:
+    """Unit vectors from the embedder's own model (ONNX, as the cache's vector search has them), and its name."""
     from scripts.stack import ROOT
     from services.embedder.providers.onnx import OnnxEmbeddingProvider
 
@@ -69,27 +71,50 @@ async def embed_all(texts: list[str]) -> dict[str, np.ndarray]:
             batch = unique[i : i + 64]
             embedded = await provider.embed(batch)
             vectors.update(zip(batch, (np.asarray(v, dtype=np.float32) for v in embedded), strict=True))
-        return vectors
+        return vectors, provider.model
     finally:
         await provider.close()
 
 
-def rows(model_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """(features, labels, weights, counts by source) of the pairs that reach the decision."""
+def measured_texts(paths: list[Path]) -> set[str]:
+    """Every question text of the sets a choice or a report is made on, normalized."""
+    return {normalized(side) for path in paths for p in load(path) for side in (p.a, p.b) if isinstance(side, str)}
+
+
+def rows(model_dir: Path, exclude: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int], str]:
+    """(features, labels, weights, counts by source, embedding model) of the pairs that reach the decision.
+
+    A pair with a text of a set measured elsewhere (the choose sets and the sets of eval/data/pairs/,
+    and any `exclude` file) is left out: a choice or a report on pairs the decision was fitted on
+    would say what it memorised.
+    """
     clusters = training_data.load_clusters()
     reported = [p for path in sorted(REPORTED.glob("*questions*.jsonl")) for p in load(path)]
-    log(f"embedding (clusters {len(clusters)}, reported pairs {len(reported)})...")
-    cluster_vectors = asyncio.run(embed_all([c["text"] for c in clusters]))
+    quora = shared_quora("decision")
+    if not quora:
+        log("../shared/eval is not beside the project: fitting without its Quora pairs")
+    log(f"embedding (clusters {len(clusters)}, reported pairs {len(reported)}, Quora pairs {len(quora)})...")
+    cluster_vectors, _ = asyncio.run(embed_all([c["text"] for c in clusters]))
     _, dev = training_data.build(embed=lambda texts: np.stack([cluster_vectors[t] for t in texts]))
     candidates = [(p.a, p.b, p.label, 1.0, "dev") for p in dev]
     candidates += [(p.a, p.b, int(p.same_answer), REPORTED_WEIGHT, "reported") for p in reported]
-    candidates += [(p.a, p.b, int(p.same_answer), 1.0, "quora") for p in shared_quora("decision")]
-    vectors = asyncio.run(embed_all([t for a, b, *_ in candidates for t in (a, b)]))
+    candidates += [(p.a, p.b, int(p.same_answer), 1.0, "quora") for p in quora]
+    held_out = measured_texts(project_sets() + exclude)
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for candidate in candidates:
+        key = (normalized(candidate[0]), normalized(candidate[1]))
+        if key in seen or key[0] in held_out or key[1] in held_out:
+            continue
+        seen.add(key)
+        unique.append(candidate)
+    log(f"  {len(candidates) - len(unique)} pairs left out (repeated, or a text of a measured set)")
+    vectors, embedding_model = asyncio.run(embed_all([t for a, b, *_ in unique for t in (a, b)]))
 
     classifier = PairClassifier.load(model_dir)
     screen = CrossEncoderVerifier(classifier, 0.5)
     kept = []
-    for stored, asked, label, weight, source in candidates:
+    for stored, asked, label, weight, source in unique:
         similarity = float(vectors[stored] @ vectors[asked])
         if similarity < PREFILTER or screen.screen(PromptPair(asked, stored, similarity)) is not None:
             continue
@@ -102,10 +127,10 @@ def rows(model_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str,
     y = np.array([k[2] for k in kept])
     w = np.array([k[3] for k in kept])
     counts = Counter(f"{source}:{'same' if label else 'different'}" for _, _, label, _, source, _ in kept)
-    return x, y, w, dict(counts)
+    return x, y, w, dict(counts), embedding_model
 
 
-def export(model: Any) -> BoostedTrees:
+def export(model: Any, embedding_model: str | None = None) -> BoostedTrees:
     """scikit-learn's fitted trees as trees.py's arrays."""
     trees = []
     for (predictor,) in model._predictors:
@@ -121,7 +146,7 @@ def export(model: Any) -> BoostedTrees:
                 value=[float(v) for v in nodes["value"]],
             )
         )
-    return BoostedTrees(float(np.ravel(model._baseline_prediction)[0]), trees, FEATURE_NAMES)
+    return BoostedTrees(float(np.ravel(model._baseline_prediction)[0]), trees, FEATURE_NAMES, embedding_model)
 
 
 def write_note(model_dir: Path, made: dict[str, Any], trees: int) -> None:
@@ -151,10 +176,13 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=0.05)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--exclude", type=Path, action="append", default=[], help="leave out pairs with a text of this set too"
+    )
     args = parser.parse_args()
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    x, y, w, counts = rows(args.model_dir)
+    x, y, w, counts, embedding_model = rows(args.model_dir, args.exclude)
     log(f"fitting on {len(y)} pairs: {counts}")
     monotone = [1 if name == "classifier_logit" else 0 for name in FEATURE_NAMES]
     model = HistGradientBoostingClassifier(
@@ -165,7 +193,7 @@ def main() -> None:
         early_stopping=False,
         random_state=args.seed,
     ).fit(x, y, sample_weight=w)
-    decision = export(model)
+    decision = export(model, embedding_model)
     ours = np.array([decision.probability(row) for row in x])
     difference = float(np.abs(ours - model.predict_proba(x)[:, 1]).max())
     if difference > 1e-6:
@@ -184,6 +212,7 @@ def main() -> None:
         "reported_sets": sorted(p.name for p in REPORTED.glob("*questions*.jsonl")),
         "reported_weight": REPORTED_WEIGHT,
         "prefilter": PREFILTER,
+        "embedding_model": embedding_model,
     }
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     write_note(args.model_dir, meta["decision"], len(decision.trees))

@@ -143,7 +143,7 @@ async def decide_local(
     candidates = await entries.nearest(partition, vectors[prompt], None, limit=5)
     checks = time.perf_counter()
     turns = history.user_turns if match == "reworded" else None
-    choice = await choose_candidate(candidates, prompt, threshold, verifier, turns)
+    choice = await choose_candidate(candidates, prompt, threshold, verifier, turns, embedding_model)
     finished = time.perf_counter()
     outcome = Outcome(
         pair,

@@ -97,6 +97,7 @@ async def choose_candidate(
     threshold: float,
     verifier: HitVerifier,
     user_turns: list[str] | None = None,
+    embedding_model: str | None = None,
 ) -> Choice:
     """The nearest candidate above the similarity pre-filter whose prompt the verifier accepts.
 
@@ -114,7 +115,7 @@ async def choose_candidate(
             refusals.append("prompt_unknown")
             continue
         start = len(pairs)
-        pairs.append(PromptPair(prompt, candidate.prompt_text, candidate.similarity))
+        pairs.append(PromptPair(prompt, candidate.prompt_text, candidate.similarity, embedding_model))
         if user_turns is not None:
             stored = candidate.user_turns
             if stored is None or len(stored) != len(user_turns):
@@ -304,7 +305,7 @@ class Lookup:
         above = [c for c in candidates if c.similarity >= threshold]
         allowed, reported = await self._drop_reported(request.tenant, prompt, history.text, above)
         compare_turns = history.user_turns if match == "reworded" else None
-        choice = await choose_candidate(allowed, prompt, threshold, self._verifier, compare_turns)
+        choice = await choose_candidate(allowed, prompt, threshold, self._verifier, compare_turns, embedding_model)
         refusals = reported + choice.refusals
         if choice.candidate is not None:
             BEST_SIMILARITY.labels("hit").observe(choice.candidate.similarity)

@@ -21,6 +21,7 @@ class PromptPair:
     query: str
     candidate: str
     similarity: float | None = None  # cosine of the two, when the vector search measured it
+    embedding_model: str | None = None  # the model of the vectors that cosine is of
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ prompts differ on the surface and their cosine (`pair_features.py`): a question 
 typo is served where the classifier alone hesitates. Its output is a probability too, so
 `min_probability` (VERIFIER_MIN_PROBABILITY) is the one setting: higher serves fewer paraphrases
 and fewer wrong answers. A pair without a cosine (an earlier turn under the reworded conversation
-match) is decided on the classifier's probability alone.
+match), or one measured with another embedding model than the decision was fitted with, is decided
+on the classifier's probability alone.
 
 Decided before the model, in order: the same text once normalized (case, spaces, punctuation) is
 served; a prompt the model can't read whole (longer than its input) is refused, as only an exact
@@ -31,7 +32,7 @@ import numpy as np
 from services.cache_worker.verifier import pair_input
 from services.cache_worker.verifier.base import HitVerifier, PromptPair, Verdict
 from services.cache_worker.verifier.checks import CHECKS, Check, first_disagreement
-from services.cache_worker.verifier.pair_features import features
+from services.cache_worker.verifier.pair_features import FEATURE_NAMES, features
 from services.cache_worker.verifier.text import normalized
 from services.cache_worker.verifier.trees import BoostedTrees
 
@@ -42,7 +43,12 @@ DECISION_FILE = "decision.json"
 def load_decision(directory: Path | str = MODEL_DIR) -> BoostedTrees | None:
     """The decision shipped beside the classifier, if any (without it, the classifier's probability decides)."""
     path = Path(directory) / DECISION_FILE
-    return BoostedTrees.load(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    decision = BoostedTrees.load(path)
+    if decision.feature_names != FEATURE_NAMES:
+        raise ValueError(f"{path} reads {decision.feature_names}, pair_features.py computes {FEATURE_NAMES}")
+    return decision
 
 
 def default_min_probability(directory: Path | str = MODEL_DIR) -> float:
@@ -161,7 +167,7 @@ class CrossEncoderVerifier(HitVerifier):
 
     def probability(self, pair: PromptPair, classifier_probability: float) -> float:
         """The decision's probability for a pair the classifier scored (its own when there is no decision)."""
-        if self.decision is None or pair.similarity is None:
+        if self.decision is None or pair.similarity is None or pair.embedding_model != self.decision.embedding_model:
             return classifier_probability
         row = features(pair.candidate, pair.query, classifier_probability, pair.similarity)
         return self.decision.probability(row)

@@ -20,7 +20,7 @@ from difflib import SequenceMatcher
 FEATURE_NAMES = (
     "classifier_logit",  # the pair classifier's calibrated probability, as a logit
     "similarity",  # cosine of the two prompts' embeddings (the vector search's)
-    "character_ratio",  # character overlap of the two word sequences (difflib ratio)
+    "character_ratio",  # character overlap of the words outside the alignment (difflib ratio)
     "joined_ratio",  # the same with the spaces removed: "power bank" and "powerbank" are one spelling
     "stored_only_share",  # words of the stored prompt the asked one does not have, in order
     "asked_only_share",  # words of the asked prompt the stored one does not have
@@ -31,13 +31,22 @@ FEATURE_NAMES = (
     "moved_share",  # words both sides have, out of the alignment on both: "a doctor ... a patient" swapped
 )
 
-_WORD = re.compile(r"\w+(?:['\u2019.]\w+)*")
+# Scripts written without spaces (Chinese, Japanese kana, Thai) count one character a word, as BERT's
+# tokenizer does: else a whole sentence is one "word", and another city in it reads as a misspelling.
+_UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[{_UNSPACED}]|[^\W{_UNSPACED}]+(?:['\u2019.][^\W{_UNSPACED}]+)*")
 # Two words are one word misspelt when their characters overlap this much (difflib's ratio):
 # "subscrption"/"subscription" 0.96, "morgage"/"mortgage" 0.93, "on"/"off" 0.5, "Paris"/"Vienna" 0.18.
 MISSPELLING_RATIO = 0.8
 # Pairing the words only one side has costs a comparison per pair of them: a rewording can have
 # dozens, and it is not a misspelling anyway.
 _MAX_PAIRED_WORDS = 12
+# difflib's matching is quadratic: every input is bounded, so a 4 MB prompt costs what a long question
+# does (the classifier reads 128 tokens of both prompts anyway). A "word" longer than _MAX_WORD_CHARS
+# is nobody's misspelling.
+_MAX_WORDS = 160
+_MAX_CHARS = 300
+_MAX_WORD_CHARS = 30
 
 
 def features(stored: str, asked: str, probability: float, similarity: float) -> list[float]:
@@ -53,8 +62,8 @@ def features(stored: str, asked: str, probability: float, similarity: float) -> 
     return [
         math.log(p / (1 - p)),
         similarity,
-        _ratio(" ".join(words_stored), " ".join(words_asked)),
-        _ratio("".join(words_stored), "".join(words_asked)),
+        _ratio(" ".join(only_stored)[:_MAX_CHARS], " ".join(only_asked)[:_MAX_CHARS]),
+        _ratio("".join(only_stored)[:_MAX_CHARS], "".join(only_asked)[:_MAX_CHARS]),
         len(only_stored) / longest,
         len(only_asked) / longest,
         (len(rest_stored) + len(rest_asked) - 2 * misspelled) / longest,
@@ -66,10 +75,17 @@ def features(stored: str, asked: str, probability: float, similarity: float) -> 
 
 
 def _words(text: str) -> list[str]:
-    return [word.casefold() for word in _WORD.findall(text)]
+    """The first _MAX_WORDS words, case-folded."""
+    words = []
+    for match in _WORD.finditer(text):
+        words.append(match.group().casefold())
+        if len(words) == _MAX_WORDS:
+            break
+    return words
 
 
 def _ratio(a: str | list[str], b: str | list[str]) -> float:
+    """difflib's similarity ratio (1.0 for two empty inputs)."""
     return SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
@@ -88,9 +104,9 @@ def _misspelled(only_a: list[str], only_b: list[str]) -> int:
     words both have were taken out before as moved)."""
     if len(only_a) > _MAX_PAIRED_WORDS or len(only_b) > _MAX_PAIRED_WORDS:
         return 0
-    left = list(only_b)
+    left = [word for word in only_b if len(word) <= _MAX_WORD_CHARS]
     paired = 0
-    for word in only_a:
+    for word in (w for w in only_a if len(w) <= _MAX_WORD_CHARS):
         best = max(left, key=lambda other: _ratio(word, other), default=None)
         if best is not None and _ratio(word, best) >= MISSPELLING_RATIO:
             paired += 1

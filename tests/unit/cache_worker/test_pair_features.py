@@ -48,3 +48,23 @@ def test_two_roles_swapped_are_moved_words() -> None:
     f = named("Can a landlord evict a tenant?", "Can a tenant evict a landlord?")
     assert f["moved_share"] > 0 and f["misspelled_share"] == 0
     assert named("How do I reset my router?", "how do i reset my router pls")["moved_share"] == 0
+
+
+def test_a_city_changed_in_chinese_is_another_word_not_a_misspelling() -> None:
+    f = named("明天从北京到上海的高铁票", "明天从北京到广州的高铁票")
+    assert f["misspelled_share"] == 0 and f["unexplained_share"] > 0
+
+
+def test_odd_inputs_give_numbers() -> None:
+    for stored, asked in [("", ""), ("?!", "..."), ("\x00", "\ufeff"), ("🙂", "🙃")]:
+        assert all(isinstance(v, float) for v in features(stored, asked, 0.5, 0.9))
+
+
+def test_a_huge_prompt_costs_what_a_long_question_does() -> None:
+    import time
+
+    started = time.perf_counter()
+    features("x" * 20_000, "y" * 20_000 + " z", 0.5, 0.99)
+    features(" ".join(["word"] * 50_000), " ".join(["wort"] * 50_000), 0.5, 0.99)
+    # Bounded inputs: milliseconds, where unbounded difflib takes minutes (a generous bound: a shared CI core).
+    assert time.perf_counter() - started < 1.0

@@ -44,7 +44,9 @@ def test_the_model_ships_with_its_operating_point_and_how_it_was_made() -> None:
     ],
 )
 async def test_a_near_repeat_is_served(verifier: CrossEncoderVerifier, stored: str, asked: str) -> None:
-    [verdict] = await verifier.verify([PromptPair(asked, stored, 0.9)])
+    [verdict] = await verifier.verify(
+        [PromptPair(asked, stored, 0.9, verifier.decision and verifier.decision.embedding_model)]
+    )
     assert verdict.accept, verdict
 
 
@@ -61,7 +63,9 @@ async def test_a_near_repeat_is_served(verifier: CrossEncoderVerifier, stored: s
     ],
 )
 async def test_a_look_alike_is_refused(verifier: CrossEncoderVerifier, stored: str, asked: str) -> None:
-    [verdict] = await verifier.verify([PromptPair(asked, stored, 0.9)])
+    [verdict] = await verifier.verify(
+        [PromptPair(asked, stored, 0.9, verifier.decision and verifier.decision.embedding_model)]
+    )
     assert not verdict.accept, verdict
 
 

@@ -10,6 +10,7 @@ from services.cache_worker.verifier import PromptPair, Verdict
 from services.cache_worker.verifier.cross_encoder import CrossEncoderVerifier
 from services.cache_worker.verifier.judged import JudgedVerifier
 from services.cache_worker.verifier.llm_judge import LlmJudgeVerifier
+from services.cache_worker.verifier.pair_features import features
 
 
 class FakeClassifier:
@@ -113,6 +114,8 @@ def test_a_band_that_is_no_band_is_refused() -> None:
 class FixedDecision:
     """A decision that answers `probability` and records the rows it was given."""
 
+    embedding_model = "all-MiniLM-L6-v2"
+
     def __init__(self, probability: float) -> None:
         self._probability = probability
         self.rows: list[list[float]] = []
@@ -123,13 +126,24 @@ class FixedDecision:
 
 
 async def test_the_decision_has_the_last_word_on_a_pair_with_a_cosine() -> None:
+    stored, asked = "How do I reset my password?", "how do i reset my pasword"
+    model = FakeClassifier({(stored, asked): 0.3})
+    decision = FixedDecision(0.9)
+    verifier = CrossEncoderVerifier(model, 0.6, decision=decision)  # type: ignore[arg-type]
+    [verdict] = await verifier.verify([PromptPair(asked, stored, 0.87, "all-MiniLM-L6-v2")])
+    assert verdict.accept and verdict.score == 0.9
+    # The stored prompt first, the classifier's score of (stored, asked), the cosine the search measured.
+    assert decision.rows == [features(stored, asked, 0.3, 0.87)]
+
+
+async def test_a_cosine_of_another_embedding_model_is_decided_on_the_classifier_alone() -> None:
     model = FakeClassifier({("How do I reset my password?", "how do i reset my pasword"): 0.3})
     decision = FixedDecision(0.9)
     verifier = CrossEncoderVerifier(model, 0.6, decision=decision)  # type: ignore[arg-type]
-    [verdict] = await verifier.verify([pair("how do i reset my pasword", "How do I reset my password?")])
-    assert verdict.accept and verdict.score == 0.9
-    [row] = decision.rows
-    assert row[1] == 0.9  # the cosine the vector search measured
+    [verdict] = await verifier.verify(
+        [PromptPair("how do i reset my pasword", "How do I reset my password?", 0.87, "text-embedding-3-small")]
+    )
+    assert not verdict.accept and verdict.score == 0.3 and decision.rows == []
 
 
 async def test_a_pair_without_a_cosine_is_decided_on_the_classifier_alone() -> None:
