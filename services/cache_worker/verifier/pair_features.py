@@ -17,6 +17,8 @@ import re
 from collections import Counter
 from difflib import SequenceMatcher
 
+from services.cache_worker.verifier.pair_input import aligned
+
 FEATURE_NAMES = (
     "classifier_logit",  # the pair classifier's calibrated probability, as a logit
     "similarity",  # cosine of the two prompts' embeddings (the vector search's)
@@ -90,12 +92,8 @@ def _ratio(a: str | list[str], b: str | list[str]) -> float:
 
 
 def _unaligned(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
-    """The words of each side outside a word-level alignment of the two (as `diff` aligns lines)."""
-    kept_a: set[int] = set()
-    kept_b: set[int] = set()
-    for block in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
-        kept_a.update(range(block.a, block.a + block.size))
-        kept_b.update(range(block.b, block.b + block.size))
+    """The words of each side outside the word-level alignment the classifier's input marks too."""
+    kept_a, kept_b = aligned(a, b)
     return [w for i, w in enumerate(a) if i not in kept_a], [w for i, w in enumerate(b) if i not in kept_b]
 
 
@@ -107,8 +105,11 @@ def _misspelled(only_a: list[str], only_b: list[str]) -> int:
     left = [word for word in only_b if len(word) <= _MAX_WORD_CHARS]
     paired = 0
     for word in (w for w in only_a if len(w) <= _MAX_WORD_CHARS):
-        best = max(left, key=lambda other: _ratio(word, other), default=None)
-        if best is not None and _ratio(word, best) >= MISSPELLING_RATIO:
+        if not left:
+            break
+        ratios = [_ratio(word, other) for other in left]
+        best = max(range(len(left)), key=ratios.__getitem__)
+        if ratios[best] >= MISSPELLING_RATIO:
             paired += 1
-            left.remove(best)
+            del left[best]
     return paired

@@ -26,15 +26,18 @@ _TOKEN = re.compile(r"\w+(?:['\u2019.]\w+)*|[^\w\s]")
 def marked(a: str, b: str) -> tuple[str, str]:
     """Both texts, each run of words missing from the other's alignment put between OPEN and CLOSE."""
     tokens_a, tokens_b = list(_TOKEN.finditer(a)), list(_TOKEN.finditer(b))
-    words_a = [t.group().casefold() for t in tokens_a]
-    words_b = [t.group().casefold() for t in tokens_b]
-    matcher = SequenceMatcher(None, words_a, words_b, autojunk=False)
+    kept_a, kept_b = aligned([t.group().casefold() for t in tokens_a], [t.group().casefold() for t in tokens_b])
+    return _mark(a, tokens_a, kept_a), _mark(b, tokens_b, kept_b)
+
+
+def aligned(words_a: Sequence[str], words_b: Sequence[str]) -> tuple[set[int], set[int]]:
+    """The positions of each side's words inside a word-level alignment of the two (as `diff` aligns lines)."""
     kept_a: set[int] = set()
     kept_b: set[int] = set()
-    for block in matcher.get_matching_blocks():
+    for block in SequenceMatcher(None, words_a, words_b, autojunk=False).get_matching_blocks():
         kept_a.update(range(block.a, block.a + block.size))
         kept_b.update(range(block.b, block.b + block.size))
-    return _mark(a, tokens_a, kept_a), _mark(b, tokens_b, kept_b)
+    return kept_a, kept_b
 
 
 def _mark(text: str, tokens: list[re.Match[str]], kept: set[int]) -> str:

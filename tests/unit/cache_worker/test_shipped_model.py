@@ -23,6 +23,12 @@ def verifier() -> CrossEncoderVerifier:
     return CrossEncoderVerifier(classifier, default_min_probability(MODEL_DIR), decision=load_decision(MODEL_DIR))
 
 
+def asked_as_served(verifier: CrossEncoderVerifier, asked: str, stored: str) -> PromptPair:
+    """The pair as a lookup makes it: with a cosine, of the embedding model the decision was fitted with."""
+    assert verifier.decision is not None
+    return PromptPair(asked, stored, 0.9, verifier.decision.embedding_model)
+
+
 def test_the_model_ships_with_its_operating_point_and_how_it_was_made() -> None:
     meta = json.loads((MODEL_DIR / "model.json").read_text())
     assert 0.0 < meta["default_min_probability"] < 1.0
@@ -44,9 +50,7 @@ def test_the_model_ships_with_its_operating_point_and_how_it_was_made() -> None:
     ],
 )
 async def test_a_near_repeat_is_served(verifier: CrossEncoderVerifier, stored: str, asked: str) -> None:
-    [verdict] = await verifier.verify(
-        [PromptPair(asked, stored, 0.9, verifier.decision and verifier.decision.embedding_model)]
-    )
+    [verdict] = await verifier.verify([asked_as_served(verifier, asked, stored)])
     assert verdict.accept, verdict
 
 
@@ -63,9 +67,7 @@ async def test_a_near_repeat_is_served(verifier: CrossEncoderVerifier, stored: s
     ],
 )
 async def test_a_look_alike_is_refused(verifier: CrossEncoderVerifier, stored: str, asked: str) -> None:
-    [verdict] = await verifier.verify(
-        [PromptPair(asked, stored, 0.9, verifier.decision and verifier.decision.embedding_model)]
-    )
+    [verdict] = await verifier.verify([asked_as_served(verifier, asked, stored)])
     assert not verdict.accept, verdict
 
 
