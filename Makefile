@@ -94,7 +94,7 @@ typecheck: install
 # verifier) on the project's pair sets (eval/data/pairs/): a table with 95% intervals, the decision
 # latency, the sweep across the verifier's setting; summary and chart in eval/results/.
 # Your own pairs instead: make eval PAIRS=my_pairs.jsonl (rows {"a", "b", "same_answer", "category"});
-# OUTCOMES=decisions.jsonl writes each pair's decision; MATCH=reworded tries the reworded conversation match.
+# OUTCOMES=decisions.jsonl writes each pair's decision; MATCH=exact tries the exact conversation match (the default is aligned).
 eval: install
 	PYTHONPATH=. $(PY) -m eval.harness $(if $(PAIRS),--pairs $(PAIRS)) $(if $(OUTCOMES),--outcomes $(OUTCOMES)) $(if $(MATCH),--conversation-match $(MATCH))
 

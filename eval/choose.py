@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
     parser.add_argument("--max-wrong", type=float, default=MAX_WRONG)
     parser.add_argument("--max-wrong-per-category", type=float, default=MAX_WRONG_PER_CATEGORY)
-    parser.add_argument("--conversation-match", choices=("exact", "reworded"), default="exact")
+    parser.add_argument("--conversation-match", choices=("exact", "aligned"), default="aligned")
     parser.add_argument("--dry-run", action="store_true", help="print the choice, leave model.json as it is")
     args = parser.parse_args()
 

@@ -35,6 +35,7 @@ from eval.dataset import Pair, load, project_sets, shared_held_out
 from eval.report import Outcome
 from services.cache_worker import keys
 from services.cache_worker.keys import ConversationMatch
+from services.cache_worker.verifier.conversation import INSERTED_MIN_PROBABILITY
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "gpt-4o-mini"
@@ -58,7 +59,13 @@ def progress(done: int, total: int, started: float, label: str) -> None:
 # --- local mode: the real pieces in-process ------------------------------------------------------
 
 
-async def run_local(pairs: list[Pair], verifier: Any, threshold: float, match: ConversationMatch) -> list[Outcome]:
+async def run_local(
+    pairs: list[Pair],
+    verifier: Any,
+    threshold: float,
+    match: ConversationMatch,
+    inserted_min_probability: float = INSERTED_MIN_PROBABILITY,
+) -> list[Outcome]:
     from scripts.stack import ROOT, start_embedded_postgres
     from services.cache_worker.entries import CachedAnswer
     from services.cache_worker.entry_store import EntryStore, NewEntry
@@ -77,7 +84,7 @@ async def run_local(pairs: list[Pair], verifier: Any, threshold: float, match: C
     run_id = uuid.uuid4().hex[:8]
     outcomes = []
     try:
-        prompts = sorted({keys.semantic_prompt(body_of(side)) or "" for pair in pairs for side in (pair.a, pair.b)})
+        prompts = sorted({embedded_text(body_of(side), match) for pair in pairs for side in (pair.a, pair.b)})
         vectors: dict[str, list[float]] = {}
         started = time.perf_counter()
         for i in range(0, len(prompts), 64):
@@ -89,6 +96,7 @@ async def run_local(pairs: list[Pair], verifier: Any, threshold: float, match: C
             namespace = f"{run_id}-{i}"
             stored = body_of(pair.a)
             stored_prompt = keys.semantic_prompt(stored) or ""
+            stored_history = keys.conversation(stored)
             answer = CachedAnswer(
                 entry_id=str(uuid.uuid4()),
                 exact_key=keys.exact_key(TENANT, namespace, stored),
@@ -105,12 +113,22 @@ async def run_local(pairs: list[Pair], verifier: Any, threshold: float, match: C
                     prompt_text=stored_prompt,
                     partition_key=keys.partition_key(TENANT, namespace, stored, provider.model, match),
                     embedding_model=provider.model,
-                    embedding=vectors[stored_prompt],
-                    user_turns=keys.conversation(stored).user_turns,
+                    embedding=vectors[embedded_text(stored, match)],
+                    turns=[[role, text] for role, text in stored_history.turns] if stored_history.turns else None,
                 )
             )
             outcomes.append(
-                await decide_local(pair, entries, verifier, namespace, provider.model, vectors, threshold, match)
+                await decide_local(
+                    pair,
+                    entries,
+                    verifier,
+                    namespace,
+                    provider.model,
+                    vectors,
+                    threshold,
+                    match,
+                    inserted_min_probability,
+                )
             )
             if (i + 1) % 50 == 0 or i + 1 == len(pairs):
                 progress(i + 1, len(pairs), started, "store a, ask b")
@@ -122,6 +140,12 @@ async def run_local(pairs: list[Pair], verifier: Any, threshold: float, match: C
     return outcomes
 
 
+def embedded_text(body: dict[str, Any], match: ConversationMatch) -> str:
+    """What the lookup embeds for a request (Lookup._semantic): the situation under the aligned match."""
+    prompt = keys.semantic_prompt(body) or ""
+    return keys.conversation(body).situation(prompt) if match == "aligned" else prompt
+
+
 async def decide_local(
     pair: Pair,
     entries: Any,
@@ -131,6 +155,7 @@ async def decide_local(
     vectors: dict[str, list[float]],
     threshold: float,
     match: ConversationMatch,
+    inserted_min_probability: float = INSERTED_MIN_PROBABILITY,
 ) -> Outcome:
     """One lookup's semantic decision, timed as in Lookup: the vector search and the verifier."""
     from services.cache_worker.lookup import choose_candidate
@@ -140,10 +165,12 @@ async def decide_local(
     history = keys.conversation(asked)
     partition = keys.partition_key(TENANT, namespace, asked, embedding_model, match)
     started = time.perf_counter()
-    candidates = await entries.nearest(partition, vectors[prompt], None, limit=5)
+    candidates = await entries.nearest(partition, vectors[embedded_text(asked, match)], None, limit=5)
     checks = time.perf_counter()
-    turns = history.user_turns if match == "reworded" else None
-    choice = await choose_candidate(candidates, prompt, threshold, verifier, turns, embedding_model)
+    turns = (history.turns or ()) if match == "aligned" else None
+    choice = await choose_candidate(
+        candidates, prompt, threshold, verifier, turns, embedding_model, inserted_min_probability
+    )
     finished = time.perf_counter()
     outcome = Outcome(
         pair,
@@ -254,7 +281,13 @@ def main() -> None:
     parser.add_argument("--min-probability", type=float, default=None, help="the verifier's setting (default: model's)")
     parser.add_argument("--model-dir", type=Path, help="another classifier (default: the shipped one)")
     parser.add_argument("--threshold", type=float, default=None, help="similarity pre-filter (default: the setting's)")
-    parser.add_argument("--conversation-match", choices=("exact", "reworded"), default="exact")
+    parser.add_argument("--conversation-match", choices=("exact", "aligned"), default="aligned")
+    parser.add_argument(
+        "--inserted-min-probability",
+        type=float,
+        default=INSERTED_MIN_PROBABILITY,
+        help="aligned match: the bar of a turn only one conversation has (the setting's default)",
+    )
     parser.add_argument("--http", metavar="BASE_URL", help="send the pairs through a running gateway")
     parser.add_argument("--api-key", default="", help="with --http: a tenant key (make run prints one)")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -288,8 +321,12 @@ def main() -> None:
             else Settings(database_url="postgresql://unused", verifier=args.verifier).prefilter
         )
         setting += f"; pre-filter {threshold}; conversations: {args.conversation_match} match"
+        if args.conversation_match == "aligned":
+            setting += f" (inserted turns refused below {args.inserted_min_probability})"
         print(f"verifier: {setting}")
-        outcomes = asyncio.run(run_local(pairs, verifier, threshold, args.conversation_match))
+        outcomes = asyncio.run(
+            run_local(pairs, verifier, threshold, args.conversation_match, args.inserted_min_probability)
+        )
     if args.outcomes:
         write_outcomes(outcomes, args.outcomes)
     rows = report.table(outcomes)

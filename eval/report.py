@@ -31,7 +31,7 @@ class Outcome:
     verifier_seconds: float = 0.0
     refusals: list[str] = field(default_factory=list)
     # For the sweep: served whatever the setting (same text), or the lowest model probability among the
-    # pairs that decided (the prompt, and under the reworded match the earlier user turns), if no rule refused.
+    # pairs that decided (the prompt, and under the aligned match the replaced and inserted turns), if no rule refused.
     certain: bool = False
     probability: float | None = None
 

@@ -69,7 +69,7 @@ class PendingStore:
     embedding: list[float]
     embedding_model: str
     context_text: str | None = None  # a conversation's earlier turns, whole, as "role: text" lines
-    user_turns: list[str] | None = None  # the user's earlier messages of a conversation, in order
+    turns: list[list[str]] | None = None  # a conversation's earlier turns, [role, text] each (the aligned match)
 
     def to_bytes(self) -> bytes:
         # float32, as pgvector stores it: a quarter of the vector's JSON.
@@ -81,7 +81,7 @@ class PendingStore:
                 "embedding": vector,
                 "embedding_model": self.embedding_model,
                 "context_text": self.context_text,
-                "user_turns": self.user_turns,
+                "turns": self.turns,
             }
         )
 
@@ -89,4 +89,5 @@ class PendingStore:
     def from_bytes(cls, raw: bytes) -> PendingStore:
         data = orjson.loads(raw)
         data["embedding"] = array("f", base64.b64decode(data["embedding"])).tolist()
+        data.pop("user_turns", None)  # kept by a cache worker before the aligned match: no longer read
         return cls(**data)

@@ -57,10 +57,10 @@ CATALOGUE_DDL = [
         hit_count bigint NOT NULL DEFAULT 0,
         last_hit_at timestamptz
     )""",
-    # A conversation's earlier turns, whole ("role: text" lines: shown, and exported with wrong-hit reports),
-    # and the user's among them (the reworded match compares them one by one).
+    # A conversation's earlier turns, whole: as "role: text" lines (shown, and exported with wrong-hit
+    # reports), and as [role, text] pairs (the aligned match compares them turn by turn).
     add_column_ddl("cache_entries", "context_text", "text"),
-    add_column_ddl("cache_entries", "user_turns", "jsonb"),
+    add_column_ddl("cache_entries", "turns", "jsonb"),
     index_if_missing(
         "cache_entries_tenant",
         "CREATE INDEX IF NOT EXISTS cache_entries_tenant ON cache_entries (tenant, namespace, created_at DESC)",
@@ -78,7 +78,7 @@ class Candidate:
     answer: CachedAnswer
     similarity: float
     prompt_text: str | None = None  # the stored prompt, for the hit verifier
-    user_turns: list[str] | None = None  # the stored conversation's earlier user messages
+    turns: list[tuple[str, str]] | None = None  # the stored conversation's earlier turns (role, text)
     embedding: Sequence[float] | None = field(default=None, compare=False, repr=False)  # its vector, likewise
 
 
@@ -95,7 +95,7 @@ class NewEntry:
     embedding_model: str | None = None
     embedding: list[float] | None = None
     context_text: str | None = None
-    user_turns: list[str] | None = None
+    turns: list[list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ class EntryStore:
                     LIMIT %(limit)s
                 )
                 SELECT e.id, e.exact_key, e.model, e.completion, e.upstream, e.created_at, e.prompt_text,
-                       e.user_turns, 1 - (n.embedding <=> %(v)s) AS similarity, n.embedding
+                       e.turns, 1 - (n.embedding <=> %(v)s) AS similarity, n.embedding
                 FROM near n JOIN cache_entries e ON e.id = n.entry_id
                 ORDER BY n.embedding <=> %(v)s
                 """,
@@ -251,7 +251,7 @@ class EntryStore:
             upstream,
             created_at,
             prompt_text,
-            user_turns,
+            turns,
             similarity,
             stored,
         ) in rows:
@@ -268,7 +268,7 @@ class EntryStore:
                     answer=answer,
                     similarity=float(similarity),
                     prompt_text=prompt_text,
-                    user_turns=list(user_turns) if user_turns is not None else None,
+                    turns=[(role, text) for role, text in turns] if turns is not None else None,
                     embedding=stored.to_numpy() if stored is not None else None,
                 )
             )
@@ -286,7 +286,7 @@ class EntryStore:
             await conn.execute(
                 """
                 INSERT INTO cache_entries (id, tenant, namespace, model, exact_key, partition_key, embedding_model,
-                                           embedding_dim, prompt_text, context_text, user_turns, completion,
+                                           embedding_dim, prompt_text, context_text, turns, completion,
                                            upstream,
                                            created_at, expires_at)
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -302,7 +302,7 @@ class EntryStore:
                     dim,
                     entry.prompt_text,
                     entry.context_text,
-                    Jsonb(entry.user_turns) if entry.user_turns is not None else None,
+                    Jsonb(entry.turns) if entry.turns is not None else None,
                     Jsonb(answer.completion),
                     answer.upstream,
                     created,

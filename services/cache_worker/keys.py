@@ -86,9 +86,9 @@ def semantic_prompt(body: dict[str, Any]) -> str | None:
 
 CONTEXT_ROLES = frozenset({"user", "assistant"})
 # How earlier turns must agree for a semantic hit (the cache worker's CONVERSATION_MATCH):
-# "exact": every turn the same text once normalized (case, spaces, punctuation); "reworded": the
-# assistant's turns so, the user's turns each judged by the hit verifier like a question.
-ConversationMatch = Literal["exact", "reworded"]
+# "exact": every turn the same text once normalized (case, spaces, punctuation), part of the partition;
+# "aligned": the turns aligned and judged pair by pair by the hit verifier (`verifier.conversation`).
+ConversationMatch = Literal["exact", "aligned"]
 
 
 @dataclass(frozen=True)
@@ -115,28 +115,25 @@ class Conversation:
             return self.history_hash
         return "\n".join(f"{role}: {text}" for role, text in self.turns)
 
-    @property
-    def user_turns(self) -> list[str] | None:
-        """The user's earlier messages, in order: what the reworded match compares by meaning."""
-        if self.turns is None:
-            return None
-        return [text for role, text in self.turns if role == "user"]
-
     def match_key(self, match: ConversationMatch) -> str:
-        """What must be equal in two histories before their last messages are compared.
-
-        Every turn, whole, normalized (`exact`); or the sequence of roles and the assistant's turns
-        (`reworded`: a different offer, amount or booking from the assistant is another situation).
-        Raw histories are compared exactly in either mode.
-        """
+        """What must be equal in two histories before the verifier compares them: every turn, whole,
+        normalized (`exact`); nothing of a plain-text history (`aligned`: the verifier reads the turns, and a
+        question asked alone shares its partition with the same question at the end of a chat). Raw
+        histories are compared exactly in either mode."""
         if self.history_hash is not None:
             return self.history_hash
-        assert self.turns is not None
-        if match == "exact":
-            kept = [[role, normalized(text)] for role, text in self.turns]
-        else:
-            kept = [[role, normalized(text) if role == "assistant" else ""] for role, text in self.turns]
+        if self.turns is None or match == "aligned":
+            return "none"
+        kept = [[role, normalized(text)] for role, text in self.turns]
         return f"{match}:" + hashlib.sha256(canonical_json(kept)).hexdigest()
+
+    def situation(self, prompt: str) -> str:
+        """What the aligned match embeds to find a conversation's nearest stored ones: the last question,
+        then the earlier turns from the latest back (the embedding model reads a bounded length: the
+        turns nearest the question count first). A question asked alone is embedded as itself."""
+        if not self.turns:
+            return prompt
+        return "\n".join([prompt, *(text for _, text in reversed(self.turns))])
 
 
 def conversation(body: dict[str, Any]) -> Conversation:
@@ -178,7 +175,7 @@ def partition_key(
     the last message's fields besides its text (a participant's `name`: "greet me by my name" is
     another question for alice than for bob); for conversations, what must be equal in the earlier
     turns (`Conversation.match_key`). The last user message's wording is compared by embedding and
-    the hit verifier instead, and so are the user's earlier turns under the reworded match.
+    the hit verifier instead, and so are the earlier turns under the aligned match.
     `history` is `conversation(body)` when the caller has it already.
     """
     request = answer_affecting(body)
@@ -191,7 +188,7 @@ def partition_key(
         "embedding_model": embedding_model,
         "params": request,  # model, temperature, max_tokens, tools, response_format, ...
         "system": [m for m in messages if _is_system(m)],
-        "history": "none" if history.empty else history.match_key(conversation_match),
+        "history": history.match_key(conversation_match),
     }
     last = _beyond_text(messages[-1]) if messages and isinstance(messages[-1], dict) else {}
     if last:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -30,10 +30,14 @@ from services.cache_worker.metrics import (
     VERIFIER_SCORE,
 )
 from services.cache_worker.verifier import HitVerifier, PromptPair, ThresholdVerifier, Verdict
+from services.cache_worker.verifier.conversation import INSERTED_MIN_PROBABILITY, Turn, turn_pairs
 from shared.contracts.completions import CompletionRequest, LookupContext
 from shared.tracing import set_attributes, stage
 
 log = logging.getLogger(__name__)
+
+# Pairs of one candidate the model reads at once (`_verify`): the prompt and the first differing turn, then on.
+PAIRS_PER_ROUND = 2
 
 # Texts in, unit vectors (one per text) and the embedding model's name out.
 Embed = Callable[[list[str]], Awaitable[tuple[list[list[float]], str]]]
@@ -79,6 +83,8 @@ class LookupPolicy:
     flight_lease_seconds: float  # a leader that does not renew its lease within this is taken for dead
     conversation_match: ConversationMatch = "exact"
     candidates: int = 5  # nearest prompts checked by the hit verifier
+    # Aligned match: a turn only one conversation has is refused below this (`verifier.conversation`).
+    inserted_min_probability: float = INSERTED_MIN_PROBABILITY
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ class Choice:
 
     candidate: Candidate | None
     refusals: list[str]
-    # Of each candidate the verifier read: the verdicts on its prompt and (reworded match) its earlier user turns.
+    # Of each candidate the verifier read: the verdicts on its prompt and (aligned match) its differing turns.
     verdicts: list[list[Verdict]] = field(default_factory=list)
 
 
@@ -96,33 +102,42 @@ async def choose_candidate(
     prompt: str,
     threshold: float,
     verifier: HitVerifier,
-    user_turns: list[str] | None = None,
+    history: Sequence[Turn] | None = None,
     embedding_model: str | None = None,
+    inserted_min_probability: float = INSERTED_MIN_PROBABILITY,
 ) -> Choice:
     """The nearest candidate above the similarity pre-filter whose prompt the verifier accepts.
 
-    Under the reworded conversation match (`user_turns` given: the query's earlier user messages),
-    each of the candidate's earlier user messages must be accepted too, against the query's turn in
-    the same place (the assistant's turns are equal already: they are part of the partition). All
-    the pairs of all the candidates go to the verifier at once. Each refusal is counted by reason.
+    Under the aligned conversation match (`history` given: the query's earlier turns, maybe none), the
+    candidate's earlier turns are aligned with them and every replaced or inserted turn must be accepted
+    too (`verifier.conversation`). All the pairs of all the candidates go to the verifier at once. Each
+    refusal is counted by reason.
     """
     eligible = [c for c in candidates if c.similarity >= threshold]
     refusals: list[str] = []
     pairs: list[PromptPair] = []
+    kinds: list[str] = []
     spans: list[tuple[Candidate, int, int]] = []  # a candidate and its pairs' slice
     for candidate in eligible:
         if candidate.prompt_text is None:
             refusals.append("prompt_unknown")
             continue
         start = len(pairs)
-        pairs.append(PromptPair(prompt, candidate.prompt_text, candidate.similarity, embedding_model))
-        if user_turns is not None:
-            stored = candidate.user_turns
-            if stored is None or len(stored) != len(user_turns):
-                refusals.append("context_unknown" if stored is None else "conversation_context")
-                del pairs[start:]
-                continue
-            pairs += [PromptPair(mine, theirs) for mine, theirs in zip(user_turns, stored, strict=True)]
+        if history is None:
+            pairs.append(PromptPair(prompt, candidate.prompt_text, candidate.similarity, embedding_model))
+            kinds.append("prompt")
+        else:
+            compared = turn_pairs(
+                candidate.prompt_text,
+                prompt,
+                candidate.turns or (),
+                history,
+                candidate.similarity,
+                embedding_model,
+                inserted_min_probability,
+            )
+            pairs += compared.pairs
+            kinds += compared.kinds
         spans.append((candidate, start, len(pairs)))
     if not pairs:
         _count_refusals(refusals)
@@ -130,8 +145,8 @@ async def choose_candidate(
     started = time.perf_counter()
     try:
         with stage("verify", candidates=len(spans)) as span:
-            verdicts = await verifier.verify(pairs)
-            set_attributes(span, accepted=any(verdicts[start].accept for _, start, _ in spans))
+            verdicts = await _verify(verifier, pairs, spans)
+            set_attributes(span, accepted=any(_accepted(verdicts[start:end]) for _, start, end in spans))
     except Exception:
         # A broken check refuses (a miss), never fails the request.
         log.exception("the hit verifier failed; refusing the candidates")
@@ -141,18 +156,52 @@ async def choose_candidate(
     STAGE_SECONDS.labels("verifier").observe(time.perf_counter() - started)
     chosen = None
     for candidate, start, end in spans:
-        prompt_verdict, turn_verdicts = verdicts[start], verdicts[start + 1 : end]
-        VERIFIER_SCORE.labels("accepted" if prompt_verdict.accept else "refused").observe(prompt_verdict.score)
-        refused_turn = next((v for v in turn_verdicts if not v.accept), None)
-        if not prompt_verdict.accept:
-            refusals.append(prompt_verdict.reason or "verifier")
-        elif refused_turn is not None:
-            refusals.append(f"context_{refused_turn.reason or 'verifier'}")
-        elif chosen is None:
+        prompt_verdict = verdicts[start]
+        if prompt_verdict is not None:
+            VERIFIER_SCORE.labels("accepted" if prompt_verdict.accept else "refused").observe(prompt_verdict.score)
+        refused = next(
+            ((i, v) for i, v in enumerate(verdicts[start:end], start) if v is not None and not v.accept), None
+        )
+        if refused is None:
             chosen = candidate
             break
+        i, verdict = refused
+        # The prompt's own reason; "replaced_low_probability", "inserted_number_mismatch", ... for a turn.
+        reason = verdict.reason or "verifier"
+        refusals.append(reason if kinds[i] == "prompt" else f"{kinds[i]}_{reason}")
     _count_refusals(refusals)
-    return Choice(chosen, refusals, [verdicts[start:end] for _, start, end in spans])
+    return Choice(chosen, refusals, [[v for v in verdicts[start:end] if v is not None] for _, start, end in spans])
+
+
+async def _verify(
+    verifier: HitVerifier, pairs: list[PromptPair], spans: list[tuple[Candidate, int, int]]
+) -> list[Verdict | None]:
+    """Each pair's verdict, None where none was needed.
+
+    A candidate one of whose pairs an exact check (or its length) refuses is refused without the model. The
+    others go to the model in rounds, a few pairs of every open candidate at once, and a candidate is
+    closed at its first refusal: a long chat that differs everywhere costs one round, not one run per turn.
+    """
+    verdicts: list[Verdict | None] = [verifier.screen(pair) for pair in pairs]
+    waiting = [
+        [i for i in range(start, end) if verdicts[i] is None]
+        for _, start, end in spans
+        if not any(v is not None and not v.accept for v in verdicts[start:end])
+    ]
+    while waiting:
+        todo = [i for queue in waiting for i in queue[:PAIRS_PER_ROUND]]
+        if not todo:
+            break
+        for i, verdict in zip(todo, await verifier.verify([pairs[i] for i in todo]), strict=True):
+            verdicts[i] = verdict
+        waiting = [
+            queue[PAIRS_PER_ROUND:] for queue in waiting if _accepted([verdicts[i] for i in queue[:PAIRS_PER_ROUND]])
+        ]
+    return verdicts
+
+
+def _accepted(verdicts: list[Verdict | None]) -> bool:
+    return all(v is not None and v.accept for v in verdicts)
 
 
 def _count_refusals(refusals: list[str]) -> None:
@@ -254,16 +303,19 @@ class Lookup:
         if prompt is None:
             return Miss(context)
         history = keys.conversation(request.body)
+        match = self._policy.conversation_match
+        # The aligned match finds a conversation's nearest by the whole situation, not its last words alone:
+        # a hundred chats ending in "yes please" would otherwise tie.
+        embedded = history.situation(prompt) if match == "aligned" else prompt
         started = time.perf_counter()
         try:
-            vectors, embedding_model = await self._embed([prompt])
+            vectors, embedding_model = await self._embed([embedded])
         except Exception as exc:
             log.warning("embedding failed, semantic lookup skipped: %s", exc)
             DEGRADED.labels("embedder", "lookup").inc()
             return Miss(_degraded(context, "embedder"))
         STAGE_SECONDS.labels("embedding").observe(time.perf_counter() - started)
         vector = vectors[0]
-        match = self._policy.conversation_match
         partition = keys.partition_key(
             request.tenant,
             controls.namespace,
@@ -279,7 +331,7 @@ class Lookup:
             embedding=vector,
             embedding_model=embedding_model,
             context_text=history.text,
-            user_turns=history.user_turns,
+            turns=[[role, text] for role, text in history.turns] if history.turns else None,
         )
         if not controls.read:
             return Miss(context, pending)
@@ -304,8 +356,16 @@ class Lookup:
         # those past the pre-filter are checked: a lookup with none asks nothing more.
         above = [c for c in candidates if c.similarity >= threshold]
         allowed, reported = await self._drop_reported(request.tenant, prompt, history.text, above)
-        compare_turns = history.user_turns if match == "reworded" else None
-        choice = await choose_candidate(allowed, prompt, threshold, self._verifier, compare_turns, embedding_model)
+        compared = (history.turns or ()) if match == "aligned" else None
+        choice = await choose_candidate(
+            allowed,
+            prompt,
+            threshold,
+            self._verifier,
+            compared,
+            embedding_model,
+            self._policy.inserted_min_probability,
+        )
         refusals = reported + choice.refusals
         if choice.candidate is not None:
             BEST_SIMILARITY.labels("hit").observe(choice.candidate.similarity)

@@ -154,9 +154,7 @@ def _new_entry(answer: CachedAnswer, event: CompletionGenerated, ttl: int, pendi
         embedding=pending.embedding,
         # PostgreSQL text and jsonb refuse NUL; the verifier reads words and symbols, never NUL.
         context_text=pending.context_text.replace("\x00", "") if pending.context_text else None,
-        user_turns=[turn.replace("\x00", "") for turn in pending.user_turns]
-        if pending.user_turns is not None
-        else None,
+        turns=[[role, text.replace("\x00", "")] for role, text in pending.turns] if pending.turns is not None else None,
     )
 
 

@@ -97,12 +97,18 @@ def test_the_same_last_message_in_another_conversation_does_not_hit(stack: Stack
     assert flight.json()["choices"][0]["message"]["content"] != gym.json()["choices"][0]["message"]["content"]
 
 
-def test_a_history_typed_again_hits_and_a_reworded_one_does_not_by_default(stack: Stack, stored) -> None:
+def test_a_history_typed_again_or_with_a_greeting_more_hits_and_another_situation_does_not(
+    stack: Stack, stored
+) -> None:
     tag = uuid.uuid4().hex[:6]
 
-    def conversation(opening: str, last: str = "It still does not work. What next?") -> list[dict[str, Any]]:
+    def conversation(
+        opening: str, last: str = "It still does not work. What next?", greeting: bool = False
+    ) -> list[dict[str, Any]]:
+        hello = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello! How can I help?"}]
         return [
             {"role": "system", "content": f"You are a tech support agent ({tag})."},
+            *(hello if greeting else []),
             {"role": "user", "content": opening},
             {"role": "assistant", "content": "Try holding the power button for 30 seconds."},
             {"role": "user", "content": last},
@@ -116,9 +122,12 @@ def test_a_history_typed_again_hits_and_a_reworded_one_does_not_by_default(stack
         stack, conversation("my laptop will not turn on after the update", "It still doesn't work, what next?")
     )
     assert (again.headers["x-cache"], again.headers["x-cache-match"]) == ("HIT", "semantic")
-    # A reworded earlier turn is another conversation under the default (exact) match.
-    reworded = chat(stack, conversation("After the update my laptop does not power on."))
-    assert reworded.headers["x-cache"] == "MISS"
+    # A greeting more changes nothing the answer depends on (the default, aligned match).
+    greeted = chat(stack, conversation("My laptop will not turn on after the update.", greeting=True))
+    assert (greeted.headers["x-cache"], greeted.headers["x-cache-match"]) == ("HIT", "semantic")
+    # Another device in the same place is another situation.
+    phone = chat(stack, conversation("My phone will not charge since I dropped it in water."))
+    assert phone.headers["x-cache"] == "MISS"
 
 
 def test_a_history_that_differs_anywhere_does_not_hit(stack: Stack, stored) -> None:

@@ -135,7 +135,7 @@ async def test_nearest_respects_max_age(stores: tuple[ExactStore, EntryStore]) -
     partition = f"p-{uuid.uuid4().hex[:6]}"
     await _put_vector(entries, partition, vector(2), created_at=time.time() - 30)
     [found] = await entries.nearest(partition, vector(2), None)
-    assert found.similarity == pytest.approx(1.0, abs=1e-5) and found.user_turns is None
+    assert found.similarity == pytest.approx(1.0, abs=1e-5) and found.turns is None
     assert found.embedding is not None and np.allclose(found.embedding, vector(2))  # for the hit verifier
     assert await entries.nearest(partition, vector(2), max_age_seconds=10) == []
     assert await entries.nearest(f"other-{partition}", vector(2), None) == []
@@ -145,7 +145,7 @@ async def _put_vector(
     entries: EntryStore,
     partition: str,
     embedding: list[float],
-    user_turns: list[str] | None = None,
+    turns: list[list[str]] | None = None,
     created_at: float | None = None,
 ) -> str:
     answer = CachedAnswer(
@@ -165,7 +165,7 @@ async def _put_vector(
             partition_key=partition,
             embedding_model="e",
             embedding=embedding,
-            user_turns=user_turns,
+            turns=turns,
         )
     )
     return answer.entry_id
@@ -179,7 +179,7 @@ async def test_nearest_ranks_by_full_precision_similarity(stores: tuple[ExactSto
     ids = []
     for step in (0.0, 0.05, 0.1, 0.5):
         v = query + step * np.asarray(vector(4, dim=16))
-        ids.append(await _put_vector(entries, partition, (v / np.linalg.norm(v)).tolist(), ["hi", f"step {step}"]))
+        ids.append(await _put_vector(entries, partition, (v / np.linalg.norm(v)).tolist(), [["user", f"step {step}"]]))
     for _ in range(40):  # other partitions' entries are not candidates, however near
         await _put_vector(entries, f"other-{partition}", vector(3, dim=16))
 
@@ -187,8 +187,8 @@ async def test_nearest_ranks_by_full_precision_similarity(stores: tuple[ExactSto
     assert [c.answer.entry_id for c in found] == ids
     assert [c.similarity for c in found] == sorted((c.similarity for c in found), reverse=True)
     assert found[0].similarity == pytest.approx(1.0, abs=1e-6)
-    # A conversation's earlier turns come back with it, whole, for the reworded match.
-    assert [c.user_turns for c in found] == [["hi", f"step {step}"] for step in (0.0, 0.05, 0.1, 0.5)]
+    # A conversation's earlier turns come back with it, whole, for the aligned match.
+    assert [c.turns for c in found] == [[("user", f"step {step}")] for step in (0.0, 0.05, 0.1, 0.5)]
 
 
 async def test_a_new_vector_table_gets_the_half_precision_index(stores: tuple[ExactStore, EntryStore]) -> None:
@@ -314,7 +314,7 @@ async def test_a_namespace_flush_also_deletes_what_only_redis_holds(stores: tupl
     assert await exact.get("team-b-redis-only") is None and not await exact._redis.exists(note)
 
 
-async def test_a_catalogue_from_before_user_turns_is_upgraded_and_a_restart_does_not_wait_on_readers(
+async def test_a_catalogue_from_before_the_turns_column_is_upgraded_and_a_restart_does_not_wait_on_readers(
     tmp_path: Path,
 ) -> None:
     server = start_embedded_postgres(tmp_path / "data", cleanup_mode="delete")
@@ -323,12 +323,11 @@ async def test_a_catalogue_from_before_user_turns_is_upgraded_and_a_restart_does
         entries = EntryStore(pool, ef_search=40)
         await entries.ensure_schema()
         async with pool.connection() as conn:
-            await conn.execute("ALTER TABLE cache_entries DROP COLUMN user_turns")  # as an older version made it
+            await conn.execute("ALTER TABLE cache_entries DROP COLUMN turns")  # as an older version made it
         await entries.ensure_schema()
         async with pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT 1 FROM information_schema.columns"
-                " WHERE table_name = 'cache_entries' AND column_name = 'user_turns'"
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'cache_entries' AND column_name = 'turns'"
             )
             assert await cursor.fetchone() is not None
 
@@ -478,14 +477,14 @@ async def test_the_store_context_kept_at_the_lookup_gives_the_entry_its_vector(
         embedding=vector(5),
         embedding_model="e",
         context_text="user: hi",
-        user_turns=["hi"],
+        turns=[["user", "hi"]],
     )
     await exact.keep_pending("semantic", pending.to_bytes(), 60)
     await storer.store(generated(tenant, "semantic", 5))
 
     [found] = await entries.nearest(partition, vector(5), None)
     assert found.answer.exact_key == "semantic" and found.similarity == pytest.approx(1.0, abs=1e-5)
-    assert (found.prompt_text, found.user_turns) == ("how do I reset my password?", ["hi"])
+    assert (found.prompt_text, found.turns) == ("how do I reset my password?", [("user", "hi")])
     row = await entries.find(tenant, "semantic")
     assert row is not None and row["context_text"] == "user: hi"
     assert await exact.pending("semantic") is None

@@ -22,6 +22,9 @@ class PromptPair:
     candidate: str
     similarity: float | None = None  # cosine of the two, when the vector search measured it
     embedding_model: str | None = None  # the model of the vectors that cosine is of
+    # The probability this pair needs when not the verifier's own (a turn only one conversation has
+    # needs only not to be judged confidently as changing the question: `verifier.conversation`).
+    min_probability: float | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,11 @@ class HitVerifier(abc.ABC):
     @abc.abstractmethod
     async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
         """One verdict per pair, in order; must not raise (a failure is a refusal)."""
+
+    def screen(self, pair: PromptPair) -> Verdict | None:
+        """The verdict when it needs no model (same text, an exact check), else None: a candidate one of
+        whose pairs is refused so needs none of its other pairs verified."""
+        return None
 
     async def close(self) -> None:  # noqa: B027 - most verifiers hold nothing
         """Release clients and threads."""

@@ -109,13 +109,13 @@ async def test_a_lookup_waits_for_a_connection_and_its_query_no_longer_than_its_
 async def test_the_nearest_come_back_as_candidates_with_what_the_verifier_reads() -> None:
     stored = SimpleNamespace(to_numpy=lambda: np.array([0.6, 0.8], dtype=np.float32))
     completion = {"choices": [{"message": {"content": "Paris."}}]}
-    row = (ENTRY_ID, "key-1", "m", completion, "openai", CREATED, "capital of France?", ["hi"], 0.93, stored)
+    row = (ENTRY_ID, "key-1", "m", completion, "openai", CREATED, "capital of France?", [["user", "hi"]], 0.93, stored)
     pool = ScriptedPool(answers=[("WITH near", [row])])
     entries = EntryStore(pool, ef_search=40)  # type: ignore[arg-type]
 
     [found] = await entries.nearest("partition", [0.6, 0.8], None, limit=3)
     assert found.answer == CachedAnswer(str(ENTRY_ID), "key-1", "m", completion, CREATED.timestamp(), "openai")
-    assert (found.similarity, found.prompt_text, found.user_turns) == (0.93, "capital of France?", ["hi"])
+    assert (found.similarity, found.prompt_text, found.turns) == (0.93, "capital of France?", [("user", "hi")])
     assert found.embedding is not None and list(found.embedding) == [np.float32(0.6), np.float32(0.8)]
     [search] = pool.sql("WITH near")
     assert "cache_vectors_d2" in search.sql and "expires_at > now()" in search.sql  # live entries only
@@ -149,7 +149,7 @@ def new_entry(**fields: Any) -> NewEntry:
         "embedding_model": "e",
         "embedding": [0.6, 0.8],
         "context_text": "user: hi",
-        "user_turns": ["hi"],
+        "turns": [["user", "hi"]],
     }
     return NewEntry(**{**values, **fields})
 
@@ -168,7 +168,7 @@ async def test_an_entry_replaces_the_one_under_its_key_and_expires_its_ttl_after
     row = writes[1].params
     assert row[:8] == (ENTRY_ID, "acme", "team-a", "m", "key-1", "partition", "e", 2)
     assert row[8:10] == ("What is the capital of France?", "user: hi")
-    assert isinstance(row[10], Jsonb) and row[10].obj == ["hi"] and row[11].obj == {"choices": []}
+    assert isinstance(row[10], Jsonb) and row[10].obj == [["user", "hi"]] and row[11].obj == {"choices": []}
     assert (row[13], row[14] - row[13]) == (CREATED, timedelta(seconds=600))
     vector_id, partition, expires, created, embedding = writes[2].params
     assert (vector_id, partition, expires, created) == (ENTRY_ID, "partition", row[14], CREATED)
@@ -177,7 +177,7 @@ async def test_an_entry_replaces_the_one_under_its_key_and_expires_its_ttl_after
 
 async def test_an_entry_without_a_partition_is_never_a_semantic_candidate() -> None:
     pool = ScriptedPool()
-    await EntryStore(pool, ef_search=40).put(new_entry(partition_key=None, user_turns=None))  # type: ignore[arg-type]
+    await EntryStore(pool, ef_search=40).put(new_entry(partition_key=None, turns=None))  # type: ignore[arg-type]
     assert pool.sql("cache_vectors_d") == []  # no vector table, no vector row
     [insert] = pool.sql("INSERT INTO cache_entries")
     assert insert.params[5] is None and insert.params[10] is None

@@ -135,30 +135,36 @@ def test_a_difference_anywhere_in_a_long_history_counts() -> None:
 
     alice, bob = introduce("Alice Smith"), introduce("Bob Jones")
     assert len(alice["messages"][0]["content"]) > 1800
-    for match in ("exact", "reworded"):
+    for match in ("exact", "aligned"):
         assert partition(alice, match) == partition(introduce("Alice Smith"), match)
     assert partition(alice, "exact") != partition(bob, "exact")
-    # Under the reworded match the user's turns are compared by the verifier, so they are kept whole.
-    assert keys.conversation(bob).user_turns == [f"My name is Bob Jones. {filler}".strip()]
+    # Under the aligned match the verifier compares the turns, so they are kept whole.
+    assert keys.conversation(bob).turns == (
+        ("user", f"My name is Bob Jones. {filler}".strip()),
+        ("assistant", "Thanks, noted."),
+    )
 
 
-def test_the_reworded_match_partitions_by_the_assistant_side_only() -> None:
+def test_the_aligned_match_leaves_plain_histories_to_the_verifier() -> None:
     gym = chat("Can you cancel my gym membership?")
     reworded = chat("please cancel my gym membership")
-    assert partition(gym, "reworded") == partition(reworded, "reworded")
+    assert partition(gym, "aligned") == partition(reworded, "aligned")
     assert partition(gym, "exact") != partition(reworded, "exact")
-    other_offer = chat("Can you cancel my gym membership?")
-    other_offer["messages"][2]["content"] = "Sure, or I can pause it instead."
-    assert partition(other_offer, "reworded") != partition(gym, "reworded")
-    # The two modes never share a partition: an entry is found only under the match it was stored with.
-    assert partition(gym, "reworded") != partition(gym, "exact")
+    # A question asked alone shares its partition with the same question at the end of a chat.
+    single = {"model": "m", "messages": [chat("x")["messages"][0], chat("x")["messages"][-1]]}
+    assert partition(single, "aligned") == partition(gym, "aligned") == partition(single, "exact")
 
 
-def test_single_turn_and_multi_turn_requests_never_share_a_partition() -> None:
+def test_under_the_exact_match_single_and_multi_turn_requests_never_share_a_partition() -> None:
     single = {"model": "m", "messages": [{"role": "system", "content": "Be helpful."}, chat("x")["messages"][-1]]}
-    assert keys.conversation(single).empty and keys.conversation(single).user_turns is None
-    for match in ("exact", "reworded"):
-        assert partition(single, match) != partition(chat("x"), match)
+    assert keys.conversation(single).empty and keys.conversation(single).turns is None
+    assert partition(single, "exact") != partition(chat("x"), "exact")
+
+
+def test_the_aligned_match_embeds_the_situation_nearest_turns_first() -> None:
+    history = keys.conversation(chat("Can you cancel my gym membership?"))
+    assert history.situation("yes please") == "yes please\nSure.\nCan you cancel my gym membership?"
+    assert keys.conversation({"messages": [{"role": "user", "content": "hi"}]}).situation("hi") == "hi"
 
 
 def test_a_history_with_tool_turns_is_matched_exactly() -> None:
@@ -168,8 +174,8 @@ def test_a_history_with_tool_turns_is_matched_exactly() -> None:
         return body
 
     sunny, rainy = with_tool("sunny"), with_tool("rainy")
-    assert keys.conversation(sunny).turns is None and keys.conversation(sunny).user_turns is None
-    for match in ("exact", "reworded"):
+    assert keys.conversation(sunny).turns is None
+    for match in ("exact", "aligned"):
         assert partition(sunny, match) != partition(rainy, match)
         assert partition(sunny, match) == partition(with_tool("sunny"), match)
 

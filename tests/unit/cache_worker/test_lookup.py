@@ -1,4 +1,4 @@
-"""Choosing among the nearest candidates: the pre-filter, what the verifier reads, and earlier user turns."""
+"""Choosing among the nearest candidates: the pre-filter, what the verifier reads, and earlier turns."""
 
 from __future__ import annotations
 
@@ -19,18 +19,20 @@ class Recording(HitVerifier):
     def __init__(self, accept: set[tuple[str, str]]) -> None:
         self.accept = accept
         self.batches: list[list[tuple[str, str]]] = []
+        self.bars: list[list[float | None]] = []  # each pair's own min_probability
 
     async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
         self.batches.append([(p.query, p.candidate) for p in pairs])
+        self.bars.append([p.min_probability for p in pairs])
         return [
             Verdict(True, 0.9) if (p.query, p.candidate) in self.accept else Verdict(False, 0.1, "low_probability")
             for p in pairs
         ]
 
 
-def candidate(prompt: str, similarity: float, user_turns: list[str] | None = None) -> Candidate:
+def candidate(prompt: str, similarity: float, turns: list[tuple[str, str]] | None = None) -> Candidate:
     answer = CachedAnswer(entry_id=prompt, exact_key=prompt, model="m", completion={}, created_at=0.0)
-    return Candidate(answer, similarity, prompt_text=prompt, user_turns=user_turns)
+    return Candidate(answer, similarity, prompt_text=prompt, turns=turns)
 
 
 async def test_the_nearest_accepted_candidate_is_served_and_all_are_judged_in_one_batch() -> None:
@@ -57,32 +59,61 @@ async def test_a_failing_verifier_refuses_instead_of_failing_the_lookup() -> Non
     assert choice.candidate is None and choice.refusals == ["verifier_error"]
 
 
-async def test_under_the_reworded_match_each_earlier_user_turn_must_be_accepted_too() -> None:
-    mine = ["I want to cancel my gym membership", "It's the Elm Street gym"]
-    same = ["please cancel my gym membership", "the one on Elm Street"]
-    other = ["please cancel my gym membership", "the one on Oak Street"]
-    accept = {("Yes, go ahead.", "yes go ahead"), (mine[0], same[0]), (mine[1], same[1])}
+GYM = ("user", "I want to cancel my gym membership")
+WHICH = ("assistant", "Which one, Elm Street or Oak Street?")
+
+
+async def test_under_the_aligned_match_a_replaced_turn_must_be_accepted_too() -> None:
+    mine = [GYM, WHICH, ("user", "It's the Elm Street gym")]
+    same = [("user", "please cancel my gym membership"), WHICH, ("user", "the one on Elm Street")]
+    other = [("user", "please cancel my gym membership"), WHICH, ("user", "the one on Oak Street")]
+    accept = {("Yes, go ahead.", "yes go ahead"), (GYM[1], same[0][1]), (mine[2][1], same[2][1])}
 
     verifier = Recording(accept)
     choice = await choose_candidate([candidate("yes go ahead", 0.97, same)], "Yes, go ahead.", 0.7, verifier, mine)
     assert choice.candidate is not None
-    assert verifier.batches == [[("Yes, go ahead.", "yes go ahead"), (mine[0], same[0]), (mine[1], same[1])]]
+    # The equal assistant turn asks nothing; the prompt and the first replaced turn go first, then the rest.
+    assert verifier.batches == [[("Yes, go ahead.", "yes go ahead"), (GYM[1], same[0][1])], [(mine[2][1], same[2][1])]]
 
     choice = await choose_candidate(
         [candidate("yes go ahead", 0.97, other)], "Yes, go ahead.", 0.7, Recording(accept), mine
     )
-    assert choice.candidate is None and choice.refusals == ["context_low_probability"]
+    assert choice.candidate is None and choice.refusals == ["replaced_low_probability"]
 
 
-async def test_a_conversation_of_another_length_or_without_its_turns_is_not_served() -> None:
-    accept = {("Yes.", "Yes."), ("hi", "hi")}
-    shorter = candidate("Yes.", 1.0, ["hi"])
-    choice = await choose_candidate([shorter], "Yes.", 0.7, Recording(accept), ["hi", "and another thing"])
-    assert choice.candidate is None and choice.refusals == ["conversation_context"]
+async def test_a_turn_only_one_conversation_has_is_folded_into_its_question_with_its_own_bar() -> None:
+    question = "How do I cancel?"
+    verifier = Recording(accept={(question, question), (f"hi there {question}", question)})
+    stored = candidate(question, 0.9, [("user", "hi there")])
+    choice = await choose_candidate([stored], question, 0.7, verifier, [], inserted_min_probability=0.2)
+    assert choice.candidate is stored
+    assert verifier.batches == [[(question, question), (f"hi there {question}", question)]]
+    assert verifier.bars == [[None, 0.2]]
 
-    older = candidate("Yes.", 1.0, None)  # stored before the user turns were kept
-    choice = await choose_candidate([older], "Yes.", 0.7, Recording(accept), ["hi"])
-    assert choice.candidate is None and choice.refusals == ["context_unknown"]
+
+class Screening(Recording):
+    """Refuses on sight (an exact check) any pair whose query says "12 months"."""
+
+    def screen(self, pair: PromptPair) -> Verdict | None:
+        return Verdict(False, 0.0, "number_mismatch", certain=True) if "12 months" in pair.query else None
+
+
+async def test_a_candidate_an_exact_check_refuses_spares_the_model_its_other_turns() -> None:
+    stored = [GYM, ("assistant", "I can pause it for 3 months instead.")]
+    mine = [("user", "please cancel my gym membership"), ("assistant", "I can pause it for 12 months instead.")]
+    verifier = Screening(accept={("yes please", "yes please")})
+    choice = await choose_candidate([candidate("yes please", 1.0, stored)], "yes please", 0.7, verifier, mine)
+    assert choice.candidate is None and choice.refusals == ["replaced_number_mismatch"]
+    assert verifier.batches == []
+
+
+async def test_a_candidate_refused_in_one_round_is_not_read_further() -> None:
+    stored = [("user", "a"), ("assistant", "b"), ("user", "c"), ("assistant", "d")]
+    mine = [("user", "a2"), ("assistant", "b2"), ("user", "c2"), ("assistant", "d2")]
+    verifier = Recording(accept={("q", "q"), ("b2", "b"), ("c2", "c"), ("d2", "d")})
+    choice = await choose_candidate([candidate("q", 0.99, stored)], "q", 0.7, verifier, mine)
+    assert choice.candidate is None and choice.refusals == ["replaced_low_probability"]
+    assert verifier.batches == [[("q", "q"), ("a2", "a")]]
 
 
 class Exact:

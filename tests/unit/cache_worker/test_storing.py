@@ -226,11 +226,15 @@ async def test_without_a_kept_store_context_the_entry_is_exact_only() -> None:
 async def test_nul_bytes_are_taken_out_of_the_conversation_postgres_keeps() -> None:
     entries = FakeEntries()
     kept = PendingStore(
-        **{**KEPT.__dict__, "context_text": "user: a\x00b\nassistant: c", "user_turns": ["a\x00b", "\x00"]}
+        **{
+            **KEPT.__dict__,
+            "context_text": "user: a\x00b\nassistant: c",
+            "turns": [["user", "a\x00b"], ["assistant", "\x00"]],
+        }
     )
     await storer(FakeExact(kept=kept), entries).store(generated())
     assert entries.entries[0].context_text == "user: ab\nassistant: c"
-    assert entries.entries[0].user_turns == ["ab", ""]
+    assert entries.entries[0].turns == [["user", "ab"], ["assistant", ""]]
 
 
 async def test_an_entry_postgres_refuses_is_kept_in_redis_only_and_not_retried() -> None:
