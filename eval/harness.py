@@ -35,7 +35,6 @@ from eval.dataset import Pair, load, project_sets, shared_held_out
 from eval.report import Outcome
 from services.cache_worker import keys
 from services.cache_worker.keys import ConversationMatch
-from services.cache_worker.verifier.conversation import INSERTED_MIN_PROBABILITY
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = "gpt-4o-mini"
@@ -64,7 +63,6 @@ async def run_local(
     verifier: Any,
     threshold: float,
     match: ConversationMatch,
-    inserted_min_probability: float = INSERTED_MIN_PROBABILITY,
 ) -> list[Outcome]:
     from scripts.stack import ROOT, start_embedded_postgres
     from services.cache_worker.entries import CachedAnswer
@@ -127,7 +125,6 @@ async def run_local(
                     vectors,
                     threshold,
                     match,
-                    inserted_min_probability,
                 )
             )
             if (i + 1) % 50 == 0 or i + 1 == len(pairs):
@@ -155,7 +152,6 @@ async def decide_local(
     vectors: dict[str, list[float]],
     threshold: float,
     match: ConversationMatch,
-    inserted_min_probability: float = INSERTED_MIN_PROBABILITY,
 ) -> Outcome:
     """One lookup's semantic decision, timed as in Lookup: the vector search and the verifier."""
     from services.cache_worker.lookup import choose_candidate
@@ -168,9 +164,7 @@ async def decide_local(
     candidates = await entries.nearest(partition, vectors[embedded_text(asked, match)], None, limit=5)
     checks = time.perf_counter()
     turns = (history.turns or ()) if match == "aligned" else None
-    choice = await choose_candidate(
-        candidates, prompt, threshold, verifier, turns, embedding_model, inserted_min_probability
-    )
+    choice = await choose_candidate(candidates, prompt, threshold, verifier, turns, embedding_model)
     finished = time.perf_counter()
     outcome = Outcome(
         pair,
@@ -282,12 +276,6 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, help="another classifier (default: the shipped one)")
     parser.add_argument("--threshold", type=float, default=None, help="similarity pre-filter (default: the setting's)")
     parser.add_argument("--conversation-match", choices=("exact", "aligned"), default="aligned")
-    parser.add_argument(
-        "--inserted-min-probability",
-        type=float,
-        default=INSERTED_MIN_PROBABILITY,
-        help="aligned match: the bar of a turn only one conversation has (the setting's default)",
-    )
     parser.add_argument("--http", metavar="BASE_URL", help="send the pairs through a running gateway")
     parser.add_argument("--api-key", default="", help="with --http: a tenant key (make run prints one)")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -321,12 +309,8 @@ def main() -> None:
             else Settings(database_url="postgresql://unused", verifier=args.verifier).prefilter
         )
         setting += f"; pre-filter {threshold}; conversations: {args.conversation_match} match"
-        if args.conversation_match == "aligned":
-            setting += f" (inserted turns refused below {args.inserted_min_probability})"
         print(f"verifier: {setting}")
-        outcomes = asyncio.run(
-            run_local(pairs, verifier, threshold, args.conversation_match, args.inserted_min_probability)
-        )
+        outcomes = asyncio.run(run_local(pairs, verifier, threshold, args.conversation_match))
     if args.outcomes:
         write_outcomes(outcomes, args.outcomes)
     rows = report.table(outcomes)

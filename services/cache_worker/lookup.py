@@ -30,7 +30,7 @@ from services.cache_worker.metrics import (
     VERIFIER_SCORE,
 )
 from services.cache_worker.verifier import HitVerifier, PromptPair, ThresholdVerifier, Verdict
-from services.cache_worker.verifier.conversation import INSERTED_MIN_PROBABILITY, Turn, turn_pairs
+from services.cache_worker.verifier.conversation import Turn, turn_pairs
 from shared.contracts.completions import CompletionRequest, LookupContext
 from shared.tracing import set_attributes, stage
 
@@ -83,8 +83,6 @@ class LookupPolicy:
     flight_lease_seconds: float  # a leader that does not renew its lease within this is taken for dead
     conversation_match: ConversationMatch = "exact"
     candidates: int = 5  # nearest prompts checked by the hit verifier
-    # Aligned match: a turn only one conversation has is refused below this (`verifier.conversation`).
-    inserted_min_probability: float = INSERTED_MIN_PROBABILITY
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,6 @@ async def choose_candidate(
     verifier: HitVerifier,
     history: Sequence[Turn] | None = None,
     embedding_model: str | None = None,
-    inserted_min_probability: float = INSERTED_MIN_PROBABILITY,
 ) -> Choice:
     """The nearest candidate above the similarity pre-filter whose prompt the verifier accepts.
 
@@ -134,7 +131,6 @@ async def choose_candidate(
                 history,
                 candidate.similarity,
                 embedding_model,
-                inserted_min_probability,
             )
             pairs += compared.pairs
             kinds += compared.kinds
@@ -364,7 +360,6 @@ class Lookup:
             self._verifier,
             compared,
             embedding_model,
-            self._policy.inserted_min_probability,
         )
         refusals = reported + choice.refusals
         if choice.candidate is not None:

@@ -79,7 +79,6 @@ async def main() -> None:
             max_cacheable_temperature=settings.max_cacheable_temperature,
             flight_lease_seconds=settings.flight_lease_seconds,
             conversation_match=settings.conversation_match,
-            inserted_min_probability=settings.conversation_inserted_min_probability,
         )
         verifier = await asyncio.to_thread(
             build_verifier,

@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from services.cache_worker.verifier.conversation import INSERTED_MIN_PROBABILITY
 from shared.settings import BaseServiceSettings, DatabaseSettings, RedisSettings
 
 LEARNED_PREFILTER = 0.5  # the shipped model's (model.json's suggested_similarity_threshold)
@@ -31,14 +30,7 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
         default="aligned",
         description="How the earlier turns of a conversation must agree for a semantic hit: exact (every turn "
         "the same text, normalized) or aligned (turns aligned, each replaced or inserted one judged by the "
-        "verifier).",
-    )
-    conversation_inserted_min_probability: float = Field(
-        default=INSERTED_MIN_PROBABILITY,
-        ge=0,
-        le=1,
-        description="Aligned match: a turn only one of two conversations has, folded in front of its question, "
-        "is refused when the verifier's probability that it changes nothing is below this.",
+        "verifier at its operating point).",
     )
     max_cacheable_temperature: float = Field(
         default=1.0, ge=0, le=2, description="Requests with a higher temperature bypass the cache."

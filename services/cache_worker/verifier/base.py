@@ -22,9 +22,6 @@ class PromptPair:
     candidate: str
     similarity: float | None = None  # cosine of the two, when the vector search measured it
     embedding_model: str | None = None  # the model of the vectors that cosine is of
-    # The probability this pair needs when not the verifier's own (a turn only one conversation has
-    # needs only not to be judged confidently as changing the question: `verifier.conversation`).
-    min_probability: float | None = None
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,17 @@ chat has and the other lacks, or says otherwise, is found wherever it is:
   the same said in other words) is judged like a question against it, at the verifier's own
   threshold: a different offer is a different situation;
 - a turn **inserted** on one side only (a greeting, thanks, small talk, an earlier exchange) is
-  folded in front of that side's last question and judged against the question alone: served only
-  unless the verifier is confident the turn changes what is asked (`inserted_min_probability`), and
-  never when the exact checks find a number or code in it that the question lacks.
+  folded in front of that side's last question and judged against the question alone: does it change
+  what is asked? Never served when the exact checks find a number or code in it that the question
+  lacks. An assistant's turn too: its reply to small talk folded in front of the question often
+  reads as another question and is refused (a greeting exchange more costs some hits), but judging
+  the reply only through the user turn it answers let turns that add a fact ("we're going to
+  Whistler") through on a blind set that tests it (2 of 50 against 0; README).
 
-The last questions themselves are judged like any two prompts. Nothing here knows a word list: the
-learned verifier reads every pair.
+The last questions themselves are judged like any two prompts, and every pair at the verifier's one
+operating point. (A lower bar for inserted turns served more small talk, and, on a blind set of turns
+that add a fact, far more wrong answers: 18% at 0.1, 4% at 0.5, none at 0.7; README.) Nothing here
+knows a word list: the learned verifier reads every pair.
 """
 
 from __future__ import annotations
@@ -27,11 +32,6 @@ from services.cache_worker.verifier.base import PromptPair
 from services.cache_worker.verifier.text import normalized
 
 Turn = tuple[str, str]  # (role, text)
-
-# An inserted turn is refused when the verifier's probability that folding it in front of the question
-# changes nothing falls below this: chosen on the reported conversation sets (eval/data/reported, rounds
-# 1 and 2), where it is the highest value serving 30% of same-situation pairs (README, "Conversations").
-INSERTED_MIN_PROBABILITY = 0.1
 
 # Turns longer than this many words are aligned on their first words: enough to tell them apart,
 # and the alignment of two long chats stays a few milliseconds (it is quadratic in turns and words).
@@ -95,7 +95,6 @@ def turn_pairs(
     asked_turns: Sequence[Turn],
     similarity: float | None,
     embedding_model: str | None,
-    inserted_min_probability: float,
 ) -> TurnPairs:
     """The last questions' pair, then one pair per replaced turn and per inserted turn.
 
@@ -117,6 +116,6 @@ def turn_pairs(
         else:
             assert j is not None
             text, question = asked_turns[j][1], asked_prompt
-        pairs.append(PromptPair(f"{text} {question}", question, min_probability=inserted_min_probability))
+        pairs.append(PromptPair(f"{text} {question}", question))
         kinds.append("inserted")
     return TurnPairs(pairs, kinds)

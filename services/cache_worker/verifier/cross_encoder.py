@@ -173,14 +173,10 @@ class CrossEncoderVerifier(HitVerifier):
         return self.decision.probability(row)
 
     async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
-        scores = await self.scores(pairs)
-        return [
-            s if isinstance(s, Verdict) else self.decide(s, pair.min_probability)
-            for pair, s in zip(pairs, scores, strict=True)
-        ]
+        return [s if isinstance(s, Verdict) else self.decide(s) for s in await self.scores(pairs)]
 
-    def decide(self, probability: float, min_probability: float | None = None) -> Verdict:
-        if probability >= (self.min_probability if min_probability is None else min_probability):
+    def decide(self, probability: float) -> Verdict:
+        if probability >= self.min_probability:
             return Verdict(True, probability)
         return Verdict(False, probability, "low_probability")
 

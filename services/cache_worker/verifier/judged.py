@@ -2,8 +2,7 @@
 
 For deployments that accept an LLM call on some semantic hits: a probability at or above `band[1]`
 is served and one below `band[0]` refused without asking; between the two the judge decides (a
-timeout or an error is a refusal). Pairs an exact check or normalized equality decided never reach it,
-nor pairs with a bar of their own (a turn only one conversation has, folded into its question).
+timeout or an error is a refusal). Pairs an exact check or normalized equality decided never reach it.
 """
 
 from __future__ import annotations
@@ -34,8 +33,6 @@ class JudgedVerifier(HitVerifier):
         for i, score in enumerate(scores):
             if isinstance(score, Verdict):
                 verdicts.append(score)
-            elif pairs[i].min_probability is not None:  # a pair with its own bar (an inserted turn): no judge
-                verdicts.append(self._model.decide(score, pairs[i].min_probability))
             elif score >= self._high:
                 verdicts.append(Verdict(True, score))
             elif score < self._low:

@@ -36,23 +36,27 @@ def test_a_replaced_turn_faces_its_replacement_and_roles_never_face_each_other()
     assert aligned([("user", "a")], [("assistant", "a")]) == [(0, None), (None, 0)]
 
 
+def test_an_assistant_turn_inserted_on_its_own_is_judged() -> None:
+    offer = ("assistant", "By the way, I can also add a roaming pass for $10 a month.")
+    chat = turn_pairs("yes please", "yes please", PLAN, [*PLAN, offer], 0.9, "e")
+    assert chat.kinds == ["prompt", "inserted"] and chat.pairs[1].query.startswith("By the way")
+
+
 def test_equal_turns_ask_nothing_and_only_a_question_asked_alone_keeps_its_cosine() -> None:
-    alone = turn_pairs("How do I cancel?", "how do I cancel", [], [], 0.97, "e", 0.1)
+    alone = turn_pairs("How do I cancel?", "how do I cancel", [], [], 0.97, "e")
     assert [(p.query, p.candidate, p.similarity) for p in alone.pairs] == [
         ("how do I cancel", "How do I cancel?", 0.97)
     ]
 
-    chat = turn_pairs("yes please", "yes please", PLAN, HELLO + PLAN, 0.9, "e", 0.1)
+    chat = turn_pairs("yes please", "yes please", PLAN, HELLO + PLAN, 0.9, "e")
     assert chat.kinds == ["prompt", "inserted", "inserted"]
     assert chat.pairs[0].similarity is None  # the vector search measured the situations, not the questions
     folded = chat.pairs[1]
-    assert (folded.query, folded.candidate, folded.min_probability) == ("hi there yes please", "yes please", 0.1)
+    assert (folded.query, folded.candidate) == ("hi there yes please", "yes please")
 
-    changed = turn_pairs(
-        "yes", "yes", PLAN, [("user", "I'm on the annual plan with 15 seats."), PLAN[1]], 0.9, "e", 0.1
-    )
+    changed = turn_pairs("yes", "yes", PLAN, [("user", "I'm on the annual plan with 15 seats."), PLAN[1]], 0.9, "e")
     assert changed.kinds == ["prompt", "replaced"]
-    assert (changed.pairs[1].query, changed.pairs[1].min_probability) == ("I'm on the annual plan with 15 seats.", None)
+    assert (changed.pairs[1].query, changed.pairs[1].candidate) == ("I'm on the annual plan with 15 seats.", PLAN[0][1])
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +105,15 @@ async def test_another_person_or_another_offer_is_not_served(
     assert choice.candidate is None, choice.refusals
 
 
-async def test_a_greeting_more_is_served(verifier: CrossEncoderVerifier) -> None:
-    question = "How do I export my invoices as a PDF?"
-    asked = [("user", "hello!"), ("assistant", "Hi, what can I do for you today?")]
+async def test_a_turn_that_adds_a_fact_is_not_served(verifier: CrossEncoderVerifier) -> None:
+    question = "Can I take ibuprofen for a headache?"
+    asked = [("user", "I'm 30 weeks pregnant, by the way."), ("assistant", "Thanks for telling me.")]
     choice = await choose_candidate([stored(question, [])], question, 0.5, verifier, asked, "e")
+    assert choice.candidate is None, choice.refusals
+
+
+async def test_the_same_chat_typed_again_is_served(verifier: CrossEncoderVerifier) -> None:
+    turns = [("user", "My phone bill is too high."), ("assistant", "I can move you to the Basic plan at $20 a month.")]
+    typed = [("user", "my phone bill is too high"), turns[1]]
+    choice = await choose_candidate([stored("yes please", turns)], "Yes please!", 0.5, verifier, typed, "e")
     assert choice.candidate is not None, choice.refusals

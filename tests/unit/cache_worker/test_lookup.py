@@ -19,11 +19,9 @@ class Recording(HitVerifier):
     def __init__(self, accept: set[tuple[str, str]]) -> None:
         self.accept = accept
         self.batches: list[list[tuple[str, str]]] = []
-        self.bars: list[list[float | None]] = []  # each pair's own min_probability
 
     async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
         self.batches.append([(p.query, p.candidate) for p in pairs])
-        self.bars.append([p.min_probability for p in pairs])
         return [
             Verdict(True, 0.9) if (p.query, p.candidate) in self.accept else Verdict(False, 0.1, "low_probability")
             for p in pairs
@@ -81,14 +79,13 @@ async def test_under_the_aligned_match_a_replaced_turn_must_be_accepted_too() ->
     assert choice.candidate is None and choice.refusals == ["replaced_low_probability"]
 
 
-async def test_a_turn_only_one_conversation_has_is_folded_into_its_question_with_its_own_bar() -> None:
+async def test_a_turn_only_one_conversation_has_is_folded_into_its_question() -> None:
     question = "How do I cancel?"
     verifier = Recording(accept={(question, question), (f"hi there {question}", question)})
     stored = candidate(question, 0.9, [("user", "hi there")])
-    choice = await choose_candidate([stored], question, 0.7, verifier, [], inserted_min_probability=0.2)
+    choice = await choose_candidate([stored], question, 0.7, verifier, [])
     assert choice.candidate is stored
     assert verifier.batches == [[(question, question), (f"hi there {question}", question)]]
-    assert verifier.bars == [[None, 0.2]]
 
 
 class Screening(Recording):
