@@ -132,6 +132,9 @@ async def choose_candidate(
                 candidate.similarity,
                 embedding_model,
             )
+            if compared.refusal is not None:
+                refusals.append(compared.refusal)
+                continue
             pairs += compared.pairs
             kinds += compared.kinds
         spans.append((candidate, start, len(pairs)))

@@ -7,7 +7,9 @@ chat has and the other lacks, or says otherwise, is found wherever it is:
 - a turn equal to its counterpart (once normalized) asks nothing;
 - a turn **replaced** by another in the same place (a different offer, amount, city, situation, or
   the same said in other words) is judged like a question against it, at the verifier's own
-  threshold: a different offer is a different situation;
+  threshold: a different offer is a different situation. The same words in another order are
+  refused outright: options offered in another order make "the second one" another choice, and the
+  classifier, trained on questions (where "A or B?" asks what "B or A?" does), reads them as equal;
 - a turn **inserted** on one side only (a greeting, thanks, small talk, an earlier exchange) is
   folded in front of that side's last question and judged against the question alone: does it change
   what is asked? Never served when the exact checks find a number or code in it that the question
@@ -25,6 +27,7 @@ knows a word list: the learned verifier reads every pair.
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,10 +43,12 @@ ALIGN_WORDS = 200
 
 @dataclass(frozen=True)
 class TurnPairs:
-    """The pairs one stored conversation needs accepted, in order: the last questions first."""
+    """The pairs one stored conversation needs accepted, in order: the last questions first; or the
+    reason it is refused without them."""
 
     pairs: list[PromptPair]
     kinds: list[str]  # per pair: "prompt", "replaced" or "inserted" (a refusal's reason says which)
+    refusal: str | None = None
 
 
 def aligned(stored: Sequence[Turn], asked: Sequence[Turn]) -> list[tuple[int | None, int | None]]:
@@ -106,9 +111,13 @@ def turn_pairs(
     kinds = ["prompt"]
     for i, j in aligned(stored_turns, asked_turns):
         if i is not None and j is not None:
-            if normalized(stored_turns[i][1]) != normalized(asked_turns[j][1]):
-                pairs.append(PromptPair(asked_turns[j][1], stored_turns[i][1]))
-                kinds.append("replaced")
+            stored_words, asked_words = normalized(stored_turns[i][1]).split(), normalized(asked_turns[j][1]).split()
+            if stored_words == asked_words:
+                continue
+            if Counter(stored_words) == Counter(asked_words):
+                return TurnPairs([], [], refusal="replaced_reordered")
+            pairs.append(PromptPair(asked_turns[j][1], stored_turns[i][1]))
+            kinds.append("replaced")
             continue
         # A turn only one side has, folded in front of that side's question: does it change what is asked?
         if i is not None:

@@ -42,6 +42,13 @@ def test_an_assistant_turn_inserted_on_its_own_is_judged() -> None:
     assert chat.kinds == ["prompt", "inserted"] and chat.pairs[1].query.startswith("By the way")
 
 
+def test_the_same_options_offered_in_another_order_are_refused_outright() -> None:
+    offer = [("user", "Can you show me?"), ("assistant", "Sure: in Python or in JavaScript (Node.js)?")]
+    swapped = [offer[0], ("assistant", "Sure: in JavaScript (Node.js) or in Python?")]
+    compared = turn_pairs("the second one", "the second one", offer, swapped, 0.9, "e")
+    assert compared.refusal == "replaced_reordered" and compared.pairs == []
+
+
 def test_equal_turns_ask_nothing_and_only_a_question_asked_alone_keeps_its_cosine() -> None:
     alone = turn_pairs("How do I cancel?", "how do I cancel", [], [], 0.97, "e")
     assert [(p.query, p.candidate, p.similarity) for p in alone.pairs] == [
