@@ -324,11 +324,19 @@ def main() -> None:
             f" p99 {timing['decision_ms_p99']:.1f} ms"
         )
     else:
-        print(
-            f"\nlatency: decision (vector search + verifier) p50 {timing['decision_ms_p50']:.2f} ms,"
-            f" p99 {timing['decision_ms_p99']:.2f} ms; verifier p50 {timing['verifier_ms_p50']:.2f} ms,"
-            f" p99 {timing['verifier_ms_p99']:.2f} ms"
-        )
+        print()
+        for kind, subset in (
+            ("questions", [o for o in outcomes if not isinstance(o.pair.a, list)]),
+            ("conversations", [o for o in outcomes if isinstance(o.pair.a, list)]),
+        ):
+            if not subset:
+                continue
+            part = summary[f"latency_{kind}"] = report.latency(subset)
+            print(
+                f"latency, {kind}: decision (vector search + verifier) p50 {part['decision_ms_p50']:.2f} ms,"
+                f" p99 {part['decision_ms_p99']:.2f} ms; verifier p50 {part['verifier_ms_p50']:.2f} ms,"
+                f" p99 {part['verifier_ms_p99']:.2f} ms"
+            )
         refusals: dict[str, int] = {}
         for o in outcomes:
             for reason in o.refusals:

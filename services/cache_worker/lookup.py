@@ -91,7 +91,8 @@ class Choice:
 
     candidate: Candidate | None
     refusals: list[str]
-    # Of each candidate the verifier read: the verdicts on its prompt and (aligned match) its differing turns.
+    # Of each candidate given to the verifier: the verdicts it needed (its prompt's and, under the aligned
+    # match, its differing turns'; those a refusal made unneeded are left out).
     verdicts: list[list[Verdict]] = field(default_factory=list)
 
 
@@ -178,25 +179,26 @@ async def _verify(
     """Each pair's verdict, None where none was needed.
 
     A candidate one of whose pairs an exact check (or its length) refuses is refused without the model. The
-    others go to the model in rounds, a few pairs of every open candidate at once, and a candidate is
-    closed at its first refusal: a long chat that differs everywhere costs one round, not one run per turn.
+    others go to the model in rounds, a few pairs of every open candidate at once; a candidate is closed at
+    its first refusal, and the rounds end once the nearest open candidate is accepted whole: a long chat
+    that differs everywhere costs one round, not one run per turn.
     """
     verdicts: list[Verdict | None] = [verifier.screen(pair) for pair in pairs]
-    waiting = [
-        [i for i in range(start, end) if verdicts[i] is None]
-        for _, start, end in spans
-        if not any(v is not None and not v.accept for v in verdicts[start:end])
-    ]
-    while waiting:
-        todo = [i for queue in waiting for i in queue[:PAIRS_PER_ROUND]]
-        if not todo:
-            break
+    open_spans = [(start, end) for _, start, end in spans if not _refused(verdicts[start:end])]
+    while open_spans and not _accepted(verdicts[open_spans[0][0] : open_spans[0][1]]):
+        todo = [
+            i
+            for start, end in open_spans
+            for i in [k for k in range(start, end) if verdicts[k] is None][:PAIRS_PER_ROUND]
+        ]
         for i, verdict in zip(todo, await verifier.verify([pairs[i] for i in todo]), strict=True):
             verdicts[i] = verdict
-        waiting = [
-            queue[PAIRS_PER_ROUND:] for queue in waiting if _accepted([verdicts[i] for i in queue[:PAIRS_PER_ROUND]])
-        ]
+        open_spans = [(start, end) for start, end in open_spans if not _refused(verdicts[start:end])]
     return verdicts
+
+
+def _refused(verdicts: list[Verdict | None]) -> bool:
+    return any(v is not None and not v.accept for v in verdicts)
 
 
 def _accepted(verdicts: list[Verdict | None]) -> bool:
@@ -355,15 +357,15 @@ class Lookup:
         # those past the pre-filter are checked: a lookup with none asks nothing more.
         above = [c for c in candidates if c.similarity >= threshold]
         allowed, reported = await self._drop_reported(request.tenant, prompt, history.text, above)
+        if match == "exact" and history.empty:
+            # A question asked alone shares its partition with the chats the aligned match stored (an operator
+            # who switched back, a rolling deploy): under the exact match a chat's answer is never its answer.
+            chats = [c for c in allowed if c.turns]
+            allowed = [c for c in allowed if not c.turns]
+            reported += ["conversation_context"] * len(chats)
+            _count_refusals(["conversation_context"] * len(chats))
         compared = (history.turns or ()) if match == "aligned" else None
-        choice = await choose_candidate(
-            allowed,
-            prompt,
-            threshold,
-            self._verifier,
-            compared,
-            embedding_model,
-        )
+        choice = await choose_candidate(allowed, prompt, threshold, self._verifier, compared, embedding_model)
         refusals = reported + choice.refusals
         if choice.candidate is not None:
             BEST_SIMILARITY.labels("hit").observe(choice.candidate.similarity)

@@ -30,7 +30,7 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
         default="aligned",
         description="How the earlier turns of a conversation must agree for a semantic hit: exact (every turn "
         "the same text, normalized) or aligned (turns aligned, each replaced or inserted one judged by the "
-        "verifier at its operating point).",
+        "verifier at its operating point). Always exact with VERIFIER=threshold.",
     )
     max_cacheable_temperature: float = Field(
         default=1.0, ge=0, le=2, description="Requests with a higher temperature bypass the cache."
@@ -112,4 +112,13 @@ class Settings(BaseServiceSettings, RedisSettings, DatabaseSettings):
     def _default_prefilter(self) -> Settings:
         if self.similarity_threshold is None:
             self.similarity_threshold = THRESHOLD_ONLY if self.verifier == "threshold" else LEARNED_PREFILTER
+        return self
+
+    @model_validator(mode="after")
+    def _conversations_need_a_reading_verifier(self) -> Settings:
+        """The aligned match has the verifier read the turns; the threshold verifier reads nothing."""
+        if self.verifier == "threshold":
+            if "conversation_match" in self.model_fields_set and self.conversation_match == "aligned":
+                raise ValueError("CONVERSATION_MATCH=aligned needs a verifier that reads text, not VERIFIER=threshold")
+            self.conversation_match = "exact"
         return self

@@ -51,7 +51,11 @@ class HitVerifier(abc.ABC):
 
 
 class ThresholdVerifier(HitVerifier):
-    """Accepts every candidate the similarity pre-filter let through: the cache before the verifier."""
+    """Accepts every candidate the similarity pre-filter let through: the cache before the verifier. A pair
+    without a similarity (a conversation's turns) it cannot judge, and refuses."""
 
     async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
-        return [Verdict(True, pair.similarity if pair.similarity is not None else 1.0) for pair in pairs]
+        return [
+            Verdict(True, pair.similarity) if pair.similarity is not None else Verdict(False, 0.0, "no_similarity")
+            for pair in pairs
+        ]

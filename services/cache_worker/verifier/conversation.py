@@ -26,19 +26,20 @@ knows a word list: the learned verifier reads every pair.
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from services.cache_worker.verifier.base import PromptPair
 from services.cache_worker.verifier.text import normalized
 
 Turn = tuple[str, str]  # (role, text)
 
-# Turns longer than this many words are aligned on their first words: enough to tell them apart,
-# and the alignment of two long chats stays a few milliseconds (it is quadratic in turns and words).
-ALIGN_WORDS = 200
+# The alignment compares every turn of one chat with every turn of the other: two chats of more turns
+# than this between them (40 and 40) are not compared at all (refused), so that a request of thousands
+# of messages costs a lookup nothing. Such chats still hit the exact cache when sent again unchanged.
+MAX_ALIGNED_CELLS = 1600
 
 
 @dataclass(frozen=True)
@@ -51,35 +52,40 @@ class TurnPairs:
     refusal: str | None = None
 
 
+@lru_cache(maxsize=512)
+def words(text: str) -> tuple[str, ...]:
+    """A turn's normalized words (cached: the asked chat's turns are compared with every candidate's)."""
+    return tuple(normalized(text).split())
+
+
 def aligned(stored: Sequence[Turn], asked: Sequence[Turn]) -> list[tuple[int | None, int | None]]:
     """The two histories side by side: (stored index, asked index), None on the side a turn is missing.
 
     Needleman-Wunsch over turns: two turns of the same role may face each other (scoring 1 plus the share
-    of their words in common), a turn facing nothing scores 0. Facing is always worth more than a gap,
-    so a replaced turn faces its replacement and only a turn one side lacks faces nothing.
+    of their distinct words in common), a turn facing nothing scores 0. Facing is always worth more than a
+    gap, so a replaced turn faces its replacement and only a turn one side lacks faces nothing.
     """
-    words_s = [normalized(text).split()[:ALIGN_WORDS] for _, text in stored]
-    words_a = [normalized(text).split()[:ALIGN_WORDS] for _, text in asked]
+    sets_s = [frozenset(words(text)) for _, text in stored]
+    sets_a = [frozenset(words(text)) for _, text in asked]
     n, m = len(stored), len(asked)
 
     def facing(i: int, j: int) -> float | None:
         if stored[i][0] != asked[j][0]:
             return None
-        if words_s[i] == words_a[j]:
-            return 2.0
-        return 1.0 + difflib.SequenceMatcher(None, words_s[i], words_a[j], autojunk=False).ratio()
+        union = len(sets_s[i] | sets_a[j])
+        return 1.0 + (len(sets_s[i] & sets_a[j]) / union if union else 1.0)
 
-    scores = {(i, j): facing(i, j) for i in range(n) for j in range(m)}
+    scores = [[facing(i, j) for j in range(m)] for i in range(n)]
     best = [[0.0] * (m + 1) for _ in range(n + 1)]
     for i in range(n - 1, -1, -1):
         for j in range(m - 1, -1, -1):
-            score = scores[i, j]
+            score = scores[i][j]
             paired = best[i + 1][j + 1] + score if score is not None else float("-inf")
             best[i][j] = max(best[i + 1][j], best[i][j + 1], paired)
     steps: list[tuple[int | None, int | None]] = []
     i = j = 0
     while i < n and j < m:
-        score = scores[i, j]
+        score = scores[i][j]
         if score is not None and best[i][j] == best[i + 1][j + 1] + score:
             steps.append((i, j))
             i, j = i + 1, j + 1
@@ -106,12 +112,14 @@ def turn_pairs(
     `similarity` is the last questions' cosine only when neither side has earlier turns (it is then what
     the vector search measured); with a history it is the conversations' and the pairs go without one.
     """
+    if len(stored_turns) * len(asked_turns) > MAX_ALIGNED_CELLS:
+        return TurnPairs([], [], refusal="conversation_too_long")
     plain = not stored_turns and not asked_turns
     pairs = [PromptPair(asked_prompt, stored_prompt, similarity if plain else None, embedding_model)]
     kinds = ["prompt"]
     for i, j in aligned(stored_turns, asked_turns):
         if i is not None and j is not None:
-            stored_words, asked_words = normalized(stored_turns[i][1]).split(), normalized(asked_turns[j][1]).split()
+            stored_words, asked_words = words(stored_turns[i][1]), words(asked_turns[j][1])
             if stored_words == asked_words:
                 continue
             if Counter(stored_words) == Counter(asked_words):

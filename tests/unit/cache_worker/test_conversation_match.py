@@ -49,6 +49,14 @@ def test_the_same_options_offered_in_another_order_are_refused_outright() -> Non
     assert compared.refusal == "replaced_reordered" and compared.pairs == []
 
 
+def test_chats_too_long_to_align_are_refused_without_reading_them() -> None:
+    long = [("user", "word " * 5000), ("assistant", "ok")] * 25  # 50 turns a side: past the alignment's budget
+    compared = turn_pairs("q", "q", long, long, 0.9, "e")
+    assert compared.refusal == "conversation_too_long" and compared.pairs == []
+    within = [("user", "a b c " * 3000), ("assistant", "ok")] * 14  # a long chat within it: aligned, equal
+    assert turn_pairs("q", "q", within, within, 0.9, "e").kinds == ["prompt"]
+
+
 def test_equal_turns_ask_nothing_and_only_a_question_asked_alone_keeps_its_cosine() -> None:
     alone = turn_pairs("How do I cancel?", "how do I cancel", [], [], 0.97, "e")
     assert [(p.query, p.candidate, p.similarity) for p in alone.pairs] == [
@@ -109,7 +117,8 @@ async def test_another_person_or_another_offer_is_not_served(
     question: str,
 ) -> None:
     choice = await choose_candidate([stored(question, stored_turns)], question, 0.5, verifier, asked_turns, "e")
-    assert choice.candidate is None, choice.refusals
+    # Refused for the turn that differs: the long one because the model can't read it whole, the others by it.
+    assert choice.candidate is None and choice.refusals[0].startswith("replaced_"), choice.refusals
 
 
 async def test_a_turn_that_adds_a_fact_is_not_served(verifier: CrossEncoderVerifier) -> None:

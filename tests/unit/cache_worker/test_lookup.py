@@ -166,6 +166,21 @@ async def test_a_client_threshold_may_tighten_the_operators_never_loosen_it() ->
     assert isinstance(await lookup(near).run(request(0.95)), Miss)  # tightened by the client
 
 
+async def test_under_the_exact_match_a_chat_stored_by_the_aligned_match_never_answers_a_lone_question() -> None:
+    """They share a partition (an operator who switched back, a rolling deploy): Alice's chat is not Bob's."""
+    policy = LookupPolicy(similarity_threshold=0.7, max_cacheable_temperature=1.0, flight_lease_seconds=5.0)
+    chat = candidate("what's the capital of france", 0.99, [("user", "I'm Alice, in Quebec."), ("assistant", "Hi!")])
+    miss = await Lookup(Exact(), Entries([chat]), embed, policy, ThresholdVerifier()).run(request(None))  # type: ignore[arg-type]
+    assert isinstance(miss, Miss) and miss.lookup.refusals == ["conversation_context"]
+
+
+async def test_the_threshold_verifier_refuses_what_it_cannot_read() -> None:
+    """A conversation's turns have no cosine: the similarity alone can't judge them."""
+    chat = candidate("yes please", 0.99, [("user", "Cancel my gym"), ("assistant", "Or pause it?")])
+    choice = await choose_candidate([chat], "yes please", 0.7, ThresholdVerifier(), [("user", "Cancel my gym")])
+    assert choice.candidate is None and choice.refusals == ["no_similarity"]
+
+
 def test_a_pair_is_named_by_tenant_entry_question_and_history() -> None:
     from services.cache_worker.feedback import pair_hash
 

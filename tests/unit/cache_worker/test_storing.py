@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
@@ -309,3 +310,12 @@ async def test_redis_down_when_a_flight_ends_leaves_the_waiters_to_the_lapsing_l
     ended = FlightEnded(tenant="acme", exact_key="key-1", reason="upstream_error", flight_id="leader")
     await storer(exact, FakeEntries()).end_flight(ended, release)
     assert degraded("single_flight") == before + 1 and exact.done == []
+
+
+def test_a_store_context_kept_before_the_aligned_match_is_still_read() -> None:
+    """A rolling upgrade: the lookup of an older worker kept `user_turns`, which no longer exists."""
+    older = orjson.loads(KEPT.to_bytes())
+    older.pop("turns")
+    older["user_turns"] = ["hi"]
+    kept = PendingStore.from_bytes(orjson.dumps(older))
+    assert (kept.prompt_text, kept.turns) == (KEPT.prompt_text, None)

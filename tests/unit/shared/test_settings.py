@@ -48,3 +48,10 @@ def test_the_admin_key_must_be_a_real_secret_in_production() -> None:
             GatewaySettings(environment="production", admin_api_key=weak, **broker)
     GatewaySettings(environment="production", admin_api_key="a-real-admin-key-of-some-length", **broker)
     GatewaySettings(environment="production", admin_api_key="", **broker)  # the admin API off
+
+
+def test_the_aligned_conversation_match_needs_a_verifier_that_reads() -> None:
+    assert CacheWorkerSettings(**GOOD).conversation_match == "aligned"
+    assert CacheWorkerSettings(verifier="threshold", **GOOD).conversation_match == "exact"
+    with pytest.raises(ValidationError, match="CONVERSATION_MATCH=aligned needs a verifier"):
+        CacheWorkerSettings(verifier="threshold", conversation_match="aligned", **GOOD)
