@@ -21,6 +21,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -41,6 +42,13 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: StrictStr | list[dict[str, Any]] | None = None
     name: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _content_unless_the_assistant_calls_tools(self) -> ChatMessage:
+        # As OpenAI: only an assistant's message (which may carry tool calls instead) may go without content.
+        if self.content is None and self.role not in ("assistant", "function"):
+            raise PydanticCustomError("missing", "a {role} message needs its content", {"role": self.role})
+        return self
 
 
 class StreamOptions(BaseModel):

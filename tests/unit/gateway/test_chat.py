@@ -200,6 +200,11 @@ def test_the_old_path_is_the_same_endpoint() -> None:
             400,
             {"type": "invalid_request_error", "param": "messages.0.role", "code": "invalid_value"},
         ),
+        (
+            {"model": "gpt-4o-mini", "messages": [{"role": "assistant", "content": "Hi"}, {"role": "user"}]},
+            400,
+            {"type": "invalid_request_error", "param": "messages.1", "code": "invalid_value"},
+        ),
         (b'{"model": "gpt-4o-mini",', 400, {"type": "invalid_request_error", "param": None, "code": "invalid_json"}),
         (
             {**BODY, "model": "gpt-4o"},  # the key may use gpt-4o-mini only
