@@ -191,7 +191,7 @@ async def _verify(
             for start, end in open_spans
             for i in [k for k in range(start, end) if verdicts[k] is None][:PAIRS_PER_ROUND]
         ]
-        for i, verdict in zip(todo, await verifier.verify([pairs[i] for i in todo]), strict=True):
+        for i, verdict in zip(todo, await verifier.verify_screened([pairs[i] for i in todo]), strict=True):
             verdicts[i] = verdict
         open_spans = [(start, end) for start, end in open_spans if not _refused(verdicts[start:end])]
     return verdicts

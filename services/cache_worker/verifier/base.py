@@ -46,6 +46,10 @@ class HitVerifier(abc.ABC):
         whose pairs is refused so needs none of its other pairs verified."""
         return None
 
+    async def verify_screened(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
+        """`verify` for pairs `screen` has let through already (not screened again: a hit's path)."""
+        return await self.verify(pairs)
+
     async def close(self) -> None:  # noqa: B027 - most verifiers hold nothing
         """Release clients and threads."""
 

@@ -149,16 +149,17 @@ class CrossEncoderVerifier(HitVerifier):
             return Verdict(False, 0.0, "prompt_too_long", certain=True)
         return None
 
-    async def scores(self, pairs: Sequence[PromptPair]) -> list[Verdict | float]:
-        """For each pair: its verdict without the model, or the model's probability (one model run for all)."""
-        screened: list[Verdict | float | None] = [self.screen(pair) for pair in pairs]
-        todo = [i for i, s in enumerate(screened) if s is None]
+    async def scores(self, pairs: Sequence[PromptPair], screened: bool = False) -> list[Verdict | float]:
+        """For each pair: its verdict without the model, or the model's probability (one model run for all).
+        `screened`: the pairs passed `screen` already, all go to the model."""
+        results: list[Verdict | float | None] = [None if screened else self.screen(pair) for pair in pairs]
+        todo = [i for i, s in enumerate(results) if s is None]
         if todo:
             loop = asyncio.get_running_loop()
             probabilities = await loop.run_in_executor(self._executor, self.probabilities, [pairs[i] for i in todo])
             for i, p in zip(todo, probabilities, strict=True):
-                screened[i] = p
-        return [s for s in screened if s is not None]
+                results[i] = p
+        return [s for s in results if s is not None]
 
     def probabilities(self, pairs: Sequence[PromptPair]) -> list[float]:
         """The decision's probability of each pair: one classifier run for all, then the trees."""
@@ -174,6 +175,9 @@ class CrossEncoderVerifier(HitVerifier):
 
     async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
         return [s if isinstance(s, Verdict) else self.decide(s) for s in await self.scores(pairs)]
+
+    async def verify_screened(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
+        return [s if isinstance(s, Verdict) else self.decide(s) for s in await self.scores(pairs, screened=True)]
 
     def decide(self, probability: float) -> Verdict:
         if probability >= self.min_probability:

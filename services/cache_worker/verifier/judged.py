@@ -27,7 +27,12 @@ class JudgedVerifier(HitVerifier):
         return self._model.screen(pair)
 
     async def verify(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
-        scores = await self._model.scores(pairs)
+        return await self._decide(pairs, await self._model.scores(pairs))
+
+    async def verify_screened(self, pairs: Sequence[PromptPair]) -> list[Verdict]:
+        return await self._decide(pairs, await self._model.scores(pairs, screened=True))
+
+    async def _decide(self, pairs: Sequence[PromptPair], scores: list[Verdict | float]) -> list[Verdict]:
         verdicts: list[Verdict | None] = []
         unsure = []
         for i, score in enumerate(scores):

@@ -152,3 +152,24 @@ async def test_a_pair_without_a_cosine_is_decided_on_the_classifier_alone() -> N
     verifier = CrossEncoderVerifier(model, 0.6, decision=decision)  # type: ignore[arg-type]
     [verdict] = await verifier.verify([PromptPair("my erlier turn", "my earlier turn")])
     assert not verdict.accept and verdict.score == 0.3 and decision.rows == []
+
+
+async def test_a_lookup_screens_each_pair_once() -> None:
+    """choose_candidate screens every pair first; what it passes on goes to the model without a second screen."""
+    from services.cache_worker.entries import CachedAnswer
+    from services.cache_worker.entry_store import Candidate
+    from services.cache_worker.lookup import choose_candidate
+
+    class Counting(CrossEncoderVerifier):
+        screened = 0
+
+        def screen(self, pair: PromptPair) -> Verdict | None:
+            Counting.screened += 1
+            return super().screen(pair)
+
+    model = FakeClassifier({("How do I reset my password?", "password reset steps"): 0.9})
+    verifier = Counting(model, 0.6)  # type: ignore[arg-type]
+    answer = CachedAnswer(entry_id="e", exact_key="k", model="m", completion={}, created_at=0.0)
+    stored = Candidate(answer, 0.9, prompt_text="How do I reset my password?")
+    choice = await choose_candidate([stored], "password reset steps", 0.5, verifier)
+    assert choice.candidate is stored and Counting.screened == 1 and len(model.runs) == 1
