@@ -112,7 +112,7 @@ async def run_local(
                     partition_key=keys.partition_key(TENANT, namespace, stored, provider.model, match),
                     embedding_model=provider.model,
                     embedding=vectors[embedded_text(stored, match)],
-                    turns=[[role, text] for role, text in stored_history.turns] if stored_history.turns else None,
+                    turns=stored_history.stored_turns,
                 )
             )
             outcomes.append(
@@ -138,9 +138,7 @@ async def run_local(
 
 
 def embedded_text(body: dict[str, Any], match: ConversationMatch) -> str:
-    """What the lookup embeds for a request (Lookup._semantic): the situation under the aligned match."""
-    prompt = keys.semantic_prompt(body) or ""
-    return keys.conversation(body).situation(prompt) if match == "aligned" else prompt
+    return keys.conversation(body).embedded(keys.semantic_prompt(body) or "", match)
 
 
 async def decide_local(

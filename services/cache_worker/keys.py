@@ -127,13 +127,18 @@ class Conversation:
         kept = [[role, normalized(text)] for role, text in self.turns]
         return f"{match}:" + hashlib.sha256(canonical_json(kept)).hexdigest()
 
-    def situation(self, prompt: str) -> str:
-        """What the aligned match embeds to find a conversation's nearest stored ones: the last question,
-        then the earlier turns from the latest back (the embedding model reads a bounded length: the
-        turns nearest the question count first). A question asked alone is embedded as itself."""
-        if not self.turns:
+    def embedded(self, prompt: str, match: ConversationMatch) -> str:
+        """What a lookup embeds to find the nearest stored prompts: the last question; under the aligned
+        match, a chat's whole situation, the question then the earlier turns from the latest back (the
+        embedding model reads a bounded length: the turns nearest the question count first)."""
+        if match != "aligned" or not self.turns:
             return prompt
         return "\n".join([prompt, *(text for _, text in reversed(self.turns))])
+
+    @property
+    def stored_turns(self) -> list[list[str]] | None:
+        """The turns as an entry keeps them ([role, text] each), for the aligned match."""
+        return [[role, text] for role, text in self.turns] if self.turns else None
 
 
 def conversation(body: dict[str, Any]) -> Conversation:

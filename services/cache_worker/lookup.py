@@ -307,7 +307,7 @@ class Lookup:
         match = self._policy.conversation_match
         # The aligned match finds a conversation's nearest by the whole situation, not its last words alone:
         # a hundred chats ending in "yes please" would otherwise tie.
-        embedded = history.situation(prompt) if match == "aligned" else prompt
+        embedded = history.embedded(prompt, match)
         started = time.perf_counter()
         try:
             vectors, embedding_model = await self._embed([embedded])
@@ -332,7 +332,7 @@ class Lookup:
             embedding=vector,
             embedding_model=embedding_model,
             context_text=history.text,
-            turns=[[role, text] for role, text in history.turns] if history.turns else None,
+            turns=history.stored_turns,
         )
         if not controls.read:
             return Miss(context, pending)

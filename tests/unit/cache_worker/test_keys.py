@@ -163,8 +163,9 @@ def test_under_the_exact_match_single_and_multi_turn_requests_never_share_a_part
 
 def test_the_aligned_match_embeds_the_situation_nearest_turns_first() -> None:
     history = keys.conversation(chat("Can you cancel my gym membership?"))
-    assert history.situation("yes please") == "yes please\nSure.\nCan you cancel my gym membership?"
-    assert keys.conversation({"messages": [{"role": "user", "content": "hi"}]}).situation("hi") == "hi"
+    assert history.embedded("yes please", "aligned") == "yes please\nSure.\nCan you cancel my gym membership?"
+    assert history.embedded("yes please", "exact") == "yes please"
+    assert keys.conversation({"messages": [{"role": "user", "content": "hi"}]}).embedded("hi", "aligned") == "hi"
 
 
 def test_a_history_with_tool_turns_is_matched_exactly() -> None:
