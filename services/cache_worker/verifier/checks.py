@@ -29,7 +29,9 @@ class Check:
     agree: Callable[[Counter[str], Counter[str]], bool] = _equal
 
 
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?:st|nd|rd|th)?(?![\w])|(?<=[^\W\d_])\d+|\d+(?=[^\W\d_])")
+# A number ends where its digits do: a unit written against it ("3:30pm", "2.5kg", "5mg") is not part of it,
+# so "3:30pm" reads as "3:30 pm" does. Digits after letters ("v2", "python3.12") are numbers too.
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?:st|nd|rd|th)?(?![\d])|(?<=[^\W\d_])\d+(?:[.,:]\d+)*|\d+(?=[^\W\d_])")
 _WORD = re.compile(r"[a-z]+")
 # Counts written as words are numbers too ("two nights" is "2 nights"). "One" is a count as often as a
 # pronoun ("which one", "one of"): it is kept apart (ONE) and stands for a 1 only where the other prompt
