@@ -31,7 +31,15 @@ class Check:
 
 # A number ends where its digits do: a unit written against it ("3:30pm", "2.5kg", "5mg") is not part of it,
 # so "3:30pm" reads as "3:30 pm" does. Digits after letters ("v2", "python3.12") are numbers too.
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?:st|nd|rd|th)?(?![\d])|(?<=[^\W\d_])\d+(?:[.,:]\d+)*|\d+(?=[^\W\d_])")
+_NUMBER = re.compile(
+    r"(?<![\w.])\d+(?:[.,:]\d+)*(?:st|nd|rd|th)?(?![\d])"  # a number on its own, maybe a unit against it
+    r"|(?<=[^\W\d_])\d+(?:[.,:]\d+)*"  # after letters: "v2", "python3.12"
+    r"|\d+(?=[^\W\d_])"  # before letters, after an underscore
+)
+# A minus sign is a "-" (or U+2212) right before the digits, at the start or after a space, bracket or "=" (a "-"
+# between two numbers or after a word is a range or a name: "3-5 days", "covid-19").
+_MINUS = "-\u2212"
+_BEFORE_SIGN = " \t\n([=,:"
 _WORD = re.compile(r"[a-z]+")
 # Counts written as words are numbers too ("two nights" is "2 nights"). "One" is a count as often as a
 # pronoun ("which one", "one of"): it is kept apart (ONE) and stands for a 1 only where the other prompt
@@ -52,6 +60,8 @@ def numbers(text: str) -> Counter[str]:
     found: Counter[str] = Counter()
     for match in _NUMBER.finditer(text):
         token = re.sub(r"(st|nd|rd|th)$", "", match.group())
+        if _signed(text, match.start()):
+            token = "-" + token  # "-7 // 2" is not "7 // 2"
         if text[match.end() : match.end() + 1] == "k" and not text[match.end() + 1 : match.end() + 2].isalpha():
             token = token.replace(",", "") + "000"  # "10k steps", "$50k": thousands
         if re.fullmatch(r"\d{1,3}(,\d{3})+", token):
@@ -63,6 +73,11 @@ def numbers(text: str) -> Counter[str]:
         elif word == "one":
             found[ONE] += 1
     return found
+
+
+def _signed(text: str, start: int) -> bool:
+    """Whether the number starting at `start` has a minus sign."""
+    return start >= 1 and text[start - 1] in _MINUS and (start == 1 or text[start - 2] in _BEFORE_SIGN)
 
 
 def numbers_agree(a: Counter[str], b: Counter[str]) -> bool:
