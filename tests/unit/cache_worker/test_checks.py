@@ -49,7 +49,7 @@ def test_symbols_inside_words_still_count(a: str, b: str) -> None:
         ("The wire went out at 3:30pm", "The wire went out at 4:30pm"),
         ("Is python3.12 supported?", "Is python3.11 supported?"),
         ("What's the output of 7 // 2 in Python?", "What's the output of -7 // 2 in Python?"),  # a sign
-        ("Is it icy at 5°C?", "is it icy at −5°C"),
+        ("Is it icy at 5°C?", "is it icy at \u22125°C"),  # U+2212, the minus sign
     ],
 )
 def test_another_number_is_refused(a: str, b: str) -> None:
