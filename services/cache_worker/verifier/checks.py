@@ -60,13 +60,12 @@ def numbers(text: str) -> Counter[str]:
     found: Counter[str] = Counter()
     for match in _NUMBER.finditer(text):
         token = re.sub(r"(st|nd|rd|th)$", "", match.group())
-        if _signed(text, match.start()):
-            token = "-" + token  # "-7 // 2" is not "7 // 2"
         if text[match.end() : match.end() + 1] == "k" and not text[match.end() + 1 : match.end() + 2].isalpha():
             token = token.replace(",", "") + "000"  # "10k steps", "$50k": thousands
         if re.fullmatch(r"\d{1,3}(,\d{3})+", token):
             token = token.replace(",", "")
-        found[token.lstrip("0") or "0"] += 1
+        sign = "-" if _signed(text, match.start()) else ""  # "-7 // 2" is not "7 // 2"
+        found[sign + (token.lstrip("0") or "0")] += 1
     for word in _WORD.findall(text):
         if word in NUMBER_WORDS:
             found[NUMBER_WORDS[word]] += 1

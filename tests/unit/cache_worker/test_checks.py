@@ -72,6 +72,7 @@ def test_another_number_is_refused(a: str, b: str) -> None:
         ("Is Python 3.12 supported?", "is python3.12 supported"),
         ("A hotel for 3-5 days", "a hotel for 3 - 5 days"),  # a range, no sign
         ("Is x = -1 allowed?", "is x=-1 allowed"),
+        ("A loss of -4,000 dollars", "a loss of -4000 dollars"),  # the sign kept, the separator dropped
     ],
 )
 def test_the_same_numbers_written_otherwise_agree(a: str, b: str) -> None:
