@@ -138,6 +138,7 @@ async def run_local(
 
 
 def embedded_text(body: dict[str, Any], match: ConversationMatch) -> str:
+    """What the lookup embeds for a request (keys.Conversation.embedded, as Lookup._semantic calls it)."""
     return keys.conversation(body).embedded(keys.semantic_prompt(body) or "", match)
 
 
